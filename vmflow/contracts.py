@@ -1,0 +1,195 @@
+"""Workflow and activity contracts: one frozen dataclass in, one out.
+
+Only the standard library here, so the workflow sandbox stays cheap. Activity names
+are constants so workflows can call host activities without importing libvirt code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class Errors:
+    """ApplicationError types that retrying cannot fix (non-retryable everywhere)."""
+
+    NO_VALID_HOST = "NoValidHost"
+    NO_CAPACITY = "NoCapacity"
+    IMAGE_INVALID = "ImageInvalid"
+    INVALID_STATE = "InvalidState"
+    NOT_FOUND = "NotFound"
+    ALL = [NO_VALID_HOST, NO_CAPACITY, IMAGE_INVALID, INVALID_STATE, NOT_FOUND]
+
+
+class ControlActs:
+    VALIDATE_LAUNCH = "control.validate_launch"
+    SCHEDULE = "control.schedule"
+    CLAIM = "control.claim"
+    RELEASE_CLAIM = "control.release_claim"
+    LEDGER_RECORD = "control.ledger_record"
+    LEDGER_FORGET = "control.ledger_forget"
+    UPDATE_INSTANCE = "control.update_instance"
+    FINISH_OPERATION = "control.finish_operation"
+    BEGIN_DELETE = "control.begin_delete"
+    REGISTER_HOST = "control.register_host"
+
+
+class HostActs:
+    FETCH_IMAGE = "host.fetch_image"
+    CREATE_DISK = "host.create_disk"
+    DELETE_DISKS = "host.delete_instance_files"
+    DEFINE_DOMAIN = "host.define_domain"
+    START_DOMAIN = "host.start_domain"
+    WAIT_AGENT = "host.wait_agent"
+    DESTROY_DOMAIN = "host.destroy_domain"
+
+
+@dataclass(frozen=True)
+class OperationRef:
+    instance_id: str
+    operation_id: str
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    image_id: str
+    location: str  # path in the image store
+    checksum: str  # sha256 hex
+    size: int
+    disk_format: str  # qcow2 | raw | aki | ari
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    instance_id: str
+    project_id: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    required_traits: list[str]
+    root: ImageFile
+    kernel: ImageFile | None
+    ramdisk: ImageFile | None
+    cmdline: str
+    agent: bool  # image property hw_qemu_guest_agent
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    instance_id: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    required_traits: list[str]
+    exclude_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    hosts: list[str]  # best first
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    instance_id: str
+    host: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+
+
+@dataclass(frozen=True)
+class InstanceHost:
+    instance_id: str
+    host: str
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    host: str
+    kind: str  # disk | domain | claim | cache
+    key: str  # path, domain uuid, image id
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerEntries:
+    entries: list[LedgerEntry]
+
+
+@dataclass(frozen=True)
+class FetchImage:
+    image: ImageFile
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    path: str
+
+
+@dataclass(frozen=True)
+class CreateDisk:
+    instance_id: str
+    base_path: str
+    base_format: str
+    size_gb: int
+
+
+@dataclass(frozen=True)
+class DiskCreated:
+    path: str
+
+
+@dataclass(frozen=True)
+class DefineDomain:
+    instance_id: str
+    vcpus: int
+    ram_mb: int
+    disk_path: str
+    kernel_path: str | None
+    initrd_path: str | None
+    cmdline: str
+    agent: bool
+
+
+@dataclass(frozen=True)
+class InstanceUpdate:
+    instance_id: str
+    vm_state: str | None = None
+    task_state: str | None = None
+    clear_task_state: bool = False
+    host: str | None = None
+    fault: str | None = None
+    clear_fault: bool = False
+
+
+@dataclass(frozen=True)
+class FinishOperation:
+    operation_id: str
+    status: str  # succeeded | failed | compensated
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeletePlan:
+    instance_id: str
+    host: str | None
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    traits: list[str]
+    virt_type: str
+    hostname: str
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """What a running workflow reports through its `status` query."""
+
+    step: str
+    progress: int | None
+    host: str | None

@@ -1,0 +1,147 @@
+"""SQLModel tables: the control plane's state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Project(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    created_at: datetime = Field(default_factory=now)
+
+
+class User(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    password_hash: str = ""
+    created_at: datetime = Field(default_factory=now)
+
+
+class Membership(SQLModel, table=True):
+    """A user's role in a project: admin, member or reader."""
+
+    user_id: str = Field(foreign_key="user.id", primary_key=True)
+    project_id: str = Field(foreign_key="project.id", primary_key=True)
+    role: str
+
+
+class Token(SQLModel, table=True):
+    token_hash: str = Field(primary_key=True)  # sha256 of the bearer token
+    user_id: str = Field(foreign_key="user.id", index=True)
+    project_id: str = Field(foreign_key="project.id")
+    role: str
+    created_at: datetime = Field(default_factory=now)
+    expires_at: datetime | None = None
+
+
+class Flavor(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    is_public: bool = True
+    extra_specs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class Image(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(index=True)
+    status: str = "queued"
+    disk_format: str
+    container_format: str = "bare"
+    size: int | None = None
+    checksum: str | None = None  # sha256 hex
+    visibility: str = "private"
+    owner: str | None = None  # project id
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    location: str | None = None  # path in the image store
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Host(SQLModel, table=True):
+    name: str = Field(primary_key=True)
+    hostname: str = ""
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    traits: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    virt_type: str = "qemu"
+    registered_at: datetime = Field(default_factory=now)
+
+
+class Allocation(SQLModel, table=True):
+    """A claim of host resources for one instance."""
+
+    instance_id: str = Field(primary_key=True)
+    host: str = Field(foreign_key="host.name", index=True)
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    created_at: datetime = Field(default_factory=now)
+
+
+class Instance(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True)  # = libvirt domain UUID
+    name: str = Field(index=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    user_id: str = Field(foreign_key="user.id")
+    image_id: str
+    flavor_id: str
+    host: str | None = None
+    vm_state: str = "building"
+    task_state: str | None = None
+    locked: bool = False
+    fault: str | None = None
+    key_name: str | None = None
+    user_data: str | None = None
+    meta: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSON))
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+    deleted_at: datetime | None = None
+
+
+class Operation(SQLModel, table=True):
+    """One user-visible operation (a workflow run); also the instance action history."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    resource_type: str
+    resource_id: str = Field(index=True)
+    action: str
+    status: str = "running"  # running | succeeded | failed | compensated
+    workflow_id: str
+    run_id: str | None = None
+    project_id: str
+    user_id: str
+    request_id: str = Field(default_factory=new_id)
+    idempotency_key: str | None = Field(default=None, index=True)
+    last_error: str | None = None
+    started_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+
+
+class Ledger(SQLModel, table=True):
+    """Every side effect on a host, recorded before it is made (DESIGN decision 9)."""
+
+    __table_args__ = (UniqueConstraint("host", "kind", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(index=True)
+    kind: str  # disk | domain | claim | cache
+    key: str
+    instance_id: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=now)

@@ -1,0 +1,34 @@
+"""Names other processes rely on: task queues, workflow ids, search attributes."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+CONTROL_QUEUE = "control"
+
+SA_RESOURCE = SearchAttributeKey.for_keyword("VmflowResource")
+SA_PROJECT = SearchAttributeKey.for_keyword("VmflowProject")
+SA_OPERATION = SearchAttributeKey.for_keyword("VmflowOperation")
+SA_HOST = SearchAttributeKey.for_keyword("VmflowHost")
+SEARCH_ATTRIBUTES = (SA_RESOURCE, SA_PROJECT, SA_OPERATION, SA_HOST)
+
+
+def hv_queue(host: str) -> str:
+    return f"hv.{host}"
+
+
+def storage_queue(host: str) -> str:
+    return f"storage.{host}"
+
+
+def instance_workflow_id(instance_id: str) -> str:
+    """One mutating workflow per instance at a time: Temporal is the mutex."""
+    return f"instance-{instance_id}"
+
+
+def host_workflow_id(host: str) -> str:
+    return f"host-register-{host}"
+
+
+def domain_name(prefix: str, instance_id: str) -> str:
+    return f"{prefix}{instance_id}"

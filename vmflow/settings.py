@@ -1,0 +1,86 @@
+"""Settings from the environment (VMFLOW_*), read lazily through get_settings()."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/vmflow")
+    return Path.home() / ".local/share/vmflow"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VMFLOW_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str = ""  # empty: SQLite file in home
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    api_host: str = "127.0.0.1"
+    api_port: int = 8774
+    api_url: str = ""  # empty: http://127.0.0.1:<api_port>
+    token: str = ""  # CLI token; empty: the admin-token file in home
+
+    # hypervisor side
+    host: str = Field(default_factory=socket.gethostname)
+    hosts: int = 1  # hypervisor hosts started by `make up`
+    libvirt_uri: str = "qemu:///system"
+    virt_type: str = "auto"  # auto | kvm | qemu
+    host_traits: str = ""  # comma-separated, matched against flavor extra_specs trait:X=required
+    domain_prefix: str = "vmflow-"
+    guest_cache: Path = Path("/var/cache/vmflow/tiny-guest")
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    reserved_host_ram_mb: int = 512
+
+    # timeouts (seconds)
+    schedule_to_start_timeout: float = 10.0
+    agent_timeout: float = 180.0
+    qemu_img_cpu_seconds: int = 120
+    qemu_img_memory_mb: int = 1024
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'vmflow.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return self.api_url or f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "log"
+
+    @property
+    def image_store(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home / "admin-token"
+
+    def host_dir(self, host: str | None = None) -> Path:
+        """State a hypervisor keeps on its own disk: image cache and instance dirs."""
+        return self.home / "hosts" / (host or self.host)
+
+    @property
+    def traits(self) -> list[str]:
+        return [t.strip() for t in self.host_traits.split(",") if t.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,25 @@
+#!/bin/bash
+# Install what vmflow needs on Debian 12 (as root), only what is missing:
+# Debian packages, uv, the project venv. Safe to run again; fast when done.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+      qemu-utils qemu-guest-agent busybox-static linux-image-amd64 libvirt-dev pkg-config gcc
+      e2fsprogs kmod cpio gzip xz-utils iproute2 util-linux procps genisoimage"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 $missing >/dev/null
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  echo "installing uv"
+  python3 -m pip install -q uv 2>/dev/null || pip install -q --break-system-packages uv
+fi
+# libvirt-python builds from source against libvirt-dev (PyPI has only an sdist)
+uv sync --frozen -q
