@@ -55,7 +55,7 @@ def ensure_admin(session: Session, s: Settings) -> None:
     if session.get(Membership, (user.id, project.id)) is None:
         session.add(Membership(user_id=user.id, project_id=project.id, role="admin"))
     f = s.admin_token_file
-    if f.exists() and session.get(Token, hash_token(f.read_text().strip())):
+    if f.exists() and session.get(Token, hash_token(f.read_text().strip())) is not None:
         return
     token = new_token()
     session.add(Token(token_hash=hash_token(token), user_id=user.id, project_id=project.id,

@@ -27,6 +27,7 @@ class ControlActs:
     RELEASE_CLAIM = "control.release_claim"
     LEDGER_RECORD = "control.ledger_record"
     LEDGER_FORGET = "control.ledger_forget"
+    LEDGER_FORGET_INSTANCE = "control.ledger_forget_instance"
     UPDATE_INSTANCE = "control.update_instance"
     FINISH_OPERATION = "control.finish_operation"
     BEGIN_DELETE = "control.begin_delete"
@@ -50,6 +51,11 @@ class OperationRef:
 
 
 @dataclass(frozen=True)
+class InstanceRef:
+    instance_id: str
+
+
+@dataclass(frozen=True)
 class ImageFile:
     image_id: str
     location: str  # path in the image store
@@ -66,11 +72,14 @@ class LaunchPlan:
     ram_mb: int
     disk_gb: int
     required_traits: list[str]
+    forbidden_traits: list[str]
     root: ImageFile
     kernel: ImageFile | None
     ramdisk: ImageFile | None
     cmdline: str
     agent: bool  # image property hw_qemu_guest_agent
+    schedule_to_start_s: float  # how long a chosen host may take to pick up work
+    agent_timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class ScheduleRequest:
     ram_mb: int
     disk_gb: int
     required_traits: list[str]
+    forbidden_traits: list[str]
     exclude_hosts: list[str] = field(default_factory=list)
 
 
@@ -158,6 +168,7 @@ class InstanceUpdate:
     task_state: str | None = None
     clear_task_state: bool = False
     host: str | None = None
+    clear_host: bool = False
     fault: str | None = None
     clear_fault: bool = False
 

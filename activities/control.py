@@ -1,0 +1,267 @@
+"""Control-plane activities: the database steps of every workflow (DESIGN: the
+control worker runs workflows and these; hosts never touch the database)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, delete, select
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities import scheduler
+from activities.liveness import host_alive
+from vmflow import db
+from vmflow.contracts import (
+    ClaimRequest,
+    ControlActs,
+    DeletePlan,
+    Errors,
+    FinishOperation,
+    HostInfo,
+    ImageFile,
+    InstanceHost,
+    InstanceRef,
+    InstanceUpdate,
+    LaunchPlan,
+    LedgerEntries,
+    OperationRef,
+    ScheduleRequest,
+    ScheduleResult,
+)
+from vmflow.models import Allocation, Flavor, Host, Image, Instance, Ledger, Operation, now
+from vmflow.settings import Settings
+
+
+def _fail(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _image_file(image: Image) -> ImageFile:
+    if image.status != "active" or not image.location or not image.checksum:
+        raise _fail(f"image {image.id} is not active (status {image.status})",
+                    Errors.IMAGE_INVALID)
+    return ImageFile(image.id, image.location, image.checksum, image.size or 0, image.disk_format)
+
+
+class ControlActivities:
+    def __init__(self, settings: Settings, client: Client):
+        self.settings = settings
+        self.client = client
+
+    def session(self) -> Session:
+        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
+
+    # ---- launch ---------------------------------------------------------------
+    @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
+    def validate_launch(self, ref: OperationRef) -> LaunchPlan:
+        with self.session() as s:
+            inst = s.get(Instance, ref.instance_id)
+            if inst is None:
+                raise _fail(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
+            if inst.vm_state != "building":
+                raise _fail(f"instance is {inst.vm_state}, not building", Errors.INVALID_STATE)
+            flavor = s.get(Flavor, inst.flavor_id)
+            image = s.get(Image, inst.image_id)
+            if flavor is None or image is None:
+                raise _fail("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
+            props = image.properties or {}
+
+            def linked(key: str) -> ImageFile | None:
+                linked_id = props.get(key)
+                if not linked_id:
+                    return None
+                linked_image = s.get(Image, linked_id)
+                if linked_image is None:
+                    raise _fail(f"image {image.id} refers to missing {key} {linked_id}",
+                                Errors.IMAGE_INVALID)
+                return _image_file(linked_image)
+
+            required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
+            return LaunchPlan(
+                instance_id=inst.id,
+                project_id=inst.project_id,
+                vcpus=flavor.vcpus,
+                ram_mb=flavor.ram_mb,
+                disk_gb=flavor.disk_gb,
+                required_traits=required,
+                forbidden_traits=forbidden,
+                root=_image_file(image),
+                kernel=linked("kernel_id"),
+                ramdisk=linked("ramdisk_id"),
+                cmdline=str(props.get("os_command_line", "")),
+                agent=str(props.get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1"),
+                schedule_to_start_s=self.settings.schedule_to_start_timeout,
+                agent_timeout_s=self.settings.agent_timeout,
+            )
+
+    @activity.defn(name=ControlActs.SCHEDULE)
+    async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
+        hosts = await asyncio.to_thread(self._read_host_states)
+        states = [replace(h, alive=await host_alive(self.client, h.name)) for h in hosts]
+        fit, reasons = scheduler.select(
+            states,
+            scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
+                              req.forbidden_traits, req.exclude_hosts),
+            self._ratios(),
+        )
+        if not fit:
+            raise _fail(scheduler.no_valid_host_message(reasons), Errors.NO_VALID_HOST)
+        return ScheduleResult(hosts=fit)
+
+    def _ratios(self) -> scheduler.Ratios:
+        s = self.settings
+        return scheduler.Ratios(s.cpu_allocation_ratio, s.ram_allocation_ratio, 1.0,
+                                s.reserved_host_ram_mb)
+
+    def _read_host_states(self) -> list[scheduler.HostState]:
+        with self.session() as s:
+            return self._host_states(s)
+
+    @staticmethod
+    def _host_states(s: Session) -> list[scheduler.HostState]:
+        used = {
+            row[0]: (int(row[1]), int(row[2]), int(row[3]))
+            for row in s.exec(
+                select(Allocation.host, func.sum(Allocation.vcpus),
+                       func.sum(Allocation.ram_mb), func.sum(Allocation.disk_gb))
+                .group_by(Allocation.host)
+            ).all()
+        }
+        return [
+            scheduler.HostState(
+                h.name, h.vcpus, h.ram_mb, h.disk_gb, list(h.traits or []), alive=False,
+                used_vcpus=used.get(h.name, (0, 0, 0))[0],
+                used_ram_mb=used.get(h.name, (0, 0, 0))[1],
+                used_disk_gb=used.get(h.name, (0, 0, 0))[2],
+            )
+            for h in s.exec(select(Host)).all()
+        ]
+
+    @activity.defn(name=ControlActs.CLAIM)
+    def claim(self, req: ClaimRequest) -> None:
+        """Atomically check the host still has room and record the allocation."""
+        with self.session() as s:
+            host = s.exec(select(Host).where(Host.name == req.host).with_for_update()).first()
+            if host is None:
+                raise _fail(f"host {req.host} is not registered", Errors.NO_CAPACITY)
+            existing = s.get(Allocation, req.instance_id)
+            if existing is not None and existing.host == req.host:
+                return
+            if existing is not None:
+                s.delete(existing)
+            state = next(h for h in self._host_states(s) if h.name == req.host)
+            state = replace(state, alive=True)
+            why = scheduler.rejection(
+                state, scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb), self._ratios()
+            )
+            if why:
+                raise _fail(f"host {req.host} can no longer fit the instance: {why}",
+                            Errors.NO_CAPACITY)
+            s.add(Allocation(instance_id=req.instance_id, host=req.host, vcpus=req.vcpus,
+                             ram_mb=req.ram_mb, disk_gb=req.disk_gb))
+            s.commit()
+
+    @activity.defn(name=ControlActs.RELEASE_CLAIM)
+    def release_claim(self, req: InstanceHost) -> None:
+        with self.session() as s:
+            s.exec(delete(Allocation).where(col(Allocation.instance_id) == req.instance_id,
+                                            col(Allocation.host) == req.host))
+            s.commit()
+
+    # ---- ledger -----------------------------------------------------------------
+    @activity.defn(name=ControlActs.LEDGER_RECORD)
+    def ledger_record(self, req: LedgerEntries) -> None:
+        with self.session() as s:
+            for e in req.entries:
+                found = s.exec(select(Ledger).where(Ledger.host == e.host, Ledger.kind == e.kind,
+                                                    Ledger.key == e.key)).first()
+                if found is None:
+                    s.add(Ledger(host=e.host, kind=e.kind, key=e.key, instance_id=e.instance_id))
+            s.commit()
+
+    @activity.defn(name=ControlActs.LEDGER_FORGET)
+    def ledger_forget(self, req: LedgerEntries) -> None:
+        with self.session() as s:
+            for e in req.entries:
+                s.exec(delete(Ledger).where(col(Ledger.host) == e.host, col(Ledger.kind) == e.kind,
+                                            col(Ledger.key) == e.key))
+            s.commit()
+
+    @activity.defn(name=ControlActs.LEDGER_FORGET_INSTANCE)
+    def ledger_forget_instance(self, ref: InstanceRef) -> None:
+        """Forget every entry an instance owns (cache entries are shared: kept)."""
+        with self.session() as s:
+            s.exec(delete(Ledger).where(col(Ledger.instance_id) == ref.instance_id,
+                                        col(Ledger.kind) != "cache"))
+            s.commit()
+
+    # ---- instance and operation state -------------------------------------------
+    @activity.defn(name=ControlActs.UPDATE_INSTANCE)
+    def update_instance(self, u: InstanceUpdate) -> None:
+        with self.session() as s:
+            inst = s.get(Instance, u.instance_id)
+            if inst is None:
+                raise _fail(f"instance {u.instance_id} does not exist", Errors.NOT_FOUND)
+            if u.vm_state is not None:
+                inst.vm_state = u.vm_state
+                if u.vm_state == "deleted":
+                    inst.deleted_at = now()
+            if u.task_state is not None or u.clear_task_state:
+                inst.task_state = u.task_state
+            if u.host is not None or u.clear_host:
+                inst.host = u.host
+            if u.fault is not None or u.clear_fault:
+                inst.fault = u.fault
+            inst.updated_at = now()
+            s.add(inst)
+            s.commit()
+
+    @activity.defn(name=ControlActs.FINISH_OPERATION)
+    def finish_operation(self, f: FinishOperation) -> None:
+        with self.session() as s:
+            op = s.get(Operation, f.operation_id)
+            if op is None:
+                return  # the API never recorded it; nothing to finish
+            op.status, op.last_error, op.finished_at = f.status, f.error, now()
+            s.add(op)
+            s.commit()
+
+    @activity.defn(name=ControlActs.BEGIN_DELETE)
+    def begin_delete(self, ref: OperationRef) -> DeletePlan:
+        with self.session() as s:
+            inst = s.get(Instance, ref.instance_id)
+            if inst is None:
+                raise _fail(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
+            inst.task_state, inst.updated_at = "deleting", now()
+            s.add(inst)
+            # the host may be unknown to the row if a launch died between claim and update
+            alloc = s.get(Allocation, inst.id)
+            host = inst.host or (alloc.host if alloc else None)
+            s.commit()
+            return DeletePlan(instance_id=inst.id, host=host)
+
+    # ---- hosts ------------------------------------------------------------------
+    @activity.defn(name=ControlActs.REGISTER_HOST)
+    def register_host(self, info: HostInfo) -> None:
+        with self.session() as s:
+            host = s.get(Host, info.name) or Host(name=info.name, vcpus=0, ram_mb=0, disk_gb=0)
+            host.hostname, host.vcpus, host.ram_mb = info.hostname, info.vcpus, info.ram_mb
+            host.disk_gb, host.traits, host.virt_type = info.disk_gb, info.traits, info.virt_type
+            host.registered_at = now()
+            s.add(host)
+            s.commit()
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.validate_launch, self.schedule, self.claim, self.release_claim,
+            self.ledger_record, self.ledger_forget, self.ledger_forget_instance,
+            self.update_instance, self.finish_operation, self.begin_delete, self.register_host,
+        ]
+
+

@@ -1,0 +1,219 @@
+"""Host activities: run by the hypervisor worker of each host on `hv.<host>`.
+
+Each one ensures a state rather than doing something once (Temporal runs activities
+at least once): "create disk X" succeeds if X already exists as wanted, "destroy"
+succeeds if the domain is already gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import domain_xml, qemu_img
+from activities.libvirt_conn import UNDEFINE_ALL, Connection, agent_command
+from vmflow.contracts import (
+    CreateDisk,
+    DefineDomain,
+    DiskCreated,
+    Errors,
+    FetchedImage,
+    FetchImage,
+    HostActs,
+    HostInfo,
+    InstanceRef,
+)
+from vmflow.names import domain_name
+from vmflow.settings import Settings
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class HostActivities:
+    def __init__(self, settings: Settings, conn: Connection):
+        self.settings = settings
+        self.conn = conn
+        self.cache_dir = settings.host_dir() / "cache"
+        self.instances_dir = settings.host_dir() / "instances"
+
+    # ---- host facts -------------------------------------------------------
+    def info(self) -> HostInfo:
+        c = self.conn.get()
+        _model, mem_mb, cpus, *_ = c.getInfo()
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        st = os.statvfs(self.instances_dir)
+        return HostInfo(
+            name=self.settings.host,
+            hostname=c.getHostname(),
+            vcpus=cpus,
+            ram_mb=mem_mb,
+            disk_gb=st.f_blocks * st.f_frsize // 2**30,
+            traits=self.settings.traits,
+            virt_type=self.conn.virt_type(self.settings.virt_type),
+        )
+
+    def instance_dir(self, instance_id: str) -> Path:
+        return self.instances_dir / str(uuid.UUID(instance_id))  # never a path from input
+
+    # ---- image cache --------------------------------------------------------
+    @activity.defn(name=HostActs.FETCH_IMAGE)
+    def fetch_image(self, req: FetchImage) -> FetchedImage:
+        """Copy an image into this host's cache, verifying its sha256.
+
+        The cache entry appears atomically (rename) only after the checksum matched,
+        and a stamp of (checksum, size, mtime) lets later launches trust it without
+        re-hashing; an entry changed behind our back is re-fetched.
+        """
+        img = req.image
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.chmod(0o755)
+        dst = self.cache_dir / str(uuid.UUID(img.image_id))
+        stamp = dst.with_suffix(".verified")
+        if dst.exists() and stamp.exists():
+            st = dst.stat()
+            if stamp.read_text() == f"{img.checksum} {st.st_size} {st.st_mtime_ns}":
+                return FetchedImage(path=str(dst))
+            activity.logger.warning("cache entry %s changed since verified; re-fetching", dst)
+        tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.part")
+        try:
+            h = hashlib.sha256()
+            with open(img.location, "rb") as src, tmp.open("wb") as out:
+                for chunk in iter(lambda: src.read(1 << 22), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+                    activity.heartbeat(out.tell())
+            if h.hexdigest() != img.checksum:
+                raise ApplicationError(
+                    f"image {img.image_id} is corrupt: sha256 {h.hexdigest()} does not match "
+                    f"the recorded checksum {img.checksum}",
+                    type=Errors.IMAGE_INVALID,
+                    non_retryable=True,
+                )
+            tmp.chmod(0o644)
+            tmp.rename(dst)
+            st = dst.stat()
+            stamp.write_text(f"{img.checksum} {st.st_size} {st.st_mtime_ns}")
+            return FetchedImage(path=str(dst))
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # ---- disks --------------------------------------------------------------
+    @activity.defn(name=HostActs.CREATE_DISK)
+    def create_disk(self, req: CreateDisk) -> DiskCreated:
+        d = self.instance_dir(req.instance_id)
+        disk = d / "disk"
+        base_info = qemu_img.info(self.settings, req.base_path, req.base_format)
+        if base_info.get("virtual-size", 0) > req.size_gb * 2**30:
+            raise ApplicationError(
+                f"image virtual size {base_info['virtual-size']} bytes is larger than the "
+                f"flavor's {req.size_gb} GB root disk",
+                type=Errors.IMAGE_INVALID,
+                non_retryable=True,
+            )
+        if disk.exists():
+            have = qemu_img.info(self.settings, str(disk), "qcow2")
+            if have.get("backing-filename") == req.base_path:
+                return DiskCreated(path=str(disk))
+            disk.unlink()
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(0o755)
+        tmp = d / "disk.part"
+        qemu_img.create_overlay(self.settings, str(tmp), req.base_path, req.base_format,
+                                req.size_gb)
+        tmp.rename(disk)
+        return DiskCreated(path=str(disk))
+
+    @activity.defn(name=HostActs.DELETE_DISKS)
+    def delete_instance_files(self, ref: InstanceRef) -> None:
+        d = self.instance_dir(ref.instance_id)
+        if d.exists():
+            shutil.rmtree(d)
+
+    # ---- domains ------------------------------------------------------------
+    @activity.defn(name=HostActs.DEFINE_DOMAIN)
+    def define_domain(self, req: DefineDomain) -> None:
+        d = self.instance_dir(req.instance_id)
+        cfg = domain_xml.DomainConfig(
+            uuid=req.instance_id,
+            name=domain_name(self.settings.domain_prefix, req.instance_id),
+            vcpus=req.vcpus,
+            ram_mb=req.ram_mb,
+            virt_type=self.conn.virt_type(self.settings.virt_type),
+            disks=[domain_xml.Disk(path=req.disk_path, target="vda", serial="root")],
+            console_log=str(d / "console.log"),
+            kernel=req.kernel_path,
+            initrd=req.initrd_path,
+            cmdline=req.cmdline,
+            extra_cmdline=["vmflow.root=/dev/vda"] if req.kernel_path else [],
+            agent=req.agent,
+        )
+        self.conn.get().defineXML(domain_xml.build(cfg))  # same uuid+name: replaces, idempotent
+
+    @activity.defn(name=HostActs.START_DOMAIN)
+    def start_domain(self, ref: InstanceRef) -> None:
+        dom = self.conn.domain(ref.instance_id)
+        if dom is None:
+            raise ApplicationError(f"domain {ref.instance_id} is not defined on this host",
+                                   type=Errors.NOT_FOUND, non_retryable=True)
+        if not dom.isActive():
+            dom.create()
+
+    @activity.defn(name=HostActs.WAIT_AGENT)
+    def wait_agent(self, ref: InstanceRef) -> float:
+        """Wait until the guest agent answers guest-ping; returns the seconds waited."""
+        t0 = time.monotonic()
+        while True:
+            dom = self.conn.domain(ref.instance_id)
+            if dom is None or not dom.isActive():
+                raise ApplicationError("the guest stopped while booting", type="GuestStopped")
+            try:
+                agent_command(dom, "guest-ping", timeout=1)
+                return time.monotonic() - t0
+            except libvirt.libvirtError:
+                activity.heartbeat(time.monotonic() - t0)
+                time.sleep(0.2)
+
+    @activity.defn(name=HostActs.DESTROY_DOMAIN)
+    def destroy_domain(self, ref: InstanceRef) -> None:
+        """Stop and undefine, clearing managed-save and snapshot metadata; absent is fine."""
+        dom = self.conn.domain(ref.instance_id)
+        if dom is None:
+            return
+        if dom.isActive():
+            try:
+                dom.destroy()
+            except libvirt.libvirtError:
+                if dom.isActive():
+                    raise
+        try:
+            dom.undefineFlags(UNDEFINE_ALL)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.fetch_image,
+            self.create_disk,
+            self.delete_instance_files,
+            self.define_domain,
+            self.start_domain,
+            self.wait_agent,
+            self.destroy_domain,
+        ]

@@ -1,0 +1,37 @@
+"""qemu-img, always with an explicit format (-f/-F) and under CPU and memory limits,
+because image files may come from users (DESIGN decision 10)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from vmflow.settings import Settings
+
+
+class QemuImgError(RuntimeError):
+    pass
+
+
+def run(settings: Settings, *args: str) -> str:
+    cmd = [
+        "prlimit",
+        f"--cpu={settings.qemu_img_cpu_seconds}",
+        f"--as={settings.qemu_img_memory_mb * 1024 * 1024}",
+        "qemu-img",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise QemuImgError(f"qemu-img {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def info(settings: Settings, path: str, fmt: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(run(settings, "info", "-f", fmt, "--output=json", path))
+    return out
+
+
+def create_overlay(settings: Settings, path: str, base: str, base_fmt: str, size_gb: int) -> None:
+    run(settings, "create", "-q", "-f", "qcow2", "-F", base_fmt, "-b", base, path, f"{size_gb}G")

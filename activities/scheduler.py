@@ -1,0 +1,95 @@
+"""Pure host selection: filters (alive, traits, capacity) then a weigher (free RAM).
+
+Flavor extra_specs ask for host traits the placement way: `trait:HW_X=required`
+(or `forbidden`). Every rejected host gets a reason, so NoValidHost says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HostState:
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    traits: list[str]
+    alive: bool
+    used_vcpus: int = 0
+    used_ram_mb: int = 0
+    used_disk_gb: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    required_traits: list[str] = field(default_factory=list)
+    forbidden_traits: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ratios:
+    cpu: float = 4.0
+    ram: float = 1.0
+    disk: float = 1.0
+    reserved_ram_mb: int = 512
+
+
+def traits_from_extra_specs(extra_specs: dict[str, str]) -> tuple[list[str], list[str]]:
+    required, forbidden = [], []
+    for key, value in extra_specs.items():
+        if key.startswith("trait:"):
+            if value == "required":
+                required.append(key.removeprefix("trait:"))
+            elif value == "forbidden":
+                forbidden.append(key.removeprefix("trait:"))
+    return sorted(required), sorted(forbidden)
+
+
+def free(h: HostState, r: Ratios) -> tuple[float, float, float]:
+    return (
+        h.vcpus * r.cpu - h.used_vcpus,
+        (h.ram_mb - r.reserved_ram_mb) * r.ram - h.used_ram_mb,
+        h.disk_gb * r.disk - h.used_disk_gb,
+    )
+
+
+def rejection(h: HostState, req: Request, r: Ratios) -> str | None:
+    if h.name in req.exclude:
+        return "did not pick up work in time"
+    if not h.alive:
+        return "its worker is not running"
+    missing = [t for t in req.required_traits if t not in h.traits]
+    if missing:
+        return f"lacks trait {', '.join(missing)}"
+    bad = [t for t in req.forbidden_traits if t in h.traits]
+    if bad:
+        return f"has forbidden trait {', '.join(bad)}"
+    cpu, ram, disk = free(h, r)
+    if cpu < req.vcpus:
+        return f"only {cpu:g} free vCPUs"
+    if ram < req.ram_mb:
+        return f"only {ram:g} MiB free RAM"
+    if disk < req.disk_gb:
+        return f"only {disk:g} GB free disk"
+    return None
+
+
+def select(hosts: list[HostState], req: Request, r: Ratios) -> tuple[list[str], dict[str, str]]:
+    """Return (hosts that fit, best first; reasons for the others)."""
+    reasons = {h.name: why for h in hosts if (why := rejection(h, req, r))}
+    fit = [h for h in hosts if h.name not in reasons]
+    fit.sort(key=lambda h: (-free(h, r)[1], h.name))
+    return [h.name for h in fit], reasons
+
+
+def no_valid_host_message(reasons: dict[str, str]) -> str:
+    if not reasons:
+        return "No valid host was found: no hypervisor host is registered."
+    detail = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
+    return f"No valid host was found. {len(reasons)} host(s) rejected: {detail}."

@@ -1,0 +1,58 @@
+"""The hypervisor worker of one host: libvirt and qemu-img steps on `hv.<host>`.
+
+On start it announces the host (capacity from libvirt, traits from settings)
+through the control plane; it never touches the database itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.worker import Worker
+
+from activities.host import HostActivities
+from activities.libvirt_conn import Connection
+from vmflow.names import CONTROL_QUEUE, host_workflow_id, hv_queue
+from vmflow.settings import Settings, get_settings
+from workers.common import connect_patiently, log, run_until_signalled, setup_logging
+
+
+def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+    acts = HostActivities(settings, Connection(settings.libvirt_uri))
+    return Worker(
+        client,
+        task_queue=hv_queue(settings.host),
+        activities=acts.all(),
+        activity_executor=executor,
+        max_concurrent_activities=16,
+    )
+
+
+async def register(client: Client, settings: Settings) -> WorkflowHandle:
+    acts = HostActivities(settings, Connection(settings.libvirt_uri))
+    info = await asyncio.to_thread(acts.info)
+    log.info("registering host %s: %s", settings.host, info)
+    return await client.start_workflow(
+        "RegisterHost",
+        info,
+        id=host_workflow_id(settings.host),
+        task_queue=CONTROL_QUEUE,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+    )
+
+
+async def main() -> None:
+    setup_logging()
+    settings = get_settings()
+    client = await connect_patiently(settings)
+    await register(client, settings)
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        await run_until_signalled(build(client, settings, executor))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,58 @@
+"""Delete: destroy and undefine the domain, delete its files, release the claim.
+Every step is idempotent, so delete works from ERROR, on a half-built server, and
+on one whose domain is already gone; retrying a failed delete finishes it."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts import (
+        ControlActs,
+        DeletePlan,
+        FinishOperation,
+        HostActs,
+        InstanceHost,
+        InstanceRef,
+        InstanceUpdate,
+        OperationRef,
+        StepStatus,
+    )
+
+from workflows.steps import control, describe, error_type, on_host
+
+
+@workflow.defn(name="DeleteInstance")
+class DeleteInstance:
+    def __init__(self) -> None:
+        self._status = StepStatus(step="starting", progress=None, host=None)
+
+    @workflow.query(name="status")
+    def status(self) -> StepStatus:
+        return self._status
+
+    @workflow.run
+    async def run(self, ref: OperationRef) -> None:
+        inst = InstanceRef(ref.instance_id)
+        try:
+            plan = await control(ControlActs.BEGIN_DELETE, ref, DeletePlan)
+            if plan.host:
+                self._status = StepStatus("destroying domain", None, plan.host)
+                await on_host(plan.host, HostActs.DESTROY_DOMAIN, inst, give_up_after_s=3600)
+                self._status = StepStatus("deleting disks", None, plan.host)
+                await on_host(plan.host, HostActs.DELETE_DISKS, inst, give_up_after_s=3600)
+                await control(ControlActs.RELEASE_CLAIM, InstanceHost(ref.instance_id, plan.host))
+            await control(ControlActs.LEDGER_FORGET_INSTANCE, inst)
+            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+                ref.instance_id, vm_state="deleted", clear_task_state=True))
+        except Exception as err:
+            # nothing to undo (each step only removes); ERROR says a retry is needed
+            fault = f"delete failed: {describe(err)}"
+            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+                ref.instance_id, vm_state="error", clear_task_state=True, fault=fault))
+            await control(ControlActs.FINISH_OPERATION,
+                          FinishOperation(ref.operation_id, "failed", fault))
+            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        self._status = StepStatus("done", 100, self._status.host)
+        await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))

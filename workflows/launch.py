@@ -1,0 +1,168 @@
+"""Launch: validate → schedule → claim → fetch images → disk → define → start →
+wait for the agent → ACTIVE. Each step pushes its undo before it runs; any failure
+or cancellation undoes everything and leaves the server in ERROR with a fault."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts import (
+        ClaimRequest,
+        ControlActs,
+        CreateDisk,
+        DefineDomain,
+        DiskCreated,
+        FetchedImage,
+        FetchImage,
+        FinishOperation,
+        HostActs,
+        ImageFile,
+        InstanceHost,
+        InstanceRef,
+        InstanceUpdate,
+        LaunchPlan,
+        LedgerEntries,
+        LedgerEntry,
+        OperationRef,
+        ScheduleRequest,
+        ScheduleResult,
+        StepStatus,
+    )
+    from vmflow.names import SA_HOST
+
+from workflows.saga import Compensations
+from workflows.steps import control, describe, error_type, not_picked_up, on_host
+
+
+@workflow.defn(name="LaunchInstance")
+class LaunchInstance:
+    def __init__(self) -> None:
+        self._status = StepStatus(step="validating", progress=None, host=None)
+
+    @workflow.query(name="status")
+    def status(self) -> StepStatus:
+        return self._status
+
+    def _at(self, step: str, progress: int | None = None) -> None:
+        self._status = StepStatus(step=step, progress=progress, host=self._status.host)
+
+    @workflow.run
+    async def run(self, ref: OperationRef) -> str:
+        undo = Compensations()
+        try:
+            plan = await control(ControlActs.VALIDATE_LAUNCH, ref, LaunchPlan)
+            host, images = await self._place(plan, undo)
+            await self._spawn(plan, host, images, undo)
+        except (Exception, asyncio.CancelledError) as err:
+            await self._compensate(ref, err, undo)
+            raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
+        self._at("done", 100)
+        await control(ControlActs.UPDATE_INSTANCE,
+                      InstanceUpdate(ref.instance_id, vm_state="active", clear_task_state=True))
+        await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))
+        return host
+
+    async def _place(
+        self, plan: LaunchPlan, undo: Compensations
+    ) -> tuple[str, dict[str, str]]:
+        """Pick a host, claim it, and fetch the images there; a host that does not
+        pick up the fetch in time loses its claim and the next host is tried."""
+        excluded: list[str] = []
+        while True:
+            self._at("scheduling")
+            request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
+                                      plan.required_traits, plan.forbidden_traits, excluded)
+            host = (await control(ControlActs.SCHEDULE, request, ScheduleResult)).hosts[0]
+            self._status = StepStatus("claiming", None, host)
+            workflow.upsert_search_attributes([SA_HOST.value_set(host)])
+            claim = LedgerEntry(host, "claim", plan.instance_id, plan.instance_id)
+
+            async def release(host: str = host, claim: LedgerEntry = claim) -> None:
+                await control(ControlActs.RELEASE_CLAIM, InstanceHost(plan.instance_id, host))
+                await control(ControlActs.LEDGER_FORGET, LedgerEntries([claim]))
+
+            undo.push("claim", release)
+            await control(ControlActs.LEDGER_RECORD, LedgerEntries([claim]))
+            await control(ControlActs.CLAIM, ClaimRequest(plan.instance_id, host, plan.vcpus,
+                                                          plan.ram_mb, plan.disk_gb))
+            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+                plan.instance_id, host=host, task_state="block_device_mapping"))
+            try:
+                return host, await self._fetch_images(plan, host)
+            except Exception as err:
+                if not not_picked_up(err):
+                    raise
+                workflow.logger.warning("host %s did not pick up the launch; rescheduling", host)
+                await undo.run_one("claim")
+                excluded.append(host)
+
+    async def _fetch_images(self, plan: LaunchPlan, host: str) -> dict[str, str]:
+        """Images into the host's cache. Cache entries are shared and appear only
+        once verified, so a failure leaves nothing to undo; they are still ledgered."""
+        self._at("fetching image")
+        images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
+        await control(ControlActs.LEDGER_RECORD,
+                      LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
+        fetched = await asyncio.gather(*[
+            on_host(host, HostActs.FETCH_IMAGE, FetchImage(i), FetchedImage,
+                    schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30, timeout_s=1800)
+            for i in images
+        ])
+        return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}
+
+    async def _spawn(
+        self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations
+    ) -> None:
+        ref = InstanceRef(plan.instance_id)
+        disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
+        domain_entry = LedgerEntry(host, "domain", plan.instance_id, plan.instance_id)
+        await control(ControlActs.LEDGER_RECORD, LedgerEntries([disk_entry, domain_entry]))
+
+        self._at("creating disk")
+
+        async def delete_disk() -> None:
+            await on_host(host, HostActs.DELETE_DISKS, ref)
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries([disk_entry]))
+
+        undo.push("disk", delete_disk)
+        disk = await on_host(host, HostActs.CREATE_DISK, CreateDisk(
+            plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb),
+            DiskCreated)
+
+        self._at("defining domain")
+        await control(ControlActs.UPDATE_INSTANCE,
+                      InstanceUpdate(plan.instance_id, task_state="spawning"))
+
+        async def undefine() -> None:  # also undoes the start below: destroy + undefine
+            await on_host(host, HostActs.DESTROY_DOMAIN, ref)
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries([domain_entry]))
+
+        undo.push("domain", undefine)
+        await on_host(host, HostActs.DEFINE_DOMAIN, DefineDomain(
+            plan.instance_id, plan.vcpus, plan.ram_mb, disk.path,
+            paths[plan.kernel.image_id] if plan.kernel else None,
+            paths[plan.ramdisk.image_id] if plan.ramdisk else None,
+            plan.cmdline, plan.agent))
+
+        self._at("starting")
+        await on_host(host, HostActs.START_DOMAIN, ref)
+        if plan.agent:
+            self._at("waiting for the guest agent")
+            await on_host(host, HostActs.WAIT_AGENT, ref, float, heartbeat_s=10,
+                          timeout_s=plan.agent_timeout_s, give_up_after_s=plan.agent_timeout_s * 3)
+
+    async def _compensate(self, ref: OperationRef, err: BaseException, undo: Compensations) -> None:
+        self._at("compensating")
+        failed = await undo.run()
+        fault = describe(err)
+        if failed:
+            fault += f" (cleanup of {', '.join(failed)} failed; the reconciler will retry)"
+        await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+            ref.instance_id, vm_state="error", clear_task_state=True, clear_host=not failed,
+            fault=fault))
+        await control(ControlActs.FINISH_OPERATION, FinishOperation(
+            ref.operation_id, "failed" if failed else "compensated", fault))

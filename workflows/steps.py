@@ -1,0 +1,109 @@
+"""How workflows call activities: control steps on `control`, host steps on
+`hv.<host>`, one retry policy, and readable messages out of activity failures."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts import Errors
+    from vmflow.names import CONTROL_QUEUE, hv_queue
+
+T = TypeVar("T")
+
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,  # retry until the activity's schedule_to_close timeout
+    non_retryable_error_types=Errors.ALL,
+)
+
+
+async def control(name: str, arg: Any, result_type: type[T] | None = None) -> T:
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        task_queue=CONTROL_QUEUE,
+        start_to_close_timeout=timedelta(seconds=30),
+        schedule_to_close_timeout=timedelta(minutes=10),
+        retry_policy=RETRY,
+        result_type=result_type,
+    )
+    return result
+
+
+async def on_host(
+    host: str,
+    name: str,
+    arg: Any,
+    result_type: type[T] | None = None,
+    *,
+    schedule_to_start_s: float | None = None,
+    timeout_s: float = 120,
+    heartbeat_s: float | None = None,
+    give_up_after_s: float = 900,
+) -> T:
+    """Run a step on a host's own queue.
+
+    schedule_to_start_s bounds how long a host may take to pick the step up, so a
+    dead host is noticed in seconds; heartbeat_s lets a retry start soon after a
+    worker dies mid-step.
+    """
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        task_queue=hv_queue(host),
+        schedule_to_start_timeout=(
+            timedelta(seconds=schedule_to_start_s) if schedule_to_start_s else None
+        ),
+        start_to_close_timeout=timedelta(seconds=timeout_s),
+        schedule_to_close_timeout=timedelta(seconds=give_up_after_s),
+        heartbeat_timeout=timedelta(seconds=heartbeat_s) if heartbeat_s else None,
+        retry_policy=RETRY,
+        result_type=result_type,
+    )
+    return result
+
+
+def root_cause(err: BaseException) -> BaseException:
+    while isinstance(err, ActivityError) and err.cause is not None:
+        err = err.cause
+    return err
+
+
+def not_picked_up(err: BaseException) -> bool:
+    """True when a host never started the step: its worker is dead or stuck."""
+    cause = root_cause(err)
+    return isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
+
+
+def error_type(err: BaseException) -> str:
+    cause = root_cause(err)
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    if isinstance(cause, CancelledError | asyncio.CancelledError):
+        return "Cancelled"
+    return type(cause).__name__
+
+
+def describe(err: BaseException) -> str:
+    """One line a user can read: the innermost message, not the wrapping."""
+    cause = root_cause(err)
+    if isinstance(cause, TimeoutError):
+        return f"a step timed out ({cause.type.name if cause.type else 'timeout'})"
+    if isinstance(cause, CancelledError | asyncio.CancelledError):
+        return "the operation was cancelled"
+    return str(cause) or type(cause).__name__
