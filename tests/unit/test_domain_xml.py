@@ -1,0 +1,53 @@
+"""The domain-XML builder against golden files (regenerate: VMFLOW_REGOLD=1)."""
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from activities.domain_xml import Disk, DomainConfig, build
+
+GOLDEN = Path(__file__).parent / "golden"
+UUID = "0b7e5a6c-8f3e-4d0a-9a54-5c1f6a3b2d11"
+
+CASES = {
+    "direct_kernel_tcg": DomainConfig(
+        uuid=UUID, name=f"vmflow-{UUID}", vcpus=1, ram_mb=256, virt_type="qemu",
+        disks=[Disk("/var/lib/vmflow/hosts/h/instances/x/disk", "vda", serial="root")],
+        console_log="/var/lib/vmflow/hosts/h/instances/x/console.log",
+        kernel="/cache/k", initrd="/cache/r", cmdline="console=ttyS0 quiet",
+        extra_cmdline=["vmflow.root=/dev/vda"],
+    ),
+    "disk_boot_kvm_no_agent": DomainConfig(
+        uuid=UUID, name=f"vmflow-{UUID}", vcpus=4, ram_mb=8192, virt_type="kvm",
+        disks=[Disk("/d/disk", "vda"), Disk("/d/config.iso", "sda", fmt="raw", device="cdrom",
+                                           readonly=True)],
+        console_log="/d/console.log", agent=False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_matches_golden(case: str) -> None:
+    xml = build(CASES[case])
+    path = GOLDEN / f"{case}.xml"
+    if os.environ.get("VMFLOW_REGOLD"):
+        path.write_text(xml)
+    assert xml == path.read_text()
+
+
+def test_hostile_text_is_escaped_not_interpreted() -> None:
+    evil = "quiet</cmdline><devices><disk type='file'><source file='/etc/shadow'/>"
+    cfg = DomainConfig(uuid=UUID, name="n", vcpus=1, ram_mb=64, virt_type="qemu", disks=[],
+                       console_log="/c", kernel="/k", cmdline=evil)
+    root = ET.fromstring(build(cfg))
+    assert root.findtext("os/cmdline") == evil
+    assert root.findall("devices/disk") == []
+
+
+def test_uuid_is_the_instance_id() -> None:
+    root = ET.fromstring(build(CASES["direct_kernel_tcg"]))
+    assert root.findtext("uuid") == UUID
+    assert root.get("type") == "qemu"
+    assert root.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
