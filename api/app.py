@@ -1,0 +1,103 @@
+"""The FastAPI application: routers, lifespan (one Temporal client) and error shape.
+
+Every error is JSON {"error": {"code": <http>, "type": "<Name>", "message": "..."}}.
+Request validation errors (malformed JSON, wrong types, unknown or missing keys, out
+of range values) answer 400, as Nova does, with type "InvalidJSON" or
+"ValidationError" and a "details" list of {loc, msg, type}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from api.deps import connect_temporal
+from api.errors import ApiError, Unauthorized
+from api.routers import flavors, health, hosts, identity, images, operations, servers
+from vmflow.states import ActionNotAllowed
+
+log = logging.getLogger(__name__)
+
+
+def error_response(code: int, type_: str, message: str, headers: dict[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    body = {"error": {"code": code, "type": type_, "message": message, **extra}}
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def _type_for(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return "Error"
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return error_response(exc.status, exc.type, exc.message, headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return error_response(exc.status_code, _type_for(exc.status_code), message,
+                          dict(exc.headers) if exc.headers else None)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # the input itself is not echoed back: it may be large (user_data) or secret
+    details = [
+        {"loc": ".".join(str(p) for p in e["loc"][1:] or e["loc"]), "msg": e["msg"],
+         "type": e["type"]}
+        for e in exc.errors()
+    ]
+    if any(d["type"] == "json_invalid" for d in details):
+        return error_response(400, "InvalidJSON", "the request body is not valid JSON",
+                              details=details)
+    message = "; ".join(f"{d['loc']}: {d['msg']}" if d["loc"] else d["msg"] for d in details)
+    return error_response(400, "ValidationError", message or "invalid request",
+                          details=details)
+
+
+async def _action_not_allowed(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(409, "ActionNotAllowed", str(exc))
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "InternalError", "internal error; see the API log")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # one client for the process; if Temporal is not up yet, deps.get_temporal retries
+    app.state.temporal_lock = asyncio.Lock()
+    app.state.temporal = await connect_temporal()
+    yield
+    app.state.temporal = None  # the client has no close(); its connection goes with it
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="vmflow", version="1", lifespan=lifespan)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in (health, identity, servers, operations, images, flavors, hosts):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

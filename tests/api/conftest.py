@@ -1,0 +1,205 @@
+"""Real parts for the API tests: a Temporal dev server (session-scoped), a SQLite DB in
+a temporary VMFLOW_HOME prepared by bootstrap(), and the app with its lifespan run.
+
+No worker polls the `control` queue here, so every workflow the API starts stays
+Running: that is what makes the one-operation-at-a-time 409 observable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+from temporalio.client import Client
+
+from api.app import create_app
+from vmflow import db, settings
+from vmflow.bootstrap import bootstrap
+from vmflow.identity import hash_token
+from vmflow.models import Image, Instance, Operation, Token
+from vmflow.names import SEARCH_ATTRIBUTES
+from vmflow.temporal import connect
+
+TEMPORAL = Path(sys.executable).parent / "temporal"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("temporal")
+    address = f"127.0.0.1:{free_port()}"
+    cmd = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+           "--port", address.rsplit(":", 1)[1], "--db-filename", str(d / "t.db"),
+           "--log-level", "error",
+           "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    for key in SEARCH_ATTRIBUTES:
+        cmd += ["--search-attribute", f"{key.name}=Keyword"]
+    log = (d / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            probe = subprocess.run(
+                [str(TEMPORAL), "operator", "cluster", "health", "--address", address],
+                capture_output=True, text=True)
+            if probe.returncode == 0 and "SERVING" in probe.stdout:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"temporal dev server did not start: {probe.stderr}; "
+                                   f"log: {(d / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def use_settings(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    settings.get_settings.cache_clear()
+    db.engine_for.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def vmflow_home(tmp_path_factory: pytest.TempPathFactory,
+                temporal_address: str) -> Iterator[settings.Settings]:
+    home = tmp_path_factory.mktemp("vmflow-home")
+    env = {"VMFLOW_HOME": str(home), "VMFLOW_TEMPORAL_ADDRESS": temporal_address,
+           "VMFLOW_TEMPORAL_NAMESPACE": "default", "VMFLOW_DATABASE_URL": "",
+           # no tiny guest: images the tests need are inserted as rows
+           "VMFLOW_GUEST_CACHE": str(home / "no-guest")}
+    saved = {k: os.environ.get(k) for k in env}
+    use_settings(env)
+    s = settings.get_settings()
+    bootstrap(s)
+    yield s
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    settings.get_settings.cache_clear()
+    db.engine_for.cache_clear()
+
+
+@pytest.fixture(scope="session")
+async def api(vmflow_home: settings.Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        assert app.state.temporal is not None, "the lifespan did not connect to Temporal"
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://vmflow") as c:
+            yield c
+
+
+@pytest.fixture(scope="session")
+async def temporal(vmflow_home: settings.Settings) -> Client:
+    return await connect(vmflow_home)
+
+
+def session() -> Session:
+    return Session(db.get_engine(), expire_on_commit=False)
+
+
+def counts() -> tuple[int, int]:
+    """(instances, operations) in the DB: bad requests must leave both unchanged."""
+    with session() as s:
+        return (s.exec(select(func.count()).select_from(Instance)).one(),
+                s.exec(select(func.count()).select_from(Operation)).one())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: str
+    project_id: str
+    user_id: str
+
+    @property
+    def h(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+@dataclass(frozen=True)
+class World:
+    admin: Caller
+    alice: Caller  # member of p1
+    rita: Caller  # reader of p1
+    bob: Caller  # member of p2
+    image: Image  # active, public
+    private_p2: Image  # active, private to p2
+
+
+async def make_caller(api: httpx.AsyncClient, admin_h: dict[str, str], user: str,
+                      project: str, role: str) -> Caller:
+    r = await api.post("/v1/users", headers=admin_h,
+                       json={"name": user, "password": f"pw-{user}-secret", "project": project,
+                             "role": role})
+    assert r.status_code == 201, r.text
+    r = await api.post("/v1/tokens", json={"username": user, "password": f"pw-{user}-secret",
+                                           "project": project})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return Caller(body["token"], body["project_id"], body["user_id"])
+
+
+def add_image(name: str, status: str = "active", visibility: str = "public",
+              owner: str | None = None) -> Image:
+    image = Image(name=name, status=status, disk_format="qcow2", visibility=visibility,
+                  owner=owner, size=1 << 20)
+    with session() as s:
+        s.add(image)
+        s.commit()
+    return image
+
+
+@pytest.fixture(scope="session")
+async def world(api: httpx.AsyncClient, vmflow_home: settings.Settings) -> World:
+    token = vmflow_home.admin_token_file.read_text().strip()
+    with session() as s:
+        row = s.get(Token, hash_token(token))
+        assert row is not None
+        admin = Caller(token, row.project_id, row.user_id)
+    for name in ("p1", "p2"):
+        r = await api.post("/v1/projects", headers=admin.h, json={"name": name})
+        assert r.status_code == 201, r.text
+    alice = await make_caller(api, admin.h, "alice", "p1", "member")
+    rita = await make_caller(api, admin.h, "rita", "p1", "reader")
+    bob = await make_caller(api, admin.h, "bob", "p2", "member")
+    return World(admin=admin, alice=alice, rita=rita, bob=bob,
+                 image=add_image(name="cirros"),
+                 private_p2=add_image(name="p2-secret", visibility="private",
+                                      owner=bob.project_id))
+
+
+async def create_server(api: httpx.AsyncClient, who: Caller, name: str = "vm",
+                        image: str = "cirros", flavor: str = "m1.tiny",
+                        headers: dict[str, str] | None = None) -> dict[str, object]:
+    r = await api.post("/v1/servers", headers={**who.h, **(headers or {})},
+                       json={"name": name, "image": image, "flavor": flavor})
+    assert r.status_code == 202, r.text
+    body: dict[str, object] = r.json()
+    return body
