@@ -142,10 +142,6 @@ def _read_pid(path: Path) -> int | None:
 
 def _cmdline(pid: int) -> list[str]:
     """Empty for a dead process or a zombie (whose cmdline the kernel has dropped)."""
-    child = _children.get(pid)
-    if child is not None and child.poll() is not None:
-        del _children[pid]
-        return []
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -167,6 +163,14 @@ def _home_of(pid: int) -> str | None:
 def _is_ours(s: Settings, pid: int, comp: Component | None) -> bool:
     """Alive, started for this VMFLOW_HOME, and (if known) running this component:
     a pid file can outlive its process and the pid be reused by something else."""
+    child = _children.get(pid)
+    if child is not None:
+        # our own child: ask it, which also reaps it, and /proc can show an empty
+        # cmdline for a moment after Popen returns (the exec is not quite done)
+        if child.poll() is None:
+            return True
+        del _children[pid]
+        return False
     cmd = _cmdline(pid)
     if not cmd or _home_of(pid) != str(s.home):
         return False
