@@ -1,0 +1,3 @@
+from vmflow.cli import main
+
+main()
