@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlmodel import Session
+from sqlmodel.sql.expression import SelectOfScalar
 
-from api.errors import Forbidden, NotFound
+from api.errors import Forbidden
 from vmflow.identity import hash_token
 from vmflow.models import Token
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-S = TypeVar("S")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,10 @@ def check_method(auth: AuthContext, method: str) -> None:
         raise Forbidden("the reader role may only read")
 
 
-def scoped(stmt: S, project_column: Any, auth: AuthContext) -> S:
+def scoped(stmt: SelectOfScalar[T], project_column: Any,
+           auth: AuthContext) -> SelectOfScalar[T]:
     """Limit a select to the caller's project unless the caller is admin."""
     if auth.is_admin:
         return stmt
-    return stmt.where(project_column == auth.project_id)  # type: ignore[attr-defined]
+    return stmt.where(project_column == auth.project_id)
 
-
-def visible_or_404(obj: S | None, project_id: str | None, auth: AuthContext, what: str,
-                   ident: str) -> S:
-    if obj is None or not auth.can_see(project_id):
-        raise NotFound(f"{what} {ident} not found")
-    return obj

@@ -224,7 +224,8 @@ async def operation_view(client: Client | None, op: Operation) -> OperationPubli
         return view
     if desc.status in _CLOSED:
         view.status = _CLOSED[desc.status]
-        view.last_error = view.last_error or f"workflow {desc.status.name.lower()}"
+        if view.status == "failed":
+            view.last_error = view.last_error or f"workflow {desc.status.name.lower()}"
         view.finished_at = view.finished_at or desc.close_time
         return view
     pending = desc.raw_description.pending_activities

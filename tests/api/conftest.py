@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -197,9 +198,9 @@ async def world(api: httpx.AsyncClient, vmflow_home: settings.Settings) -> World
 
 async def create_server(api: httpx.AsyncClient, who: Caller, name: str = "vm",
                         image: str = "cirros", flavor: str = "m1.tiny",
-                        headers: dict[str, str] | None = None) -> dict[str, object]:
+                        headers: dict[str, str] | None = None) -> dict[str, Any]:
     r = await api.post("/v1/servers", headers={**who.h, **(headers or {})},
                        json={"name": name, "image": image, "flavor": flavor})
     assert r.status_code == 202, r.text
-    body: dict[str, object] = r.json()
+    body: dict[str, Any] = r.json()
     return body
