@@ -140,12 +140,24 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _cmdline(pid: int) -> list[str]:
-    """Empty for a dead process or a zombie (whose cmdline the kernel has dropped)."""
+def _state(pid: int) -> str:
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def _cmdline(pid: int) -> list[str]:
+    """Empty for a dead process or a zombie (whose cmdline the kernel has dropped). A
+    process that is just exec'ing shows an empty cmdline for a few ms: wait that out."""
+    for _ in range(50):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        if raw or _state(pid) in ("Z", "X"):
+            break
+        time.sleep(0.01)
     return raw.decode(errors="replace").split("\0")[:-1]
 
 

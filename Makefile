@@ -1,0 +1,52 @@
+# vmflow entry points; the contract is /work/shared/API.md.
+#   make up | down | status   the embedded stack (vmflow/stack.py)
+#   make test                 every test tier that exists, each in its own pytest run
+#   make test-<tier>          one tier: unit, api, workflows, integration, faults
+#   make lint | bench
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+TIERS := unit api workflows integration faults
+PYTEST_ARGS ?=
+
+.PHONY: deps up down status test lint fmt-check bench
+
+# Debian packages, uv and the venv; only what is missing, fast when done
+deps:
+	vmflow/setup/install-deps.sh
+
+up: deps
+	$(PY) -m vmflow.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m vmflow.stack down; fi
+
+status:
+	$(PY) -m vmflow.stack status
+
+# Run every tier even after a failure, then fail if any did. pytest's 5 means
+# "no tests collected" (a tier still empty), which is not a failure.
+test: deps
+	@failed=""; \
+	for t in $(TIERS); do \
+	  [ -d tests/$$t ] || continue; \
+	  echo "=== tests/$$t"; \
+	  rc=0; $(PYTEST) $(PYTEST_ARGS) tests/$$t || rc=$$?; \
+	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || failed="$$failed $$t(rc=$$rc)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED tiers:$$failed"; exit 1; fi; \
+	echo "all test tiers passed"
+
+test-%: deps
+	$(PYTEST) $(PYTEST_ARGS) tests/$*
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/mypy vmflow api activities workflows workers
+
+# not part of lint: parts of the tree are hand-formatted
+fmt-check:
+	.venv/bin/ruff format --check .
+
+bench: deps
+	$(PY) bench/launch.py

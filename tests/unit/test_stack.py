@@ -1,0 +1,231 @@
+"""The stack launcher's process bookkeeping, with real processes: stand-in components
+(python sleeping) for the pid-file logic, and a real Temporal dev server for the one
+component whose flags matter. The full stack is exercised by `make up` and the
+integration tier."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vmflow import stack
+from vmflow.settings import Settings
+
+SLEEP = "import sys, time; time.sleep(600)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def fake(name: str, code: str = SLEEP) -> stack.Component:
+    # the name as an argument makes each stand-in's cmdline its own
+    return stack.Component(name, (sys.executable, "-c", code, name), markers=("-c", name))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", api_port=18999, temporal_address="127.0.0.1:17999",
+                    temporal_ui_port=18998, host="unit", hosts=1)
+
+
+@pytest.fixture
+def fake_stack(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """up() over stand-ins, with the machine-wide steps and health checks stubbed."""
+    comps = {"temporal": fake("temporal"), "control": fake("control"),
+             "hypervisor": fake("hypervisor"), "api": fake("api")}
+    monkeypatch.setattr(stack, "components", lambda s: list(comps.values()))
+    for step in ("ensure_libvirt", "ensure_guest", "_bootstrap"):
+        monkeypatch.setattr(stack, step, lambda s: None)
+    monkeypatch.setattr(stack, "libvirt_ok", lambda: True)
+    monkeypatch.setattr(stack, "temporal_ok", lambda s: True)
+    monkeypatch.setattr(stack, "api_ok", lambda s: True)
+    monkeypatch.setattr(stack, "WORKER_GRACE", 0.3)
+    yield comps
+    stack.down(settings)
+
+
+def pids(s: Settings, names: list[str]) -> dict[str, int | None]:
+    return {n: stack.pid_of(s, n) for n in names}
+
+
+# ---- environment and layout -----------------------------------------------------------
+
+
+def test_env_comes_from_the_settings_object(settings: Settings,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMFLOW_API_PORT", "1")  # the launcher's own env loses to settings
+    monkeypatch.setenv("VMFLOW_SOMETHING_ELSE", "kept")
+    env = stack.stack_env(settings, {"VMFLOW_HOST": "h2"})
+    assert env["VMFLOW_HOME"] == str(settings.home)
+    assert env["VMFLOW_API_PORT"] == "18999"
+    assert env["VMFLOW_TEMPORAL_ADDRESS"] == "127.0.0.1:17999"
+    assert env["VMFLOW_TEMPORAL_UI_PORT"] == "18998"
+    assert env["VMFLOW_HOSTS"] == "1"
+    assert env["VMFLOW_DOMAIN_PREFIX"] == settings.domain_prefix
+    assert env["VMFLOW_GUEST_CACHE"] == str(settings.guest_cache)
+    assert env["VMFLOW_DATABASE_URL"] == f"sqlite:///{settings.home / 'vmflow.db'}"
+    assert env["VMFLOW_HOST"] == "h2"
+    assert env["VMFLOW_SOMETHING_ELSE"] == "kept"
+    assert env["PATH"]
+    # a child reading its settings from this env sees the same stack
+    for key, value in env.items():
+        if key.startswith("VMFLOW_"):
+            monkeypatch.setenv(key, value)
+    child = Settings()
+    assert child.db_url == settings.db_url and child.base_url == settings.base_url
+    assert child.host == "h2" and child.guest_cache == settings.guest_cache
+
+
+def test_components_and_hypervisor_names(settings: Settings) -> None:
+    names = [c.name for c in stack.components(settings)]
+    assert names == ["temporal", "control", "hypervisor", "api"]
+    temporal = stack.components(settings)[0].argv
+    for flag, value in [("--port", "17999"), ("--ui-port", "18998"), ("--ip", "127.0.0.1"),
+                        ("--db-filename", str(settings.home / "temporal.db"))]:
+        assert temporal[temporal.index(flag) + 1] == value
+    assert "VmflowResource=Keyword" in temporal and "--headless" not in temporal
+
+    three = settings.model_copy(update={"hosts": 3})
+    hvs = [c for c in stack.components(three) if c.name.startswith("hypervisor")]
+    assert [c.name for c in hvs] == ["hypervisor", "hypervisor-unit-2", "hypervisor-unit-3"]
+    assert [dict(c.env)["VMFLOW_HOST"] for c in hvs] == ["unit", "unit-2", "unit-3"]
+
+
+# ---- pid files ------------------------------------------------------------------------
+
+
+def test_pid_of_needs_a_live_process_of_this_home_and_component(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    comp = fake("control")
+    monkeypatch.setattr(stack, "components", lambda s: [comp])
+    assert stack.pid_of(settings, "control") is None  # no pid file
+
+    pid = stack._start(settings, comp)
+    try:
+        assert stack.pid_file(settings, "control").read_text().strip() == str(pid)
+        assert stack.pid_of(settings, "control") == pid
+        assert (settings.log_dir / "control.log").read_text().startswith("--- ")
+        # seen from another process: through /proc, not our Popen handle
+        stack._children.pop(pid)
+        assert stack.pid_of(settings, "control") == pid
+        # the same process is not this component under another name
+        stack.pid_file(settings, "api").write_text(f"{pid}\n")
+        monkeypatch.setattr(stack, "components", lambda s: [comp, fake("api")])
+        assert stack.pid_of(settings, "api") is None
+        # nor a component of another home
+        other = settings.model_copy(update={"home": settings.home.parent / "other"})
+        other.run_dir.mkdir(parents=True)
+        stack.pid_file(other, "control").write_text(f"{pid}\n")
+        assert stack.pid_of(other, "control") is None
+    finally:
+        subprocess.run(["kill", "-9", str(pid)])
+
+    # a pid file left behind, whose pid now belongs to someone else (us)
+    stack.pid_file(settings, "control").write_text(f"{os.getpid()}\n")
+    assert stack.pid_of(settings, "control") is None
+    stack.pid_file(settings, "control").write_text("garbage")
+    assert stack.pid_of(settings, "control") is None
+
+
+def test_kill_component_and_stop(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    stubborn = fake("control", "import signal, time; signal.signal(signal.SIGTERM, "
+                               "signal.SIG_IGN); time.sleep(600)")
+    monkeypatch.setattr(stack, "components", lambda s: [stubborn, fake("api")])
+    monkeypatch.setattr(stack, "STOP_TIMEOUT", 0.5)
+    api = stack._start(settings, fake("api"))
+    assert stack.kill_component(settings, "api") == api
+    assert stack.pid_of(settings, "api") is None
+    assert stack.kill_component(settings, "api") is None
+
+    control = stack._start(settings, stubborn)
+    time.sleep(0.3)  # let it install its SIGTERM handler
+    stack.down(settings)  # SIGTERM is ignored: killed after STOP_TIMEOUT
+    assert stack.pid_of(settings, "control") is None
+    assert not Path(f"/proc/{control}/cmdline").exists() or not Path(
+        f"/proc/{control}/cmdline").read_bytes()
+    assert list(settings.run_dir.glob("*.pid")) == []
+
+
+# ---- up / down ------------------------------------------------------------------------
+
+
+def test_up_is_idempotent_and_restarts_only_what_died(settings: Settings, fake_stack) -> None:
+    names = list(fake_stack)
+    stack.up(settings)
+    first = pids(settings, names)
+    assert all(first.values())
+
+    stack.up(settings)  # nothing to do
+    assert pids(settings, names) == first
+
+    stack.kill_component(settings, "hypervisor")
+    assert stack.pid_of(settings, "hypervisor") is None
+    stack.up(settings)
+    again = pids(settings, names)
+    assert again["hypervisor"] not in (None, first["hypervisor"])
+    assert {n: p for n, p in again.items() if n != "hypervisor"} == {
+        n: p for n, p in first.items() if n != "hypervisor"}
+
+    st = stack.status(settings)
+    assert {n: c["running"] for n, c in st["components"].items()} == dict.fromkeys(names, True)
+    assert st["admin_token_file"] == str(settings.home / "admin-token")
+
+
+def test_down_stops_everything_including_leftovers(settings: Settings, fake_stack,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    stack.up(settings)
+    # a second hypervisor from an earlier VMFLOW_HOSTS=2 is no longer configured
+    extra = stack._start(settings, stack.Component("hypervisor-unit-2",
+                                                   (sys.executable, "-c", SLEEP), ()))
+    stack.down(settings)
+    assert list(settings.run_dir.glob("*.pid")) == []
+    assert all(p is None for p in pids(settings, list(fake_stack)).values())
+    assert stack._is_ours(settings, extra, None) is False
+    stack.down(settings)  # again: nothing to stop, no error
+
+
+def test_a_component_that_dies_at_start_is_reported(settings: Settings, fake_stack,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    fake_stack["control"] = fake("control", "import sys; sys.exit('cannot connect')")
+    with pytest.raises(stack.StackError, match="control exited during start-up"):
+        stack.up(settings)
+    assert "cannot connect" in capsys.readouterr().err  # the tail of its log
+
+
+def test_unhealthy_component_times_out(settings: Settings, fake_stack,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stack, "api_ok", lambda s: False)
+    monkeypatch.setattr(stack, "API_TIMEOUT", 0.5)
+    with pytest.raises(stack.StackError, match="api not healthy"):
+        stack.up(settings)
+
+
+# ---- the real Temporal component ------------------------------------------------------
+
+
+def test_temporal_restarts_on_its_db_with_the_search_attribute_flags(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path, temporal_address=f"127.0.0.1:{free_port()}",
+                 temporal_ui_port=free_port())
+    temporal = stack.components(s)[0]
+    try:
+        for _ in range(2):  # fresh DB, then the same DB with the flags again
+            stack._start(s, temporal)
+            stack._wait_healthy(s, "temporal", lambda: stack.temporal_ok(s), 30)
+            out = subprocess.run([str(stack.BIN / "temporal"), "operator", "search-attribute",
+                                  "list", "--address", s.temporal_address],
+                                 capture_output=True, text=True, check=True).stdout
+            assert all(f"Vmflow{n}" in out for n in ("Resource", "Project", "Operation", "Host"))
+            stack._stop(s, "temporal")
+            assert stack.pid_of(s, "temporal") is None
+    finally:
+        stack.kill_component(s, "temporal", signal.SIGKILL)
