@@ -9,7 +9,6 @@ of range values) answer 400, as Nova does, with type "InvalidJSON" or
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -24,8 +23,6 @@ from api.deps import connect_temporal
 from api.errors import ApiError, Unauthorized
 from api.routers import flavors, health, hosts, identity, images, operations, servers
 from vmflow.states import ActionNotAllowed
-
-log = logging.getLogger(__name__)
 
 
 def error_response(code: int, type_: str, message: str, headers: dict[str, str] | None = None,
@@ -75,7 +72,7 @@ async def _action_not_allowed(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
+    # Starlette re-raises after this response, so uvicorn logs the traceback once
     return error_response(500, "InternalError", "internal error; see the API log")
 
 

@@ -161,10 +161,14 @@ async def start_instance_operation(
         raise Conflict(
             f"another operation ({running}) is running on instance {instance.id}"
         ) from None
-    except RPCError as e:
+    except Exception as e:
+        # RPCError from a server that went away, RuntimeError from a client that never
+        # connected: either way nothing runs, so nothing of this request may remain
         _forget(session, op, instance if action == "create" else None)
-        raise ServiceUnavailable(f"could not start the {action} workflow: {e.message}",
-                                 type="TemporalUnavailable") from e
+        if isinstance(e, RPCError | RuntimeError):
+            raise ServiceUnavailable(f"could not start the {action} workflow: {e}",
+                                     type="TemporalUnavailable") from e
+        raise
     op.run_id = handle.first_execution_run_id or handle.result_run_id
     session.add(op)
     session.commit()

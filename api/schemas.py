@@ -6,10 +6,12 @@ refuse unknown keys, so a typo is an error instead of being silently ignored.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from vmflow import states
 from vmflow.models import Flavor, Image, Instance, Operation
@@ -43,7 +45,18 @@ class ServerCreate(Request):
     flavor: Ref
     key_name: Name | None = None
     metadata: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=128)
-    user_data: str | None = Field(default=None, max_length=65535)
+    user_data: str | None = Field(default=None, max_length=65535, description="base64")
+
+    @field_validator("user_data")
+    @classmethod
+    def _base64(cls, v: str | None) -> str | None:
+        # as Nova: refuse here rather than fail inside the guest's cloud-init
+        if v is not None:
+            try:
+                base64.b64decode(v, validate=True)
+            except binascii.Error:
+                raise ValueError("user_data must be base64 encoded") from None
+        return v
 
 
 class ServerPublic(BaseModel):

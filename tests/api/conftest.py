@@ -1,5 +1,6 @@
-"""Real parts for the API tests: a Temporal dev server (session-scoped), a SQLite DB in
-a temporary VMFLOW_HOME prepared by bootstrap(), and the app with its lifespan run.
+"""Real parts for the API tests: a Temporal dev server, a SQLite DB in a temporary
+VMFLOW_HOME prepared by bootstrap(), and the app with its lifespan run. Package-scoped,
+so the environment they set (VMFLOW_*) is restored before other test packages run.
 
 No worker polls the `control` queue here, so every workflow the API starts stays
 Running: that is what makes the one-operation-at-a-time 409 observable.
@@ -40,7 +41,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     d = tmp_path_factory.mktemp("temporal")
     address = f"127.0.0.1:{free_port()}"
@@ -81,7 +82,7 @@ def use_settings(env: dict[str, str]) -> None:
     db.engine_for.cache_clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vmflow_home(tmp_path_factory: pytest.TempPathFactory,
                 temporal_address: str) -> Iterator[settings.Settings]:
     home = tmp_path_factory.mktemp("vmflow-home")
@@ -103,7 +104,7 @@ def vmflow_home(tmp_path_factory: pytest.TempPathFactory,
     db.engine_for.cache_clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def api(vmflow_home: settings.Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app()
     async with app.router.lifespan_context(app):
@@ -113,7 +114,7 @@ async def api(vmflow_home: settings.Settings) -> AsyncIterator[httpx.AsyncClient
             yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def temporal(vmflow_home: settings.Settings) -> Client:
     return await connect(vmflow_home)
 
@@ -177,7 +178,7 @@ def add_image(name: str, status: str = "active", visibility: str = "public",
     return image
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def world(api: httpx.AsyncClient, vmflow_home: settings.Settings) -> World:
     token = vmflow_home.admin_token_file.read_text().strip()
     with session() as s:

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from api.auth import AuthContext, check_method
+from api.errors import Forbidden
 from tests.api.conftest import World, bearer, counts, create_server, session
 from vmflow.identity import hash_token, new_token
 from vmflow.models import Token, now
@@ -141,3 +143,13 @@ async def test_unknown_route_and_method_use_the_error_shape(api: httpx.AsyncClie
                                                             world: World) -> None:
     assert_error(await api.get("/v1/nothing", headers=world.admin.h), 404, "NotFound")
     assert_error(await api.put("/v1/servers", headers=world.admin.h), 405, "MethodNotAllowed")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_readers_are_refused_every_write_method(method: str) -> None:
+    """The blanket rule in get_auth, for routes that would forget WriterDep."""
+    reader = AuthContext(user_id="u", project_id="p", role="reader")
+    with pytest.raises(Forbidden):
+        check_method(reader, method)
+    check_method(reader, "GET")
+    check_method(AuthContext(user_id="u", project_id="p", role="member"), method)

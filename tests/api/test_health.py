@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import httpx
 
-from tests.api.conftest import World, create_server
+from tests.api.conftest import World, create_server, free_port
+from vmflow import settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_healthz_reports_db_and_temporal(api: httpx.AsyncClient) -> None:
@@ -28,3 +38,26 @@ async def test_metrics_count_instances_and_running_operations(api: httpx.AsyncCl
     assert samples["vmflow_operations_running"] >= 1
     assert samples['vmflow_operations{status="running"}'] == samples["vmflow_operations_running"]
     assert "# TYPE vmflow_operations_running gauge" in r.text
+
+
+async def test_python_m_api_serves(vmflow_home: settings.Settings) -> None:
+    """The entry point `make up` runs: uvicorn on VMFLOW_API_HOST:VMFLOW_API_PORT."""
+    port = free_port()
+    env = {**os.environ, "VMFLOW_API_HOST": "127.0.0.1", "VMFLOW_API_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            while True:
+                try:
+                    r = await c.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                    assert time.monotonic() < deadline, "python -m api did not come up"
+                    await asyncio.sleep(0.2)
+        assert r.json() == {"status": "ok", "db": True, "temporal": True}
+    finally:
+        proc.terminate()
+        proc.wait(10)

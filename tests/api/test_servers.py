@@ -59,6 +59,7 @@ async def terminate(temporal: Client, workflow_id: str) -> None:
     ({**OK, "metadata": {"k": 1}}, "ValidationError"),
     ({**OK, "metadata": ["k"]}, "ValidationError"),
     ({**OK, "user_data": "x" * 70000}, "ValidationError"),
+    ({**OK, "user_data": "#!/bin/sh not base64"}, "ValidationError"),
     ({"name": "vm", "flavor": "m1.tiny"}, "ValidationError"),
     ({"name": "vm", "image": "cirros"}, "ValidationError"),
     ({**OK, "colour": "red"}, "ValidationError"),
@@ -86,7 +87,8 @@ async def test_create_starts_the_launch_workflow(api: httpx.AsyncClient, world: 
                                                  temporal: Client) -> None:
     r = await api.post("/v1/servers", headers=world.alice.h,
                        json={"name": "  web-1 ", "image": world.image.id, "flavor": "m1.small",
-                             "key_name": "k1", "metadata": {"role": "web"}})
+                             "key_name": "k1", "metadata": {"role": "web"},
+                             "user_data": "IyEvYmluL3NoCg=="})
     assert r.status_code == 202, r.text
     body = r.json()
     server, op = body["server"], body["operation"]
@@ -105,6 +107,7 @@ async def test_create_starts_the_launch_workflow(api: httpx.AsyncClient, world: 
         inst = s.get(Instance, sid)
         row = s.get(Operation, op["id"])
     assert inst is not None and inst.user_id == world.alice.user_id
+    assert (inst.key_name, inst.user_data) == ("k1", "IyEvYmluL3NoCg==")
     assert row is not None and (row.action, row.resource_id, row.project_id) == (
         "create", sid, world.alice.project_id)
 
@@ -303,3 +306,17 @@ async def test_temporal_down_is_503_and_creates_nothing(
     finally:
         os.environ["VMFLOW_TEMPORAL_ADDRESS"] = vmflow_home.temporal_address
         settings.get_settings.cache_clear()
+
+
+async def test_failed_start_leaves_no_rows(api: httpx.AsyncClient, world: World) -> None:
+    """Temporal goes away after startup: the start itself fails; the rows committed
+    before it are removed again."""
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        app.state.temporal = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gone") as c:
+            before = counts()
+            r = await c.post("/v1/servers", headers=world.alice.h, json=OK)
+            assert_error(r, 503, "TemporalUnavailable")
+            assert counts() == before
