@@ -152,7 +152,7 @@ async def start_instance_operation(
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=search_attributes(instance, action),
             memo={"operation_id": op.id, "user_id": auth.user_id},
-            static_summary=f"{action} instance {instance.name}",
+            static_summary=f"{action} instance {instance.id}",  # ids only: no user text in the UI
             rpc_timeout=RPC_TIMEOUT,
         )
     except WorkflowAlreadyStartedError:

@@ -31,11 +31,12 @@ from vmflow.models import Flavor, Image, Instance, Operation, User
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"])
 
+
 def get_instance(session: Session, auth: AuthContext, server_id: str) -> Instance:
     """A live instance the caller may see, else 404."""
     inst = session.get(Instance, server_id)
-    if inst is None or inst.vm_state == states.VmState.DELETED or not auth.can_see(
-            inst.project_id):
+    if (inst is None or inst.vm_state == states.VmState.DELETED or inst.deleted_at is not None
+            or not auth.can_see(inst.project_id)):
         raise NotFound(f"server {server_id} not found")
     return inst
 
@@ -101,8 +102,10 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
 
 @router.get("", response_model=ServerList)
 def list_servers(session: SessionDep, auth: AuthDep) -> ServerList:
-    stmt = scoped(select(Instance), Instance.project_id, auth).where(
-        Instance.vm_state != states.VmState.DELETED).order_by(col(Instance.created_at))
+    stmt = (scoped(select(Instance), Instance.project_id, auth)
+            .where(Instance.vm_state != states.VmState.DELETED)
+            .where(col(Instance.deleted_at).is_(None))
+            .order_by(col(Instance.created_at)))
     return ServerList(servers=[ServerPublic.of(i) for i in session.exec(stmt)])
 
 
