@@ -54,6 +54,12 @@ class Component:
     env: tuple[tuple[str, str], ...] = ()
 
 
+def _resolve(settings: Settings | None) -> Settings:
+    """Children run in the repo, so a relative home would mean another place there."""
+    s = settings or get_settings()
+    return s if s.home.is_absolute() else s.model_copy(update={"home": s.home.absolute()})
+
+
 # ---- what the stack is made of --------------------------------------------------------
 
 
@@ -195,6 +201,7 @@ def _find(s: Settings, name: str) -> Component | None:
 
 def pid_of(s: Settings, name: str) -> int | None:
     """The pid of a running component of this stack, else None."""
+    s = _resolve(s)
     pid = _read_pid(pid_file(s, name))
     if pid is not None and _is_ours(s, pid, _find(s, name)):
         return pid
@@ -225,6 +232,7 @@ def _wait_gone(s: Settings, name: str, pid: int, timeout: float) -> bool:
 def kill_component(s: Settings, name: str, sig: int = signal.SIGKILL) -> int | None:
     """Send `sig` to a running component (for tests that crash a worker). Returns the
     pid, or None if it was not running. After SIGKILL, returns once it is gone."""
+    s = _resolve(s)
     pid = pid_of(s, name)
     if pid is None:
         return None
@@ -331,13 +339,18 @@ def _wait_healthy(s: Settings, name: str, check: Callable[[], bool], timeout: fl
 
 def _daemon_running(name: str) -> bool:
     pid = _read_pid(Path(f"/run/{name}.pid"))
-    return pid is not None and any(name in part for part in _cmdline(pid)[:1])
+    cmd = _cmdline(pid) if pid is not None else []
+    return bool(cmd) and Path(cmd[0]).name == name
 
 
 def ensure_libvirt(s: Settings) -> None:
     """libvirtd and virtlogd without systemd. They are machine-wide (pid files in /run,
     not in our run dir) and `down` leaves them running: other stacks' guests use them."""
-    if s.libvirt_uri.startswith("test:") or libvirt_ok():
+    if s.libvirt_uri.startswith("test:"):
+        return
+    if libvirt_ok():
+        if not _daemon_running("virtlogd"):  # QEMU's console logs go through it
+            subprocess.run(["/usr/sbin/virtlogd", "-d"], capture_output=True)
         return
     t0 = time.monotonic()
     for daemon in ("virtlogd", "libvirtd"):
@@ -372,12 +385,6 @@ def _bootstrap(s: Settings) -> None:
     bootstrap(s)
 
 
-def _resolve(settings: Settings | None) -> Settings:
-    """Children run in the repo, so a relative home would mean another place there."""
-    s = settings or get_settings()
-    return s if s.home.is_absolute() else s.model_copy(update={"home": s.home.absolute()})
-
-
 def _all_healthy(s: Settings) -> bool:
     return (all(pid_of(s, c.name) is not None for c in components(s))
             and (s.libvirt_uri.startswith("test:") or libvirt_ok())
@@ -403,11 +410,11 @@ def up(settings: Settings | None = None) -> None:
             if pid_of(s, comp.name) is None:
                 _start(s, comp)
                 started[comp.name] = time.monotonic()
-            if comp.name == "temporal":  # workers exit if they cannot connect
+            if comp.name == "temporal":  # workers and the API need it from the start
                 _wait_healthy(s, "temporal", lambda: temporal_ok(s), TEMPORAL_TIMEOUT)
         _wait_healthy(s, "api", lambda: api_ok(s), API_TIMEOUT)
-        for comp in comps:
-            if comp.name in started:
+        for comp in comps:  # workers have no health check: alive after a grace period
+            if comp.name in started and comp.name not in ("temporal", "api"):
                 time.sleep(max(0.0, started[comp.name] + WORKER_GRACE - time.monotonic()))
             if pid_of(s, comp.name) is None:
                 raise _fail(s, comp.name, "exited during start-up")
@@ -447,10 +454,10 @@ def status(settings: Settings | None = None) -> dict:
 
 
 def _summary(s: Settings) -> None:
-    print(f"  API:            {s.base_url}\n"
+    print(f"  API:             {s.base_url}\n"
           f"  Temporal Web UI: http://127.0.0.1:{s.temporal_ui_port}\n"
-          f"  Admin token:    {s.admin_token_file}\n"
-          f"  Logs:           {s.log_dir}/", flush=True)
+          f"  Admin token:     {s.admin_token_file}\n"
+          f"  Logs:            {s.log_dir}/", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
