@@ -182,11 +182,7 @@ def _is_ours(s: Settings, pid: int, comp: Component | None) -> bool:
     """Alive, started for this VMFLOW_HOME, and (if known) running this component:
     a pid file can outlive its process and the pid be reused by something else."""
     child = _children.get(pid)
-    if child is not None:
-        # our own child: ask it, which also reaps it, and /proc can show an empty
-        # cmdline for a moment after Popen returns (the exec is not quite done)
-        if child.poll() is None:
-            return True
+    if child is not None and child.poll() is not None:  # our own child, now reaped
         del _children[pid]
         return False
     cmd = _cmdline(pid)
@@ -220,7 +216,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _wait_gone(s: Settings, name: str, pid: int, timeout: float) -> bool:
+def _wait_gone(s: Settings, pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while _is_ours(s, pid, None):
         if time.monotonic() > deadline:
@@ -238,7 +234,7 @@ def kill_component(s: Settings, name: str, sig: int = signal.SIGKILL) -> int | N
         return None
     _signal(pid, sig)
     if sig == signal.SIGKILL:
-        _wait_gone(s, name, pid, 5.0)
+        _wait_gone(s, pid, 5.0)
     return pid
 
 
@@ -262,10 +258,10 @@ def _stop(s: Settings, name: str) -> None:
     pid = pid_of(s, name)
     if pid is not None:
         _signal(pid, signal.SIGTERM)
-        if not _wait_gone(s, name, pid, STOP_TIMEOUT):
+        if not _wait_gone(s, pid, STOP_TIMEOUT):
             print(f"  {name}: no exit {STOP_TIMEOUT:.0f} s after SIGTERM, killing", flush=True)
             _signal(pid, signal.SIGKILL)
-            _wait_gone(s, name, pid, 5.0)
+            _wait_gone(s, pid, 5.0)
         print(f"  {name}: stopped (pid {pid})", flush=True)
     pid_file(s, name).unlink(missing_ok=True)
 
