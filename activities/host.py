@@ -7,12 +7,14 @@ succeeds if the domain is already gone.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import domain_xml, qemu_img
-from activities.libvirt_conn import UNDEFINE_ALL, Connection, agent_command
+from activities.libvirt_conn import Connection, agent_command, undefine
 from vmflow.contracts import (
     CreateDisk,
     DefineDomain,
@@ -35,6 +37,21 @@ from vmflow.contracts import (
 )
 from vmflow.names import domain_name
 from vmflow.settings import Settings
+
+# errors a retry seconds later will not fix: fail the step so the workflow compensates
+PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EROFS, errno.ENOSPC,
+                    errno.EDQUOT}
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        if e.errno in PERMANENT_ERRNOS:
+            raise ApplicationError(f"host storage error: {e}", type=Errors.HOST_STORAGE,
+                                   non_retryable=True) from e
+        raise
 
 
 def _sha256(path: Path) -> str:
@@ -74,6 +91,10 @@ class HostActivities:
     # ---- image cache --------------------------------------------------------
     @activity.defn(name=HostActs.FETCH_IMAGE)
     def fetch_image(self, req: FetchImage) -> FetchedImage:
+        with storage_errors():
+            return self._fetch_image(req)
+
+    def _fetch_image(self, req: FetchImage) -> FetchedImage:
         """Copy an image into this host's cache, verifying its sha256.
 
         The cache entry appears atomically (rename) only after the checksum matched,
@@ -116,6 +137,10 @@ class HostActivities:
     # ---- disks --------------------------------------------------------------
     @activity.defn(name=HostActs.CREATE_DISK)
     def create_disk(self, req: CreateDisk) -> DiskCreated:
+        with storage_errors():
+            return self._create_disk(req)
+
+    def _create_disk(self, req: CreateDisk) -> DiskCreated:
         d = self.instance_dir(req.instance_id)
         disk = d / "disk"
         base_info = qemu_img.info(self.settings, req.base_path, req.base_format)
@@ -202,7 +227,7 @@ class HostActivities:
                 if dom.isActive():
                     raise
         try:
-            dom.undefineFlags(UNDEFINE_ALL)
+            undefine(dom)
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise

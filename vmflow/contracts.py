@@ -17,7 +17,8 @@ class Errors:
     IMAGE_INVALID = "ImageInvalid"
     INVALID_STATE = "InvalidState"
     NOT_FOUND = "NotFound"
-    ALL = [NO_VALID_HOST, NO_CAPACITY, IMAGE_INVALID, INVALID_STATE, NOT_FOUND]
+    HOST_STORAGE = "HostStorageError"  # permission denied, no space, read-only: retry won't fix
+    ALL = [NO_VALID_HOST, NO_CAPACITY, IMAGE_INVALID, INVALID_STATE, NOT_FOUND, HOST_STORAGE]
 
 
 class ControlActs:

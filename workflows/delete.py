@@ -39,9 +39,11 @@ class DeleteInstance:
             plan = await control(ControlActs.BEGIN_DELETE, ref, DeletePlan)
             if plan.host:
                 self._status = StepStatus("destroying domain", None, plan.host)
-                await on_host(plan.host, HostActs.DESTROY_DOMAIN, inst, give_up_after_s=3600)
+                await on_host(plan.host, HostActs.DESTROY_DOMAIN, inst, give_up_after_s=3600,
+                              attempts=0)
                 self._status = StepStatus("deleting disks", None, plan.host)
-                await on_host(plan.host, HostActs.DELETE_DISKS, inst, give_up_after_s=3600)
+                await on_host(plan.host, HostActs.DELETE_DISKS, inst, give_up_after_s=3600,
+                              attempts=0)
                 await control(ControlActs.RELEASE_CLAIM, InstanceHost(ref.instance_id, plan.host))
             await control(ControlActs.LEDGER_FORGET_INSTANCE, inst)
             await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.names import SA_HOST
 
 from workflows.saga import Compensations
-from workflows.steps import control, describe, error_type, not_picked_up, on_host
+from workflows.steps import all_of, control, describe, error_type, not_picked_up, on_host
 
 
 @workflow.defn(name="LaunchInstance")
@@ -107,7 +107,7 @@ class LaunchInstance:
         images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
         await control(ControlActs.LEDGER_RECORD,
                       LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
-        fetched = await asyncio.gather(*[
+        fetched = await all_of(*[
             on_host(host, HostActs.FETCH_IMAGE, FetchImage(i), FetchedImage,
                     schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30, timeout_s=1800)
             for i in images
@@ -118,17 +118,15 @@ class LaunchInstance:
         self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations
     ) -> None:
         ref = InstanceRef(plan.instance_id)
-        disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
-        domain_entry = LedgerEntry(host, "domain", plan.instance_id, plan.instance_id)
-        await control(ControlActs.LEDGER_RECORD, LedgerEntries([disk_entry, domain_entry]))
-
         self._at("creating disk")
+        disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
 
         async def delete_disk() -> None:
-            await on_host(host, HostActs.DELETE_DISKS, ref)
+            await on_host(host, HostActs.DELETE_DISKS, ref, attempts=0)
             await control(ControlActs.LEDGER_FORGET, LedgerEntries([disk_entry]))
 
         undo.push("disk", delete_disk)
+        await control(ControlActs.LEDGER_RECORD, LedgerEntries([disk_entry]))
         disk = await on_host(host, HostActs.CREATE_DISK, CreateDisk(
             plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb),
             DiskCreated)
@@ -136,12 +134,14 @@ class LaunchInstance:
         self._at("defining domain")
         await control(ControlActs.UPDATE_INSTANCE,
                       InstanceUpdate(plan.instance_id, task_state="spawning"))
+        domain_entry = LedgerEntry(host, "domain", plan.instance_id, plan.instance_id)
 
         async def undefine() -> None:  # also undoes the start below: destroy + undefine
-            await on_host(host, HostActs.DESTROY_DOMAIN, ref)
+            await on_host(host, HostActs.DESTROY_DOMAIN, ref, attempts=0)
             await control(ControlActs.LEDGER_FORGET, LedgerEntries([domain_entry]))
 
         undo.push("domain", undefine)
+        await control(ControlActs.LEDGER_RECORD, LedgerEntries([domain_entry]))
         await on_host(host, HostActs.DEFINE_DOMAIN, DefineDomain(
             plan.instance_id, plan.vcpus, plan.ram_mb, disk.path,
             paths[plan.kernel.image_id] if plan.kernel else None,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
+    FailureError,
     TimeoutError,
     TimeoutType,
 )
@@ -23,13 +25,16 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,  # retry until the activity's schedule_to_close timeout
-    non_retryable_error_types=Errors.ALL,
-)
+
+def retry(attempts: int) -> RetryPolicy:
+    """attempts=0: until the step's schedule_to_close (undo steps must not give up early)."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=attempts,
+        non_retryable_error_types=Errors.ALL,
+    )
 
 
 async def control(name: str, arg: Any, result_type: type[T] | None = None) -> T:
@@ -39,7 +44,7 @@ async def control(name: str, arg: Any, result_type: type[T] | None = None) -> T:
         task_queue=CONTROL_QUEUE,
         start_to_close_timeout=timedelta(seconds=30),
         schedule_to_close_timeout=timedelta(minutes=10),
-        retry_policy=RETRY,
+        retry_policy=retry(0),
         result_type=result_type,
     )
     return result
@@ -55,12 +60,13 @@ async def on_host(
     timeout_s: float = 120,
     heartbeat_s: float | None = None,
     give_up_after_s: float = 900,
+    attempts: int = 5,
 ) -> T:
     """Run a step on a host's own queue.
 
     schedule_to_start_s bounds how long a host may take to pick the step up, so a
     dead host is noticed in seconds; heartbeat_s lets a retry start soon after a
-    worker dies mid-step.
+    worker dies mid-step. Forward steps try a few times; undo steps pass attempts=0.
     """
     result: T = await workflow.execute_activity(
         name,
@@ -72,7 +78,7 @@ async def on_host(
         start_to_close_timeout=timedelta(seconds=timeout_s),
         schedule_to_close_timeout=timedelta(seconds=give_up_after_s),
         heartbeat_timeout=timedelta(seconds=heartbeat_s) if heartbeat_s else None,
-        retry_policy=RETRY,
+        retry_policy=retry(attempts),
         result_type=result_type,
     )
     return result
@@ -106,4 +112,16 @@ def describe(err: BaseException) -> str:
         return f"a step timed out ({cause.type.name if cause.type else 'timeout'})"
     if isinstance(cause, CancelledError | asyncio.CancelledError):
         return "the operation was cancelled"
+    if isinstance(cause, FailureError):
+        return cause.message
     return str(cause) or type(cause).__name__
+
+
+async def all_of(*steps: Awaitable[T]) -> list[T]:
+    """Run steps concurrently and wait for every one to end before raising the first
+    failure, so no sibling is still running on a host while compensation starts."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return list(results)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""Workflow tests: a real Temporal dev server, the real control worker on a real
+SQLite database, and hypervisor workers on libvirt's own test:///default driver
+(with real qemu-img disks and real files), one fresh host name per test."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import ROOT, qemu_home
+from vmflow import db
+from vmflow.bootstrap import bootstrap
+from vmflow.contracts import OperationRef
+from vmflow.models import Flavor, Image, Instance, Operation, Project, User
+from vmflow.names import CONTROL_QUEUE, SEARCH_ATTRIBUTES, instance_workflow_id
+from vmflow.settings import Settings
+from workers import control, hypervisor
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    sa_args = [arg for key in SEARCH_ATTRIBUTES
+               for arg in ("--search-attribute", f"{key.name}=Keyword")]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(ROOT / ".venv/bin/temporal"),
+        ui=False,
+        dev_server_extra_args=["--log-level", "error", *sa_args],
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def wf_settings(tiny_guest: Path) -> Iterator[Settings]:
+    home = qemu_home("wf")
+    s = Settings(home=home, host="unused", libvirt_uri="test:///default", virt_type="qemu",
+                 schedule_to_start_timeout=2, agent_timeout=20, guest_cache=tiny_guest)
+    bootstrap(s)
+    with session(s) as db_s:  # test:///default has no guest agent to wait for
+        tiny = db_s.exec(select(Image).where(Image.name == "tiny")).one()
+        props = {k: v for k, v in tiny.properties.items() if k != "hw_qemu_guest_agent"}
+        db_s.add(Image(name="tiny-noagent", status="active", disk_format="qcow2",
+                       visibility="public", size=tiny.size, checksum=tiny.checksum,
+                       location=tiny.location, properties=props))
+        db_s.commit()
+    yield s
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def control_worker(
+    temporal: WorkflowEnvironment, wf_settings: Settings
+) -> AsyncIterator[None]:
+    with ThreadPoolExecutor(16) as ex:
+        async with control.build(temporal.client, wf_settings, ex):
+            yield
+
+
+HostFactory = Callable[..., AbstractAsyncContextManager[Settings]]
+
+
+@pytest.fixture
+def hv_worker(
+    temporal: WorkflowEnvironment, wf_settings: Settings, control_worker: None
+) -> HostFactory:
+    """Start a registered hypervisor worker for a fresh host: `async with hv_worker() as s`."""
+
+    @asynccontextmanager
+    async def start(name: str | None = None, **overrides: object) -> AsyncIterator[Settings]:
+        s = wf_settings.model_copy(update={"host": name or f"h{uuid.uuid4().hex[:8]}", **overrides})
+        await (await hypervisor.register(temporal.client, s)).result()
+        with ThreadPoolExecutor(16) as ex:
+            async with hypervisor.build(temporal.client, s, ex):
+                yield s
+
+    return start
+
+
+def session(s: Settings) -> Session:
+    return Session(db.engine_for(s.db_url), expire_on_commit=False)
+
+
+def new_server(s: Settings, image: str = "tiny-noagent", flavor: str = "t1.micro") -> OperationRef:
+    """What the API does before starting a launch: the instance and operation rows."""
+    with session(s) as db_s:
+        project = db_s.exec(select(Project)).first()
+        user = db_s.exec(select(User)).first()
+        img = db_s.exec(select(Image).where(Image.name == image)).one()
+        flv = db_s.exec(select(Flavor).where(Flavor.name == flavor)).one()
+        assert project and user
+        inst = Instance(name="wf", project_id=project.id, user_id=user.id, image_id=img.id,
+                        flavor_id=flv.id, task_state="scheduling")
+        db_s.add(inst)
+        op = Operation(resource_type="instance", resource_id=inst.id, action="create",
+                       workflow_id=instance_workflow_id(inst.id), project_id=project.id,
+                       user_id=user.id)
+        db_s.add(op)
+        db_s.commit()
+        return OperationRef(inst.id, op.id)
+
+
+def new_delete_op(s: Settings, instance_id: str) -> OperationRef:
+    with session(s) as db_s:
+        inst = db_s.get(Instance, instance_id)
+        assert inst
+        op = Operation(resource_type="instance", resource_id=inst.id, action="delete",
+                       workflow_id=instance_workflow_id(inst.id), project_id=inst.project_id,
+                       user_id=inst.user_id)
+        db_s.add(op)
+        db_s.commit()
+        return OperationRef(inst.id, op.id)
+
+
+async def run(client: Client, workflow: str, ref: OperationRef) -> object:
+    return await client.execute_workflow(workflow, ref, id=instance_workflow_id(ref.instance_id),
+                                         task_queue=CONTROL_QUEUE)
