@@ -34,6 +34,7 @@ from vmflow.contracts import (
     HostActs,
     HostInfo,
     InstanceRef,
+    WaitAgent,
 )
 from vmflow.names import domain_name
 from vmflow.settings import Settings
@@ -200,17 +201,22 @@ class HostActivities:
             dom.create()
 
     @activity.defn(name=HostActs.WAIT_AGENT)
-    def wait_agent(self, ref: InstanceRef) -> float:
+    def wait_agent(self, req: WaitAgent) -> float:
         """Wait until the guest agent answers guest-ping; returns the seconds waited."""
         t0 = time.monotonic()
         while True:
-            dom = self.conn.domain(ref.instance_id)
+            dom = self.conn.domain(req.instance_id)
             if dom is None or not dom.isActive():
-                raise ApplicationError("the guest stopped while booting", type="GuestStopped")
+                raise ApplicationError("the guest stopped while booting", type=Errors.GUEST_BOOT,
+                                       non_retryable=True)
             try:
                 agent_command(dom, "guest-ping", timeout=1)
                 return time.monotonic() - t0
-            except libvirt.libvirtError:
+            except libvirt.libvirtError as e:
+                if time.time() > req.deadline:
+                    raise ApplicationError(
+                        f"the guest agent did not answer before the boot deadline ({e})",
+                        type=Errors.GUEST_BOOT, non_retryable=True) from e
                 activity.heartbeat(time.monotonic() - t0)
                 time.sleep(0.2)
 

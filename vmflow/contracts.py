@@ -18,7 +18,9 @@ class Errors:
     INVALID_STATE = "InvalidState"
     NOT_FOUND = "NotFound"
     HOST_STORAGE = "HostStorageError"  # permission denied, no space, read-only: retry won't fix
-    ALL = [NO_VALID_HOST, NO_CAPACITY, IMAGE_INVALID, INVALID_STATE, NOT_FOUND, HOST_STORAGE]
+    GUEST_BOOT = "GuestBootFailed"  # stopped while booting, or no agent before the deadline
+    ALL = [NO_VALID_HOST, NO_CAPACITY, IMAGE_INVALID, INVALID_STATE, NOT_FOUND, HOST_STORAGE,
+           GUEST_BOOT]
 
 
 class ControlActs:
@@ -160,6 +162,12 @@ class DefineDomain:
     initrd_path: str | None
     cmdline: str
     agent: bool
+
+
+@dataclass(frozen=True)
+class WaitAgent:
+    instance_id: str
+    deadline: float  # epoch seconds; retries after a worker crash keep the same deadline
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduleRequest,
         ScheduleResult,
         StepStatus,
+        WaitAgent,
     )
     from vmflow.names import SA_HOST
 
@@ -152,8 +153,10 @@ class LaunchInstance:
         await on_host(host, HostActs.START_DOMAIN, ref)
         if plan.agent:
             self._at("waiting for the guest agent")
-            await on_host(host, HostActs.WAIT_AGENT, ref, float, heartbeat_s=10,
-                          timeout_s=plan.agent_timeout_s, give_up_after_s=plan.agent_timeout_s * 3)
+            deadline = workflow.now().timestamp() + plan.agent_timeout_s
+            await on_host(host, HostActs.WAIT_AGENT, WaitAgent(plan.instance_id, deadline), float,
+                          heartbeat_s=10, timeout_s=plan.agent_timeout_s + 30,
+                          give_up_after_s=plan.agent_timeout_s * 3)
 
     async def _compensate(self, ref: OperationRef, err: BaseException, undo: Compensations) -> None:
         self._at("compensating")

@@ -1,0 +1,106 @@
+"""Integration tests: the whole embedded stack, started by the same launcher as
+`make up` on a private home and ports, driving real QEMU guests through the API."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+import pytest
+from sqlmodel import Session, select
+
+from tests.conftest import qemu_home
+from vmflow import db, stack
+from vmflow.models import Allocation, Ledger
+from vmflow.settings import Settings
+
+PREFIX = "vmflowit-"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def it_settings(tiny_guest: Path) -> Iterator[Settings]:
+    home = qemu_home("it")
+    s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
+                 temporal_ui_port=free_port(), host="ithv", domain_prefix=PREFIX,
+                 guest_cache=tiny_guest, agent_timeout=30)
+    stack.up(s)
+    yield s
+    stack.down(s)
+    conn = libvirt.open("qemu:///system")
+    for dom in conn.listAllDomains():
+        if dom.name().startswith(PREFIX):  # never leave a guest behind, even on failure
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def api(it_settings: Settings) -> Iterator[httpx.Client]:
+    token = it_settings.admin_token_file.read_text().strip()
+    with httpx.Client(base_url=it_settings.base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+def wait_operation(api: httpx.Client, op_id: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        op: dict[str, Any] = api.get(f"/v1/operations/{op_id}").json()
+        if op["status"] != "running":
+            return op
+        time.sleep(0.3)
+    raise AssertionError(f"operation {op_id} still running after {timeout}s: {op}")
+
+
+def create_server(api: httpx.Client, name: str, image: str = "tiny",
+                  flavor: str = "t1.micro") -> tuple[str, str]:
+    r = api.post("/v1/servers", json={"name": name, "image": image, "flavor": flavor})
+    assert r.status_code == 202, r.text
+    return r.json()["server"]["id"], r.json()["operation"]["id"]
+
+
+def delete_server(api: httpx.Client, server_id: str) -> dict[str, Any]:
+    r = api.delete(f"/v1/servers/{server_id}")
+    assert r.status_code == 202, r.text
+    return wait_operation(api, r.json()["operation"]["id"])
+
+
+def ledger_audit(s: Settings) -> dict[str, list[str]]:
+    """Domains and instance directories on the host that the ledger does not know."""
+    with Session(db.engine_for(s.db_url)) as session:
+        known = {(e.kind, e.key) for e in session.exec(select(Ledger))}
+    conn = libvirt.open(s.libvirt_uri)
+    domains = [d.UUIDString() for d in conn.listAllDomains() if d.name().startswith(PREFIX)]
+    dirs = [p.name for p in (s.host_dir() / "instances").glob("*")]
+    return {
+        "domains": [d for d in domains if ("domain", d) not in known],
+        "dirs": [d for d in dirs if ("disk", d) not in known],
+    }
+
+
+def remains(s: Settings, server_id: str) -> dict[str, object]:
+    """What a deleted or compensated server could leave behind: all empty when clean."""
+    conn = libvirt.open(s.libvirt_uri)
+    with Session(db.engine_for(s.db_url)) as session:
+        return {
+            "domain": [d.name() for d in conn.listAllDomains() if d.UUIDString() == server_id],
+            "dir": (s.host_dir() / "instances" / server_id).exists(),
+            "allocation": session.get(Allocation, server_id),
+            "ledger": session.exec(select(Ledger).where(Ledger.instance_id == server_id)).all(),
+        }
+
+
+CLEAN = {"domain": [], "dir": False, "allocation": None, "ledger": []}
