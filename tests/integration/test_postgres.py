@@ -1,0 +1,94 @@
+"""The same schema, bootstrap and claims on a real PostgreSQL (VMFLOW_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.exceptions import ApplicationError
+
+from activities.control import ControlActivities
+from tests.integration.conftest import free_port
+from vmflow import db
+from vmflow.bootstrap import bootstrap
+from vmflow.contracts import ClaimRequest
+from vmflow.models import Allocation, Flavor, Host, Image, Token
+from vmflow.settings import Settings
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+RACERS = 12
+
+
+def as_postgres(*cmd: str) -> None:
+    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    data = Path(tempfile.mkdtemp(prefix="vmflow-pg-", dir="/var/tmp"))
+    shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-l", f"{data}/log", "-w", "-o",
+                f"'-p {port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off'", "start")
+    try:
+        as_postgres("psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
+                    "'CREATE DATABASE vmflow'")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/vmflow"
+    finally:
+        as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pg_settings(pg_url: str, tiny_guest: Path) -> Iterator[Settings]:
+    home = Path(tempfile.mkdtemp(prefix="vmflow-pghome-", dir="/var/tmp"))
+    yield Settings(home=home, database_url=pg_url, guest_cache=tiny_guest)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_bootstrap_on_postgres_is_idempotent(pg_settings: Settings) -> None:
+    bootstrap(pg_settings)
+    bootstrap(pg_settings)
+    with Session(db.engine_for(pg_settings.db_url)) as s:
+        names = {f.name for f in s.exec(select(Flavor))}
+        assert {"m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge", "t1.micro"} <= names
+        assert len(s.exec(select(Token)).all()) == 1
+        tiny = s.exec(select(Image).where(Image.name == "tiny")).one()
+        assert tiny.status == "active" and tiny.properties["hw_qemu_guest_agent"] == "yes"
+
+
+def test_concurrent_claims_for_the_last_slot_admit_exactly_one(pg_settings: Settings) -> None:
+    bootstrap(pg_settings)
+    with Session(db.engine_for(pg_settings.db_url)) as s:
+        # room for exactly one 1-vCPU guest: 1 core x 4.0 ratio, 3 already used
+        s.add(Host(name="pghv", vcpus=1, ram_mb=8192, disk_gb=100, traits=[]))
+        s.flush()
+        s.add(Allocation(instance_id="existing", host="pghv", vcpus=3, ram_mb=256, disk_gb=1))
+        s.commit()
+    acts = ControlActivities(pg_settings, client=None)  # type: ignore[arg-type]
+
+    start = threading.Barrier(RACERS)
+
+    def claim(i: int) -> str:
+        start.wait()  # all at once, so their reads and writes overlap
+        try:
+            acts.claim(ClaimRequest(f"racer-{i}", "pghv", 1, 256, 1))
+            return "won"
+        except ApplicationError as e:
+            assert e.type == "NoCapacity"
+            return "refused"
+
+    with ThreadPoolExecutor(RACERS) as ex:
+        results = list(ex.map(claim, range(RACERS)))
+    assert sorted(results) == ["refused"] * (RACERS - 1) + ["won"]
+    with Session(db.engine_for(pg_settings.db_url)) as s:
+        assert len(s.exec(select(Allocation).where(Allocation.host == "pghv")).all()) == 2
