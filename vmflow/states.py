@@ -2,8 +2,9 @@
 status derived from both, and which action is allowed from which vm_state.
 
 Nova's semantics (compute/api.py check_instance_state): an action names the stable
-vm_states it may start from; any running operation already holds the instance's
-workflow id, so a second one is refused by Temporal itself (409).
+vm_states it may start from; a running operation already holds the instance's
+workflow id, so a second one is refused by Temporal itself (409). `docs/states.md`
+is generated from this table (`python -m vmflow.states`); a test keeps it current.
 """
 
 from __future__ import annotations
@@ -30,42 +31,94 @@ class TaskState(StrEnum):
     SCHEDULING = "scheduling"
     BLOCK_DEVICE_MAPPING = "block_device_mapping"
     SPAWNING = "spawning"
+    POWERING_ON = "powering-on"
+    POWERING_OFF = "powering-off"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    PAUSING = "pausing"
+    UNPAUSING = "unpausing"
+    SUSPENDING = "suspending"
+    RESUMING = "resuming"
+    RESCUING = "rescuing"
+    UNRESCUING = "unrescuing"
     DELETING = "deleting"
+
+
+V = VmState
+T = TaskState
+LIVE = frozenset(V) - {V.DELETED}
 
 
 @dataclass(frozen=True)
 class Transition:
     action: str
     allowed_from: frozenset[VmState]
-    task_state: TaskState | None
-    target: VmState | None  # None: the state it started from
+    task_state: TaskState | None  # while the operation runs
+    target: VmState | None  # after success; None: unchanged
+    workflow: str | None  # Temporal workflow type; None: a database-only change
+    honours_lock: bool = True  # a locked server refuses it from non-admins
+    admin_only: bool = False
+    summary: str = ""
 
 
-ALL_STATES = frozenset(VmState) - {VmState.DELETED}
+def _t(*args: object, **kw: object) -> Transition:
+    return Transition(*args, **kw)  # type: ignore[arg-type]
+
 
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
     for t in [
-        Transition("create", frozenset(), TaskState.SCHEDULING, VmState.ACTIVE),
-        Transition("delete", ALL_STATES, TaskState.DELETING, VmState.DELETED),
+        _t("create", frozenset(), T.SCHEDULING, V.ACTIVE, "LaunchInstance",
+           summary="schedule, claim, fetch image, disk, define, start, wait for the agent"),
+        _t("start", frozenset({V.STOPPED}), T.POWERING_ON, V.ACTIVE, "StartInstance",
+           summary="power on and wait for the agent"),
+        _t("stop", frozenset({V.ACTIVE, V.RESCUED, V.ERROR}), T.POWERING_OFF, V.STOPPED,
+           "StopInstance", summary="clean shutdown (agent, then ACPI); destroy after a timeout"),
+        _t("reboot-soft", frozenset({V.ACTIVE}), T.REBOOTING, V.ACTIVE, "RebootInstance",
+           summary="clean shutdown and power on; escalates to hard after a timeout"),
+        _t("reboot-hard", frozenset({V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED, V.ERROR}),
+           T.REBOOTING_HARD, V.ACTIVE, "RebootInstance", summary="destroy and power on"),
+        _t("pause", frozenset({V.ACTIVE}), T.PAUSING, V.PAUSED, "PauseInstance",
+           summary="stop the vCPUs, memory stays in RAM"),
+        _t("unpause", frozenset({V.PAUSED}), T.UNPAUSING, V.ACTIVE, "UnpauseInstance",
+           summary="run the vCPUs again"),
+        _t("suspend", frozenset({V.ACTIVE}), T.SUSPENDING, V.SUSPENDED, "SuspendInstance",
+           summary="save memory to disk (managed save) and stop"),
+        _t("resume", frozenset({V.SUSPENDED}), T.RESUMING, V.ACTIVE, "ResumeInstance",
+           summary="restore from the managed save"),
+        _t("rescue", frozenset({V.ACTIVE, V.STOPPED, V.ERROR}), T.RESCUING, V.RESCUED,
+           "RescueInstance", summary="boot a rescue image with the original disk second"),
+        _t("unrescue", frozenset({V.RESCUED}), T.UNRESCUING, V.ACTIVE, "UnrescueInstance",
+           summary="boot the original disk again"),
+        _t("lock", LIVE, None, None, None, honours_lock=False,
+           summary="refuse mutating actions from non-admins (owner or admin)"),
+        _t("unlock", LIVE, None, None, None, honours_lock=False,
+           summary="lift the lock (whoever locked it, or admin)"),
+        _t("reset-state", LIVE, None, None, None, honours_lock=False, admin_only=True,
+           summary="set vm_state to active or error and clear task_state (audited)"),
+        _t("set-metadata", LIVE, None, None, None, summary="change server metadata"),
+        _t("delete", LIVE, T.DELETING, V.DELETED, "DeleteInstance",
+           summary="cancel a running operation, then destroy, undefine, delete disks, release"),
+        _t("force-delete", LIVE, T.DELETING, V.DELETED, "DeleteInstance",
+           summary="delete now: terminate any running operation first, no compensation"),
     ]
 }
 
 # status for a stable vm_state, and task_states that override it (Nova's names)
 _STATUS = {
-    VmState.BUILDING: "BUILD",
-    VmState.ACTIVE: "ACTIVE",
-    VmState.STOPPED: "SHUTOFF",
-    VmState.PAUSED: "PAUSED",
-    VmState.SUSPENDED: "SUSPENDED",
-    VmState.RESCUED: "RESCUE",
-    VmState.RESIZED: "VERIFY_RESIZE",
-    VmState.SHELVED: "SHELVED",
-    VmState.SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
-    VmState.ERROR: "ERROR",
-    VmState.DELETED: "DELETED",
+    V.BUILDING: "BUILD",
+    V.ACTIVE: "ACTIVE",
+    V.STOPPED: "SHUTOFF",
+    V.PAUSED: "PAUSED",
+    V.SUSPENDED: "SUSPENDED",
+    V.RESCUED: "RESCUE",
+    V.RESIZED: "VERIFY_RESIZE",
+    V.SHELVED: "SHELVED",
+    V.SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
+    V.ERROR: "ERROR",
+    V.DELETED: "DELETED",
 }
-_TASK_STATUS: dict[str, str] = {}
+_TASK_STATUS = {T.REBOOTING: "REBOOT", T.REBOOTING_HARD: "HARD_REBOOT"}
 
 
 class ActionNotAllowed(Exception):
@@ -81,7 +134,7 @@ class ActionNotAllowed(Exception):
 def status(vm_state: str, task_state: str | None) -> str:
     """The one place the user-visible status is derived."""
     if task_state and task_state in _TASK_STATUS:
-        return _TASK_STATUS[task_state]
+        return _TASK_STATUS[TaskState(task_state)]
     return _STATUS.get(VmState(vm_state), "UNKNOWN")
 
 
@@ -90,3 +143,38 @@ def check_action(action: str, vm_state: str) -> Transition:
     if VmState(vm_state) not in t.allowed_from:
         raise ActionNotAllowed(action, vm_state)
     return t
+
+
+def markdown() -> str:
+    """docs/states.md, generated from the table above."""
+    states = [s for s in VmState if s is not V.DELETED]
+    lines = [
+        "# Instance states and actions",
+        "",
+        "Generated from `vmflow/states.py` by `python -m vmflow.states > docs/states.md`;",
+        "a test fails when this file is stale. ✓ = allowed from that vm_state; anything",
+        "else answers 409 with the reason. Only one operation runs on an instance at a time.",
+        "",
+        "| action | " + " | ".join(states) + " | task_state | result | lock | who |",
+        "|---" * (len(states) + 5) + "|",
+    ]
+    for t in TRANSITIONS.values():
+        cells = ["✓" if s in t.allowed_from else "" for s in states]
+        lines.append(
+            f"| {t.action} | " + " | ".join(cells)
+            + f" | {t.task_state or '-'} | {t.target or 'unchanged'}"
+            + f" | {'honoured' if t.honours_lock else 'ignored'}"
+            + f" | {'admin' if t.admin_only else 'member'} |"
+        )
+    lines += ["", "## What each action does", ""]
+    lines += [f"- **{t.action}**: {t.summary}" for t in TRANSITIONS.values()]
+    lines += ["", "## Status (what `GET /v1/servers/{id}` shows)", "",
+              "| vm_state | status |", "|---|---|"]
+    lines += [f"| {s} | {_STATUS[s]} |" for s in VmState]
+    lines += ["", "A running task overrides it: "
+              + ", ".join(f"task_state {k} → {v}" for k, v in _TASK_STATUS.items()) + ".", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
