@@ -35,6 +35,10 @@ class ControlActs:
     FINISH_OPERATION = "control.finish_operation"
     BEGIN_DELETE = "control.begin_delete"
     REGISTER_HOST = "control.register_host"
+    BEGIN_ACTION = "control.begin_action"
+    END_ACTION = "control.end_action"
+    SYNC_CANDIDATES = "control.power_sync_candidates"
+    SYNC_APPLY = "control.power_sync_apply"
 
 
 class HostActs:
@@ -45,6 +49,17 @@ class HostActs:
     START_DOMAIN = "host.start_domain"
     WAIT_AGENT = "host.wait_agent"
     DESTROY_DOMAIN = "host.destroy_domain"
+    OBSERVE = "host.observe"
+    OBSERVE_MANY = "host.observe_many"
+    POWER_ON = "host.power_on"
+    POWER_OFF = "host.power_off"
+    SHUTDOWN = "host.shutdown"
+    PAUSE = "host.pause"
+    UNPAUSE = "host.unpause"
+    MANAGED_SAVE = "host.managed_save"
+    RESCUE = "host.rescue"
+    UNRESCUE = "host.unrescue"
+    CONFIG_DRIVE = "host.create_config_drive"
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,136 @@ class DefineDomain:
     initrd_path: str | None
     cmdline: str
     agent: bool
+    config_drive_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfigDrive:
+    """Nova's config drive (config-2 layout): openstack/latest/{meta_data.json,user_data}."""
+
+    instance_id: str
+    meta_data_json: str
+    user_data_b64: str | None
+
+
+@dataclass(frozen=True)
+class ConfigDriveCreated:
+    path: str
+
+
+# ---- instance actions ---------------------------------------------------------------
+@dataclass(frozen=True)
+class RebootRequest:
+    instance_id: str
+    operation_id: str
+    hard: bool
+
+
+@dataclass(frozen=True)
+class RescueRequest:
+    instance_id: str
+    operation_id: str
+    image_id: str | None = None  # None: the image the server was built from
+
+
+@dataclass(frozen=True)
+class ActionStart:
+    instance_id: str
+    operation_id: str
+    action: str  # a key of vmflow.states.TRANSITIONS
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """What a workflow needs to know about an instance when its action starts."""
+
+    instance_id: str
+    host: str
+    vm_state: str  # before the action
+    agent: bool
+    stop_timeout_s: float
+    reboot_timeout_s: float
+    rescue_image: ImageFile | None = None
+
+
+@dataclass(frozen=True)
+class ActionEnd:
+    instance_id: str
+    operation_id: str
+    vm_state: str
+    status: str  # succeeded | failed | compensated
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    instance_id: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class ShutdownResult:
+    clean: bool  # False: the guest ignored the request until the timeout
+
+
+@dataclass(frozen=True)
+class Rescue:
+    instance_id: str
+    rescue_image_path: str
+    rescue_image_format: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The real state of an instance's domain on its host."""
+
+    instance_id: str
+    exists: bool
+    power: str  # running | paused | shutoff | crashed | absent | other
+    managed_save: bool
+    rescue: bool
+
+    def vm_state(self) -> str:
+        if not self.exists:
+            return "error"
+        if self.rescue and self.power == "running":
+            return "rescued"
+        if self.power == "running":
+            return "active"
+        if self.power == "paused":
+            return "paused"
+        if self.power == "shutoff" and self.managed_save:
+            return "suspended"
+        if self.power in ("shutoff", "crashed"):
+            return "stopped"
+        return "error"
+
+
+@dataclass(frozen=True)
+class InstanceIds:
+    instance_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Observations:
+    items: list[Observation]
+
+
+@dataclass(frozen=True)
+class SyncCandidates:
+    """Instances per host whose DB state can be compared (no operation running)."""
+
+    by_host: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class SyncApply:
+    observations: list[Observation]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    fixed: list[str]  # "<instance id>: <from> -> <to>"
 
 
 @dataclass(frozen=True)

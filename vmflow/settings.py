@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # timeouts (seconds)
     schedule_to_start_timeout: float = 10.0
     agent_timeout: float = 180.0
+    stop_timeout: float = 60.0  # clean shutdown before destroy (Nova: shutdown_timeout)
+    reboot_timeout: float = 60.0  # soft reboot before escalating to hard
+    power_sync_interval: float = 60.0  # the power-state reconciler's schedule
     qemu_img_cpu_seconds: int = 120
     qemu_img_memory_mb: int = 1024
 
