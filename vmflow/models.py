@@ -107,6 +107,8 @@ class Instance(SQLModel, table=True):
     vm_state: str = "building"
     task_state: str | None = None
     locked: bool = False
+    locked_by: str | None = None  # "owner" or "admin" (Nova): only admin lifts an admin lock
+    locked_reason: str | None = None
     fault: str | None = None
     key_name: str | None = None
     user_data: str | None = None
@@ -114,6 +116,19 @@ class Instance(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
     deleted_at: datetime | None = None
+
+
+class Keypair(SQLModel, table=True):
+    """An SSH public key of a user (Nova: keypairs belong to users, not projects)."""
+
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    user_id: str = Field(foreign_key="user.id", index=True)
+    name: str
+    public_key: str
+    fingerprint: str  # SHA256:<base64 without padding>, as ssh-keygen -l prints it
+    type: str = "ssh"
+    created_at: datetime = Field(default_factory=now)
 
 
 class Operation(SQLModel, table=True):
