@@ -152,3 +152,12 @@ def test_readme_names_every_service_and_only_those() -> None:
     named = readme_compose_services()
     assert named, "the README names no compose service"
     assert named == set(services())
+
+
+def test_readme_documents_every_setting() -> None:
+    """The README's configuration table names every VMFLOW_* setting, and no other."""
+    from vmflow.settings import Settings
+
+    text = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(VMFLOW_[A-Z0-9_]+)` \|", text, re.MULTILINE))
+    assert documented == {f"VMFLOW_{name.upper()}" for name in Settings.model_fields}
