@@ -12,6 +12,7 @@ import pytest
 import typer
 
 from vmflow import cli
+from vmflow.cli import common
 
 SID = "d49ff7f9-ada8-416f-b57c-eb40ce192008"
 OP = "2dcb7499-7771-4bb0-88ce-d81b00c3dcfb"
@@ -34,8 +35,8 @@ Handler = Callable[[httpx.Request], httpx.Response]
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Handler], list[httpx.Request]]]:
     """Install a handler as the API; returns the list of requests it saw."""
-    monkeypatch.setattr(cli, "POLL_S", 0.0)
-    monkeypatch.setattr(cli, "state", cli.State(url="http://api.test", token="tok"))
+    monkeypatch.setattr(common, "POLL_S", 0.0)
+    monkeypatch.setattr(common, "state", common.State(url="http://api.test", token="tok"))
 
     def install(handler: Handler) -> list[httpx.Request]:
         seen: list[httpx.Request] = []
@@ -44,7 +45,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Handler], list[ht
             seen.append(request)
             return handler(request)
 
-        cli.state.transport = httpx.MockTransport(record)
+        common.state.transport = httpx.MockTransport(record)
         return seen
 
     yield install
@@ -58,41 +59,42 @@ def error(code: int, message: str) -> httpx.Response:
 
 
 def test_parse_properties() -> None:
-    assert cli.parse_properties(["a=b", "c=d=e", "empty="]) == {"a": "b", "c": "d=e", "empty": ""}
+    assert common.parse_properties(["a=b", "c=d=e", "empty="]) == {
+        "a": "b", "c": "d=e", "empty": ""}
     with pytest.raises(typer.BadParameter):
-        cli.parse_properties(["novalue"])
+        common.parse_properties(["novalue"])
     with pytest.raises(typer.BadParameter):
-        cli.parse_properties(["=x"])
+        common.parse_properties(["=x"])
 
 
 def test_formatting() -> None:
-    assert cli.fmt(None) == cli.fmt("") == cli.fmt({}) == "-"
-    assert cli.fmt(True) == "yes"
-    assert cli.fmt("2026-11-22T02:17:48.123456Z") == "2026-11-22 02:17:48"
-    assert cli.fmt({"a": 1, "b": None}) == "a=1, b=-"
-    assert cli.fmt(["x", "y"]) == "x, y"
-    assert cli.fmt_addresses({"private": [{"addr": "10.0.0.5"}, {"addr": "fd00::5"}]}) == \
+    assert common.fmt(None) == common.fmt("") == common.fmt({}) == "-"
+    assert common.fmt(True) == "yes"
+    assert common.fmt("2026-11-22T02:17:48.123456Z") == "2026-11-22 02:17:48"
+    assert common.fmt({"a": 1, "b": None}) == "a=1, b=-"
+    assert common.fmt(["x", "y"]) == "x, y"
+    assert common.fmt_addresses({"private": [{"addr": "10.0.0.5"}, {"addr": "fd00::5"}]}) == \
         "private=10.0.0.5, fd00::5"
-    assert cli.fmt_addresses({}) == "-"
-    assert cli.fmt_size(9306112) == "8.9 MiB"
-    assert cli.fmt_size(512) == "512 B"
-    assert cli.fmt_size(None) == "-"
-    assert cli.is_uuid(SID) and not cli.is_uuid("vm1")
+    assert common.fmt_addresses({}) == "-"
+    assert common.fmt_size(9306112) == "8.9 MiB"
+    assert common.fmt_size(512) == "512 B"
+    assert common.fmt_size(None) == "-"
+    assert common.is_uuid(SID) and not common.is_uuid("vm1")
 
 
 def test_find_by_name() -> None:
     items = [{"id": "1", "name": "a"}, {"id": "2", "name": "b"}, {"id": "3", "name": "b"}]
-    assert cli.find_by_name(items, "a", "server")["id"] == "1"
-    with pytest.raises(cli.ApiError, match="no server named 'c'"):
-        cli.find_by_name(items, "c", "server")
-    with pytest.raises(cli.ApiError, match="2 servers are named 'b'; use an id: 2, 3"):
-        cli.find_by_name(items, "b", "server")
+    assert common.find_by_name(items, "a", "server")["id"] == "1"
+    with pytest.raises(common.ApiError, match="no server named 'c'"):
+        common.find_by_name(items, "c", "server")
+    with pytest.raises(common.ApiError, match="2 servers are named 'b'; use an id: 2, 3"):
+        common.find_by_name(items, "b", "server")
 
 
 def test_error_message() -> None:
-    assert cli.error_message(error(409, "server is locked")) == "server is locked"
-    assert cli.error_message(httpx.Response(422, json={"detail": "bad"})) == "HTTP 422: bad"
-    assert cli.error_message(httpx.Response(502, text="Bad Gateway")) == "HTTP 502: Bad Gateway"
+    assert common.error_message(error(409, "server is locked")) == "server is locked"
+    assert common.error_message(httpx.Response(422, json={"detail": "bad"})) == "HTTP 422: bad"
+    assert common.error_message(httpx.Response(502, text="Bad Gateway")) == "HTTP 502: Bad Gateway"
 
 
 # ---- commands -------------------------------------------------------------------------

@@ -1,18 +1,16 @@
-"""`vmflow`: the command line over the HTTP API (servers, operations, images, flavors,
-hosts). It talks HTTP only and never imports temporalio; `main` still ends with
-os._exit so that nothing run at interpreter exit can change the exit code."""
+"""What every `vmflow` command shares: the API client, name resolution, rendering and
+following an operation to its end. HTTP only; never imports temporalio."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -101,6 +99,16 @@ class Api:
     def items(self, path: str, key: str) -> list[dict[str, Any]]:
         data = self.get(path)
         return data[key] if isinstance(data, dict) else data
+
+
+def seg(value: str) -> str:
+    """One URL path segment: a metadata key or keypair name may hold '/', '?' or '#'."""
+    return urllib.parse.quote(value, safe="")
+
+
+def unwrap(data: Any, key: str) -> Any:
+    """`{key: obj}` -> obj; a bare obj stays as it is (the API answers either way)."""
+    return data[key] if isinstance(data, dict) and isinstance(data.get(key), dict) else data
 
 
 def is_uuid(ref: str) -> bool:
@@ -226,13 +234,6 @@ def emit(data: Any, as_json: bool, render: Callable[[], Any]) -> None:
         out().print(render())
 
 
-SERVER_COLUMNS: list[Column] = [
-    ("ID", col("id")), ("Name", col("name")), ("Status", col("status", styled)),
-    ("Task", col("task_state")), ("Host", col("host")),
-    ("Networks", lambda r: escape(fmt_addresses(r.get("addresses")))),
-]
-
-
 def parse_properties(values: list[str]) -> dict[str, str]:
     props: dict[str, str] = {}
     for item in values:
@@ -298,201 +299,18 @@ def finish(op: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
-# ---- commands -------------------------------------------------------------------------
+def follow(api: Api, op: dict[str, Any], what: str, wait: bool, as_json: bool) -> None:
+    """An accepted operation: print its ids, or with --wait follow it to its end and exit
+    1 with its last_error unless it succeeded."""
+    if not wait:
+        emit(op, as_json, lambda: f"{escape(what)}: operation {op['id']} "
+                                  f"(workflow {op['workflow_id']}) {styled(op['status'])}")
+        return
+    final = watch(api, op["id"])
+    emit(final, as_json, lambda: f"{escape(what)}: {styled(final['status'])}")
+    finish(final)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="vmflow: VMs whose every operation is a durable Temporal workflow.")
-server_app = typer.Typer(no_args_is_help=True, help="Servers (instances).")
-operation_app = typer.Typer(no_args_is_help=True, help="Operations (workflow runs).")
-image_app = typer.Typer(no_args_is_help=True, help="Images.")
-flavor_app = typer.Typer(no_args_is_help=True, help="Flavors.")
-host_app = typer.Typer(no_args_is_help=True, help="Hypervisor hosts (admin).")
-app.add_typer(server_app, name="server")
-app.add_typer(operation_app, name="operation")
-app.add_typer(image_app, name="image")
-app.add_typer(flavor_app, name="flavor")
-app.add_typer(host_app, name="host")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 WaitOpt = Annotated[bool, typer.Option("--wait", help="Follow the operation until it ends.")]
-
-
-@app.callback()
-def root(
-    url: Annotated[str | None, typer.Option(help="API URL (default: VMFLOW_API_URL or "
-                                            "http://127.0.0.1:$VMFLOW_API_PORT)")] = None,
-    token: Annotated[str | None, typer.Option(help="Bearer token (default: VMFLOW_TOKEN "
-                                              "or $VMFLOW_HOME/admin-token)")] = None,
-) -> None:
-    state.url, state.token = url or state.url, token or state.token
-
-
-@server_app.command("create")
-def server_create(
-    name: str,
-    image: Annotated[str, typer.Option(help="Image id or name.")],
-    flavor: Annotated[str, typer.Option(help="Flavor id or name.")],
-    key_name: Annotated[str | None, typer.Option(help="Keypair name.")] = None,
-    prop: Annotated[list[str] | None, typer.Option(
-        "--property", metavar="KEY=VALUE", help="Metadata; repeatable.")] = None,
-    user_data: Annotated[Path | None, typer.Option(
-        exists=True, dir_okay=False, help="File passed to the guest (sent base64, as Nova).")
-    ] = None,
-    wait: WaitOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Launch a server."""
-    body: dict[str, Any] = {"name": name, "image": image, "flavor": flavor}
-    if key_name:
-        body["key_name"] = key_name
-    if prop:
-        body["metadata"] = parse_properties(prop)
-    if user_data:
-        body["user_data"] = base64.b64encode(user_data.read_bytes()).decode()
-    api = Api()
-    resp = api.call("POST", "/v1/servers", json=body)
-    server, op = resp["server"], resp["operation"]
-    if not wait:
-        emit(resp, as_json, lambda: kv_table(server))
-        if not as_json:
-            out().print(f"operation {op['id']} ({op['workflow_id']}): {styled(op['status'])}")
-        return
-    final = watch(api, op["id"])
-    try:
-        server = api.get(f"/v1/servers/{server['id']}")
-    except ApiError as e:
-        if e.status != 404:  # a failed launch may have removed it
-            raise
-    emit({"server": server, "operation": final}, as_json, lambda: kv_table(server))
-    finish(final)
-
-
-@server_app.command("list")
-def server_list(as_json: JsonOpt = False) -> None:
-    """List servers."""
-    servers = Api().items("/v1/servers", "servers")
-    emit(servers, as_json, lambda: list_table(servers, SERVER_COLUMNS))
-
-
-@server_app.command("show")
-def server_show(server: Annotated[str, typer.Argument(metavar="ID_OR_NAME")],
-                as_json: JsonOpt = False) -> None:
-    """Show one server."""
-    api = Api()
-    data = api.get(f"/v1/servers/{server_id(api, server)}")
-    emit(data, as_json, lambda: kv_table(data))
-
-
-@server_app.command("delete")
-def server_delete(server: Annotated[str, typer.Argument(metavar="ID_OR_NAME")],
-                  wait: WaitOpt = False, as_json: JsonOpt = False) -> None:
-    """Delete a server."""
-    api = Api()
-    sid = server_id(api, server)
-    op = api.call("DELETE", f"/v1/servers/{sid}")["operation"]
-    if not wait:
-        emit(op, as_json, lambda: f"deleting server {sid}: operation {op['id']} "
-                                  f"({op['workflow_id']}) {styled(op['status'])}")
-        return
-    final = watch(api, op["id"])
-    emit(final, as_json, lambda: f"server {sid}: delete {styled(final['status'])}")
-    finish(final)
-
-
-@server_app.command("actions")
-def server_actions(server: Annotated[str, typer.Argument(metavar="ID_OR_NAME")],
-                   as_json: JsonOpt = False) -> None:
-    """A server's action history (like Nova's instance actions)."""
-    api = Api()
-    actions = api.items(f"/v1/servers/{server_id(api, server)}/actions", "actions")
-    columns: list[Column] = [
-        ("Action", col("action")), ("Result", col("result", styled)), ("Start", col("start")),
-        ("Finish", col("finish")), ("User", lambda r: escape(fmt(r.get("user") or
-                                                                 r.get("user_id")))),
-        ("Operation", col("operation_id")), ("Fault", col("fault")),
-    ]
-    emit(actions, as_json, lambda: list_table(actions, columns))
-
-
-@operation_app.command("show")
-def operation_show(operation_id: Annotated[str, typer.Argument(metavar="ID")],
-                   as_json: JsonOpt = False) -> None:
-    """Show an operation: status, step, progress, attempt, last error."""
-    data = Api().get(f"/v1/operations/{operation_id}")
-    emit(data, as_json, lambda: kv_table(data))
-
-
-@image_app.command("list")
-def image_list(as_json: JsonOpt = False) -> None:
-    """List images."""
-    images = Api().items("/v1/images", "images")
-    columns: list[Column] = [
-        ("ID", col("id")), ("Name", col("name")), ("Status", col("status", styled)),
-        ("Format", col("disk_format")), ("Size", col("size", fmt_size)),
-        ("Visibility", col("visibility")),
-    ]
-    emit(images, as_json, lambda: list_table(images, columns))
-
-
-@image_app.command("show")
-def image_show(image: Annotated[str, typer.Argument(metavar="ID_OR_NAME")],
-               as_json: JsonOpt = False) -> None:
-    """Show one image."""
-    api = Api()
-    data = api.get(f"/v1/images/{image_id(api, image)}")
-    emit(data, as_json, lambda: kv_table(data))
-
-
-@flavor_app.command("list")
-def flavor_list(as_json: JsonOpt = False) -> None:
-    """List flavors."""
-    flavors = Api().items("/v1/flavors", "flavors")
-    columns: list[Column] = [
-        ("ID", col("id")), ("Name", col("name")), ("vCPUs", col("vcpus")),
-        ("RAM (MiB)", col("ram")), ("Disk (GB)", col("disk")), ("Public", col("is_public")),
-        ("Extra specs", col("extra_specs")),
-    ]
-    emit(flavors, as_json, lambda: list_table(flavors, columns))
-
-
-def used_of(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda h: f"{(h.get('used') or {}).get(key, '-')} / {h.get(key, '-')}"
-
-
-@host_app.command("list")
-def host_list(as_json: JsonOpt = False) -> None:
-    """List hypervisor hosts with capacity, usage and liveness."""
-    hosts = Api().items("/v1/hosts", "hosts")
-    columns: list[Column] = [
-        ("Name", col("name")), ("Hostname", col("hostname")),
-        ("Alive", lambda h: "[green]yes[/green]" if h.get("alive") else "[red]no[/red]"),
-        ("Virt", col("virt_type")), ("vCPUs used", used_of("vcpus")),
-        ("RAM MiB used", used_of("ram_mb")), ("Disk GB used", used_of("disk_gb")),
-        ("Instances", col("instances")), ("Traits", col("traits")),
-    ]
-    emit(hosts, as_json, lambda: list_table(hosts, columns))
-
-
-# ---- entry point ----------------------------------------------------------------------
-
-
-def run(args: list[str]) -> int:
-    """Run the CLI and return its exit code: 0 ok, 1 failure, 2 usage."""
-    try:
-        app(args=args, prog_name="vmflow")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except ApiError as e:
-        err().print(f"[red]error: {escape(e.message)}[/red]")
-        return 1
-    return 0
-
-
-def main() -> None:
-    code = run(sys.argv[1:])
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # `vmflow server list | head`
-        pass
-    os._exit(code)
+ServerArg = Annotated[str, typer.Argument(metavar="SERVER", help="Server id or unique name.")]

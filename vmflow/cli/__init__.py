@@ -1,0 +1,66 @@
+"""`vmflow`: the command line over the HTTP API (servers and their actions, keypairs,
+operations, images, flavors, hosts). It talks HTTP only and never imports temporalio;
+`main` still ends with os._exit so that nothing run at interpreter exit can change the
+exit code.
+
+common.py holds the client, rendering and --wait; servers.py, keypairs.py and
+catalog.py the commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from vmflow.cli import common
+from vmflow.cli.catalog import flavor_app, host_app, image_app, operation_app
+from vmflow.cli.common import ApiError, err
+from vmflow.cli.keypairs import keypair_app
+from vmflow.cli.servers import server_app
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="vmflow: VMs whose every operation is a durable Temporal workflow.")
+app.add_typer(server_app, name="server")
+app.add_typer(keypair_app, name="keypair")
+app.add_typer(operation_app, name="operation")
+app.add_typer(image_app, name="image")
+app.add_typer(flavor_app, name="flavor")
+app.add_typer(host_app, name="host")
+
+
+@app.callback()
+def root(
+    url: Annotated[str | None, typer.Option(help="API URL (default: VMFLOW_API_URL or "
+                                            "http://127.0.0.1:$VMFLOW_API_PORT)")] = None,
+    token: Annotated[str | None, typer.Option(help="Bearer token (default: VMFLOW_TOKEN "
+                                              "or $VMFLOW_HOME/admin-token)")] = None,
+) -> None:
+    common.state.url = url or common.state.url
+    common.state.token = token or common.state.token
+
+
+def run(args: list[str]) -> int:
+    """Run the CLI and return its exit code: 0 ok, 1 failure, 2 usage."""
+    try:
+        app(args=args, prog_name="vmflow")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except ApiError as e:
+        err().print(f"[red]error: {escape(e.message)}[/red]")
+        return 1
+    return 0
+
+
+def main() -> None:
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `vmflow server list | head`
+        pass
+    os._exit(code)
