@@ -4,6 +4,7 @@ control worker runs workflows and these; hosts never touch the database)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -19,6 +20,7 @@ from activities.liveness import host_alive
 from vmflow import db
 from vmflow.contracts import (
     ClaimRequest,
+    ConfigDrive,
     ControlActs,
     DeletePlan,
     Errors,
@@ -34,7 +36,17 @@ from vmflow.contracts import (
     ScheduleRequest,
     ScheduleResult,
 )
-from vmflow.models import Allocation, Flavor, Host, Image, Instance, Ledger, Operation, now
+from vmflow.models import (
+    Allocation,
+    Flavor,
+    Host,
+    Image,
+    Instance,
+    Keypair,
+    Ledger,
+    Operation,
+    now,
+)
 from vmflow.settings import Settings
 
 
@@ -42,7 +54,7 @@ def _fail(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
-def _image_file(image: Image) -> ImageFile:
+def image_file(image: Image) -> ImageFile:
     if image.status != "active" or not image.location or not image.checksum:
         raise _fail(f"image {image.id} is not active (status {image.status})",
                     Errors.IMAGE_INVALID)
@@ -80,8 +92,9 @@ class ControlActivities:
                 if linked_image is None:
                     raise _fail(f"image {image.id} refers to missing {key} {linked_id}",
                                 Errors.IMAGE_INVALID)
-                return _image_file(linked_image)
+                return image_file(linked_image)
 
+            drive = ConfigDrive(inst.id, json.dumps(self._meta_data(s, inst)), inst.user_data)
             required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
             return LaunchPlan(
                 instance_id=inst.id,
@@ -91,14 +104,31 @@ class ControlActivities:
                 disk_gb=flavor.disk_gb,
                 required_traits=required,
                 forbidden_traits=forbidden,
-                root=_image_file(image),
+                root=image_file(image),
                 kernel=linked("kernel_id"),
                 ramdisk=linked("ramdisk_id"),
                 cmdline=str(props.get("os_command_line", "")),
                 agent=str(props.get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1"),
+                config_drive=drive,
                 schedule_to_start_s=self.settings.schedule_to_start_timeout,
                 agent_timeout_s=self.settings.agent_timeout,
             )
+
+    @staticmethod
+    def _meta_data(s: Session, inst: Instance) -> dict[str, Any]:
+        """openstack/latest/meta_data.json of the config drive, as Nova writes it."""
+        keys = {}
+        if inst.key_name:
+            kp = s.exec(select(Keypair).where(Keypair.user_id == inst.user_id,
+                                              Keypair.name == inst.key_name)).first()
+            if kp is not None:
+                keys[kp.name] = kp.public_key
+        return {
+            "uuid": inst.id, "name": inst.name, "hostname": inst.name,
+            "launch_index": 0, "availability_zone": "nova", "project_id": inst.project_id,
+            "meta": inst.meta or {}, "public_keys": keys,
+            "keys": [{"name": k, "type": "ssh", "data": v} for k, v in keys.items()],
+        }
 
     @activity.defn(name=ControlActs.SCHEDULE)
     async def schedule(self, req: ScheduleRequest) -> ScheduleResult:

@@ -7,10 +7,13 @@ succeeds if the domain is already gone.
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import os
 import shutil
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +27,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities import domain_xml, qemu_img
 from activities.libvirt_conn import Connection, agent_command, undefine
+from activities.power import PowerActivities, config_for, save_spec
 from vmflow.contracts import (
+    ConfigDrive,
+    ConfigDriveCreated,
     CreateDisk,
     DefineDomain,
     DiskCreated,
@@ -36,7 +42,6 @@ from vmflow.contracts import (
     InstanceRef,
     WaitAgent,
 )
-from vmflow.names import domain_name
 from vmflow.settings import Settings
 
 # errors a retry seconds later will not fix: fail the step so the workflow compensates
@@ -175,21 +180,31 @@ class HostActivities:
     @activity.defn(name=HostActs.DEFINE_DOMAIN)
     def define_domain(self, req: DefineDomain) -> None:
         d = self.instance_dir(req.instance_id)
-        cfg = domain_xml.DomainConfig(
-            uuid=req.instance_id,
-            name=domain_name(self.settings.domain_prefix, req.instance_id),
-            vcpus=req.vcpus,
-            ram_mb=req.ram_mb,
-            virt_type=self.conn.virt_type(self.settings.virt_type),
-            disks=[domain_xml.Disk(path=req.disk_path, target="vda", serial="root")],
-            console_log=str(d / "console.log"),
-            kernel=req.kernel_path,
-            initrd=req.initrd_path,
-            cmdline=req.cmdline,
-            extra_cmdline=["vmflow.root=/dev/vda"] if req.kernel_path else [],
-            agent=req.agent,
-        )
+        save_spec(d, req)  # rescue and unrescue rebuild the domain from it
+        cfg = config_for(self.settings, self.conn, req, d)
         self.conn.get().defineXML(domain_xml.build(cfg))  # same uuid+name: replaces, idempotent
+
+    @activity.defn(name=HostActs.CONFIG_DRIVE)
+    def create_config_drive(self, req: ConfigDrive) -> ConfigDriveCreated:
+        """Nova's config drive: an ISO 9660 volume labelled config-2 with
+        openstack/latest/meta_data.json and user_data, read-only to the guest."""
+        d = self.instance_dir(req.instance_id)
+        iso = d / "config.iso"
+        if iso.exists():
+            return ConfigDriveCreated(str(iso))
+        with storage_errors(), tempfile.TemporaryDirectory(dir=d) as tmp:
+            latest = Path(tmp) / "openstack" / "latest"
+            latest.mkdir(parents=True)
+            (latest / "meta_data.json").write_text(req.meta_data_json)
+            if req.user_data_b64 is not None:
+                (latest / "user_data").write_bytes(base64.b64decode(req.user_data_b64))
+            part = d / "config.iso.part"
+            subprocess.run(["genisoimage", "-quiet", "-o", str(part), "-V", "config-2", "-J",
+                            "-R", "-input-charset", "utf-8", tmp], check=True,
+                           capture_output=True)
+            part.chmod(0o644)
+            part.rename(iso)
+        return ConfigDriveCreated(str(iso))
 
     @activity.defn(name=HostActs.START_DOMAIN)
     def start_domain(self, ref: InstanceRef) -> None:
@@ -247,4 +262,6 @@ class HostActivities:
             self.start_domain,
             self.wait_agent,
             self.destroy_domain,
+            self.create_config_drive,
+            *PowerActivities(self.settings, self.conn, self.instance_dir).all(),
         ]

@@ -33,5 +33,8 @@ def info(settings: Settings, path: str, fmt: str) -> dict[str, Any]:
     return out
 
 
-def create_overlay(settings: Settings, path: str, base: str, base_fmt: str, size_gb: int) -> None:
-    run(settings, "create", "-q", "-f", "qcow2", "-F", base_fmt, "-b", base, path, f"{size_gb}G")
+def create_overlay(settings: Settings, path: str, base: str, base_fmt: str,
+                   size_gb: int | None = None) -> None:
+    """A qcow2 overlay on `base`; without a size it is the base's virtual size."""
+    size = [f"{size_gb}G"] if size_gb else []
+    run(settings, "create", "-q", "-f", "qcow2", "-F", base_fmt, "-b", base, path, *size)

@@ -83,6 +83,15 @@ class ImageFile:
 
 
 @dataclass(frozen=True)
+class ConfigDrive:
+    """Nova's config drive (config-2 layout): openstack/latest/{meta_data.json,user_data}."""
+
+    instance_id: str
+    meta_data_json: str
+    user_data_b64: str | None
+
+
+@dataclass(frozen=True)
 class LaunchPlan:
     instance_id: str
     project_id: str
@@ -96,6 +105,7 @@ class LaunchPlan:
     ramdisk: ImageFile | None
     cmdline: str
     agent: bool  # image property hw_qemu_guest_agent
+    config_drive: ConfigDrive | None
     schedule_to_start_s: float  # how long a chosen host may take to pick up work
     agent_timeout_s: float
 
@@ -181,15 +191,6 @@ class DefineDomain:
 
 
 @dataclass(frozen=True)
-class ConfigDrive:
-    """Nova's config drive (config-2 layout): openstack/latest/{meta_data.json,user_data}."""
-
-    instance_id: str
-    meta_data_json: str
-    user_data_b64: str | None
-
-
-@dataclass(frozen=True)
 class ConfigDriveCreated:
     path: str
 
@@ -214,6 +215,7 @@ class ActionStart:
     instance_id: str
     operation_id: str
     action: str  # a key of vmflow.states.TRANSITIONS
+    image_id: str | None = None  # rescue: the image to boot
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class InstanceFacts:
     host: str
     vm_state: str  # before the action
     agent: bool
+    agent_timeout_s: float
     stop_timeout_s: float
     reboot_timeout_s: float
     rescue_image: ImageFile | None = None

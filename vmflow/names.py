@@ -32,3 +32,6 @@ def host_workflow_id(host: str) -> str:
 
 def domain_name(prefix: str, instance_id: str) -> str:
     return f"{prefix}{instance_id}"
+
+
+POWER_SYNC_SCHEDULE = "reconcile-power-states"

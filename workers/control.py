@@ -1,35 +1,70 @@
-"""The control worker: every workflow plus the database activities, on `control`."""
+"""The control worker: every workflow plus the database activities, on `control`.
+It also keeps the power-state reconciler's Temporal Schedule in place."""
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 from temporalio.worker import Worker
 
 import workflows
+from activities.actions import ActionActivities
 from activities.control import ControlActivities
-from vmflow.names import CONTROL_QUEUE
+from vmflow.contracts import InstanceIds
+from vmflow.names import CONTROL_QUEUE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, run_until_signalled, setup_logging
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
-    acts = ControlActivities(settings, client)
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
         workflows=workflows.ALL,
-        activities=acts.all(),
+        activities=[*ControlActivities(settings, client).all(),
+                    *ActionActivities(settings).all()],
         activity_executor=executor,
+        max_concurrent_activities=16,
     )
+
+
+async def ensure_power_sync_schedule(client: Client, settings: Settings) -> None:
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow("PowerSync", InstanceIds([]), id=POWER_SYNC_SCHEDULE,
+                                           task_queue=CONTROL_QUEUE),
+        spec=ScheduleSpec(intervals=[
+            ScheduleIntervalSpec(every=timedelta(seconds=settings.power_sync_interval))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(POWER_SYNC_SCHEDULE, schedule)
+    except ScheduleAlreadyRunningError:  # keep it, with today's interval
+
+        def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(POWER_SYNC_SCHEDULE).update(update)
 
 
 async def main() -> None:
     setup_logging()
     settings = get_settings()
     client = await connect_patiently(settings)
+    await ensure_power_sync_schedule(client, settings)
     with ThreadPoolExecutor(max_workers=16) as executor:
         await run_until_signalled(build(client, settings, executor))
 

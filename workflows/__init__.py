@@ -2,6 +2,20 @@
 
 from workflows.delete import DeleteInstance
 from workflows.launch import LaunchInstance
+from workflows.pause import PauseInstance
+from workflows.power_sync import PowerSync
+from workflows.reboot import RebootInstance
 from workflows.register_host import RegisterHost
+from workflows.rescue import RescueInstance
+from workflows.resume import ResumeInstance
+from workflows.start import StartInstance
+from workflows.stop import StopInstance
+from workflows.suspend import SuspendInstance
+from workflows.unpause import UnpauseInstance
+from workflows.unrescue import UnrescueInstance
 
-ALL = [LaunchInstance, DeleteInstance, RegisterHost]
+ALL = [
+    LaunchInstance, DeleteInstance, RegisterHost, StartInstance, StopInstance, RebootInstance,
+    PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
+    UnrescueInstance, PowerSync,
+]

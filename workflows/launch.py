@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts import (
         ClaimRequest,
+        ConfigDriveCreated,
         ControlActs,
         CreateDisk,
         DefineDomain,
@@ -132,6 +133,12 @@ class LaunchInstance:
             plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb),
             DiskCreated)
 
+        drive = None
+        if plan.config_drive:  # inside the instance dir: the disk undo removes it too
+            self._at("writing the config drive")
+            drive = await on_host(host, HostActs.CONFIG_DRIVE, plan.config_drive,
+                                  ConfigDriveCreated)
+
         self._at("defining domain")
         await control(ControlActs.UPDATE_INSTANCE,
                       InstanceUpdate(plan.instance_id, task_state="spawning"))
@@ -147,7 +154,7 @@ class LaunchInstance:
             plan.instance_id, plan.vcpus, plan.ram_mb, disk.path,
             paths[plan.kernel.image_id] if plan.kernel else None,
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
-            plan.cmdline, plan.agent))
+            plan.cmdline, plan.agent, drive.path if drive else None))
 
         self._at("starting")
         await on_host(host, HostActs.START_DOMAIN, ref)

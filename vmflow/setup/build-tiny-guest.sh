@@ -6,10 +6,12 @@
 #   initrd.img   busybox + virtio/ext4 modules; mounts the root disk, switch_root
 #   root.qcow2   ext4 root: busybox init, acpid power button, respawned qemu-ga,
 #                /sbin/shutdown shim (qemu-ga execs `shutdown -h -P +0`)
-# Built once: a finished build leaves a .done stamp and is reused.
+# Built once: a finished build leaves a .done stamp (this script's checksum) and is
+# reused until the script changes.
 set -euo pipefail
 OUT=${1:-/var/cache/vmflow/tiny-guest}
-[ -f "$OUT/.done" ] && exit 0
+STAMP=$(sha256sum "$0" | cut -d' ' -f1)
+[ "$(cat "$OUT/.done" 2>/dev/null)" = "$STAMP" ] && exit 0
 KVER=${KVER:-$(ls /boot/vmlinuz-* | sort -V | tail -1 | sed 's|/boot/vmlinuz-||')}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -83,13 +85,14 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 hostname vmflow-tiny
 rescue=0; grep -q 'vmflow.rescue' /proc/cmdline && rescue=1
-if [ -b /dev/vdb ]; then
-  if [ $rescue = 1 ]; then mount -t ext4 -o ro /dev/vdb /rescue; else mount -t ext4 /dev/vdb /data; fi
+# the second ext4 disk: the original root in rescue mode, else a data disk
+second=$(findfs LABEL=vmflow-data 2>/dev/null)
+[ $rescue = 1 ] && second=/dev/vdb
+if [ -n "$second" ] && [ -b "$second" ]; then
+  if [ $rescue = 1 ]; then mount -t ext4 -o ro $second /rescue; else mount -t ext4 $second /data; fi
 fi
-# config drive (ISO 9660, label config-2), as Nova attaches it
-for d in /dev/sr0 /dev/vdc /dev/vdd; do
-  [ -b $d ] && mount -t iso9660 -o ro $d /mnt/config 2>/dev/null && break
-done
+# config drive: the ISO 9660 volume labelled config-2, as Nova attaches it
+cd=$(findfs LABEL=config-2 2>/dev/null) && mount -t iso9660 -o ro "$cd" /mnt/config
 acpid -c /etc/acpi -l /run/acpid.log
 echo "vmflow-tiny: up" > /dev/kmsg
 RCS
@@ -132,4 +135,4 @@ mkfs.ext4 -q -F -L vmflow-root -d "$R" "$WORK/root.raw" 64M
 qemu-img convert -f raw -O qcow2 "$WORK/root.raw" "$WORK/root.qcow2"
 
 install -m 644 "$WORK/vmlinux.pvh" "$WORK/initrd.img" "$WORK/root.qcow2" "$OUT/"
-touch "$OUT/.done"
+echo "$STAMP" > "$OUT/.done"
