@@ -26,6 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import domain_xml, qemu_img
+from activities.heartbeat import heartbeating
 from activities.libvirt_conn import Connection, agent_command, undefine
 from activities.power import PowerActivities, config_for, save_spec
 from vmflow.contracts import (
@@ -142,6 +143,7 @@ class HostActivities:
 
     # ---- disks --------------------------------------------------------------
     @activity.defn(name=HostActs.CREATE_DISK)
+    @heartbeating
     def create_disk(self, req: CreateDisk) -> DiskCreated:
         with storage_errors():
             return self._create_disk(req)
@@ -171,6 +173,7 @@ class HostActivities:
         return DiskCreated(path=str(disk))
 
     @activity.defn(name=HostActs.DELETE_DISKS)
+    @heartbeating
     def delete_instance_files(self, ref: InstanceRef) -> None:
         d = self.instance_dir(ref.instance_id)
         if d.exists():
@@ -178,6 +181,7 @@ class HostActivities:
 
     # ---- domains ------------------------------------------------------------
     @activity.defn(name=HostActs.DEFINE_DOMAIN)
+    @heartbeating
     def define_domain(self, req: DefineDomain) -> None:
         d = self.instance_dir(req.instance_id)
         save_spec(d, req)  # rescue and unrescue rebuild the domain from it
@@ -185,6 +189,7 @@ class HostActivities:
         self.conn.get().defineXML(domain_xml.build(cfg))  # same uuid+name: replaces, idempotent
 
     @activity.defn(name=HostActs.CONFIG_DRIVE)
+    @heartbeating
     def create_config_drive(self, req: ConfigDrive) -> ConfigDriveCreated:
         """Nova's config drive: an ISO 9660 volume labelled config-2 with
         openstack/latest/meta_data.json and user_data, read-only to the guest."""
@@ -207,6 +212,7 @@ class HostActivities:
         return ConfigDriveCreated(str(iso))
 
     @activity.defn(name=HostActs.START_DOMAIN)
+    @heartbeating
     def start_domain(self, ref: InstanceRef) -> None:
         dom = self.conn.domain(ref.instance_id)
         if dom is None:
@@ -236,6 +242,7 @@ class HostActivities:
                 time.sleep(0.2)
 
     @activity.defn(name=HostActs.DESTROY_DOMAIN)
+    @heartbeating
     def destroy_domain(self, ref: InstanceRef) -> None:
         """Stop and undefine, clearing managed-save and snapshot metadata; absent is fine."""
         dom = self.conn.domain(ref.instance_id)

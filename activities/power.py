@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import domain_xml, qemu_img
+from activities.heartbeat import heartbeating
 from activities.libvirt_conn import Connection
 from vmflow.contracts import (
     DefineDomain,
@@ -98,15 +99,18 @@ class PowerActivities:
                            bool(dom.hasManagedSaveImage(0)), rescue)
 
     @activity.defn(name=HostActs.OBSERVE)
+    @heartbeating
     def observe(self, ref: InstanceRef) -> Observation:
         return self._observe(ref.instance_id)
 
     @activity.defn(name=HostActs.OBSERVE_MANY)
+    @heartbeating
     def observe_many(self, req: InstanceIds) -> Observations:
         return Observations([self._observe(i) for i in req.instance_ids])
 
     # ---- power ----------------------------------------------------------------------
     @activity.defn(name=HostActs.POWER_ON)
+    @heartbeating
     def power_on(self, ref: InstanceRef) -> None:
         """Start the domain; with a managed-save image this resumes it (libvirt's rule)."""
         dom = self._domain(ref.instance_id)
@@ -114,6 +118,7 @@ class PowerActivities:
             dom.create()
 
     @activity.defn(name=HostActs.POWER_OFF)
+    @heartbeating
     def power_off(self, ref: InstanceRef) -> None:
         """Pull the plug (the definition and disks stay)."""
         dom = self._domain(ref.instance_id)
@@ -146,18 +151,21 @@ class PowerActivities:
         return ShutdownResult(clean=True)
 
     @activity.defn(name=HostActs.PAUSE)
+    @heartbeating
     def pause(self, ref: InstanceRef) -> None:
         dom = self._domain(ref.instance_id)
         if dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
             dom.suspend()
 
     @activity.defn(name=HostActs.UNPAUSE)
+    @heartbeating
     def unpause(self, ref: InstanceRef) -> None:
         dom = self._domain(ref.instance_id)
         if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
             dom.resume()
 
     @activity.defn(name=HostActs.MANAGED_SAVE)
+    @heartbeating
     def managed_save(self, ref: InstanceRef) -> None:
         """Memory to disk, domain off; the next power_on restores it."""
         dom = self._domain(ref.instance_id)
@@ -173,6 +181,7 @@ class PowerActivities:
         return DefineDomain(**data)
 
     @activity.defn(name=HostActs.RESCUE)
+    @heartbeating
     def rescue(self, req: Rescue) -> None:
         """Power off, boot a fresh overlay of the rescue image with the original disk
         as the second disk. Same name and UUID (libvirt requires both to match)."""
@@ -190,6 +199,7 @@ class PowerActivities:
         self.power_on(InstanceRef(req.instance_id))
 
     @activity.defn(name=HostActs.UNRESCUE)
+    @heartbeating
     def unrescue(self, ref: InstanceRef) -> None:
         """Power off, define the original domain again, drop the rescue disk, start."""
         self.power_off(ref)

@@ -73,10 +73,9 @@ class InstanceAction:
         return obs.vm_state()
 
     async def host(self, facts: InstanceFacts, name: str, step: str, *,
-                   heartbeat_s: float | None = None, timeout_s: float = 120) -> None:
+                   timeout_s: float = 120) -> None:
         self.at(step)
-        await on_host(facts.host, name, InstanceRef(facts.instance_id),
-                      heartbeat_s=heartbeat_s, timeout_s=timeout_s)
+        await on_host(facts.host, name, InstanceRef(facts.instance_id), timeout_s=timeout_s)
 
     async def wait_agent(self, facts: InstanceFacts) -> None:
         if not facts.agent:

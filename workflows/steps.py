@@ -58,15 +58,16 @@ async def on_host(
     *,
     schedule_to_start_s: float | None = None,
     timeout_s: float = 120,
-    heartbeat_s: float | None = None,
+    heartbeat_s: float = 10,
     give_up_after_s: float = 900,
     attempts: int = 5,
 ) -> T:
     """Run a step on a host's own queue.
 
     schedule_to_start_s bounds how long a host may take to pick the step up, so a
-    dead host is noticed in seconds; heartbeat_s lets a retry start soon after a
-    worker dies mid-step. Forward steps try a few times; undo steps pass attempts=0.
+    dead host is noticed in seconds; every host step heartbeats (see
+    activities/heartbeat.py), so a retry starts soon after a worker dies mid-step.
+    Forward steps try a few times; undo steps pass attempts=0.
     """
     result: T = await workflow.execute_activity(
         name,
@@ -77,7 +78,7 @@ async def on_host(
         ),
         start_to_close_timeout=timedelta(seconds=timeout_s),
         schedule_to_close_timeout=timedelta(seconds=give_up_after_s),
-        heartbeat_timeout=timedelta(seconds=heartbeat_s) if heartbeat_s else None,
+        heartbeat_timeout=timedelta(seconds=heartbeat_s),
         retry_policy=retry(attempts),
         result_type=result_type,
     )

@@ -34,7 +34,8 @@ def it_settings(tiny_guest: Path) -> Iterator[Settings]:
     home = qemu_home("it")
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
                  temporal_ui_port=free_port(), host="ithv", domain_prefix=PREFIX,
-                 guest_cache=tiny_guest, agent_timeout=30)
+                 guest_cache=tiny_guest, agent_timeout=30, stop_timeout=30,
+                 reboot_timeout=10, power_sync_interval=10)
     stack.up(s)
     yield s
     stack.down(s)
@@ -70,6 +71,17 @@ def create_server(api: httpx.Client, name: str, image: str = "tiny",
     r = api.post("/v1/servers", json={"name": name, "image": image, "flavor": flavor})
     assert r.status_code == 202, r.text
     return r.json()["server"]["id"], r.json()["operation"]["id"]
+
+
+def action(api: httpx.Client, server_id: str, body: dict[str, Any]) -> httpx.Response:
+    return api.post(f"/v1/servers/{server_id}/action", json=body)
+
+
+def act(api: httpx.Client, server_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Run a workflow action to its end; returns the finished operation."""
+    r = action(api, server_id, body)
+    assert r.status_code == 202, r.text
+    return wait_operation(api, r.json()["operation"]["id"])
 
 
 def delete_server(api: httpx.Client, server_id: str) -> dict[str, Any]:
