@@ -17,7 +17,6 @@ from tests.integration.conftest import (
     CLEAN,
     create_server,
     delete_server,
-    ledger_audit,
     remains,
     wait_operation,
 )
@@ -114,30 +113,6 @@ def _register_broken_image(s: Settings, tiny_id: str) -> str:
         session.add(broken)
         session.commit()
         return broken.id
-
-
-def test_kill_9_of_the_hypervisor_worker_mid_launch(
-    it_settings: Settings, api: httpx.Client
-) -> None:
-    server_id, op_id = create_server(api, "crashy")
-    while (op := api.get(f"/v1/operations/{op_id}").json())["step"] not in (
-        "starting", "waiting for the guest agent"
-    ):
-        assert op["status"] == "running", op
-    stack.kill_component(it_settings, "hypervisor")
-    assert stack.pid_of(it_settings, "hypervisor") is None
-    stack.up(it_settings)  # what `make up` does: restarts only the dead worker
-    op = wait_operation(api, op_id)
-    assert op["status"] in ("succeeded", "compensated"), op
-    assert ledger_audit(it_settings) == {"domains": [], "dirs": []}
-    server = api.get(f"/v1/servers/{server_id}").json()
-    if op["status"] == "succeeded":
-        assert server["status"] == "ACTIVE"
-        assert agent_ping(server_id) == {"return": {}}
-    else:
-        assert server["status"] == "ERROR" and remains(it_settings, server_id) == CLEAN
-    assert delete_server(api, server_id)["status"] == "succeeded"
-    assert remains(it_settings, server_id) == CLEAN
 
 
 def test_no_valid_host_is_an_error_the_user_can_read(
