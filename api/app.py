@@ -21,7 +21,18 @@ from starlette.exceptions import HTTPException
 
 from api.deps import connect_temporal
 from api.errors import ApiError, Unauthorized
-from api.routers import flavors, health, hosts, identity, images, operations, servers
+from api.routers import (
+    flavors,
+    health,
+    hosts,
+    identity,
+    images,
+    keypairs,
+    metadata,
+    operations,
+    server_actions,
+    servers,
+)
 from vmflow.states import ActionNotAllowed
 
 
@@ -92,7 +103,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (health, identity, servers, operations, images, flavors, hosts):
+    for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
+                   images, flavors, hosts):
         app.include_router(module.router)
     return app
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from sqlmodel import Session, col, or_, select
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -23,7 +23,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AuthContext
 from api.errors import Conflict, ServiceUnavailable
@@ -31,14 +31,15 @@ from api.schemas import OperationPublic, utc
 from vmflow.contracts import OperationRef
 from vmflow.models import Instance, Operation, now
 from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE, instance_workflow_id
+from vmflow.states import TRANSITIONS
 
 log = logging.getLogger(__name__)
 
 RPC_TIMEOUT = timedelta(seconds=5)
 QUERY_TIMEOUT = timedelta(seconds=2)
 
-# workflow type names, as registered by the control worker
-WORKFLOWS = {"create": "LaunchInstance", "delete": "DeleteInstance"}
+# workflow type names, as registered by the control worker: from the state table
+WORKFLOWS = {a: t.workflow for a, t in TRANSITIONS.items() if t.workflow}
 
 _CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "succeeded",
@@ -106,6 +107,9 @@ def remember_key(session: Session, auth: AuthContext, key: str | None, resource_
 
 # --- starting ------------------------------------------------------------------------
 
+# the workflow's input, made from the new Operation's id (default: OperationRef)
+InputFactory = Callable[[str], object]
+
 def search_attributes(instance: Instance, action: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([
         SearchAttributePair(SA_RESOURCE, instance_workflow_id(instance.id)),
@@ -122,8 +126,10 @@ async def start_instance_operation(
     workflow: str,
     auth: AuthContext,
     idempotency_key: str | None = None,
+    make_input: InputFactory | None = None,
 ) -> Operation:
-    """Record an Operation and start `workflow` for it on the instance's workflow id.
+    """Record an Operation and start `workflow` for it on the instance's workflow id,
+    with `make_input(operation_id)` as its argument (default: an OperationRef).
 
     Returns the Operation (an earlier one for a repeated Idempotency-Key). Raises
     Conflict if another operation holds the instance, ServiceUnavailable if Temporal
@@ -142,10 +148,11 @@ async def start_instance_operation(
     )
     session.add(op)
     session.commit()
+    arg = make_input(op.id) if make_input else OperationRef(instance.id, op.id)
     try:
         handle = await client.start_workflow(
             workflow,
-            OperationRef(instance_id=instance.id, operation_id=op.id),
+            arg,
             id=workflow_id,
             task_queue=CONTROL_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -201,6 +208,32 @@ async def running_action(client: Client, session: Session, instance_id: str,
         .order_by(col(Operation.started_at).desc())
     ).first()
     return row.action if row else "unknown"
+
+
+async def describe_running(client: Client,
+                           instance_id: str) -> WorkflowExecutionDescription | None:
+    """The workflow holding the instance's workflow id if it is running, else None.
+    Raises ServiceUnavailable if Temporal cannot answer."""
+    handle = client.get_workflow_handle(instance_workflow_id(instance_id))
+    try:
+        desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise ServiceUnavailable(f"could not ask Temporal about instance {instance_id}: {e}",
+                                 type="TemporalUnavailable") from e
+    return desc if desc.status == WorkflowExecutionStatus.RUNNING else None
+
+
+async def described_operation(session: Session, desc: WorkflowExecutionDescription
+                              ) -> tuple[str, Operation | None]:
+    """The action and Operation row of a described workflow (memo, else its run id)."""
+    action = desc.typed_search_attributes.get(SA_OPERATION) or desc.workflow_type
+    op_id = await desc.memo_value("operation_id", None)
+    op = session.get(Operation, op_id) if isinstance(op_id, str) else None
+    if op is None:
+        op = session.exec(select(Operation).where(Operation.run_id == desc.run_id)).first()
+    return action, op
 
 
 # --- reading -------------------------------------------------------------------------

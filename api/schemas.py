@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from vmflow import states
-from vmflow.models import Flavor, Image, Instance, Operation
+from vmflow.models import Flavor, Image, Instance, Keypair, Operation
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Ref = Name  # an id or a unique name
@@ -70,6 +71,7 @@ class ServerPublic(BaseModel):
     flavor_id: str
     addresses: dict[str, list[dict[str, Any]]]
     locked: bool
+    locked_reason: str | None
     fault: str | None
     key_name: str | None
     metadata: dict[str, str]
@@ -83,7 +85,8 @@ class ServerPublic(BaseModel):
         return cls(
             id=i.id, name=i.name, status=states.status(i.vm_state, i.task_state),
             vm_state=i.vm_state, task_state=i.task_state, host=i.host, image_id=i.image_id,
-            flavor_id=i.flavor_id, addresses={}, locked=i.locked, fault=i.fault,
+            flavor_id=i.flavor_id, addresses={}, locked=i.locked,
+            locked_reason=i.locked_reason, fault=i.fault,
             key_name=i.key_name, metadata=dict(i.meta or {}), project_id=i.project_id,
             user_id=i.user_id, created_at=utc(i.created_at), updated_at=utc(i.updated_at),
         )
@@ -127,6 +130,72 @@ class ActionPublic(BaseModel):
 
 class ActionList(BaseModel):
     actions: list[ActionPublic]
+
+
+# --- server metadata (Nova's limits: keys 1-255, values up to 255, 128 items) ---------
+
+MAX_METADATA_ITEMS = 128
+Metadata = Annotated[dict[MetaKey, MetaValue], Field(max_length=MAX_METADATA_ITEMS)]
+
+
+class MetadataBody(Request):
+    metadata: Metadata
+
+
+class MetaItemBody(Request):
+    meta: dict[MetaKey, MetaValue] = Field(min_length=1, max_length=1)
+
+
+class MetadataPublic(BaseModel):
+    metadata: dict[str, str]
+
+
+class MetaItemPublic(BaseModel):
+    meta: dict[str, str]
+
+
+# --- keypairs ------------------------------------------------------------------------
+
+KEYPAIR_NAME = re.compile(r"[A-Za-z0-9_. -]{1,255}")
+
+
+class KeypairCreate(Request):
+    name: str = Field(description="1-255 of A-Z a-z 0-9 _ . - and inner spaces (Nova)")
+    public_key: str | None = Field(default=None, max_length=16384,
+                                   description="import this key; none: generate one")
+    type: Literal["ssh"] = "ssh"
+
+    @field_validator("name")
+    @classmethod
+    def _nova_name(cls, v: str) -> str:
+        if not KEYPAIR_NAME.fullmatch(v) or v != v.strip(" "):
+            raise ValueError("a keypair name is 1-255 characters of letters, digits, "
+                             "'_', '.', '-' and spaces, not starting or ending with a space")
+        return v
+
+
+class KeypairPublic(BaseModel):
+    name: str
+    public_key: str
+    fingerprint: str
+    type: str
+    user_id: str
+    created_at: datetime
+    private_key: str | None = None  # only in the answer that generated it
+
+    @classmethod
+    def of(cls, k: Keypair, private_key: str | None = None) -> KeypairPublic:
+        return cls(name=k.name, public_key=k.public_key, fingerprint=k.fingerprint,
+                   type=k.type, user_id=k.user_id, created_at=utc(k.created_at),
+                   private_key=private_key)
+
+
+class KeypairOne(BaseModel):
+    keypair: KeypairPublic
+
+
+class KeypairList(BaseModel):
+    keypairs: list[KeypairPublic]
 
 
 # --- operations ----------------------------------------------------------------------

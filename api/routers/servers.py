@@ -7,13 +7,15 @@ from sqlmodel import Session, col, or_, select
 
 from api.auth import AuthContext, scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import BadRequest, NotFound
+from api.guards import check_allowed
 from api.operations import (
     WORKFLOWS,
     find_idempotent,
     idempotency_guard,
     start_instance_operation,
 )
+from api.preempt import cancel_and_wait
 from api.routers.images import visible_images
 from api.schemas import (
     ActionList,
@@ -27,7 +29,7 @@ from api.schemas import (
     utc,
 )
 from vmflow import states
-from vmflow.models import Flavor, Image, Instance, Operation, User
+from vmflow.models import Flavor, Image, Instance, Keypair, Operation, User
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"])
 
@@ -72,6 +74,12 @@ def resolve_flavor(session: Session, auth: AuthContext, ref: str) -> Flavor:
     return found[0]  # names are unique in the table
 
 
+def find_keypair(session: Session, auth: AuthContext, name: str) -> Keypair | None:
+    """Keypairs belong to the user (Nova), whichever project the token is for."""
+    return session.exec(select(Keypair).where(Keypair.user_id == auth.user_id,
+                                              Keypair.name == name)).first()
+
+
 @router.post("", status_code=202, response_model=ServerAccepted)
 async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep,
                         client: TemporalDep,
@@ -87,6 +95,8 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
         # resolve everything before writing anything: bad input creates nothing
         image = resolve_image(session, auth, body.image)
         flavor = resolve_flavor(session, auth, body.flavor)
+        if body.key_name is not None and find_keypair(session, auth, body.key_name) is None:
+            raise BadRequest(f"keypair {body.key_name!r} not found", type="KeypairNotFound")
         create = states.TRANSITIONS["create"]
         inst = Instance(
             name=body.name, project_id=auth.project_id, user_id=auth.user_id,
@@ -118,15 +128,15 @@ def show_server(server_id: str, session: SessionDep, auth: AuthDep) -> ServerPub
 async def delete_server(server_id: str, session: SessionDep, auth: WriterDep,
                         client: TemporalDep,
                         idempotency_key: IdempotencyKey = None) -> OperationAccepted:
+    """Cancel a running operation, wait for its compensation, then delete."""
     async with idempotency_guard(auth, idempotency_key):
         earlier = find_idempotent(session, auth, idempotency_key, "instance", "delete",
                                   server_id)
         if earlier is not None:  # the instance may be gone by now: replay anyway
             return OperationAccepted(operation=OperationBrief.of(earlier))
         inst = get_instance(session, auth, server_id)
-        states.check_action("delete", inst.vm_state)  # ActionNotAllowed -> 409
-        if inst.locked and not auth.is_admin:  # Nova: only admin overrides the lock
-            raise Conflict(f"server {server_id} is locked", type="InstanceLocked")
+        check_allowed("delete", inst, auth)  # lock (non-admins) and state: 409
+        await cancel_and_wait(client, session, inst)
         op = await start_instance_operation(client, session, inst, "delete",
                                             WORKFLOWS["delete"], auth, idempotency_key)
         return OperationAccepted(operation=OperationBrief.of(op))

@@ -205,3 +205,16 @@ async def create_server(api: httpx.AsyncClient, who: Caller, name: str = "vm",
     assert r.status_code == 202, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+# a valid public key to import (ssh-keygen -l: SHA256:4W3bpP89/mPNHBZtjx1KqE+ibcK6tOgHa6RZN7ERU5c)
+ED25519_PUB = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKbJK5UhQ12o9fMKdhvvq9xO6BTr5H84eX3Lsdrw7jGp"
+               " test@vmflow")
+ED25519_FP = "SHA256:4W3bpP89/mPNHBZtjx1KqE+ibcK6tOgHa6RZN7ERU5c"
+
+
+async def ensure_keypair(api: httpx.AsyncClient, who: Caller, name: str) -> None:
+    """`who` has a keypair called `name` (imported once per test package)."""
+    r = await api.post("/v1/keypairs", headers=who.h,
+                       json={"name": name, "public_key": ED25519_PUB})
+    assert r.status_code in (201, 409), r.text

@@ -12,12 +12,14 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
+from api import preempt
 from api.app import create_app
 from tests.api.conftest import (
     World,
     add_image,
     counts,
     create_server,
+    ensure_keypair,
     free_port,
     session,
 )
@@ -85,6 +87,7 @@ async def test_malformed_json_is_400(api: httpx.AsyncClient, world: World) -> No
 
 async def test_create_starts_the_launch_workflow(api: httpx.AsyncClient, world: World,
                                                  temporal: Client) -> None:
+    await ensure_keypair(api, world.alice, "k1")
     r = await api.post("/v1/servers", headers=world.alice.h,
                        json={"name": "  web-1 ", "image": world.image.id, "flavor": "m1.small",
                              "key_name": "k1", "metadata": {"role": "web"},
@@ -189,13 +192,17 @@ async def test_operation_show_without_a_worker(api: httpx.AsyncClient, world: Wo
 
 
 async def test_second_operation_is_409_until_the_first_ends(
-        api: httpx.AsyncClient, world: World, temporal: Client) -> None:
+        api: httpx.AsyncClient, world: World, temporal: Client,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     created = await create_server(api, world.alice, name="busy")
     sid = created["server"]["id"]
     before = counts()
+    # delete cancels the launch and waits for it; with no worker it never closes
+    monkeypatch.setattr(preempt, "CANCEL_WAIT_S", 0.5)
     r = await api.delete(f"/v1/servers/{sid}", headers=world.alice.h)
-    err = assert_error(r, 409, "Conflict")
-    assert err["message"] == f"another operation (create) is running on instance {sid}"
+    err = assert_error(r, 409, "StillCompensating")
+    assert err["message"] == (f"operation {created['operation']['id']} (create) is still "
+                              "compensating; retry")
     assert counts() == before  # the refused delete left no Operation row
 
     # the launch ends (here: terminated, as if its worker never came); the row still
@@ -214,6 +221,7 @@ async def test_second_operation_is_409_until_the_first_ends(
     assert desc.workflow_type == "DeleteInstance"
     assert desc.typed_search_attributes.get(SA_OPERATION) == "delete"
 
+    # a delete is not cancelled by another delete
     err = assert_error(await api.delete(f"/v1/servers/{sid}", headers=world.alice.h), 409)
     assert err["message"] == f"another operation (delete) is running on instance {sid}"
 
