@@ -408,7 +408,8 @@ def test_keypair_list_show_delete(api, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_operation_show_answers_why_it_is_stuck(api, capsys: pytest.CaptureFixture[str]) -> None:
-    op = {**operation("running", "wait_agent", 80, "guest agent not answering"), "attempt": 3}
+    op = {**operation("running", "wait_agent", 80, "guest agent not answering"), "attempt": 3,
+          "run_id": "0193-run"}
     seen = api(lambda r: httpx.Response(200, json=op))
     assert cli.run(["operation", "show", OP]) == 0
     assert seen[0].url.path == f"/v1/operations/{OP}"
@@ -418,6 +419,6 @@ def test_operation_show_answers_why_it_is_stuck(api, capsys: pytest.CaptureFixtu
     assert (rows["step"], rows["progress"], rows["attempt"]) == ("wait_agent", "80%", "3")
     assert rows["last_error"] == "guest agent not answering"
     assert rows["workflow_id"] == f"instance-{SID}"
-    assert f"temporal workflow show -w instance-{SID}" in text
+    assert f"temporal workflow show -w instance-{SID} -r 0193-run" in text
     assert cli.run(["operation", "show", OP, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == op

@@ -45,9 +45,12 @@ def operation_view(op: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def temporal_hint(workflow_id: str) -> str:
-    """The operator's next step: the workflow's own history in Temporal."""
+def temporal_hint(workflow_id: str, run_id: str | None) -> str:
+    """The operator's next step: the workflow's own history in Temporal. The run id
+    matters: later operations on the same instance reuse its workflow id."""
     cmd = ["temporal", "workflow", "show", "-w", workflow_id]
+    if run_id:
+        cmd += ["-r", run_id]
     namespace = get_settings().temporal_namespace
     if namespace != "default":
         cmd += ["--namespace", namespace]
@@ -61,8 +64,8 @@ def operation_show(operation_id: Annotated[str, typer.Argument(metavar="ID")],
     data = Api().get(f"/v1/operations/{operation_id}")
     emit(data, as_json, lambda: kv_table(operation_view(data)))
     if not as_json and data.get("workflow_id"):
-        out().print(f"[dim]workflow history: {escape(temporal_hint(data['workflow_id']))}"
-                    "[/dim]")
+        hint = temporal_hint(data["workflow_id"], data.get("run_id"))
+        out().print(f"[dim]workflow history: {escape(hint)}[/dim]")
 
 
 @image_app.command("list")
