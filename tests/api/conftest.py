@@ -21,14 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio.client import Client
 
 from api.app import create_app
 from vmflow import db, settings
 from vmflow.bootstrap import bootstrap
 from vmflow.identity import hash_token
-from vmflow.models import Image, Instance, Operation, Token
+from vmflow.models import Flavor, Image, Instance, Operation, Token
 from vmflow.names import SEARCH_ATTRIBUTES
 from vmflow.temporal import connect
 
@@ -149,6 +149,7 @@ class Caller:
 class World:
     admin: Caller
     alice: Caller  # member of p1
+    carol: Caller  # another member of p1
     rita: Caller  # reader of p1
     bob: Caller  # member of p2
     image: Image  # active, public
@@ -189,12 +190,50 @@ async def world(api: httpx.AsyncClient, vmflow_home: settings.Settings) -> World
         r = await api.post("/v1/projects", headers=admin.h, json={"name": name})
         assert r.status_code == 201, r.text
     alice = await make_caller(api, admin.h, "alice", "p1", "member")
+    carol = await make_caller(api, admin.h, "carol", "p1", "member")
     rita = await make_caller(api, admin.h, "rita", "p1", "reader")
     bob = await make_caller(api, admin.h, "bob", "p2", "member")
-    return World(admin=admin, alice=alice, rita=rita, bob=bob,
+    return World(admin=admin, alice=alice, carol=carol, rita=rita, bob=bob,
                  image=add_image(name="cirros"),
                  private_p2=add_image(name="p2-secret", visibility="private",
                                       owner=bob.project_id))
+
+
+def add_instance(world: World, owner: Caller | None = None, vm_state: str = "active",
+                 task_state: str | None = None, **fields: Any) -> Instance:
+    """An instance row as a finished launch leaves it (host set, no workflow running),
+    written directly: the state matrix needs every vm_state without running guests."""
+    owner = owner or world.alice
+    with session() as s:
+        flavor = s.exec(select(Flavor).where(Flavor.name == "m1.tiny")).one()
+        inst = Instance(name=fields.pop("name", f"row-{vm_state}"), project_id=owner.project_id,
+                        user_id=owner.user_id, image_id=world.image.id, flavor_id=flavor.id,
+                        host="h1", vm_state=vm_state, task_state=task_state, **fields)
+        s.add(inst)
+        s.commit()
+    return inst
+
+
+def instance_row(instance_id: str) -> Instance:
+    with session() as s:
+        inst = s.get(Instance, instance_id)
+    assert inst is not None
+    return inst
+
+
+def set_state(instance_id: str, vm_state: str, task_state: str | None = None) -> None:
+    with session() as s:
+        inst = s.get(Instance, instance_id)
+        assert inst is not None
+        inst.vm_state, inst.task_state = vm_state, task_state
+        s.add(inst)
+        s.commit()
+
+
+def operations_of(instance_id: str) -> list[Operation]:
+    with session() as s:
+        return list(s.exec(select(Operation).where(Operation.resource_id == instance_id)
+                           .order_by(col(Operation.started_at))))
 
 
 async def create_server(api: httpx.AsyncClient, who: Caller, name: str = "vm",
