@@ -291,3 +291,15 @@ async def test_idempotency_key_returns_the_first_operation(
     assert one.status_code == two.status_code == 200
     assert two.json()["locked"] is True
     assert [o.action for o in operations_of(inst.id)] == ["stop", "lock"]
+
+
+async def test_a_reader_may_change_nothing(api: httpx.AsyncClient, world: World,
+                                           temporal: Client) -> None:
+    inst = add_instance(world, vm_state="active")
+    before = counts()
+    for action in sorted(set(BODIES) | {"delete", "set-metadata"}):
+        assert_error(await act(api, world.rita.h, action, inst.id), 403, "Forbidden")
+        assert_error(await act(api, {}, action, inst.id), 401, "Unauthorized")
+    assert counts() == before and await no_workflow(temporal, inst.id)
+    after = instance_row(inst.id)
+    assert (after.vm_state, after.locked, after.meta) == ("active", False, {})
