@@ -2,7 +2,7 @@
 
 Workflow actions answer 202 with the operation; lock, unlock and os-resetState are
 database changes and answer 200 with the server. Checks, in order: the body (400),
-the server is visible (404), admin-only actions (403), Idempotency-Key replay, the
+Idempotency-Key replay, the server is visible (404), admin-only actions (403), the
 lock (409), the vm_state/task_state (409). Readers never get past the auth (403).
 """
 
@@ -43,16 +43,17 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
                         idempotency_key: IdempotencyKey = None) -> OperationAccepted | ServerPublic:
     parsed = parse_action(body)
     async with idempotency_guard(auth, idempotency_key):
-        inst = get_instance(session, auth, server_id)
-        require_admin(parsed.action, auth)
-        # a repeat answers what the first request did, whatever happened since
+        # a repeat answers what the first request did, whatever happened since (even
+        # if the server is gone now: the key is the caller's, so nothing leaks)
         earlier = find_idempotent(session, auth, idempotency_key, "instance", parsed.action,
-                                  inst.id)
-        if earlier is not None:
-            if not earlier.workflow_id:
-                response.status_code = 200
-                return ServerPublic.of(inst)
+                                  server_id)
+        if earlier is not None and earlier.workflow_id:
             return OperationAccepted(operation=OperationBrief.of(earlier))
+        inst = get_instance(session, auth, server_id)
+        if earlier is not None:  # lock, unlock, reset-state: the server as it is now
+            response.status_code = 200
+            return ServerPublic.of(inst)
+        require_admin(parsed.action, auth)
         check_lock(parsed.action, inst, auth)
         check_state(parsed.action, inst)
 

@@ -15,6 +15,17 @@ def path(sid: str, key: str | None = None) -> str:
     return f"/v1/servers/{sid}/metadata" + (f"/{key}" if key is not None else "")
 
 
+# (method, key or None for the whole set, body) of every route that changes metadata
+CHANGES: list[tuple[str, str | None, Any]] = [
+    ("PUT", None, {"metadata": {}}), ("POST", None, {"metadata": {}}),
+    ("PUT", "a", {"meta": {"a": "2"}}), ("DELETE", "a", None)]
+
+
+async def send(api: httpx.AsyncClient, method: str, sid: str, key: str | None, body: Any,
+               headers: dict[str, str]) -> httpx.Response:
+    return await api.request(method, path(sid, key), headers=headers, json=body)
+
+
 async def test_metadata_crud(api: httpx.AsyncClient, world: World) -> None:
     inst = add_instance(world, meta={"role": "web"})
     h = world.alice.h
@@ -74,7 +85,7 @@ async def test_bad_metadata_is_400_and_changes_nothing(api: httpx.AsyncClient, w
                                                        body: Any) -> None:
     inst = add_instance(world, meta={"a": "1", "b": "2"})
     before = counts()
-    r = await getattr(api, method)(path(inst.id, key), headers=world.alice.h, json=body)
+    r = await send(api, method.upper(), inst.id, key, body, world.alice.h)
     assert_error(r, 400)
     assert instance_row(inst.id).meta == {"a": "1", "b": "2"}
     assert counts() == before
@@ -94,10 +105,8 @@ async def test_limits_are_inclusive(api: httpx.AsyncClient, world: World) -> Non
 
 async def test_metadata_honours_the_lock(api: httpx.AsyncClient, world: World) -> None:
     inst = add_instance(world, locked=True, locked_by="owner", meta={"a": "1"})
-    for method, key, body in (("put", None, {"metadata": {}}), ("post", None, {"metadata": {}}),
-                              ("put", "a", {"meta": {"a": "2"}}), ("delete", "a", None)):
-        kw = {"json": body} if body is not None else {}
-        r = await getattr(api, method)(path(inst.id, key), headers=world.carol.h, **kw)
+    for method, key, body in CHANGES:
+        r = await send(api, method, inst.id, key, body, world.carol.h)
         assert_error(r, 409, "InstanceLocked")
     assert (await api.get(path(inst.id), headers=world.carol.h)).status_code == 200
     assert instance_row(inst.id).meta == {"a": "1"}
@@ -108,19 +117,15 @@ async def test_metadata_honours_the_lock(api: httpx.AsyncClient, world: World) -
 
 async def test_metadata_scoping_and_roles(api: httpx.AsyncClient, world: World) -> None:
     inst = add_instance(world, meta={"a": "1"})
-    for method, key, body in (("get", None, None), ("put", None, {"metadata": {}}),
-                              ("get", "a", None), ("delete", "a", None)):
-        kw = {"json": body} if body is not None else {}
-        r = await getattr(api, method)(path(inst.id, key), headers=world.bob.h, **kw)
+    for method, key, body in [("GET", None, None), ("GET", "a", None), *CHANGES]:
+        r = await send(api, method, inst.id, key, body, world.bob.h)
         assert_error(r, 404, "NotFound")
     gone = add_instance(world, vm_state="deleted")
     assert_error(await api.get(path(gone.id), headers=world.alice.h), 404)
     assert (await api.get(path(inst.id), headers=world.rita.h)).status_code == 200
     before = counts()
-    for method, key, body in (("put", None, {"metadata": {}}), ("post", None, {"metadata": {}}),
-                              ("put", "a", {"meta": {"a": "2"}}), ("delete", "a", None)):
-        kw = {"json": body} if body is not None else {}
-        r = await getattr(api, method)(path(inst.id, key), headers=world.rita.h, **kw)
+    for method, key, body in CHANGES:
+        r = await send(api, method, inst.id, key, body, world.rita.h)
         assert_error(r, 403, "Forbidden")
     assert instance_row(inst.id).meta == {"a": "1"} and counts() == before
 

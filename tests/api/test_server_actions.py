@@ -291,6 +291,18 @@ async def test_idempotency_key_returns_the_first_operation(
     assert one.status_code == two.status_code == 200
     assert two.json()["locked"] is True
     assert [o.action for o in operations_of(inst.id)] == ["stop", "lock"]
+    # a repeat after the server is gone still answers the first result
+    assert (await api.post(path, headers=world.alice.h, json={"unlock": None})).is_success
+    gone_key = {**world.alice.h, "Idempotency-Key": "force-once"}
+    first = await api.post(path, headers=gone_key, json={"forceDelete": None})
+    assert first.status_code == 202, first.text
+    await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
+    set_state(inst.id, "deleted")
+    again = await api.post(path, headers=gone_key, json={"forceDelete": None})
+    assert (again.status_code, again.json()) == (202, first.json())
+    # bob cannot replay alice's key (or learn that the server existed)
+    bobs = {**world.bob.h, "Idempotency-Key": "force-once"}
+    assert_error(await api.post(path, headers=bobs, json={"forceDelete": None}), 404)
 
 
 async def test_a_reader_may_change_nothing(api: httpx.AsyncClient, world: World,
