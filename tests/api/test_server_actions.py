@@ -9,6 +9,7 @@ stays Running and is terminated by the test).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -148,6 +149,21 @@ async def test_second_request_while_one_runs_is_409(api: httpx.AsyncClient, worl
         err = assert_error(await act(api, world.alice.h, action, inst.id), 409, "Conflict")
         assert err["message"] == f"another operation (stop) is running on instance {inst.id}"
     assert counts() == before
+    await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
+
+
+async def test_concurrent_conflicting_requests_exactly_one_runs(
+    api: httpx.AsyncClient, world: World, temporal: Client
+) -> None:
+    inst = add_instance(world, vm_state="active")
+    actions = ["stop", "reboot-hard", "pause", "suspend", "rescue", "reboot-soft"] * 2
+    before = counts()
+    answers = await asyncio.gather(*(act(api, world.alice.h, a, inst.id) for a in actions))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [202] + [409] * (len(actions) - 1), [r.text for r in answers]
+    running = operations_of(inst.id)
+    assert [o.status for o in running] == ["running"]
+    assert counts() == (before[0], before[1] + 1)
     await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
 
 
