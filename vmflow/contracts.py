@@ -211,6 +211,24 @@ class RescueRequest:
 
 
 @dataclass(frozen=True)
+class SnapshotRequest:
+    """createImage / createBackup: the API has already made the image record (queued)."""
+
+    instance_id: str
+    operation_id: str
+    image_id: str
+    backup_type: str | None = None  # createBackup only
+    rotation: int | None = None  # createBackup only: keep this many of that type
+
+
+@dataclass(frozen=True)
+class RebuildRequest:
+    instance_id: str
+    operation_id: str
+    image_id: str
+
+
+@dataclass(frozen=True)
 class ActionStart:
     instance_id: str
     operation_id: str

@@ -42,6 +42,9 @@ class TaskState(StrEnum):
     RESCUING = "rescuing"
     UNRESCUING = "unrescuing"
     DELETING = "deleting"
+    IMAGE_SNAPSHOT = "image_snapshot"
+    IMAGE_UPLOADING = "image_uploading"
+    REBUILDING = "rebuilding"
 
 
 V = VmState
@@ -90,6 +93,15 @@ TRANSITIONS: dict[str, Transition] = {
            "RescueInstance", summary="boot a rescue image with the original disk second"),
         _t("unrescue", frozenset({V.RESCUED}), T.UNRESCUING, V.ACTIVE, "UnrescueInstance",
            summary="boot the original disk again"),
+        _t("snapshot", frozenset({V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED}),
+           T.IMAGE_SNAPSHOT, None, "SnapshotInstance", honours_lock=False,
+           summary="createImage: freeze around a point-in-time copy, thaw, upload"),
+        _t("backup", frozenset({V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED}),
+           T.IMAGE_SNAPSHOT, None, "SnapshotInstance", honours_lock=False,
+           summary="createBackup: a snapshot typed as backup, keeping the newest `rotation`"),
+        _t("rebuild", frozenset({V.ACTIVE, V.STOPPED, V.ERROR}), T.REBUILDING, None,
+           "RebuildInstance",
+           summary="new disk from an image, same id; the old disk goes once the new one boots"),
         _t("lock", LIVE, None, None, None, honours_lock=False,
            summary="refuse mutating actions from non-admins (owner or admin)"),
         _t("unlock", LIVE, None, None, None, honours_lock=False,
@@ -118,7 +130,8 @@ _STATUS = {
     V.ERROR: "ERROR",
     V.DELETED: "DELETED",
 }
-_TASK_STATUS = {T.REBOOTING: "REBOOT", T.REBOOTING_HARD: "HARD_REBOOT"}
+_TASK_STATUS = {T.REBOOTING: "REBOOT", T.REBOOTING_HARD: "HARD_REBOOT",
+                T.REBUILDING: "REBUILD"}
 
 
 class ActionNotAllowed(Exception):
