@@ -170,7 +170,7 @@ class LaunchInstance:
         failed = await undo.run()
         fault = describe(err)
         if failed:
-            fault += f" (cleanup of {', '.join(failed)} failed; the reconciler will retry)"
+            fault += f" (cleanup of {', '.join(failed)} failed; deleting the server retries it)"
         await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
             ref.instance_id, vm_state="error", clear_task_state=True, clear_host=not failed,
             fault=fault))
