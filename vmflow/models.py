@@ -160,3 +160,21 @@ class Ledger(SQLModel, table=True):
     key: str
     instance_id: str | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=now)
+
+
+class BackupSchedule(SQLModel, table=True):
+    """A timetable of createBackup for one instance: a Temporal Schedule with the id
+    `backup-<instance_id>-<id>` (vmflow.names.backup_schedule_id). Exactly one of
+    `every` ("30m", "6h", "1d") and `cron` (5 fields, UTC) is set; `paused` mirrors the
+    Temporal Schedule's state; each tick's Operation row is attributed to `user_id`."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    instance_id: str = Field(foreign_key="instance.id", index=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    user_id: str = Field(foreign_key="user.id")
+    every: str | None = None
+    cron: str | None = None
+    backup_type: str
+    rotation: int
+    paused: bool = False
+    created_at: datetime = Field(default_factory=now)
