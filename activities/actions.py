@@ -16,13 +16,16 @@ from vmflow.contracts import (
     ActionStart,
     ControlActs,
     Errors,
+    ImageFile,
     InstanceFacts,
     InstanceIds,
+    InstanceImage,
+    RebuildImage,
     SyncApply,
     SyncCandidates,
     SyncResult,
 )
-from vmflow.models import Image, Instance, Operation, now
+from vmflow.models import Flavor, Image, Instance, Operation, now
 from vmflow.names import instance_workflow_id
 from vmflow.settings import Settings
 
@@ -34,6 +37,33 @@ def _fail(message: str, kind: str) -> ApplicationError:
 def agent_enabled(image: Image | None) -> bool:
     props = image.properties if image else {}
     return str((props or {}).get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1")
+
+
+def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildImage:
+    """The image a rebuild boots, as launch resolves one: root, kernel and ramdisk
+    (image properties kernel_id / ramdisk_id), command line and agent."""
+    image = s.get(Image, image_id) if image_id else None
+    flavor = s.get(Flavor, flavor_id)
+    if image is None or image.status == "deleted":
+        raise _fail(f"the rebuild image {image_id} does not exist", Errors.IMAGE_INVALID)
+    if flavor is None:
+        raise _fail("the instance's flavor no longer exists", Errors.NOT_FOUND)
+    props = image.properties or {}
+
+    def linked(key: str) -> ImageFile | None:
+        linked_id = props.get(key)
+        if not linked_id:
+            return None
+        linked_image = s.get(Image, linked_id)
+        if linked_image is None:
+            raise _fail(f"image {image.id} refers to missing {key} {linked_id}",
+                        Errors.IMAGE_INVALID)
+        return image_file(linked_image)
+
+    return RebuildImage(image_id=image.id, root=image_file(image), kernel=linked("kernel_id"),
+                        ramdisk=linked("ramdisk_id"),
+                        cmdline=str(props.get("os_command_line", "")),
+                        agent=agent_enabled(image), disk_gb=flavor.disk_gb)
 
 
 class ActionActivities:
@@ -69,13 +99,17 @@ class ActionActivities:
                 if rescue_image is None:
                     raise _fail("the rescue image does not exist", Errors.IMAGE_INVALID)
                 rescue = image_file(rescue_image)
+            rebuild = None
+            if req.action == "rebuild":  # the new image boots: its agent is the one waited on
+                rebuild = rebuild_image(s, req.image_id, inst.flavor_id)
+                image = s.get(Image, rebuild.image_id)
             s.commit()
             st = self.settings
             return InstanceFacts(
                 instance_id=inst.id, host=inst.host, vm_state=before,
                 agent=agent_enabled(image), agent_timeout_s=st.agent_timeout,
                 stop_timeout_s=st.stop_timeout, reboot_timeout_s=st.reboot_timeout,
-                rescue_image=rescue,
+                rescue_image=rescue, rebuild=rebuild,
             )
 
     @activity.defn(name=ControlActs.END_ACTION)
@@ -91,6 +125,16 @@ class ActionActivities:
                 op.status, op.last_error, op.finished_at = req.status, req.error, now()
                 s.add(op)
             s.commit()
+
+    @activity.defn(name=ControlActs.SET_IMAGE)
+    def set_instance_image(self, req: InstanceImage) -> None:
+        """rebuild, once the guest booted from the new disk: the image it was built from."""
+        with self.session() as s:
+            inst = s.get(Instance, req.instance_id)
+            if inst is not None and inst.image_id != req.image_id:
+                inst.image_id, inst.updated_at = req.image_id, now()
+                s.add(inst)
+                s.commit()
 
     # ---- the power-state reconciler -------------------------------------------------
     @activity.defn(name=ControlActs.SYNC_CANDIDATES)
@@ -144,4 +188,4 @@ class ActionActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.begin_action, self.end_action, self.power_sync_candidates,
-                self.power_sync_apply]
+                self.power_sync_apply, self.set_instance_image]

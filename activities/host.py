@@ -261,6 +261,8 @@ class HostActivities:
                 raise
 
     def all(self) -> list[Callable[..., Any]]:
+        from activities.rebuild import RebuildActivities  # it imports this module
+
         return [
             self.fetch_image,
             self.create_disk,
@@ -271,4 +273,5 @@ class HostActivities:
             self.destroy_domain,
             self.create_config_drive,
             *PowerActivities(self.settings, self.conn, self.instance_dir).all(),
+            *RebuildActivities(self.settings, self.conn, self.instance_dir).all(),
         ]

@@ -38,6 +38,10 @@ class RescueArgs(Request):
     rescue_image_ref: Ref | None = None  # None: the image the server was built from
 
 
+class RebuildArgs(Request):
+    image_ref: Ref = Field(alias="imageRef", description="the new image: id or unique name")
+
+
 class LockArgs(Request):
     locked_reason: Annotated[str, StringConstraints(max_length=255)] | None = None
 
@@ -66,6 +70,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "resume": ActionSpec(NoArgs, _fixed("resume")),
     "rescue": ActionSpec(RescueArgs, _fixed("rescue")),
     "unrescue": ActionSpec(NoArgs, _fixed("unrescue")),
+    "rebuild": ActionSpec(RebuildArgs, _fixed("rebuild")),
     "lock": ActionSpec(LockArgs, _fixed("lock")),
     "unlock": ActionSpec(NoArgs, _fixed("unlock")),
     "os-resetState": ActionSpec(ResetStateArgs, _fixed("reset-state")),
@@ -74,7 +79,7 @@ ACTIONS: dict[str, ActionSpec] = {
 
 # in API.md, built by later work (images, moving hosts): refused by name, not as unknown
 LATER = frozenset({
-    "createImage", "createBackup", "rebuild", "shelve", "shelveOffload", "unshelve",
+    "createImage", "createBackup", "shelve", "shelveOffload", "unshelve",
     "migrate", "confirmResize", "revertResize", "os-migrateLive",
 })
 

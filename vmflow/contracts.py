@@ -35,10 +35,18 @@ class ControlActs:
     FINISH_OPERATION = "control.finish_operation"
     BEGIN_DELETE = "control.begin_delete"
     REGISTER_HOST = "control.register_host"
+    START_SCHEDULED_BACKUP = "control.start_scheduled_backup"  # a backup schedule's tick
+    AWAIT_OPERATION = "control.await_operation"  # until an instance workflow closes
+    DELETE_BACKUP_SCHEDULES = "control.delete_backup_schedules"  # delete: the timetables
     BEGIN_ACTION = "control.begin_action"
     END_ACTION = "control.end_action"
     SYNC_CANDIDATES = "control.power_sync_candidates"
     SYNC_APPLY = "control.power_sync_apply"
+    SNAPSHOT_BEGIN = "control.snapshot_begin"  # createImage/createBackup: image saving
+    SNAPSHOT_DONE = "control.snapshot_done"  # image active with its consistency
+    SNAPSHOT_FAILED = "control.snapshot_failed"  # image error with the reason
+    ROTATE_BACKUPS = "control.rotate_backups"
+    SET_IMAGE = "control.set_instance_image"  # rebuild: the new image, once it booted
 
 
 class HostActs:
@@ -60,6 +68,13 @@ class HostActs:
     RESCUE = "host.rescue"
     UNRESCUE = "host.unrescue"
     CONFIG_DRIVE = "host.create_config_drive"
+    SNAPSHOT_DISK = "host.snapshot_disk"
+    UPLOAD_SNAPSHOT = "host.upload_snapshot"
+    DISCARD_SNAPSHOT = "host.discard_snapshot"
+    PREPARE_REBUILD = "host.prepare_rebuild"
+    SWAP_IN_REBUILD = "host.swap_in_rebuild"
+    COMMIT_REBUILD = "host.commit_rebuild"
+    RESTORE_OLD_DISK = "host.restore_old_disk"
 
 
 @dataclass(frozen=True)
@@ -222,9 +237,110 @@ class SnapshotRequest:
 
 
 @dataclass(frozen=True)
+class SnapshotPlan:
+    """What the host step of a snapshot needs, read when it begins (image saving)."""
+
+    quiesce: bool  # the server's image has hw_qemu_guest_agent
+    require_quiesce: bool  # ... and os_require_quiesce
+    thaw_deadline_s: float
+
+
+@dataclass(frozen=True)
+class SnapshotDisk:
+    instance_id: str
+    image_id: str
+    quiesce: bool
+    require_quiesce: bool
+    thaw_deadline_s: float  # the thaw guard thaws by itself this long after the freeze
+
+
+@dataclass(frozen=True)
+class SnapshotTaken:
+    path: str  # a standalone qcow2 in the instance dir
+    consistency: str  # quiesced | crash-consistent
+    source: str  # running | paused | stopped | suspended: what the domain was
+    frozen_s: float | None = None  # the freeze window as the host saw it
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    instance_id: str
+    image_id: str
+    thaw: bool = False  # discard: also make sure the guest is not left frozen
+
+
+@dataclass(frozen=True)
+class SnapshotDone:
+    image_id: str
+    consistency: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SnapshotFailed:
+    image_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RotateBackups:
+    instance_id: str
+    backup_type: str
+    rotation: int
+
+
+@dataclass(frozen=True)
+class RotatedBackups:
+    deleted: list[str]  # image ids, oldest first
+
+
+
+@dataclass(frozen=True)
 class RebuildRequest:
     instance_id: str
     operation_id: str
+    image_id: str
+
+
+@dataclass(frozen=True)
+class RebuildImage:
+    """rebuild: the new image as begin_action resolved it (root, kernel, ramdisk)."""
+
+    image_id: str
+    root: ImageFile
+    kernel: ImageFile | None
+    ramdisk: ImageFile | None
+    cmdline: str  # image property os_command_line
+    agent: bool  # image property hw_qemu_guest_agent
+    disk_gb: int  # the flavor's root disk: the new overlay's size
+
+
+@dataclass(frozen=True)
+class RebuildDisk:
+    """rebuild on the host: the new root disk's base and the boot parameters that
+    replace the old ones in the saved define request (domain.json)."""
+
+    instance_id: str
+    base_path: str
+    base_format: str
+    size_gb: int
+    kernel_path: str | None
+    initrd_path: str | None
+    cmdline: str
+    agent: bool
+
+
+@dataclass(frozen=True)
+class RestoreOldDisk:
+    """rebuild's undo: the old disk and define request back; power on if it ran."""
+
+    instance_id: str
+    power_on: bool
+
+
+@dataclass(frozen=True)
+class InstanceImage:
+    instance_id: str
     image_id: str
 
 
@@ -248,6 +364,7 @@ class InstanceFacts:
     stop_timeout_s: float
     reboot_timeout_s: float
     rescue_image: ImageFile | None = None
+    rebuild: RebuildImage | None = None  # rebuild: the image to build the new disk from
 
 
 @dataclass(frozen=True)
@@ -379,3 +496,52 @@ class StepStatus:
     step: str
     progress: int | None
     host: str | None
+
+
+@dataclass(frozen=True)
+class ScheduledBackupRequest:
+    """The input of every ScheduledBackup run a backup schedule starts (fixed when
+    the Temporal Schedule is made)."""
+
+    instance_id: str
+    schedule_id: str
+    backup_type: str
+    rotation: int
+
+
+@dataclass(frozen=True)
+class ScheduledBackupStart:
+    """A tick's first step: the backup started (the instance's workflow id holds its
+    SnapshotInstance), or the reason it was skipped."""
+
+    started: bool
+    operation_id: str | None = None
+    image_id: str | None = None
+    workflow_id: str | None = None
+    run_id: str | None = None
+    reason: str | None = None  # skipped: why (also the Operation row's last_error)
+
+
+@dataclass(frozen=True)
+class AwaitOperation:
+    """Wait for the run of an instance workflow started for an Operation."""
+
+    operation_id: str
+    workflow_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class OperationOutcome:
+    status: str  # succeeded | failed | compensated
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduledBackupResult:
+    """What a ScheduledBackup run returns (and the schedule's recent actions show)."""
+
+    status: str  # succeeded | skipped (a failed backup fails the run instead)
+    operation_id: str | None = None
+    image_id: str | None = None
+    reason: str | None = None

@@ -5,6 +5,7 @@ from workflows.launch import LaunchInstance
 from workflows.pause import PauseInstance
 from workflows.power_sync import PowerSync
 from workflows.reboot import RebootInstance
+from workflows.rebuild import RebuildInstance
 from workflows.register_host import RegisterHost
 from workflows.rescue import RescueInstance
 from workflows.resume import ResumeInstance
@@ -17,5 +18,5 @@ from workflows.unrescue import UnrescueInstance
 ALL = [
     LaunchInstance, DeleteInstance, RegisterHost, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
-    UnrescueInstance, PowerSync,
+    UnrescueInstance, PowerSync, RebuildInstance,
 ]

@@ -45,7 +45,9 @@ class InstanceAction:
     def at(self, step: str, progress: int | None = None) -> None:
         self._status = StepStatus(step, progress, self._status.host)
 
-    async def run_action(self, start: ActionStart, target: str, body: Body) -> None:
+    async def run_action(self, start: ActionStart, target: str | None, body: Body) -> None:
+        """target: the vm_state on success; None: the state the domain really reached
+        (an action whose end state depends on where it began, e.g. rebuild)."""
         facts = await control(ControlActs.BEGIN_ACTION, start, InstanceFacts)
         self._status = StepStatus("starting", None, facts.host)
         undo = Compensations()
@@ -61,6 +63,8 @@ class InstanceAction:
                 start.instance_id, start.operation_id, state, outcome, fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
+        if target is None:
+            target = await self.real_state(facts)
         await control(ControlActs.END_ACTION, ActionEnd(
             start.instance_id, start.operation_id, target, "succeeded", note))
 

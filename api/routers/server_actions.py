@@ -29,7 +29,7 @@ from api.operations import (
 from api.preempt import running_operation, terminate_running
 from api.routers.servers import get_instance, resolve_image
 from api.schemas import OperationAccepted, OperationBrief, ServerPublic
-from vmflow.contracts import OperationRef, RebootRequest, RescueRequest
+from vmflow.contracts import OperationRef, RebootRequest, RebuildRequest, RescueRequest
 from vmflow.models import Instance, Operation, now
 
 router = APIRouter(prefix="/v1/servers", tags=["server actions"])
@@ -91,6 +91,9 @@ def workflow_input(session: Session, auth: AuthContext, inst: Instance,
         ref = parsed.args.rescue_image_ref
         image_id = resolve_image(session, auth, ref).id if ref else None  # 400 if bad
         return lambda op_id: RescueRequest(inst.id, op_id, image_id)
+    if parsed.action == "rebuild":
+        new_image = resolve_image(session, auth, parsed.args.image_ref).id  # 400 if bad
+        return lambda op_id: RebuildRequest(inst.id, op_id, new_image)
     return lambda op_id: OperationRef(inst.id, op_id)
 
 

@@ -43,6 +43,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "resume": {"resume": None},
     "rescue": {"rescue": None},
     "unrescue": {"unrescue": None},
+    "rebuild": {"rebuild": {"imageRef": "cirros"}},
     "lock": {"lock": None},
     "unlock": {"unlock": None},
     "reset-state": {"os-resetState": {"state": "error"}},
@@ -128,6 +129,8 @@ async def test_allowed_state_starts_the_tables_workflow(
         expected["hard"] = action == "reboot-hard"
     if action == "rescue":
         expected["image_id"] = None
+    if action == "rebuild":
+        expected["image_id"] = world.image.id
     assert await started_input(temporal, wf_id) == expected
 
     (op,) = operations_of(inst.id)
