@@ -70,6 +70,18 @@ class Image(SQLModel, table=True):
     owner: str | None = None  # project id
     properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     location: str | None = None  # path in the image store
+    fault: str | None = None  # why the image is in error (inspection, a failed snapshot)
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class ImageMember(SQLModel, table=True):
+    """A project an image is shared with (Glance image members). The member may boot
+    the image only once it has accepted the share."""
+
+    image_id: str = Field(foreign_key="image.id", primary_key=True)
+    member: str = Field(foreign_key="project.id", primary_key=True, index=True)
+    status: str = "pending"  # pending | accepted | rejected
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
 
