@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     api_port: int = 8774
     api_url: str = ""  # empty: http://127.0.0.1:<api_port>
     token: str = ""  # CLI token; empty: the admin-token file in home
+    service_token: str = ""  # hosts' token for the image service; empty: service-token in home
 
     # hypervisor side
     host: str = Field(default_factory=socket.gethostname)
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     power_sync_interval: float = 60.0  # the power-state reconciler's schedule
     qemu_img_cpu_seconds: int = 120
     qemu_img_memory_mb: int = 1024
+
+    # image service
+    max_upload_gb: int = 64  # larger uploads are refused (413)
+    max_image_virtual_gb: int = 1024  # larger virtual sizes are refused as absurd
 
     @property
     def db_url(self) -> str:
@@ -74,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.home / "admin-token"
+
+    @property
+    def service_token_file(self) -> Path:
+        return self.home / "service-token"
 
     def host_dir(self, host: str | None = None) -> Path:
         """State a hypervisor keeps on its own disk: image cache and instance dirs."""
