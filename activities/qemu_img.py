@@ -38,3 +38,8 @@ def create_overlay(settings: Settings, path: str, base: str, base_fmt: str,
     """A qcow2 overlay on `base`; without a size it is the base's virtual size."""
     size = [f"{size_gb}G"] if size_gb else []
     run(settings, "create", "-q", "-f", "qcow2", "-F", base_fmt, "-b", base, path, *size)
+
+
+def convert(settings: Settings, src: str, src_fmt: str, dst: str, dst_fmt: str) -> None:
+    """A standalone copy of `src`: its backing chain is read through and flattened."""
+    run(settings, "convert", "-q", "-f", src_fmt, "-O", dst_fmt, src, dst)

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 import workflows
 from activities.actions import ActionActivities
 from activities.control import ControlActivities
+from activities.images_control import SnapshotImageActivities
 from vmflow.contracts import InstanceIds
 from vmflow.names import CONTROL_QUEUE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings
@@ -36,7 +37,8 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
         task_queue=CONTROL_QUEUE,
         workflows=workflows.ALL,
         activities=[*ControlActivities(settings, client).all(),
-                    *ActionActivities(settings).all()],
+                    *ActionActivities(settings).all(),
+                    *SnapshotImageActivities(settings).all()],
         activity_executor=executor,
         max_concurrent_activities=16,
     )

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.host import HostActivities
 from activities.libvirt_conn import Connection
+from activities.snapshot import SnapshotActivities
 from vmflow.names import CONTROL_QUEUE, host_workflow_id, hv_queue
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging
@@ -25,7 +26,8 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
     return Worker(
         client,
         task_queue=hv_queue(settings.host),
-        activities=acts.all(),
+        activities=[*acts.all(),
+                    *SnapshotActivities(settings, acts.conn, acts.instance_dir).all()],
         activity_executor=executor,
         max_concurrent_activities=16,
     )

@@ -9,6 +9,7 @@ from workflows.rebuild import RebuildInstance
 from workflows.register_host import RegisterHost
 from workflows.rescue import RescueInstance
 from workflows.resume import ResumeInstance
+from workflows.snapshot import SnapshotInstance
 from workflows.start import StartInstance
 from workflows.stop import StopInstance
 from workflows.suspend import SuspendInstance
@@ -18,5 +19,5 @@ from workflows.unrescue import UnrescueInstance
 ALL = [
     LaunchInstance, DeleteInstance, RegisterHost, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
-    UnrescueInstance, PowerSync, RebuildInstance,
+    UnrescueInstance, PowerSync, RebuildInstance, SnapshotInstance,
 ]

@@ -1,0 +1,358 @@
+"""Host activities of createImage / createBackup: a point-in-time copy of the root
+disk as a standalone qcow2 in the instance dir, its upload, and its removal.
+
+A running guest is copied with a push-mode backup job (testbed route C): freeze the
+file systems through the agent, start the job (its point in time is when it
+starts), thaw, then let the job copy in the background. The domain's disk chain is
+never changed, so a worker that dies at any point leaves no overlay to merge back.
+Before it freezes, the step arms a thaw guard (activities/thaw_guard.py), a process
+of its own that thaws the guest at a deadline if nobody did (DESIGN 8). A paused
+guest cannot be frozen and is copied the same way, unfrozen. A stopped or suspended
+(managed save) domain has no running disk: `qemu-img convert` flattens it.
+
+Consistency: "quiesced" only when the agent froze the file systems for the copy;
+everything else is "crash-consistent". A cleanly stopped guest's disk is in fact
+clean (the guest unmounted it), but a destroyed one or a suspended one (dirty
+pages in the saved memory) is not, and the disk alone cannot tell them apart, so
+vmflow does not claim more than it knows; the image's `snapshot_source` property
+says which case it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libvirt
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import qemu_img
+from activities.heartbeat import heartbeating
+from activities.host import storage_errors
+from activities.libvirt_conn import Connection
+from vmflow.contracts import Errors, HostActs, SnapshotDisk, SnapshotFile, SnapshotTaken
+from vmflow.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+QUIESCE_FAILED = "QuiesceFailed"
+AGENT_TIMEOUT_S = 10  # libvirt's default is to wait forever on a hung agent (NOTES 3)
+THAW_TRIES = 3
+GUARD_START_S = 15.0
+GUARD_PID = "thaw-guard.pid"
+JOB_ABORT_S = 30.0
+
+# the agent is not there or the guest is not running: nothing is (or can be) frozen
+NOTHING_TO_THAW = (libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_INVALID,
+                   libvirt.VIR_ERR_NO_DOMAIN)
+
+
+@dataclass(frozen=True)
+class RootDisk:
+    target: str  # vda
+    path: str
+    fmt: str
+    others: list[str]  # every other disk's target: not part of the image
+
+
+def root_disk(dom: libvirt.virDomain) -> RootDisk:
+    """The disk the server was built on (serial "root"; vda if none says so)."""
+    disks = []
+    for disk in ET.fromstring(dom.XMLDesc(0)).findall("./devices/disk"):
+        target, source = disk.find("target"), disk.find("source")
+        driver = disk.find("driver")
+        if target is None:
+            continue
+        disks.append((target.get("dev", ""), disk.findtext("serial", ""),
+                      source.get("file", "") if source is not None else "",
+                      driver.get("type", "raw") if driver is not None else "raw"))
+    root = next((d for d in disks if d[1] == "root"), None) or next(
+        (d for d in disks if d[0] == "vda"), None)
+    if root is None or not root[2]:
+        raise ApplicationError("the domain has no root disk to snapshot",
+                               type=Errors.INVALID_STATE, non_retryable=True)
+    return RootDisk(root[0], root[2], root[3], [d[0] for d in disks if d[0] != root[0]])
+
+
+def backup_xml(root: RootDisk, target: Path) -> str:
+    """A push-mode backup of the root disk only, into a new qcow2 libvirt creates."""
+    backup = ET.Element("domainbackup", mode="push")
+    disks = ET.SubElement(backup, "disks")
+    disk = ET.SubElement(disks, "disk", name=root.target, backup="yes", type="file")
+    ET.SubElement(disk, "driver", type="qcow2")
+    ET.SubElement(disk, "target", file=str(target))
+    for other in root.others:  # the config drive and any data disk stay out
+        ET.SubElement(disks, "disk", name=other, backup="no")
+    return ET.tostring(backup, encoding="unicode")
+
+
+def quiesce_error(why: str) -> ApplicationError:
+    return ApplicationError(
+        f"os_require_quiesce is set but the guest agent did not freeze: {why}",
+        type=QUIESCE_FAILED, non_retryable=True)
+
+
+class SnapshotActivities:
+    def __init__(self, settings: Settings, conn: Connection,
+                 instance_dir: Callable[[str], Path]):
+        self.settings = settings
+        self.conn = conn
+        self.instance_dir = instance_dir
+
+    def files(self, instance_id: str, image_id: str) -> tuple[Path, Path, Path]:
+        """(the finished copy, the copy being made, what was recorded about it)."""
+        d = self.instance_dir(instance_id)
+        name = f"snap-{uuid.UUID(image_id)}"  # never a path from input
+        return d / f"{name}.qcow2", d / f"{name}.part.qcow2", d / f"{name}.json"
+
+    def _domain(self, instance_id: str) -> libvirt.virDomain:
+        dom = self.conn.domain(instance_id)
+        if dom is None:
+            raise ApplicationError(f"domain {instance_id} is not defined on this host",
+                                   type=Errors.NOT_FOUND, non_retryable=True)
+        return dom
+
+    # ---- the copy ----------------------------------------------------------------
+    @activity.defn(name=HostActs.SNAPSHOT_DISK)
+    @heartbeating
+    def snapshot_disk(self, req: SnapshotDisk) -> SnapshotTaken:
+        with storage_errors():
+            return self._snapshot(req)
+
+    def _snapshot(self, req: SnapshotDisk) -> SnapshotTaken:
+        final, part, meta = self.files(req.instance_id, req.image_id)
+        if final.exists() and meta.exists():  # a retry after the copy was made: keep it
+            return SnapshotTaken(path=str(final), **json.loads(meta.read_text()))
+        dom = self._domain(req.instance_id)
+        guard_left = self._end_earlier_attempt(dom, req.instance_id, part)
+        for f in (final, part, meta):  # a partial copy is never trusted
+            f.unlink(missing_ok=True)
+        root = root_disk(dom)
+        state = dom.state()[0]
+        if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
+                     libvirt.VIR_DOMAIN_PAUSED):
+            paused = state == libvirt.VIR_DOMAIN_PAUSED
+            source = "paused" if paused else "running"
+            consistency, frozen_s = self._live(dom, req, root, part, paused, guard_left)
+        elif state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
+            # nothing runs on the disk (the workflow id keeps anyone from starting it)
+            source = "suspended" if dom.hasManagedSaveImage(0) else "stopped"
+            consistency, frozen_s = "crash-consistent", None
+            qemu_img.convert(self.settings, root.path, root.fmt, str(part), "qcow2")
+        else:
+            raise ApplicationError(f"the domain is in libvirt state {state}; cannot snapshot",
+                                   type=Errors.INVALID_STATE, non_retryable=True)
+        self._check_standalone(part)
+        part.chmod(0o600)
+        taken = {"consistency": consistency, "source": source, "frozen_s": frozen_s}
+        meta.write_text(json.dumps(taken))
+        part.rename(final)  # the copy is complete only under its final name
+        activity.logger.info("snapshot %s of %s: %s, %s%s", req.image_id, req.instance_id,
+                             source, consistency,
+                             f", frozen {frozen_s:.3f}s" if frozen_s is not None else "")
+        return SnapshotTaken(path=str(final), consistency=consistency, source=source,
+                             frozen_s=frozen_s)
+
+    def _live(self, dom: libvirt.virDomain, req: SnapshotDisk, root: RootDisk, part: Path,
+              paused: bool, guard_left: bool) -> tuple[str, float | None]:
+        """The backup-job route; returns (consistency, seconds frozen)."""
+        why = ("the guest is paused" if paused
+               else "the image does not enable hw_qemu_guest_agent" if not req.quiesce
+               else "the guest agent does not answer (an earlier freeze is still guarded)"
+               if guard_left else "")
+        if why:
+            if req.require_quiesce:
+                raise quiesce_error(why)
+            self._copy(dom, root, part)
+            return "crash-consistent", None
+
+        dom.agentSetResponseTimeout(AGENT_TIMEOUT_S, 0)
+        deadline = time.time() + req.thaw_deadline_s
+        guard = self._arm_guard(req.instance_id, deadline)  # before the freeze, always
+        froze, copied_at = False, None
+        t0 = time.monotonic()
+        try:
+            try:
+                dom.fsFreeze()
+                froze = True
+            except libvirt.libvirtError as e:
+                why = str(e)
+            if froze:
+                if self.settings.snapshot_hold_frozen_s:  # tests: a window to crash in
+                    time.sleep(self.settings.snapshot_hold_frozen_s)
+                dom.backupBegin(backup_xml(root, part), None, 0)  # the point in time
+                copied_at = time.time()
+        finally:
+            # after a failed freeze too: a late agent may still apply the queued one
+            thawed = self._thaw(dom)
+            frozen_s = time.monotonic() - t0
+            if thawed:
+                self._disarm(guard, req.instance_id)
+            else:
+                activity.logger.warning("guest %s did not thaw; its guard thaws it by %s",
+                                        req.instance_id, time.ctime(deadline))
+        if not froze:
+            if req.require_quiesce:
+                raise quiesce_error(why)
+            activity.logger.info("no freeze for %s (%s): crash-consistent", req.instance_id,
+                                 why)
+            self._copy(dom, root, part)
+            return "crash-consistent", None
+        self._wait_job(dom)
+        # the guard thaws at the deadline: a copy that began later was not frozen
+        quiesced = copied_at is not None and copied_at < deadline
+        return ("quiesced" if quiesced else "crash-consistent"), frozen_s
+
+    def _copy(self, dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
+        dom.backupBegin(backup_xml(root, part), None, 0)
+        self._wait_job(dom)
+
+    def _wait_job(self, dom: libvirt.virDomain) -> None:
+        """Until the backup job ends; a cancelled step aborts it."""
+        try:
+            while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+                time.sleep(0.05)
+        except BaseException:
+            self._abort_backup(dom)
+            raise
+        stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        if (stats.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP
+                or stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED):
+            raise RuntimeError(f"the backup job did not complete: "
+                               f"{stats.get('errmsg') or stats}")
+
+    def _abort_backup(self, dom: libvirt.virDomain) -> None:
+        """End a backup job of ours if one runs (nothing else makes backups)."""
+        try:
+            if dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
+                return
+            if dom.jobStats(0).get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+                raise RuntimeError("another job runs on the domain")
+            dom.abortJob()
+            deadline = time.monotonic() + JOB_ABORT_S
+            while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the backup job did not end after abort")
+                time.sleep(0.05)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() not in NOTHING_TO_THAW:  # not running: no job either
+                raise
+
+    def _check_standalone(self, part: Path) -> None:
+        info = qemu_img.info(self.settings, str(part), "qcow2")
+        if info.get("backing-filename") or not info.get("virtual-size"):
+            raise RuntimeError(f"the copy {part.name} is not a standalone qcow2: {info}")
+
+    # ---- freeze, thaw and the guard ----------------------------------------------
+    def _thaw(self, dom: libvirt.virDomain) -> bool:
+        """True once the guest is known not to be frozen."""
+        for attempt in range(THAW_TRIES):
+            try:
+                dom.fsThaw()
+                return True
+            except libvirt.libvirtError as e:
+                if e.get_error_code() in NOTHING_TO_THAW:
+                    return True
+                activity.logger.warning("thaw attempt %d failed: %s", attempt + 1, e)
+                time.sleep(0.5)
+        return False
+
+    def _arm_guard(self, instance_id: str, deadline: float) -> subprocess.Popen[bytes]:
+        d = self.instance_dir(instance_id)
+        with (d / "thaw-guard.log").open("ab") as log:
+            # its own session: a kill of the worker or of its process group spares it
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "activities.thaw_guard", self.conn.uri, instance_id,
+                 repr(deadline)],
+                cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                start_new_session=True)
+        (d / GUARD_PID).write_text(f"{proc.pid}\n")
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], GUARD_START_S)
+        line = proc.stdout.readline() if ready else b""
+        proc.stdout.close()
+        if line.strip() != b"armed":
+            self._disarm(proc, instance_id)
+            raise RuntimeError("the thaw guard did not start; not freezing without it")
+        return proc
+
+    def _disarm(self, proc: subprocess.Popen[bytes], instance_id: str) -> None:
+        proc.kill()
+        proc.wait()
+        (self.instance_dir(instance_id) / GUARD_PID).unlink(missing_ok=True)
+
+    def _earlier_guard(self, instance_id: str) -> int | None:
+        """The pid of a guard an earlier attempt left sleeping (its worker died)."""
+        try:
+            pid = int((self.instance_dir(instance_id) / GUARD_PID).read_text())
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if b"activities.thaw_guard" in cmd and instance_id.encode() in cmd:
+            return pid
+        return None
+
+    def _end_earlier_attempt(self, dom: libvirt.virDomain, instance_id: str,
+                             part: Path) -> bool:
+        """Undo what an attempt that died may have left: its backup job, a frozen guest
+        and its guard. Returns True when that guard must stay (the guest could not be
+        thawed now), in which case this attempt must not freeze: the old guard would
+        thaw in the middle of it."""
+        self._abort_backup(dom)
+        pid = self._earlier_guard(instance_id)
+        if pid is None:
+            return False
+        if not self._thaw(dom):
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # a guard of this instance, started by us
+        (self.instance_dir(instance_id) / GUARD_PID).unlink(missing_ok=True)
+        return False
+
+    # ---- upload and discard ------------------------------------------------------
+    @activity.defn(name=HostActs.UPLOAD_SNAPSHOT)
+    @heartbeating
+    def upload_snapshot(self, req: SnapshotFile) -> None:
+        """PUT the copy to the image service, then remove it here. A missing copy means
+        an earlier attempt uploaded it (the control step checks the image has data)."""
+        final, part, meta = self.files(req.instance_id, req.image_id)
+        if not final.exists():
+            return
+        upload_image_file(self.settings, req.image_id, str(final))
+        for f in (final, meta):
+            f.unlink(missing_ok=True)
+
+    @activity.defn(name=HostActs.DISCARD_SNAPSHOT)
+    @heartbeating
+    def discard_snapshot(self, req: SnapshotFile) -> None:
+        """Undo of the copy: no backup job left running, the guest not frozen, no file."""
+        dom = self.conn.domain(req.instance_id)
+        if dom is not None:
+            self._abort_backup(dom)
+            if req.thaw and dom.isActive():
+                self._thaw(dom)  # best effort; the guard covers an agent that is away
+        for f in self.files(req.instance_id, req.image_id):
+            f.unlink(missing_ok=True)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.snapshot_disk, self.upload_snapshot, self.discard_snapshot]
+
+
+def upload_image_file(settings: Settings, image_id: str, path: str) -> None:
+    """activities/image_transfer.py (the image service's side) does the HTTP PUT."""
+    import importlib
+
+    importlib.import_module("activities.image_transfer").upload_image_file(
+        settings, image_id, path)
