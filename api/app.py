@@ -26,6 +26,8 @@ from api.routers import (
     health,
     hosts,
     identity,
+    image_files,
+    image_members,
     images,
     keypairs,
     metadata,
@@ -104,7 +106,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
     app.add_exception_handler(Exception, _unexpected)
     for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
-                   images, flavors, hosts):
+                   images, image_files, image_members, flavors, hosts):
         app.include_router(module.router)
     return app
 

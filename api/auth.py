@@ -3,6 +3,10 @@
 Roles (vmflow.identity.ROLES): admin sees and changes every project; member changes
 its own project; reader only reads its own project. What a caller may not see is
 reported as 404, never 403, so existence does not leak across projects.
+
+The hosts' `service` role (vmflow.identity.SERVICE_ROLE) reaches only SERVICE_ROUTES:
+it reads any image and its file (hosts fetch images) and uploads the file of a queued
+image (snapshots); every other route refuses it.
 """
 
 from __future__ import annotations
@@ -15,10 +19,17 @@ from sqlmodel import Session
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.errors import Forbidden
-from vmflow.identity import hash_token
+from vmflow.identity import SERVICE_ROLE, hash_token
 from vmflow.models import Token
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# (method, route path) the service role may call: deny by default
+SERVICE_ROUTES = frozenset({
+    ("GET", "/v1/images/{image_id}"),
+    ("GET", "/v1/images/{image_id}/file"),
+    ("PUT", "/v1/images/{image_id}/file"),
+})
 
 T = TypeVar("T")
 
@@ -32,6 +43,10 @@ class AuthContext:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def is_service(self) -> bool:
+        return self.role == SERVICE_ROLE
 
     def can_see(self, project_id: str | None) -> bool:
         return self.is_admin or project_id == self.project_id
@@ -61,6 +76,12 @@ def check_method(auth: AuthContext, method: str) -> None:
     """Readers may only read, whatever the route."""
     if auth.role == "reader" and method not in READ_METHODS:
         raise Forbidden("the reader role may only read")
+
+
+def check_service(auth: AuthContext, method: str, route_path: str | None) -> None:
+    """The service role may call SERVICE_ROUTES and nothing else."""
+    if auth.is_service and (method, route_path) not in SERVICE_ROUTES:
+        raise Forbidden("the service role may only fetch images and upload image files")
 
 
 def scoped(stmt: SelectOfScalar[T], project_column: Any,

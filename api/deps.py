@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from temporalio.client import Client
 
-from api.auth import AuthContext, authenticate, check_method, require_role
+from api.auth import AuthContext, authenticate, check_method, check_service, require_role
 from api.errors import ServiceUnavailable, Unauthorized
 from vmflow import temporal
 from vmflow.db import get_engine
@@ -44,6 +44,8 @@ def get_auth(
     if auth is None:
         raise Unauthorized("invalid or expired token")
     check_method(auth, request.method)
+    route = request.scope.get("route")
+    check_service(auth, request.method, getattr(route, "path", None))
     return auth
 
 

@@ -39,3 +39,7 @@ class Conflict(ApiError):
 
 class ServiceUnavailable(ApiError):
     status, type = 503, "ServiceUnavailable"
+
+
+class PayloadTooLarge(ApiError):
+    status, type = 413, "PayloadTooLarge"

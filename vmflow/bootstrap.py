@@ -1,6 +1,7 @@
-"""First-run state: schema, the admin project/user/token, default flavors, and the
-tiny guest registered as images (kernel and ramdisk as their own images referenced
-by kernel_id / ramdisk_id, as Glance does). Idempotent: run by every `make up`."""
+"""First-run state: schema, the admin project/user/token, the hosts' service token,
+default flavors, and the tiny guest registered as images (kernel and ramdisk as their
+own images referenced by kernel_id / ramdisk_id, as Glance does). Idempotent: run by
+every `make up`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from vmflow import db
-from vmflow.identity import hash_token, new_token
+from vmflow.identity import SERVICE_PROJECT, SERVICE_ROLE, SERVICE_USER, hash_token, new_token
 from vmflow.models import Flavor, Image, Membership, Project, Token, User
 from vmflow.settings import Settings, get_settings
 
@@ -42,27 +43,39 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def ensure_admin(session: Session, s: Settings) -> None:
-    project = session.exec(select(Project).where(Project.name == "admin")).first()
+def ensure_identity(session: Session, project_name: str, user_name: str, role: str,
+                    token_file: Path) -> None:
+    """A project, a user with `role` in it, and a token kept (0600) in `token_file`."""
+    project = session.exec(select(Project).where(Project.name == project_name)).first()
     if project is None:
-        project = Project(name="admin")
+        project = Project(name=project_name)
         session.add(project)
-    user = session.exec(select(User).where(User.name == "admin")).first()
+    user = session.exec(select(User).where(User.name == user_name)).first()
     if user is None:
-        user = User(name="admin")
+        user = User(name=user_name)
         session.add(user)
     session.flush()
     if session.get(Membership, (user.id, project.id)) is None:
-        session.add(Membership(user_id=user.id, project_id=project.id, role="admin"))
-    f = s.admin_token_file
-    if f.exists() and session.get(Token, hash_token(f.read_text().strip())) is not None:
+        session.add(Membership(user_id=user.id, project_id=project.id, role=role))
+    kept = token_file.read_text().strip() if token_file.exists() else ""
+    if kept and session.get(Token, hash_token(kept)) is not None:
         return
     token = new_token()
     session.add(Token(token_hash=hash_token(token), user_id=user.id, project_id=project.id,
-                      role="admin"))
-    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                      role=role))
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
+
+
+def ensure_admin(session: Session, s: Settings) -> None:
+    ensure_identity(session, "admin", "admin", "admin", s.admin_token_file)
+
+
+def ensure_service(session: Session, s: Settings) -> None:
+    """The hypervisor hosts' identity: it may only fetch images and upload snapshot
+    files (api/auth.py SERVICE_ROUTES); it has no password, so no other way in."""
+    ensure_identity(session, SERVICE_PROJECT, SERVICE_USER, SERVICE_ROLE, s.service_token_file)
 
 
 def ensure_flavors(session: Session) -> None:
@@ -113,6 +126,7 @@ def bootstrap(settings: Settings | None = None) -> None:
     db.upgrade(s.db_url)
     with Session(db.engine_for(s.db_url), expire_on_commit=False) as session:
         ensure_admin(session, s)
+        ensure_service(session, s)
         ensure_flavors(session)
         if (s.guest_cache / ".done").exists():
             ensure_tiny_images(session, s)

@@ -9,6 +9,12 @@ import secrets
 
 ROLES = ("admin", "member", "reader")
 
+# the hypervisor hosts' identity for the image service (bootstrap.ensure_service); its
+# role is not one a user can be given through the API
+SERVICE_ROLE = "service"
+SERVICE_PROJECT = "service"
+SERVICE_USER = "vmflow-service"
+
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)

@@ -1,0 +1,153 @@
+"""Image data: upload (streamed into the store, inspected before it becomes active)
+and download (hosts fetch images this way, with the service token).
+
+An upload takes a queued image to saving, streams the body into <store>/<id>.part
+while hashing it, then inspects it (vmflow.image_inspect: nothing else has read it
+yet): active with size, checksum and location, or error with the reason and no file
+kept. A body over max_upload_gb or a broken connection puts the image back to queued,
+as Glance does, so the upload can be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from sqlmodel import Session, col, update
+
+from api.deps import AuthDep, SessionDep
+from api.errors import ApiError, BadRequest, Conflict, PayloadTooLarge
+from api.routers.images import get_image, require_owner
+from vmflow import image_inspect
+from vmflow.models import Image, now
+from vmflow.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+
+WRITE_BYTES = 4 << 20  # gather the body's small chunks into writes of this size
+CHECKSUM_HEADER = "X-Image-Checksum"  # sha256 hex, as the image's `checksum`
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _set_status(session: Session, image_id: str, expect: str, **values: Any) -> bool:
+    """Move the image from `expect` to `values` atomically; False if it was not in
+    `expect` any more (deleted meanwhile, or another upload won the race)."""
+    result = session.exec(update(Image)
+                          .where(col(Image.id) == image_id, col(Image.status) == expect)
+                          .values(updated_at=now(), **values))
+    session.commit()
+    return bool(result.rowcount)
+
+
+def _write(out: Any, h: Any, data: bytes) -> None:
+    h.update(data)
+    out.write(data)
+
+
+async def _receive(request: Request, part: Path, limit: int) -> tuple[int, str]:
+    """Stream the body into `part`; returns (size, sha256 hex)."""
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        buf = bytearray()
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            buf += chunk
+            if len(buf) >= WRITE_BYTES:
+                await asyncio.to_thread(_write, out, h, bytes(buf))
+                buf.clear()
+        await asyncio.to_thread(_write, out, h, bytes(buf))
+        await asyncio.to_thread(os.fsync, out.fileno())
+    return size, h.hexdigest()
+
+
+@router.put("/{image_id}/file", status_code=204)
+async def upload_file(image_id: str, request: Request, session: SessionDep,
+                      auth: AuthDep) -> Response:
+    """The image's data as the raw body. 204 when active; 400 ImageRejected (the image
+    is now in error, with the reason) when inspection refused it; 409 unless queued."""
+    s = get_settings()
+    image = get_image(session, auth, image_id)
+    if not auth.is_service:
+        require_owner(image, auth, "upload its data")
+    limit = s.max_upload_gb * 2**30
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the image is larger than the upload limit of "
+                              f"{s.max_upload_gb} GB")
+    if not _set_status(session, image_id, "queued", status="saving"):
+        session.refresh(image)
+        raise Conflict(f"image {image_id} is {image.status}, not queued: its data can be "
+                       "uploaded once", type="ImageNotQueued")
+    s.image_store.mkdir(parents=True, exist_ok=True)
+    final, part = s.image_store / image_id, s.image_store / f"{image_id}.part"
+    try:
+        size, checksum = await _receive(request, part, limit)
+        result = await asyncio.to_thread(image_inspect.inspect, part, image.disk_format,
+                                         s.max_image_virtual_gb * 2**30)
+    except image_inspect.ImageRejected as e:
+        part.unlink(missing_ok=True)
+        _set_status(session, image_id, "saving", status="error", fault=e.reason)
+        raise BadRequest(f"image {image_id} was rejected: {e.reason}",
+                         type="ImageRejected") from None
+    except BaseException as e:  # too large, client gone, disk full: nothing is kept
+        part.unlink(missing_ok=True)
+        requeued = _set_status(session, image_id, "saving", status="queued")
+        if isinstance(e, _TooLarge):
+            raise PayloadTooLarge(f"the image is larger than the upload limit of "
+                                  f"{s.max_upload_gb} GB") from None
+        if not requeued and isinstance(e, Exception):
+            raise Conflict(f"image {image_id} was deleted during the upload") from None
+        raise
+    return _activate(session, image_id, part, final, size, checksum, result.format)
+
+
+def _activate(session: Session, image_id: str, part: Path, final: Path, size: int,
+              checksum: str, detected: str) -> Response:
+    try:
+        part.rename(final)
+    except FileNotFoundError:  # the image was deleted during the upload
+        raise Conflict(f"image {image_id} was deleted during the upload") from None
+    if not _set_status(session, image_id, "saving", status="active", size=size,
+                       checksum=checksum, location=str(final), fault=None):
+        final.unlink(missing_ok=True)
+        raise Conflict(f"image {image_id} was deleted during the upload")
+    log.info("image %s active: %d bytes, %s, sha256 %s", image_id, size, detected, checksum)
+    return Response(status_code=204)
+
+
+def stored_path(image: Image) -> Path:
+    """The image's file, which must be in the store: a location is never a way out."""
+    store = get_settings().image_store.resolve()
+    path = Path(image.location or "").resolve()
+    if image.status != "active" or not image.location:
+        raise Conflict(f"image {image.id} is {image.status}, not active",
+                       type="ImageNotActive")
+    if not path.is_relative_to(store) or not path.is_file():
+        raise ApiError(f"the data of image {image.id} is missing from the image store",
+                       type="ImageDataMissing")
+    return path
+
+
+@router.get("/{image_id}/file")
+def download_file(image_id: str, session: SessionDep, auth: AuthDep) -> FileResponse:
+    """The data of an active image the caller may boot (hosts: any image), with its
+    sha256 in X-Image-Checksum; the reader should verify it."""
+    image = get_image(session, auth, image_id, member_status="accepted")
+    path = stored_path(image)
+    headers = {CHECKSUM_HEADER: image.checksum} if image.checksum else None
+    return FileResponse(path, media_type="application/octet-stream", headers=headers)
