@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from api.deps import connect_temporal
 from api.errors import ApiError, Unauthorized
 from api.routers import (
+    backup_schedules,
     flavors,
     health,
     hosts,
@@ -108,6 +109,7 @@ def create_app() -> FastAPI:
     for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
                    images, image_files, image_members, flavors, hosts):
         app.include_router(module.router)
+    app.include_router(backup_schedules.router)
     return app
 
 

@@ -35,3 +35,9 @@ def domain_name(prefix: str, instance_id: str) -> str:
 
 
 POWER_SYNC_SCHEDULE = "reconcile-power-states"
+
+
+def backup_schedule_id(instance_id: str, schedule_id: str) -> str:
+    """The Temporal Schedule of a backup schedule; its workflows' ids start with it
+    (Temporal appends the scheduled time)."""
+    return f"backup-{instance_id}-{schedule_id}"

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 import workflows
 from activities.actions import ActionActivities
+from activities.backup_schedules import BackupScheduleActivities
 from activities.control import ControlActivities
 from activities.images_control import SnapshotImageActivities
 from vmflow.contracts import InstanceIds
@@ -37,6 +38,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
         task_queue=CONTROL_QUEUE,
         workflows=workflows.ALL,
         activities=[*ControlActivities(settings, client).all(),
+                    *BackupScheduleActivities(settings, client).all(),
                     *ActionActivities(settings).all(),
                     *SnapshotImageActivities(settings).all()],
         activity_executor=executor,

@@ -9,6 +9,7 @@ from workflows.rebuild import RebuildInstance
 from workflows.register_host import RegisterHost
 from workflows.rescue import RescueInstance
 from workflows.resume import ResumeInstance
+from workflows.scheduled_backup import ScheduledBackup
 from workflows.snapshot import SnapshotInstance
 from workflows.start import StartInstance
 from workflows.stop import StopInstance
@@ -20,4 +21,5 @@ ALL = [
     LaunchInstance, DeleteInstance, RegisterHost, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, PowerSync, RebuildInstance, SnapshotInstance,
+    ScheduledBackup,
 ]

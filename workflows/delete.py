@@ -37,6 +37,10 @@ class DeleteInstance:
         inst = InstanceRef(ref.instance_id)
         try:
             plan = await control(ControlActs.BEGIN_DELETE, ref, DeletePlan)
+            if workflow.patched("delete-backup-schedules"):
+                # its timetables go first, so no tick starts a backup of a vanishing server
+                self._status = StepStatus("removing backup schedules", None, plan.host)
+                await control(ControlActs.DELETE_BACKUP_SCHEDULES, inst, int)
             if plan.host:
                 self._status = StepStatus("destroying domain", None, plan.host)
                 await on_host(plan.host, HostActs.DESTROY_DOMAIN, inst, give_up_after_s=3600,
