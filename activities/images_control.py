@@ -1,6 +1,7 @@
 """Control activities of createImage / createBackup: the image record's life around
-the host steps (saving, then active with its consistency, or error with the reason)
-and the rotation of backups. They touch the Image table; hosts never do."""
+the host steps (queued while the disk is copied; the upload makes it saving, then
+active; then its consistency is recorded; or error with the reason) and the rotation
+of backups. They touch the Image table; hosts never do."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -24,7 +25,7 @@ from vmflow.contracts import (
     SnapshotPlan,
     SnapshotRequest,
 )
-from vmflow.models import Image, Instance, now
+from vmflow.models import Image, ImageMember, Instance, now
 from vmflow.settings import Settings
 
 TRUE = ("yes", "true", "1")
@@ -48,35 +49,33 @@ class SnapshotImageActivities:
 
     @activity.defn(name=ControlActs.SNAPSHOT_BEGIN)
     def snapshot_begin(self, req: SnapshotRequest) -> SnapshotPlan:
-        """The image is being made (saving); whether to freeze, from the image the
+        """The image is still there and queued (its upload takes it to saving, then
+        active: api/routers/image_files.py); whether to freeze, from the image the
         server was built from (Nova: the instance's image_meta)."""
         with self.session() as s:
             image = s.get(Image, req.image_id)
             if image is None or image.status == "deleted":
                 raise _fail(f"image {req.image_id} was deleted before the snapshot was taken",
                             Errors.NOT_FOUND)
-            if image.status not in ("queued", "saving"):
+            if image.status != "queued":
                 raise _fail(f"image {req.image_id} is {image.status}, not queued",
                             Errors.INVALID_STATE)
             inst = s.get(Instance, req.instance_id)
             base = s.get(Image, inst.image_id) if inst else None
-            if image.status != "saving":
-                image.status, image.updated_at = "saving", now()
-                s.add(image)
-                s.commit()
             return SnapshotPlan(quiesce=agent_enabled(base), require_quiesce=require_quiesce(base),
                                 thaw_deadline_s=self.settings.snapshot_thaw_deadline)
 
     @activity.defn(name=ControlActs.SNAPSHOT_DONE)
     def snapshot_done(self, req: SnapshotDone) -> None:
-        """Active, with how consistent the copy is; only once its data is stored (the
-        upload sets location, size and checksum)."""
+        """Record how consistent the copy is on the image the upload made active (with
+        its location, size and checksum); an image without its data is an error."""
         with self.session() as s:
             image = s.get(Image, req.image_id)
             if image is None or image.status == "deleted":
                 raise _fail(f"image {req.image_id} was deleted while its snapshot was made",
                             Errors.NOT_FOUND)
-            if not (image.location and image.checksum and image.size):
+            if image.status != "active" or not (image.location and image.checksum
+                                                and image.size):
                 raise _fail(f"the data of image {req.image_id} never reached the image store",
                             Errors.IMAGE_INVALID)
             props = dict(image.properties or {})  # a new dict: the JSON column sees a change
@@ -111,8 +110,9 @@ class SnapshotImageActivities:
                        and i.properties.get("instance_uuid") == req.instance_id
                        and i.properties.get("backup_type") == req.backup_type]
             for image in reversed(backups[req.rotation:]):  # oldest first
-                self._delete(image)
-                s.add(image)
+                if str((image.properties or {}).get("protected", "")).lower() in TRUE:
+                    continue  # as Glance: a protected image is never deleted
+                self._delete(s, image)
                 deleted.append(image.id)
             s.commit()
         for image_id in deleted:
@@ -120,14 +120,19 @@ class SnapshotImageActivities:
                                  req.instance_id, req.backup_type, req.rotation, image_id)
         return RotatedBackups(deleted)
 
-    def _delete(self, image: Image) -> None:
-        """Status deleted and the stored file removed (only ever inside the store)."""
+    def _delete(self, s: Session, image: Image) -> None:
+        """As DELETE /v1/images/{id}: status deleted, its data gone from the store (only
+        ever files inside it), no members."""
+        store = self.settings.image_store.resolve()
+        files = [store / image.id, store / f"{image.id}.part"]
         if image.location:
-            path = Path(image.location)
-            store = self.settings.image_store.resolve()
-            if store in path.resolve().parents:
-                path.unlink(missing_ok=True)
+            files.append(Path(image.location).resolve())
+        for f in files:
+            if store in f.parents:
+                f.unlink(missing_ok=True)
         image.status, image.location, image.updated_at = "deleted", None, now()
+        s.add(image)
+        s.exec(delete(ImageMember).where(col(ImageMember.image_id) == image.id))
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.snapshot_begin, self.snapshot_done, self.snapshot_failed,

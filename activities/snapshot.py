@@ -98,6 +98,18 @@ def backup_xml(root: RootDisk, target: Path) -> str:
     return ET.tostring(backup, encoding="unicode")
 
 
+def begin_backup(dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
+    try:
+        dom.backupBegin(backup_xml(root, part), None, 0)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT,
+                                  libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED):
+            # the driver cannot do it (test:///default): retrying will not help
+            raise ApplicationError(f"this hypervisor cannot copy a running disk: {e}",
+                                   type=Errors.INVALID_STATE, non_retryable=True) from e
+        raise
+
+
 def quiesce_error(why: str) -> ApplicationError:
     return ApplicationError(
         f"os_require_quiesce is set but the guest agent did not freeze: {why}",
@@ -192,7 +204,7 @@ class SnapshotActivities:
             if froze:
                 if self.settings.snapshot_hold_frozen_s:  # tests: a window to crash in
                     time.sleep(self.settings.snapshot_hold_frozen_s)
-                dom.backupBegin(backup_xml(root, part), None, 0)  # the point in time
+                begin_backup(dom, root, part)  # the point in time
                 copied_at = time.time()
         finally:
             # after a failed freeze too: a late agent may still apply the queued one
@@ -216,7 +228,7 @@ class SnapshotActivities:
         return ("quiesced" if quiesced else "crash-consistent"), frozen_s
 
     def _copy(self, dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
-        dom.backupBegin(backup_xml(root, part), None, 0)
+        begin_backup(dom, root, part)
         self._wait_job(dom)
 
     def _wait_job(self, dom: libvirt.virDomain) -> None:
@@ -247,7 +259,8 @@ class SnapshotActivities:
                     raise RuntimeError("the backup job did not end after abort")
                 time.sleep(0.05)
         except libvirt.libvirtError as e:
-            if e.get_error_code() not in NOTHING_TO_THAW:  # not running: no job either
+            # not running, or a driver without jobs (test:///default): no job either
+            if e.get_error_code() not in (*NOTHING_TO_THAW, libvirt.VIR_ERR_NO_SUPPORT):
                 raise
 
     def _check_standalone(self, part: Path) -> None:

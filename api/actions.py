@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, StringConstraints, ValidationError, field_validator
 
 from api.errors import BadRequest
-from api.schemas import Ref, Request
+from api.schemas import MetaKey, MetaValue, Name, Ref, Request
 
 
 class NoArgs(Request):
@@ -40,6 +40,30 @@ class RescueArgs(Request):
 
 class RebuildArgs(Request):
     image_ref: Ref = Field(alias="imageRef", description="the new image: id or unique name")
+
+
+# image properties vmflow sets on a snapshot itself; metadata may not name them
+SNAPSHOT_RESERVED = frozenset({"image_type", "instance_uuid", "base_image_ref", "backup_type",
+                               "user_id", "owner_id", "consistency", "snapshot_source"})
+
+
+class CreateImageArgs(Request):
+    name: Name
+    metadata: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=128)
+
+    @field_validator("metadata")
+    @classmethod
+    def _not_reserved(cls, v: dict[str, str]) -> dict[str, str]:
+        taken = sorted(SNAPSHOT_RESERVED & set(v))
+        if taken:
+            raise ValueError(f"metadata may not set {', '.join(taken)}: vmflow sets them")
+        return v
+
+
+class CreateBackupArgs(Request):
+    name: Name
+    backup_type: Name = Field(description="e.g. daily or weekly: rotation counts per type")
+    rotation: int = Field(ge=0, description="keep the newest this many backups of the type")
 
 
 class LockArgs(Request):
@@ -70,6 +94,8 @@ ACTIONS: dict[str, ActionSpec] = {
     "resume": ActionSpec(NoArgs, _fixed("resume")),
     "rescue": ActionSpec(RescueArgs, _fixed("rescue")),
     "unrescue": ActionSpec(NoArgs, _fixed("unrescue")),
+    "createImage": ActionSpec(CreateImageArgs, _fixed("snapshot")),
+    "createBackup": ActionSpec(CreateBackupArgs, _fixed("backup")),
     "rebuild": ActionSpec(RebuildArgs, _fixed("rebuild")),
     "lock": ActionSpec(LockArgs, _fixed("lock")),
     "unlock": ActionSpec(NoArgs, _fixed("unlock")),
@@ -79,7 +105,7 @@ ACTIONS: dict[str, ActionSpec] = {
 
 # in API.md, built by later work (images, moving hosts): refused by name, not as unknown
 LATER = frozenset({
-    "createImage", "createBackup", "shelve", "shelveOffload", "unshelve",
+    "shelve", "shelveOffload", "unshelve",
     "migrate", "confirmResize", "revertResize", "os-migrateLive",
 })
 

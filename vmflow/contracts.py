@@ -42,7 +42,7 @@ class ControlActs:
     END_ACTION = "control.end_action"
     SYNC_CANDIDATES = "control.power_sync_candidates"
     SYNC_APPLY = "control.power_sync_apply"
-    SNAPSHOT_BEGIN = "control.snapshot_begin"  # createImage/createBackup: image saving
+    SNAPSHOT_BEGIN = "control.snapshot_begin"  # createImage/createBackup: image queued?
     SNAPSHOT_DONE = "control.snapshot_done"  # image active with its consistency
     SNAPSHOT_FAILED = "control.snapshot_failed"  # image error with the reason
     ROTATE_BACKUPS = "control.rotate_backups"
@@ -238,7 +238,7 @@ class SnapshotRequest:
 
 @dataclass(frozen=True)
 class SnapshotPlan:
-    """What the host step of a snapshot needs, read when it begins (image saving)."""
+    """What the host step of a snapshot needs, read when it begins."""
 
     quiesce: bool  # the server's image has hw_qemu_guest_agent
     require_quiesce: bool  # ... and os_require_quiesce

@@ -2,9 +2,11 @@
 uploaded as the image the API already recorded (queued).
 
 On the action frame: the server keeps its state (target None: the state its domain
-is really in). The image goes saving → active with its consistency (quiesced or
-crash-consistent), or error with the reason on any failure, cancellation included:
-never deleted silently, never left in saving. The host step freezes the guest only
+is really in). The image stays queued while the disk is copied, its upload takes it
+to saving and active (the image service inspects it like any upload), then its
+consistency (quiesced or crash-consistent) is recorded; or it goes to error with the
+reason on any failure, cancellation included: never deleted silently, never left in
+saving. The host step freezes the guest only
 around the start of the copy and arms a thaw guard first (activities/snapshot.py),
 so no outcome here, a dead worker included, leaves a guest frozen.
 """

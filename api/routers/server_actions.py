@@ -29,6 +29,8 @@ from api.operations import (
 from api.preempt import running_operation, terminate_running
 from api.routers.servers import get_instance, resolve_image
 from api.schemas import OperationAccepted, OperationBrief, ServerPublic
+from api.snapshots import ACTIONS as SNAPSHOTS
+from api.snapshots import SnapshotAccepted, accept_snapshot, replay_snapshot
 from vmflow.contracts import OperationRef, RebootRequest, RebuildRequest, RescueRequest
 from vmflow.models import Instance, Operation, now
 
@@ -36,11 +38,12 @@ router = APIRouter(prefix="/v1/servers", tags=["server actions"])
 
 
 @router.post("/{server_id}/action", status_code=202,
-             response_model=OperationAccepted | ServerPublic)
+             response_model=SnapshotAccepted | OperationAccepted | ServerPublic)
 async def server_action(server_id: str, response: Response, session: SessionDep,
                         auth: WriterDep, client: MaybeTemporalDep,
                         body: Annotated[Any, Body()],
-                        idempotency_key: IdempotencyKey = None) -> OperationAccepted | ServerPublic:
+                        idempotency_key: IdempotencyKey = None
+                        ) -> SnapshotAccepted | OperationAccepted | ServerPublic:
     parsed = parse_action(body)
     async with idempotency_guard(auth, idempotency_key):
         # a repeat answers what the first request did, whatever happened since (even
@@ -48,6 +51,10 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
         earlier = find_idempotent(session, auth, idempotency_key, "instance", parsed.action,
                                   server_id)
         if earlier is not None and earlier.workflow_id:
+            if parsed.action in SNAPSHOTS:  # with the image the first request made
+                again = await replay_snapshot(client, session, earlier, response)
+                if again is not None:
+                    return again
             return OperationAccepted(operation=OperationBrief.of(earlier))
         inst = get_instance(session, auth, server_id)
         if earlier is not None:  # lock, unlock, reset-state: the server as it is now
@@ -71,6 +78,9 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
 
         if client is None:
             raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
+        if parsed.action in SNAPSHOTS:  # the image record first, then the workflow
+            return await accept_snapshot(client, session, auth, inst, parsed.args,
+                                         idempotency_key, response)
         make_input = workflow_input(session, auth, inst, parsed)  # before anything changes
         if parsed.action == "force-delete":
             await terminate_running(client, session, inst,

@@ -44,6 +44,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "rescue": {"rescue": None},
     "unrescue": {"unrescue": None},
     "rebuild": {"rebuild": {"imageRef": "cirros"}},
+    "snapshot": {"createImage": {"name": "snap"}},
+    "backup": {"createBackup": {"name": "bk", "backup_type": "daily", "rotation": 2}},
     "lock": {"lock": None},
     "unlock": {"unlock": None},
     "reset-state": {"os-resetState": {"state": "error"}},
@@ -131,6 +133,10 @@ async def test_allowed_state_starts_the_tables_workflow(
         expected["image_id"] = None
     if action == "rebuild":
         expected["image_id"] = world.image.id
+    if action in ("snapshot", "backup"):  # the image record the route made first
+        expected["image_id"] = r.json()["image_id"]
+        expected["backup_type"] = "daily" if action == "backup" else None
+        expected["rotation"] = 2 if action == "backup" else None
     assert await started_input(temporal, wf_id) == expected
 
     (op,) = operations_of(inst.id)
