@@ -67,9 +67,9 @@ def image_record(session: Session, inst: Instance, *, name: str, user_id: str,
                  backup_type: str | None = None,
                  metadata: dict[str, Any] | None = None) -> Image:
     """The queued image a snapshot of `inst` will fill (not added to the session):
-    private to the instance's project, image_type snapshot or backup, instance_uuid,
-    base_image_ref, user_id, owner_id (the project), backup_type for a backup; the caller's `metadata` and
-    the base image's boot properties."""
+    private to the instance's project; properties image_type (snapshot or backup),
+    instance_uuid, base_image_ref, user_id, owner_id (the project), backup_type for a
+    backup, over the caller's `metadata` and the base image's boot properties."""
     base = session.get(Image, inst.image_id)
     inherited = {k: v for k, v in ((base.properties or {}) if base else {}).items()
                  if k not in NOT_INHERITED}

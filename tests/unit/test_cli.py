@@ -422,3 +422,144 @@ def test_operation_show_answers_why_it_is_stuck(api, capsys: pytest.CaptureFixtu
     assert f"temporal workflow show -w instance-{SID} -r 0193-run" in text
     assert cli.run(["operation", "show", OP, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == op
+
+
+# ---- backup schedules -----------------------------------------------------------------
+
+BSID = "0b5c3d1e-8f6a-4a57-9d0e-3c2b1a098765"
+SCHEDULE = {"id": BSID, "server_id": SID, "every": "6h", "cron": None, "backup_type": "daily",
+            "rotation": 7, "paused": False, "created_at": "2026-11-22T02:17:48Z",
+            "schedule_id": f"backup-{SID}-{BSID}", "next_run_at": None}
+
+
+def schedules_api(request: httpx.Request, **answers: httpx.Response) -> httpx.Response:
+    """GET list of the server's schedules, else `answers[method]`."""
+    if request.method == "GET" and request.url.path == f"/v1/servers/{SID}/backup-schedules":
+        return httpx.Response(200, json={"backup_schedules": [SCHEDULE]})
+    return answers[request.method]
+
+
+@pytest.mark.parametrize("args,body", [
+    (["--every", "6h", "--type", "daily", "--rotation", "7"],
+     {"every": "6h", "backup_type": "daily", "rotation": 7}),
+    (["--cron", "0 3 * * *", "--type", "nightly", "--rotation", "2"],
+     {"cron": "0 3 * * *", "backup_type": "nightly", "rotation": 2}),
+])
+def test_backup_schedule_create(api, args: list[str], body: dict[str, Any],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    seen = api(lambda r: httpx.Response(201, json=SCHEDULE))
+    assert cli.run(["server", "backup-schedule", "create", SID, *args]) == 0
+    assert (seen[0].method, seen[0].url.path) == ("POST", f"/v1/servers/{SID}/backup-schedules")
+    assert json.loads(seen[0].content) == body
+    out = capsys.readouterr().out
+    assert BSID in out and f"backup-{SID}-{BSID}" in out
+
+
+def test_backup_schedule_create_usage_and_errors(api, capsys: pytest.CaptureFixture[str]) -> None:
+    seen = api(lambda r: error(400, "cron '61 * * * *': minute 61 is outside 0-59"))
+    create = ["server", "backup-schedule", "create", SID, "--type", "d", "--rotation", "1"]
+    assert cli.run(create) == 2  # neither
+    assert cli.run([*create, "--every", "1h", "--cron", "0 * * * *"]) == 2  # both
+    assert cli.run([*create[:-1], "0", "--every", "1h"]) == 2  # rotation >= 1
+    assert seen == []
+    assert cli.run([*create, "--cron", "61 * * * *"]) == 1
+    assert "minute 61 is outside 0-59" in capsys.readouterr().err
+
+
+def test_backup_schedule_list_show_and_prefix(api, capsys: pytest.CaptureFixture[str]) -> None:
+    def handler(r: httpx.Request) -> httpx.Response:
+        shown = {**SCHEDULE, "next_run_at": "2026-11-22T06:00:00Z"}
+        return schedules_api(r, GET=httpx.Response(200, json=shown))
+
+    seen = api(handler)
+    assert cli.run(["server", "backup-schedule", "list", SID]) == 0
+    text = capsys.readouterr().out
+    assert BSID in text and "every 6h" in text and "daily" in text
+    assert cli.run(["server", "backup-schedule", "list", SID, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [SCHEDULE]
+    # a unique prefix of the id is enough
+    assert cli.run(["server", "backup-schedule", "show", SID, BSID[:8]]) == 0
+    assert "2026-11-22 06:00:00" in capsys.readouterr().out
+    assert seen[-1].url.path == f"/v1/servers/{SID}/backup-schedules/{BSID}"
+    assert cli.run(["server", "backup-schedule", "show", SID, "ffff"]) == 1
+    assert "no backup schedules of server" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["pause", "unpause"])
+def test_backup_schedule_pause_unpause(api, verb: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    seen = api(lambda r: httpx.Response(200, json={**SCHEDULE, "paused": verb == "pause"}))
+    assert cli.run(["server", "backup-schedule", verb, SID, BSID]) == 0
+    assert (seen[0].method, seen[0].url.path) == (
+        "POST", f"/v1/servers/{SID}/backup-schedules/{BSID}/action")
+    assert json.loads(seen[0].content) == {verb: None}
+    assert ("yes" if verb == "pause" else "no") in capsys.readouterr().out
+
+
+def test_backup_schedule_delete(api, capsys: pytest.CaptureFixture[str]) -> None:
+    seen = api(lambda r: httpx.Response(204))
+    assert cli.run(["server", "backup-schedule", "delete", SID, BSID]) == 0
+    assert (seen[0].method, seen[0].url.path) == (
+        "DELETE", f"/v1/servers/{SID}/backup-schedules/{BSID}")
+    assert f"deleted backup schedule {BSID}" in capsys.readouterr().out
+
+
+def test_backup_schedule_trigger(api, capsys: pytest.CaptureFixture[str]) -> None:
+    seen = api(lambda r: httpx.Response(202, json=SCHEDULE))
+    assert cli.run(["server", "backup-schedule", "trigger", SID, BSID]) == 0
+    assert json.loads(seen[0].content) == {"trigger": None}
+    assert f"vmflow server actions {SID}" in capsys.readouterr().out
+
+
+def backup_action(result: str, op: str = OP, fault: str | None = None) -> dict[str, Any]:
+    return {"action": "backup", "result": result, "operation_id": op, "fault": fault,
+            "workflow_id": f"instance-{SID}", "start": "2026-11-22T02:17:48Z"}
+
+
+OLD = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.mark.parametrize("new,final,code", [
+    (backup_action("running"), "succeeded", 0),
+    (backup_action("running"), "failed", 1),
+    (backup_action("skipped", fault="skipped: another operation (stop) is running"), None, 1),
+])
+def test_backup_schedule_trigger_wait(api, monkeypatch: pytest.MonkeyPatch,
+                                      new: dict[str, Any], final: str | None, code: int,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from vmflow.cli import backup_schedules
+    monkeypatch.setattr(backup_schedules, "POLL_S", 0.0)
+    old = backup_action("succeeded", op=OLD)
+    history = iter([[old], [old], [old, new]])  # before the trigger, then until it shows
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        if r.url.path == f"/v1/servers/{SID}/actions":
+            return httpx.Response(200, json={"actions": next(history)})
+        if r.url.path == f"/v1/operations/{OP}":
+            assert final is not None
+            return httpx.Response(200, json={**operation(final), "action": "backup",
+                                             "last_error": "disk full" if code else None})
+        return httpx.Response(202, json=SCHEDULE)
+
+    seen = api(handler)
+    assert cli.run(["server", "backup-schedule", "trigger", SID, BSID, "--wait"]) == code
+    assert [r.url.path for r in seen][:2] == [
+        f"/v1/servers/{SID}/actions", f"/v1/servers/{SID}/backup-schedules/{BSID}/action"]
+    captured = capsys.readouterr()
+    if new["result"] == "skipped":
+        assert "another operation (stop) is running" in captured.err
+        assert all("/v1/operations/" not in r.url.path for r in seen)
+    else:
+        assert (final or "") in captured.out
+        assert ("disk full" in captured.err) == (code == 1)
+
+
+def test_backup_schedule_trigger_wait_gives_up(api, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from vmflow.cli import backup_schedules
+    monkeypatch.setattr(backup_schedules, "POLL_S", 0.0)
+    monkeypatch.setattr(backup_schedules, "TRIGGER_APPEARS_S", 0.05)
+    api(lambda r: httpx.Response(200, json={"actions": []}) if r.method == "GET"
+        else httpx.Response(202, json=SCHEDULE))
+    assert cli.run(["server", "backup-schedule", "trigger", SID, BSID, "--wait"]) == 1
+    assert "overlap SKIP" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from vmflow.cli import common
+from vmflow.cli.backup_schedules import backup_schedule_app
 from vmflow.cli.catalog import flavor_app, host_app, image_app, operation_app
 from vmflow.cli.common import ApiError, err
 from vmflow.cli.keypairs import keypair_app
@@ -26,6 +27,7 @@ __all__ = ["app", "main", "run"]
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="vmflow: VMs whose every operation is a durable Temporal workflow.")
 app.add_typer(server_app, name="server")
+server_app.add_typer(backup_schedule_app, name="backup-schedule")
 app.add_typer(keypair_app, name="keypair")
 app.add_typer(operation_app, name="operation")
 app.add_typer(image_app, name="image")
