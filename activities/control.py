@@ -55,10 +55,13 @@ def _fail(message: str, kind: str) -> ApplicationError:
 
 
 def image_file(image: Image) -> ImageFile:
+    """What a host needs to fetch an image: hosts download it from the image service
+    (activities/image_transfer.py), so the location is the API path of its data."""
     if image.status != "active" or not image.location or not image.checksum:
         raise _fail(f"image {image.id} is not active (status {image.status})",
                     Errors.IMAGE_INVALID)
-    return ImageFile(image.id, image.location, image.checksum, image.size or 0, image.disk_format)
+    return ImageFile(image.id, f"/v1/images/{image.id}/file", image.checksum, image.size or 0,
+                     image.disk_format)
 
 
 class ControlActivities:

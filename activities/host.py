@@ -25,7 +25,7 @@ import libvirt
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import domain_xml, qemu_img
+from activities import domain_xml, image_transfer, qemu_img
 from activities.heartbeat import heartbeating
 from activities.libvirt_conn import Connection, agent_command, undefine
 from activities.power import PowerActivities, config_for, save_spec
@@ -102,7 +102,8 @@ class HostActivities:
             return self._fetch_image(req)
 
     def _fetch_image(self, req: FetchImage) -> FetchedImage:
-        """Copy an image into this host's cache, verifying its sha256.
+        """Download an image from the image service (HTTP, service token) into this
+        host's cache, verifying its sha256 against the checksum the workflow carries.
 
         The cache entry appears atomically (rename) only after the checksum matched,
         and a stamp of (checksum, size, mtime) lets later launches trust it without
@@ -120,15 +121,12 @@ class HostActivities:
             activity.logger.warning("cache entry %s changed since verified; re-fetching", dst)
         tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.part")
         try:
-            h = hashlib.sha256()
-            with open(img.location, "rb") as src, tmp.open("wb") as out:
-                for chunk in iter(lambda: src.read(1 << 22), b""):
-                    h.update(chunk)
-                    out.write(chunk)
-                    activity.heartbeat(out.tell())
-            if h.hexdigest() != img.checksum:
+            with tmp.open("wb") as out:
+                digest = image_transfer.download(self.settings, img.location, out,
+                                                 activity.heartbeat)
+            if digest != img.checksum:
                 raise ApplicationError(
-                    f"image {img.image_id} is corrupt: sha256 {h.hexdigest()} does not match "
+                    f"image {img.image_id} is corrupt: sha256 {digest} does not match "
                     f"the recorded checksum {img.checksum}",
                     type=Errors.IMAGE_INVALID,
                     non_retryable=True,

@@ -91,7 +91,7 @@ class InstanceRef:
 @dataclass(frozen=True)
 class ImageFile:
     image_id: str
-    location: str  # path in the image store
+    location: str  # API path of its data, /v1/images/<id>/file (hosts fetch over HTTP)
     checksum: str  # sha256 hex
     size: int
     disk_format: str  # qcow2 | raw | aki | ari

@@ -1,10 +1,15 @@
 """Workflow tests: a real Temporal dev server, the real control worker on a real
-SQLite database, and hypervisor workers on libvirt's own test:///default driver
-(with real qemu-img disks and real files), one fresh host name per test."""
+SQLite database, the real API (hosts fetch images from it over HTTP), and hypervisor
+workers on libvirt's own test:///default driver (with real qemu-img disks and real
+files), one fresh host name per test."""
 
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +22,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import ROOT, qemu_home
-from vmflow import db
+from vmflow import db, stack
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts import OperationRef
 from vmflow.models import Flavor, Image, Instance, Operation, Project, User
@@ -43,7 +48,8 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 def wf_settings(tiny_guest: Path) -> Iterator[Settings]:
     home = qemu_home("wf")
     s = Settings(home=home, host="unused", libvirt_uri="test:///default", virt_type="qemu",
-                 schedule_to_start_timeout=2, agent_timeout=20, guest_cache=tiny_guest)
+                 schedule_to_start_timeout=2, agent_timeout=20, guest_cache=tiny_guest,
+                 api_port=free_port())
     bootstrap(s)
     with session(s) as db_s:  # test:///default has no guest agent to wait for
         tiny = db_s.exec(select(Image).where(Image.name == "tiny")).one()
@@ -54,6 +60,39 @@ def wf_settings(tiny_guest: Path) -> Iterator[Settings]:
         db_s.commit()
     yield s
     shutil.rmtree(home, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def image_api(temporal: WorkflowEnvironment, wf_settings: Settings) -> Iterator[str]:
+    """The real API in its own process on the same home and database: the image
+    service the hosts download from (with the service token bootstrap wrote)."""
+    target = temporal.client.service_client.config.target_host
+    log = (wf_settings.home / "api.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env=stack.stack_env(wf_settings, {"VMFLOW_TEMPORAL_ADDRESS": target}))
+    try:
+        deadline = time.monotonic() + 60
+        while not stack.api_ok(wf_settings):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: "
+                                   f"{(wf_settings.home / 'api.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield wf_settings.base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +109,7 @@ HostFactory = Callable[..., AbstractAsyncContextManager[Settings]]
 
 @pytest.fixture
 def hv_worker(
-    temporal: WorkflowEnvironment, wf_settings: Settings, control_worker: None
+    temporal: WorkflowEnvironment, wf_settings: Settings, control_worker: None, image_api: str
 ) -> HostFactory:
     """Start a registered hypervisor worker for a fresh host: `async with hv_worker() as s`."""
 
