@@ -39,7 +39,7 @@ import libvirt
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import qemu_img
+from activities import image_transfer, qemu_img
 from activities.heartbeat import heartbeating
 from activities.host import storage_errors
 from activities.libvirt_conn import Connection
@@ -194,13 +194,14 @@ class SnapshotActivities:
         deadline = time.time() + req.thaw_deadline_s
         guard = self._arm_guard(req.instance_id, deadline)  # before the freeze, always
         froze, copied_at = False, None
-        t0 = time.monotonic()
+        t0 = t_frozen = time.monotonic()
         try:
             try:
                 dom.fsFreeze()
                 froze = True
             except libvirt.libvirtError as e:
                 why = str(e)
+            t_frozen = time.monotonic()
             if froze:
                 if self.settings.snapshot_hold_frozen_s:  # tests: a window to crash in
                     time.sleep(self.settings.snapshot_hold_frozen_s)
@@ -208,8 +209,13 @@ class SnapshotActivities:
                 copied_at = time.time()
         finally:
             # after a failed freeze too: a late agent may still apply the queued one
+            t_thaw = time.monotonic()
             thawed = self._thaw(dom)
             frozen_s = time.monotonic() - t0
+            activity.logger.info(
+                "freeze window of %s: %.3f s (fsFreeze %.3f, backupBegin %.3f, fsThaw %.3f)",
+                req.instance_id, frozen_s, t_frozen - t0 if froze else 0.0,
+                t_thaw - t_frozen if froze else 0.0, time.monotonic() - t_thaw)
             if thawed:
                 self._disarm(guard, req.instance_id)
             else:
@@ -343,7 +349,7 @@ class SnapshotActivities:
         final, part, meta = self.files(req.instance_id, req.image_id)
         if not final.exists():
             return
-        upload_image_file(self.settings, req.image_id, str(final))
+        image_transfer.upload_image_file(self.settings, req.image_id, str(final))
         for f in (final, meta):
             f.unlink(missing_ok=True)
 
@@ -361,11 +367,3 @@ class SnapshotActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.snapshot_disk, self.upload_snapshot, self.discard_snapshot]
-
-
-def upload_image_file(settings: Settings, image_id: str, path: str) -> None:
-    """activities/image_transfer.py (the image service's side) does the HTTP PUT."""
-    import importlib
-
-    importlib.import_module("activities.image_transfer").upload_image_file(
-        settings, image_id, path)

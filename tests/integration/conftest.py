@@ -30,12 +30,18 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def it_settings(tiny_guest: Path) -> Iterator[Settings]:
+def stack_overrides() -> dict[str, Any]:
+    """Settings a tier changes on its own stack (the fault tier: snapshot knobs)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[Settings]:
     home = qemu_home("it")
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
                  temporal_ui_port=free_port(), host="ithv", domain_prefix=PREFIX,
                  guest_cache=tiny_guest, agent_timeout=30, stop_timeout=30,
-                 reboot_timeout=10, power_sync_interval=10)
+                 reboot_timeout=10, power_sync_interval=10, **stack_overrides)
     stack.up(s)
     yield s
     stack.down(s)
