@@ -189,8 +189,9 @@ class RebuildActivities:
             if old_spec.exists():
                 old_spec.replace(spec_path(d))
             self._define(req.instance_id)
-        new.unlink(missing_ok=True)
-        (d / f"{NEW}.part").unlink(missing_ok=True)
+        for leftover in (new, d / f"{NEW}.part", d / f"{OLD_SPEC}.part",
+                         spec_path(d).with_suffix(".part")):  # the last: save_spec's
+            leftover.unlink(missing_ok=True)
         if req.power_on:
             self._power_on(req.instance_id)
 
