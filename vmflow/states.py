@@ -101,7 +101,9 @@ TRANSITIONS: dict[str, Transition] = {
            summary="createBackup: a snapshot typed as backup, keeping the newest `rotation`"),
         _t("rebuild", frozenset({V.ACTIVE, V.STOPPED, V.ERROR}), T.REBUILDING, None,
            "RebuildInstance",
-           summary="new disk from an image, same id; the old disk goes once the new one boots"),
+           summary="new disk from an image, same id; the old disk goes once the new one boots "
+                   "(from stopped it boots once to prove itself, then stops again; from error "
+                   "it ends active)"),
         _t("lock", LIVE, None, None, None, honours_lock=False,
            summary="refuse mutating actions from non-admins (owner or admin)"),
         _t("unlock", LIVE, None, None, None, honours_lock=False,
