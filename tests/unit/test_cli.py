@@ -225,6 +225,7 @@ def accepted() -> httpx.Response:
     (["rescue"], {"rescue": {}}),
     (["rescue", "--image", "rescue-img"], {"rescue": {"rescue_image_ref": "rescue-img"}}),
     (["unrescue"], {"unrescue": None}),
+    (["rebuild", "tiny"], {"rebuild": {"imageRef": "tiny"}}),
     (["force-delete"], {"forceDelete": None}),
 ])
 def test_actions_post_one_key(api, args: list[str], body: dict[str, Any],

@@ -194,6 +194,18 @@ def server_rescue(
     run_workflow_action(server, body, "rescue", wait, as_json)
 
 
+@server_app.command("rebuild")
+def server_rebuild(
+    server: ServerArg,
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="New image id or name.")],
+    wait: WaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A fresh root disk from IMAGE; id, name, flavor and addresses stay. The old disk
+    is deleted once the new one has booted, and comes back if it never does."""
+    run_workflow_action(server, {"rebuild": {"imageRef": image}}, "rebuild", wait, as_json)
+
+
 def show_server_answer(resp: Any, as_json: bool) -> None:
     """lock, unlock and reset-state answer 200 with the server itself."""
     server = unwrap(resp, "server")
