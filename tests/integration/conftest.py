@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import time
@@ -20,7 +21,8 @@ from vmflow import db, stack
 from vmflow.models import Allocation, Ledger
 from vmflow.settings import Settings
 
-PREFIX = "vmflowit-"
+# one prefix per test run, so concurrent runs on one machine never touch each other's guests
+PREFIX = f"vmflowit{os.getpid()}-"
 
 
 def free_port() -> int:
