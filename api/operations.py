@@ -10,12 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session, col, or_, select
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -150,7 +156,7 @@ async def start_instance_operation(
     session.commit()
     arg = make_input(op.id) if make_input else OperationRef(instance.id, op.id)
     try:
-        handle = await client.start_workflow(
+        handle = await _start(client, session, instance.id, op.id, lambda: client.start_workflow(
             workflow,
             arg,
             id=workflow_id,
@@ -161,7 +167,7 @@ async def start_instance_operation(
             memo={"operation_id": op.id, "user_id": auth.user_id},
             static_summary=f"{action} instance {instance.id}",  # ids only: no user text in the UI
             rpc_timeout=RPC_TIMEOUT,
-        )
+        ))
     except WorkflowAlreadyStartedError:
         running = await running_action(client, session, instance.id, exclude=op.id)
         _forget(session, op, instance if action == "create" else None)
@@ -180,6 +186,28 @@ async def start_instance_operation(
     session.add(op)
     session.commit()
     return op
+
+
+CLOSING_GRACE_S = 3.0
+
+
+async def _start(client: Client, session: Session, instance_id: str, op_id: str,
+                 start: Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
+                 ) -> WorkflowHandle[Any, Any]:
+    """Start the workflow; if the instance's id is held by a workflow whose operation
+    has already finished (it is only closing), wait a moment and try again, so
+    back-to-back actions do not see a spurious 409."""
+    deadline = asyncio.get_running_loop().time() + CLOSING_GRACE_S
+    while True:
+        try:
+            return await start()
+        except WorkflowAlreadyStartedError:
+            still_running = session.exec(select(Operation).where(
+                Operation.resource_id == instance_id, Operation.status == "running",
+                Operation.id != op_id)).first()
+            if still_running is not None or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 def _forget(session: Session, op: Operation, instance: Instance | None) -> None:
