@@ -226,6 +226,9 @@ def accepted() -> httpx.Response:
     (["rescue", "--image", "rescue-img"], {"rescue": {"rescue_image_ref": "rescue-img"}}),
     (["unrescue"], {"unrescue": None}),
     (["rebuild", "tiny"], {"rebuild": {"imageRef": "tiny"}}),
+    (["image-create", "snap1"], {"createImage": {"name": "snap1"}}),
+    (["backup", "nightly", "--type", "daily", "--rotation", "7"],
+     {"createBackup": {"name": "nightly", "backup_type": "daily", "rotation": 7}}),
     (["force-delete"], {"forceDelete": None}),
 ])
 def test_actions_post_one_key(api, args: list[str], body: dict[str, Any],

@@ -206,6 +206,32 @@ def server_rebuild(
     run_workflow_action(server, {"rebuild": {"imageRef": image}}, "rebuild", wait, as_json)
 
 
+@server_app.command("image-create")
+def server_image_create(
+    server: ServerArg,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the new image.")],
+    wait: WaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """createImage: a snapshot of the root disk, frozen through the guest agent around
+    the point-in-time copy (the image records quiesced or crash-consistent)."""
+    run_workflow_action(server, {"createImage": {"name": name}}, "snapshot", wait, as_json)
+
+
+@server_app.command("backup")
+def server_backup(
+    server: ServerArg,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the backup image.")],
+    backup_type: Annotated[str, typer.Option("--type", help="e.g. daily, weekly.")],
+    rotation: Annotated[int, typer.Option(help="Keep this many backups of that type.")],
+    wait: WaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """createBackup: a snapshot typed as backup; older ones beyond --rotation go."""
+    body = {"createBackup": {"name": name, "backup_type": backup_type, "rotation": rotation}}
+    run_workflow_action(server, body, "backup", wait, as_json)
+
+
 def show_server_answer(resp: Any, as_json: bool) -> None:
     """lock, unlock and reset-state answer 200 with the server itself."""
     server = unwrap(resp, "server")
