@@ -50,3 +50,4 @@ fmt-check:
 
 bench: deps
 	$(PY) bench/launch.py
+	$(PY) bench/snapshot.py

@@ -1,0 +1,578 @@
+"""Snapshot freeze window and duration: createImage of a running guest holding about
+1 GiB and 8 GiB of data, the freeze as the guest sees it, and the snapshot's time
+against `qemu-img convert` of the same disk, alternating in one run.
+
+    .venv/bin/python bench/snapshot.py [--sizes 1,8] [--rounds 2] [--quick]
+
+Starts a private stack (home under /var/tmp, free ports), uploads a bench-only image
+(the tiny guest's root file system grown to 12 GiB), launches one guest from it and
+fills its disk size by size. Each round: a ticker in the guest appends /proc/uptime to
+a file every ~10 ms while createImage runs, and the freeze window is the longest gap
+between ticks inside the snapshot's time span; then `qemu-img convert` of the
+instance's disk, timed. Prints a table against the targets (freeze ≤ 0.2 s, snapshot
+≤ 1.5x the convert) and writes bench/results/snapshot.json and snapshot.png.
+Everything it made is removed, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+import libvirt_qemu
+from temporalio.api.enums.v1 import EventType
+
+from activities.libvirt_conn import Connection, undefine
+from vmflow import stack
+from vmflow.contracts import HostActs
+from vmflow.settings import Settings
+from vmflow.temporal import connect
+
+PREFIX = "vmflowbench-"
+FREEZE_TARGET = 0.2  # s, the longest stall the guest may see
+RATIO_TARGET = 1.5  # snapshot / convert
+DISK_GB = 12
+CHUNK_MIB = 64
+FLAVOR = {"name": "bench.snap", "vcpus": 1, "ram": 512, "disk": DISK_GB}
+RESULTS = Path(__file__).resolve().parent / "results"
+GUEST = Path("/var/cache/vmflow/tiny-guest")
+# where each ticker writes: the root fs is frozen by the snapshot; the agent never
+# freezes a tmpfs, so a gap there means the whole guest stalled, not its file system
+TICKS = {"disk": "/root/ticks", "tmpfs": "/run/ticks"}
+TICKER = "while :; do cat /proc/uptime >> {}; usleep 10000; done"
+SETTLE_S = 1.0  # ticks before the POST and after the operation ended, for the baseline
+OP_TIMEOUT_S = 3600
+CLOCK_SLACK_S = 0.1  # how far guest uptime mapped to the host clock may be off
+TIMELINE_S = 3.0  # the ticks kept (and plotted) either side of the freeze
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(*cmd: str, ok: tuple[int, ...] = (0,)) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode not in ok:
+        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr or r.stdout}")
+
+
+def wait_op(api: httpx.Client, op_id: str, every: float, timeout: float,
+            say: str = "") -> dict[str, Any]:
+    """Poll the operation until it is no longer running; print its steps if `say`."""
+    deadline, step = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        op: dict[str, Any] = api.get(f"/v1/operations/{op_id}").raise_for_status().json()
+        if say and op.get("step") != step:
+            step = op.get("step")
+            print(f"  {say}: {step or op['status']}", flush=True)
+        if op["status"] != "running":
+            return op
+        time.sleep(every)
+    raise RuntimeError(f"operation {op_id} still running after {timeout:.0f} s")
+
+
+def wall(iso: str) -> float:
+    t = datetime.fromisoformat(iso)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+# ---- the bench image: the tiny guest with a 12 GiB root file system -----------------
+
+def build_image(work: Path) -> Path:
+    """Offline: flatten to raw, grow the file, check and resize ext4, back to qcow2."""
+    raw, out = work / "bench-root.raw", work / "bench-root.qcow2"
+    run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(GUEST / "root.qcow2"), str(raw))
+    os.truncate(raw, DISK_GB * 2**30)
+    run("e2fsck", "-fy", str(raw), ok=(0, 1))  # 1: errors corrected
+    run("resize2fs", str(raw))
+    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(out))
+    raw.unlink()
+    return out
+
+
+def upload_image(api: httpx.Client, path: Path) -> str:
+    """POST the record with the tiny image's boot properties, PUT the file streamed."""
+    tiny = next(i for i in api.get("/v1/images").raise_for_status().json()["images"]
+                if i["name"] == "tiny")
+    props = {k: tiny["properties"][k] for k in
+             ("kernel_id", "ramdisk_id", "os_command_line", "hw_qemu_guest_agent")}
+    r = api.post("/v1/images", json={"name": "bench-snapshot-root", "disk_format": "qcow2",
+                                     "container_format": "bare", "properties": props})
+    image_id = str(r.raise_for_status().json()["id"])
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            yield from iter(lambda: f.read(1 << 20), b"")
+
+    api.put(f"/v1/images/{image_id}/file", content=chunks(), timeout=600,
+            headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+    status = api.get(f"/v1/images/{image_id}").raise_for_status().json()["status"]
+    if status != "active":
+        raise RuntimeError(f"the bench image {image_id} is {status} after its upload")
+    return image_id
+
+
+# ---- the guest, through its agent ---------------------------------------------------
+
+class Guest:
+    def __init__(self, dom: libvirt.virDomain):
+        self.dom = dom
+
+    def agent(self, command: str, args: dict[str, Any]) -> Any:
+        req = json.dumps({"execute": command, "arguments": args})
+        return json.loads(libvirt_qemu.qemuAgentCommand(self.dom, req, 10, 0))["return"]
+
+    def sh(self, script: str, timeout: float = 60) -> str:
+        """Run a shell script in the guest; its stdout, or an error if it failed."""
+        pid = self.agent("guest-exec", {"path": "/bin/sh", "arg": ["-c", script],
+                                        "capture-output": True})["pid"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.agent("guest-exec-status", {"pid": pid})
+            if st.get("exited"):
+                out = base64.b64decode(st.get("out-data", "")).decode(errors="replace")
+                if st.get("exitcode") != 0:
+                    err = base64.b64decode(st.get("err-data", "")).decode(errors="replace")
+                    raise RuntimeError(f"guest: {script!r} exited {st.get('exitcode')}: {err}")
+                return out
+            time.sleep(0.02)
+        raise TimeoutError(f"guest: {script!r} did not finish in {timeout:.0f} s")
+
+    def clock(self) -> float:
+        """Host wall time minus guest uptime, from the quickest of a few round trips."""
+        best = (float("inf"), 0.0)
+        for _ in range(5):
+            t0 = time.time()
+            up = float(self.sh("cat /proc/uptime").split()[0])
+            t1 = time.time()
+            best = min(best, (t1 - t0, (t0 + t1) / 2 - up))
+        return best[1]
+
+    def used_gib(self) -> float:
+        return int(self.sh("df -k / | tail -1").split()[2]) / 2**20
+
+    def fill(self, gib: float) -> None:
+        """Copies of one random 64 MiB chunk until the disk holds about `gib` GiB of
+        them, then sync. The random data keeps qcow2 from finding anything to skip."""
+        want = max(1, round(gib * 1024 / CHUNK_MIB))
+        self.sh(f"mkdir -p /root/fill; [ -f /root/chunk ] || "
+                f"dd if=/dev/urandom of=/root/chunk bs=1M count={CHUNK_MIB} 2>/dev/null",
+                timeout=600)
+        have = int(self.sh("ls /root/fill | wc -l")) + 1  # the chunk counts
+        t0, shown = time.monotonic(), time.monotonic()
+        for i in range(have, want):
+            self.sh(f"cp /root/chunk /root/fill/{i:04d}", timeout=600)
+            if time.monotonic() - shown > 10 or i == want - 1:
+                shown = time.monotonic()
+                done = (i + 1 - have) * CHUNK_MIB
+                print(f"  filling: {(i + 1) * CHUNK_MIB / 1024:.2f} / {gib:g} GiB"
+                      f" ({done / (shown - t0):.0f} MiB/s)", flush=True)
+        self.sh("sync", timeout=600)
+
+    def start_tickers(self) -> None:
+        for name, f in TICKS.items():
+            self.sh(f"rm -f {f}; sh -c '{TICKER.format(f)}' </dev/null >/dev/null 2>&1 & "
+                    f"echo $! > /run/ticker-{name}.pid")
+
+    def stop_tickers(self) -> dict[str, list[float]]:
+        """Stop them and read their ticks back (guest uptime, seconds)."""
+        ticks: dict[str, list[float]] = {}
+        for name, f in TICKS.items():
+            out = self.sh(f"kill $(cat /run/ticker-{name}.pid); cat {f}; rm -f {f}")
+            ticks[name] = [float(line.split()[0]) for line in out.splitlines()
+                           if len(line.split()) == 2]  # the kill may have cut the last line
+        return ticks
+
+
+# ---- the host side ------------------------------------------------------------------
+
+def backing_chain(disk: Path) -> list[str]:
+    out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json",
+                          "-f", "qcow2", str(disk)], capture_output=True, text=True, check=True)
+    return [i["filename"] for i in json.loads(out.stdout)]
+
+
+def evict(files: list[str]) -> None:
+    """Drop these files' pages from the host's page cache, so neither side reads the
+    disk from memory (the guest's own writes bypass it: cache=none)."""
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def convert_round(disk: Path, chain: list[str], out: Path) -> float:
+    """qemu-img convert of the running guest's disk (it flattens the backing chain as
+    the snapshot does); -U because the running qemu holds the disk's write lock."""
+    evict(chain)
+    t0 = time.monotonic()
+    run("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", str(disk), str(out))
+    seconds = time.monotonic() - t0
+    out.unlink()
+    return seconds
+
+
+def _ts(event: Any) -> float:
+    return float(event.event_time.ToMicroseconds()) / 1e6
+
+
+async def host_steps(s: Settings, op: dict[str, Any]) -> dict[str, Any]:
+    """From the snapshot's Temporal history: when the host's copy step and upload step
+    ran (the last attempt of each), and what the copy step reported (frozen_s)."""
+    client = await connect(s)
+    handle = client.get_workflow_handle(op["workflow_id"], run_id=op["run_id"])
+    names: dict[int, str] = {}
+    steps: dict[str, Any] = {}
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            names[e.event_id] = e.activity_task_scheduled_event_attributes.activity_type.name
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            name = names[e.activity_task_started_event_attributes.scheduled_event_id]
+            steps[name] = {"start": _ts(e)}
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            a = e.activity_task_completed_event_attributes
+            step = steps[names[a.scheduled_event_id]]
+            step["end"] = _ts(e)
+            if a.result.payloads:
+                step["result"] = json.loads(a.result.payloads[0].data or b"null")
+    return steps
+
+
+# ---- one snapshot round -------------------------------------------------------------
+
+Gap = tuple[float, float]  # two successive ticks, guest uptime
+
+
+def gaps(ticks: list[float]) -> list[Gap]:
+    return list(zip(ticks, ticks[1:], strict=False))
+
+
+class CopyWatch(threading.Thread):
+    """When the snapshot's copy file appears in the instance dir: libvirt creates it in
+    backupBegin, which vmflow calls while the guest is frozen. That instant tells the
+    freeze's gap from other stalls of the guest's file system."""
+
+    def __init__(self, instance_dir: Path):
+        super().__init__(daemon=True)
+        self.dir, self.done = instance_dir, threading.Event()
+        self.seen: float | None = None
+
+    def run(self) -> None:
+        while self.seen is None and not self.done.wait(0.01):
+            if any(self.dir.glob("snap-*")):
+                self.seen = time.time()
+
+
+def freeze_window(ticks: dict[str, list[float]], clock: tuple[Gap, Gap],
+                  span: tuple[float, float], backup_at: float | None) -> dict[str, Any]:
+    """Gaps between the /root ticker's ticks that overlap `span` (host wall time),
+    measured on the guest's clock. The freeze window is the longest gap around
+    `backup_at` (the backup job's start, inside the freeze); without it, the longest
+    gap. The longest gap of any kind is reported beside it with how long the tmpfs
+    ticker stopped meanwhile: as long means the whole guest stalled."""
+    (u0, off0), (u1, off1) = clock  # (guest uptime, host time - uptime), before and after
+
+    def host(u: float) -> float:  # guest uptime → host wall time, drift interpolated
+        return u + off0 + (off1 - off0) * (u - u0) / ((u1 - u0) or 1)
+
+    def overlaps(g: Gap, lo: float, hi: float) -> bool:
+        return host(g[1]) > lo and host(g[0]) < hi
+
+    disk, tmpfs = gaps(ticks["disk"]), gaps(ticks["tmpfs"])
+
+    def stalled(g: Gap) -> float:  # the tmpfs ticker's longest gap overlapping g
+        return max((y - x for x, y in tmpfs if overlaps((x, y), host(g[0]), host(g[1]))),
+                   default=0.0)
+
+    inside = sorted((g for g in disk if overlaps(g, *span)), key=lambda g: g[0] - g[1])
+    if not inside:
+        raise RuntimeError("no ticks during the snapshot: the ticker did not run")
+    longest = inside[0]
+    freeze = longest if backup_at is None else next(
+        (g for g in inside if overlaps(g, backup_at - CLOCK_SLACK_S, backup_at + CLOCK_SLACK_S)),
+        longest)
+    return {
+        "freeze_s": freeze[1] - freeze[0], "freeze_at": host(freeze[0]),
+        "freeze_located": backup_at is not None, "freeze_guest_stalled_s": stalled(freeze),
+        "longest_gap_s": longest[1] - longest[0], "longest_gap_at": host(longest[0]),
+        "longest_gap_guest_stalled_s": stalled(longest),
+        "ticks": len(ticks["disk"]), "tick_median_s": statistics.median(b - a for a, b in disk),
+        "outside_max_s": max((b - a for a, b in disk if not overlaps((a, b), *span)),
+                             default=0.0),
+        "timeline": {name: [[round(host(b) - host(freeze[0]), 3), round(b - a, 3)]
+                            for a, b in gaps(tt) if abs(host(b) - host(freeze[0])) <= TIMELINE_S]
+                     for name, tt in ticks.items()},  # around the freeze
+    }
+
+
+def freeze_parts(s: Settings, server_id: str) -> dict[str, float]:
+    """The hypervisor worker's own split of its latest freeze of this server (its log)."""
+    line = next((ln for ln in reversed(stack.log_file(s, "hypervisor").read_text(
+        errors="replace").splitlines()) if f"freeze window of {server_id}" in ln), "")
+    return {k: float(v) for k, v in re.findall(r"(fsFreeze|backupBegin|fsThaw) ([\d.]+)", line)}
+
+
+def snapshot_round(s: Settings, api: httpx.Client, guest: Guest, server_id: str,
+                   chain: list[str], name: str) -> dict[str, Any]:
+    evict(chain)
+    watch = CopyWatch(Path(chain[0]).parent)
+    guest.start_tickers()
+    off0 = guest.clock()
+    before = (time.time() - off0, off0)
+    time.sleep(SETTLE_S)
+    watch.start()
+    try:
+        r = api.post(f"/v1/servers/{server_id}/action", json={"createImage": {"name": name}})
+        body = r.raise_for_status().json()
+        image_id = body["image"]["id"]
+        op = wait_op(api, body["operation"]["id"], every=0.2, timeout=OP_TIMEOUT_S, say=name)
+    finally:
+        watch.done.set()
+    time.sleep(SETTLE_S)
+    ticks = guest.stop_tickers()
+    off1 = guest.clock()
+    after = (time.time() - off1, off1)
+    if op["status"] != "succeeded":
+        raise RuntimeError(f"createImage {image_id} ended {op['status']}: {op['last_error']}")
+    image = api.get(f"/v1/images/{image_id}").raise_for_status().json()
+    props = image.get("properties") or {}
+    if image["status"] != "active":
+        raise RuntimeError(f"snapshot image {image_id} is {image['status']}")
+    started, finished = wall(op["started_at"]), wall(op["finished_at"])
+    steps = asyncio.run(host_steps(s, op))
+    copy, upload = steps.get(HostActs.SNAPSHOT_DISK, {}), steps.get(HostActs.UPLOAD_SNAPSHOT, {})
+    taken = copy.get("result") or {}
+    window = freeze_window(ticks, (before, after), (started, finished), watch.seen)
+    api.delete(f"/v1/images/{image_id}")  # its bytes are many GiB; the home goes anyway
+    return {"seconds": finished - started, "image_id": image_id,
+            "consistency": props.get("consistency"), "image_size": image.get("size"),
+            "copy_s": copy["end"] - copy["start"] if "end" in copy else None,
+            "upload_s": upload["end"] - upload["start"] if "end" in upload else None,
+            "vmflow_frozen_s": taken.get("frozen_s"),
+            "vmflow_freeze_parts": freeze_parts(s, server_id),
+            "freeze_from_copy_start_s": window["freeze_at"] - copy["start"] if copy else None,
+            "longest_gap_from_copy_start_s":
+                window["longest_gap_at"] - copy["start"] if copy else None,
+            "started": started, "finished": finished, "copy_start": copy.get("start"),
+            "backup_at": watch.seen,
+            **window}
+
+
+# ---- report, plot, the run ----------------------------------------------------------
+
+def report(sizes: list[dict[str, Any]], virt_type: str) -> dict[str, Any]:
+    med = statistics.median
+    for sz in sizes:
+        snaps = [r["snapshot"] for r in sz["rounds"]]
+        sz["freeze_window_s"] = max(x["freeze_s"] for x in snaps)
+        sz["longest_gap_s"] = max(x["longest_gap_s"] for x in snaps)
+        sz["median_snapshot_s"] = med(x["seconds"] for x in snaps)
+        sz["median_convert_s"] = med(r["convert_s"] for r in sz["rounds"])
+        sz["ratio"] = sz["median_snapshot_s"] / sz["median_convert_s"]
+        sz["meets_freeze"] = sz["freeze_window_s"] <= FREEZE_TARGET
+        sz["meets_ratio"] = sz["ratio"] <= RATIO_TARGET
+    print(f"\n{'':12} {'freeze':^14} {'longest gap':^20}")
+    print(f"{'size':>6} {'round':>5} {'s':>7} {'at s':>6} {'s':>7} {'at s':>6} {'stall':>6}"
+          f" {'host frz':>8} {'snapshot s':>11} {'copy s':>7} {'upload s':>9}"
+          f" {'convert s':>10} {'ratio':>6} {'load':>5}  consistency")
+    for sz in sizes:
+        for i, r in enumerate(sz["rounds"], 1):
+            x = r["snapshot"]
+            print(f"{sz['size_gib']:>5g}G {i:>5} {x['freeze_s']:>7.3f}"
+                  f" {x['freeze_from_copy_start_s'] or 0:>6.1f} {x['longest_gap_s']:>7.3f}"
+                  f" {x['longest_gap_from_copy_start_s'] or 0:>6.1f}"
+                  f" {x['longest_gap_guest_stalled_s']:>6.3f} {x['vmflow_frozen_s'] or 0:>8.3f}"
+                  f" {x['seconds']:>11.2f} {x['copy_s'] or 0:>7.2f} {x['upload_s'] or 0:>9.2f}"
+                  f" {r['convert_s']:>10.2f} {x['seconds'] / r['convert_s']:>6.2f}"
+                  f" {r['loadavg_1m']:>5.1f}  {x['consistency']}")
+    print(f"\n{'size':>6} {'data GiB':>9} {'freeze s':>9} {'longest gap s':>14}"
+          f" {'snapshot s':>11} {'convert s':>10} {'ratio':>6}"
+          f"  verdict (freeze ≤ {FREEZE_TARGET} s, snapshot ≤ {RATIO_TARGET}×)")
+    for sz in sizes:
+        verdict = ", ".join([
+            "freeze " + ("ok" if sz["meets_freeze"] else "MISSES"),
+            "ratio " + ("ok" if sz["meets_ratio"] else "MISSES")])
+        print(f"{sz['size_gib']:>5g}G {sz['data_gib']:>9.2f} {sz['freeze_window_s']:>9.3f}"
+              f" {sz['longest_gap_s']:>14.3f}"
+              f" {sz['median_snapshot_s']:>11.2f} {sz['median_convert_s']:>10.2f}"
+              f" {sz['ratio']:>6.2f}  {verdict}")
+    ok = all(sz["meets_freeze"] and sz["meets_ratio"] for sz in sizes)
+    print(f"\n{'meets' if ok else 'misses'} the targets ({virt_type}; {os.cpu_count()} CPUs)")
+    print("freeze: the gap of the guest's /root ticker around the backup job's start (vmflow"
+          " freezes around it; worst round per size); longest gap: of any kind during\nthe"
+          " operation, with how long the /run (tmpfs) ticker stopped meanwhile (stall; as long"
+          " as the gap: the whole guest stalled); at s: from the start of the\nhost copy step;"
+          " host frz: vmflow's own freeze-to-thaw; snapshot s: the operation's start to"
+          " finish; convert s: qemu-img convert of the same disk;\nmedians per size; load:"
+          " 1 min load average")
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "virt_type": virt_type,
+            "cpus": os.cpu_count(), "freeze_target_s": FREEZE_TARGET,
+            "ratio_target": RATIO_TARGET, "meets_targets": ok, "sizes": sizes}
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    sizes = result["sizes"]
+    fig, axes = plt.subplots(1, len(sizes) + 1, figsize=(4 * len(sizes) + 5, 4),
+                             gridspec_kw={"width_ratios": [3] * len(sizes) + [3]})
+    right = axes[-1]
+    for ax, sz in zip(axes, sizes, strict=False):  # each size's worst round
+        x = max((r["snapshot"] for r in sz["rounds"]), key=lambda x: x["freeze_s"])
+        for name, style in (("disk", "-"), ("tmpfs", ":")):
+            pts = x["timeline"][name]
+            ax.step([p[0] for p in pts], [p[1] * 1000 for p in pts], style, where="pre",
+                    label=f"ticker on {TICKS[name]}")
+        ax.axhline(FREEZE_TARGET * 1000, color="red", ls="--", lw=0.8, label="target")
+        ax.set(xlabel="s from the freeze (host clock)", ylim=(0, None),
+               ylabel="gap between guest ticks (ms)",
+               title=f"{sz['size_gib']:g} GiB: freeze {x['freeze_s']:.3f} s")
+        ax.legend(fontsize=8)
+    xs = range(len(sizes))
+    copy = [statistics.median(r["snapshot"]["copy_s"] or 0 for r in sz["rounds"])
+            for sz in sizes]
+    upload = [statistics.median(r["snapshot"]["upload_s"] or 0 for r in sz["rounds"])
+              for sz in sizes]
+    rest = [sz["median_snapshot_s"] - c - u for sz, c, u in zip(sizes, copy, upload, strict=True)]
+    w = 0.38
+    right.bar([i - w / 2 for i in xs], copy, w, label="snapshot: host copy")
+    right.bar([i - w / 2 for i in xs], upload, w, bottom=copy, label="snapshot: upload")
+    right.bar([i - w / 2 for i in xs], rest, w, bottom=[c + u for c, u in zip(copy, upload,
+                                                                              strict=True)],
+              label="snapshot: the rest")
+    right.bar([i + w / 2 for i in xs], [sz["median_convert_s"] for sz in sizes], w,
+              label="qemu-img convert", color="grey")
+    for i, sz in enumerate(sizes):
+        right.annotate(f"{sz['ratio']:.2f}×", (i, sz["median_snapshot_s"]), ha="center",
+                       va="bottom", fontsize=9)
+    right.set(xticks=list(xs), xticklabels=[f"{sz['size_gib']:g} GiB" for sz in sizes],
+              ylabel="s (median)", title=f"snapshot vs convert (target ≤ {RATIO_TARGET}×, "
+                                         f"{result['virt_type']})")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def cleanup(s: Settings) -> None:
+    """Stop the stack, destroy and undefine every bench guest, remove the home; each
+    part even if an earlier one failed."""
+    try:
+        stack.down(s)
+    finally:
+        try:
+            for dom in libvirt.open(s.libvirt_uri).listAllDomains():
+                if dom.name().startswith(PREFIX):
+                    if dom.isActive():
+                        dom.destroy()
+                    undefine(dom)
+        finally:
+            shutil.rmtree(s.home, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1,8",
+                        help="GiB of data in the guest, comma-separated, filled in order")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="snapshot + convert rounds per size, alternating which goes first")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: --sizes 0.25")
+    args = parser.parse_args()
+    sizes = sorted({float(x) for x in ("0.25" if args.quick else args.sizes).split(",")})
+    if sizes[-1] > DISK_GB - 2:
+        parser.error(f"the guest's disk is {DISK_GB} GiB; sizes must stay below {DISK_GB - 2}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
+    need = 3.5 * sizes[-1] * 2**30 + 2 * 2**30  # instance disk, snapshot copy, store, convert
+    if shutil.disk_usage("/var/tmp").free < need:
+        print(f"/var/tmp needs about {need / 2**30:.0f} GiB free", file=sys.stderr)
+        return 1
+    home = Path(tempfile.mkdtemp(prefix="vmflow-bench-", dir="/var/tmp"))
+    home.chmod(0o755)  # qemu must traverse to the disks
+    s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
+                 temporal_ui_port=free_port(), host="benchhv", domain_prefix=PREFIX,
+                 guest_cache=GUEST)
+    try:
+        stack.ensure_guest(s)
+        stack.up(s)
+        token = s.admin_token_file.read_text().strip()
+        with httpx.Client(base_url=s.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as api:
+            print(f"bench image: {DISK_GB} GiB ext4 from the tiny guest", flush=True)
+            image_id = upload_image(api, build_image(home))
+            (home / "bench-root.qcow2").unlink()
+            api.post("/v1/flavors", json=FLAVOR).raise_for_status()
+            r = api.post("/v1/servers", json={"name": "bench-snapshot", "image": image_id,
+                                              "flavor": FLAVOR["name"]}).raise_for_status()
+            server_id = r.json()["server"]["id"]
+            op = wait_op(api, r.json()["operation"]["id"], every=0.5, timeout=900,
+                         say="launch")
+            if op["status"] != "succeeded":
+                raise RuntimeError(f"launch of {server_id} ended {op['status']}: {op}")
+            conn = Connection(s.libvirt_uri)
+            virt_type = conn.virt_type(s.virt_type)
+            guest = Guest(libvirt.open(s.libvirt_uri).lookupByUUIDString(server_id))
+            disk = s.host_dir() / "instances" / server_id / "disk"
+            chain = backing_chain(disk)
+            results = []
+            for size in sizes:
+                guest.fill(size)
+                data = guest.used_gib()
+                print(f"{size:g} GiB: the guest's disk holds {data:.2f} GiB", flush=True)
+                rounds = []
+                for n in range(1, args.rounds + 1):
+                    name = f"bench-{size:g}G-{n}"
+                    if n % 2:
+                        convert_s = convert_round(disk, chain, home / "convert.qcow2")
+                        snap = snapshot_round(s, api, guest, server_id, chain, name)
+                    else:
+                        snap = snapshot_round(s, api, guest, server_id, chain, name)
+                        convert_s = convert_round(disk, chain, home / "convert.qcow2")
+                    rounds.append({"snapshot": snap, "convert_s": convert_s,
+                                   "loadavg_1m": os.getloadavg()[0]})
+                    parts = ", ".join(f"{k} {v:.3f}"
+                                      for k, v in snap["vmflow_freeze_parts"].items())
+                    print(f"{name}: freeze {snap['freeze_s']:.3f} s (vmflow: {parts}),"
+                          f" snapshot {snap['seconds']:.2f} s (copy {snap['copy_s'] or 0:.2f},"
+                          f" upload {snap['upload_s'] or 0:.2f}), convert {convert_s:.2f} s",
+                          flush=True)
+                results.append({"size_gib": size, "data_gib": data, "rounds": rounds})
+        result = report(results, virt_type)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "snapshot.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {RESULTS / 'snapshot.json'}")
+        plot(result, RESULTS / "snapshot.png")
+    finally:
+        cleanup(s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
