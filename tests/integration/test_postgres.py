@@ -61,7 +61,8 @@ def test_bootstrap_on_postgres_is_idempotent(pg_settings: Settings) -> None:
     with Session(db.engine_for(pg_settings.db_url)) as s:
         names = {f.name for f in s.exec(select(Flavor))}
         assert {"m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge", "t1.micro"} <= names
-        assert len(s.exec(select(Token)).all()) == 1
+        # one admin token and one service token (hosts), however often it runs
+        assert sorted(t.role for t in s.exec(select(Token))) == ["admin", "service"]
         tiny = s.exec(select(Image).where(Image.name == "tiny")).one()
         assert tiny.status == "active" and tiny.properties["hw_qemu_guest_agent"] == "yes"
 
