@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.control import image_file
+from activities.control import agent_enabled, image_file
 from vmflow import db, states
 from vmflow.contracts import (
     ActionEnd,
@@ -34,9 +34,6 @@ def _fail(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
-def agent_enabled(image: Image | None) -> bool:
-    props = image.properties if image else {}
-    return str((props or {}).get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1")
 
 
 def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildImage:

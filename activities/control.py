@@ -54,6 +54,12 @@ def _fail(message: str, kind: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
+def agent_enabled(image: Image | None) -> bool:
+    """The image property hw_qemu_guest_agent, read the way Glance spells booleans."""
+    props = image.properties if image else {}
+    return str((props or {}).get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1")
+
+
 def image_file(image: Image) -> ImageFile:
     """What a host needs to fetch an image: hosts download it from the image service
     (activities/image_transfer.py), so the location is the API path of its data."""
@@ -111,7 +117,7 @@ class ControlActivities:
                 kernel=linked("kernel_id"),
                 ramdisk=linked("ramdisk_id"),
                 cmdline=str(props.get("os_command_line", "")),
-                agent=str(props.get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1"),
+                agent=agent_enabled(image),
                 config_drive=drive,
                 schedule_to_start_s=self.settings.schedule_to_start_timeout,
                 agent_timeout_s=self.settings.agent_timeout,

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, delete, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.actions import agent_enabled
+from activities.control import agent_enabled
 from vmflow import db
 from vmflow.contracts import (
     ControlActs,
