@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.control import agent_enabled, image_file
+from activities.errors import permanent
 from vmflow import db, states
 from vmflow.contracts import (
     ActionEnd,
@@ -30,21 +30,15 @@ from vmflow.names import instance_workflow_id
 from vmflow.settings import Settings
 
 
-def _fail(message: str, kind: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
-
-
 def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildImage:
     """The image a rebuild boots, as launch resolves one: root, kernel and ramdisk
     (image properties kernel_id / ramdisk_id), command line and agent."""
     image = s.get(Image, image_id) if image_id else None
     flavor = s.get(Flavor, flavor_id)
     if image is None or image.status == "deleted":
-        raise _fail(f"the rebuild image {image_id} does not exist", Errors.IMAGE_INVALID)
+        raise permanent(f"the rebuild image {image_id} does not exist", Errors.IMAGE_INVALID)
     if flavor is None:
-        raise _fail("the instance's flavor no longer exists", Errors.NOT_FOUND)
+        raise permanent("the instance's flavor no longer exists", Errors.NOT_FOUND)
     props = image.properties or {}
 
     def linked(key: str) -> ImageFile | None:
@@ -53,8 +47,8 @@ def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildIm
             return None
         linked_image = s.get(Image, linked_id)
         if linked_image is None:
-            raise _fail(f"image {image.id} refers to missing {key} {linked_id}",
-                        Errors.IMAGE_INVALID)
+            raise permanent(f"image {image.id} refers to missing {key} {linked_id}",
+                            Errors.IMAGE_INVALID)
         return image_file(linked_image)
 
     return RebuildImage(image_id=image.id, root=image_file(image), kernel=linked("kernel_id"),
@@ -77,14 +71,14 @@ class ActionActivities:
         with self.session() as s:
             inst = s.get(Instance, req.instance_id)
             if inst is None or inst.vm_state == states.VmState.DELETED:
-                raise _fail(f"instance {req.instance_id} does not exist", Errors.NOT_FOUND)
+                raise permanent(f"instance {req.instance_id} does not exist", Errors.NOT_FOUND)
             try:
                 transition = states.check_action(req.action, inst.vm_state)
             except states.ActionNotAllowed as e:
-                raise _fail(str(e), Errors.INVALID_STATE) from e
+                raise permanent(str(e), Errors.INVALID_STATE) from e
             if not inst.host:
-                raise _fail("the instance has no host (it was never built)",
-                            Errors.INVALID_STATE)
+                raise permanent("the instance has no host (it was never built)",
+                                Errors.INVALID_STATE)
             before = inst.vm_state
             inst.task_state = transition.task_state
             inst.updated_at = now()
@@ -94,7 +88,7 @@ class ActionActivities:
             if req.action == "rescue":
                 rescue_image = s.get(Image, req.image_id or inst.image_id)
                 if rescue_image is None:
-                    raise _fail("the rescue image does not exist", Errors.IMAGE_INVALID)
+                    raise permanent("the rescue image does not exist", Errors.IMAGE_INVALID)
                 rescue = image_file(rescue_image)
             rebuild = None
             if req.action == "rebuild":  # the new image boots: its agent is the one waited on

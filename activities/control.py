@@ -13,9 +13,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, delete, select
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
 
 from activities import scheduler
+from activities.errors import permanent
 from activities.liveness import host_alive
 from vmflow import db
 from vmflow.contracts import (
@@ -50,10 +50,6 @@ from vmflow.models import (
 from vmflow.settings import Settings
 
 
-def _fail(message: str, kind: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
 def agent_enabled(image: Image | None) -> bool:
     """The image property hw_qemu_guest_agent, read the way Glance spells booleans."""
     props = image.properties if image else {}
@@ -64,8 +60,8 @@ def image_file(image: Image) -> ImageFile:
     """What a host needs to fetch an image: hosts download it from the image service
     (activities/image_transfer.py), so the location is the API path of its data."""
     if image.status != "active" or not image.location or not image.checksum:
-        raise _fail(f"image {image.id} is not active (status {image.status})",
-                    Errors.IMAGE_INVALID)
+        raise permanent(f"image {image.id} is not active (status {image.status})",
+                        Errors.IMAGE_INVALID)
     return ImageFile(image.id, f"/v1/images/{image.id}/file", image.checksum, image.size or 0,
                      image.disk_format)
 
@@ -84,13 +80,13 @@ class ControlActivities:
         with self.session() as s:
             inst = s.get(Instance, ref.instance_id)
             if inst is None:
-                raise _fail(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
+                raise permanent(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
             if inst.vm_state != "building":
-                raise _fail(f"instance is {inst.vm_state}, not building", Errors.INVALID_STATE)
+                raise permanent(f"instance is {inst.vm_state}, not building", Errors.INVALID_STATE)
             flavor = s.get(Flavor, inst.flavor_id)
             image = s.get(Image, inst.image_id)
             if flavor is None or image is None:
-                raise _fail("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
+                raise permanent("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
             props = image.properties or {}
 
             def linked(key: str) -> ImageFile | None:
@@ -99,8 +95,8 @@ class ControlActivities:
                     return None
                 linked_image = s.get(Image, linked_id)
                 if linked_image is None:
-                    raise _fail(f"image {image.id} refers to missing {key} {linked_id}",
-                                Errors.IMAGE_INVALID)
+                    raise permanent(f"image {image.id} refers to missing {key} {linked_id}",
+                                    Errors.IMAGE_INVALID)
                 return image_file(linked_image)
 
             drive = ConfigDrive(inst.id, json.dumps(self._meta_data(s, inst)), inst.user_data)
@@ -150,7 +146,7 @@ class ControlActivities:
             self._ratios(),
         )
         if not fit:
-            raise _fail(scheduler.no_valid_host_message(reasons), Errors.NO_VALID_HOST)
+            raise permanent(scheduler.no_valid_host_message(reasons), Errors.NO_VALID_HOST)
         return ScheduleResult(hosts=fit)
 
     def _ratios(self) -> scheduler.Ratios:
@@ -188,7 +184,7 @@ class ControlActivities:
         with self.session() as s:
             host = s.exec(select(Host).where(Host.name == req.host).with_for_update()).first()
             if host is None:
-                raise _fail(f"host {req.host} is not registered", Errors.NO_CAPACITY)
+                raise permanent(f"host {req.host} is not registered", Errors.NO_CAPACITY)
             existing = s.get(Allocation, req.instance_id)
             if existing is not None and existing.host == req.host:
                 return
@@ -200,8 +196,8 @@ class ControlActivities:
                 state, scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb), self._ratios()
             )
             if why:
-                raise _fail(f"host {req.host} can no longer fit the instance: {why}",
-                            Errors.NO_CAPACITY)
+                raise permanent(f"host {req.host} can no longer fit the instance: {why}",
+                                Errors.NO_CAPACITY)
             s.add(Allocation(instance_id=req.instance_id, host=req.host, vcpus=req.vcpus,
                              ram_mb=req.ram_mb, disk_gb=req.disk_gb))
             s.commit()
@@ -246,7 +242,7 @@ class ControlActivities:
         with self.session() as s:
             inst = s.get(Instance, u.instance_id)
             if inst is None:
-                raise _fail(f"instance {u.instance_id} does not exist", Errors.NOT_FOUND)
+                raise permanent(f"instance {u.instance_id} does not exist", Errors.NOT_FOUND)
             if u.vm_state is not None:
                 inst.vm_state = u.vm_state
                 if u.vm_state == "deleted":
@@ -276,7 +272,7 @@ class ControlActivities:
         with self.session() as s:
             inst = s.get(Instance, ref.instance_id)
             if inst is None:
-                raise _fail(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
+                raise permanent(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
             inst.task_state, inst.updated_at = "deleting", now()
             s.add(inst)
             # the host may be unknown to the row if a launch died between claim and update

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import permanent
 from vmflow.contracts import Errors
 from vmflow.settings import Settings
 
@@ -27,10 +27,6 @@ SERVICE_AUTH = "ImageServiceAuth"  # the API refused the service token: retrying
 Progress = Callable[[int], object]
 
 
-def _fail(message: str, kind: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
 def service_token(settings: Settings) -> str:
     """VMFLOW_SERVICE_TOKEN, else the file bootstrap wrote in VMFLOW_HOME."""
     if settings.service_token:
@@ -38,8 +34,8 @@ def service_token(settings: Settings) -> str:
     try:
         return settings.service_token_file.read_text().strip()
     except FileNotFoundError:
-        raise _fail(f"no service token: set VMFLOW_SERVICE_TOKEN or run the bootstrap, which "
-                    f"writes {settings.service_token_file}", SERVICE_AUTH) from None
+        raise permanent(f"no service token: set VMFLOW_SERVICE_TOKEN or run the bootstrap, which "
+                        f"writes {settings.service_token_file}", SERVICE_AUTH) from None
 
 
 def client(settings: Settings) -> httpx.Client:
@@ -61,11 +57,11 @@ def _refused(r: httpx.Response, what: str) -> None:
         return
     message = f"{what}: {api_message(r)} (HTTP {r.status_code})"
     if r.status_code in (401, 403):
-        raise _fail(message, SERVICE_AUTH)
+        raise permanent(message, SERVICE_AUTH)
     if r.status_code == 404:
-        raise _fail(message, Errors.NOT_FOUND)
+        raise permanent(message, Errors.NOT_FOUND)
     if r.status_code in (400, 409, 413):
-        raise _fail(message, Errors.IMAGE_INVALID)
+        raise permanent(message, Errors.IMAGE_INVALID)
     raise RuntimeError(message)  # 5xx and the like: retried
 
 
@@ -135,6 +131,7 @@ def _already_there(c: httpx.Client, image_id: str, src: Path, conflict: httpx.Re
     if image["status"] == "saving":
         raise RuntimeError(f"image {image_id} is being uploaded by another request")
     if image["status"] == "error":
-        raise _fail(f"image {image_id} was rejected: {image.get('fault')}", Errors.IMAGE_INVALID)
-    raise _fail(f"cannot upload to image {image_id}: {api_message(conflict)}",
-                Errors.INVALID_STATE)
+        raise permanent(f"image {image_id} was rejected: {image.get('fault')}",
+                        Errors.IMAGE_INVALID)
+    raise permanent(f"cannot upload to image {image_id}: {api_message(conflict)}",
+                    Errors.INVALID_STATE)

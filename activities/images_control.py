@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.control import agent_enabled
+from activities.errors import permanent
 from vmflow import db
 from vmflow.contracts import (
     ControlActs,
@@ -29,10 +29,6 @@ from vmflow.models import Image, ImageMember, Instance, now
 from vmflow.settings import Settings
 
 TRUE = ("yes", "true", "1")
-
-
-def _fail(message: str, kind: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
 
 
 def require_quiesce(image: Image | None) -> bool:
@@ -55,11 +51,11 @@ class SnapshotImageActivities:
         with self.session() as s:
             image = s.get(Image, req.image_id)
             if image is None or image.status == "deleted":
-                raise _fail(f"image {req.image_id} was deleted before the snapshot was taken",
-                            Errors.NOT_FOUND)
+                raise permanent(f"image {req.image_id} was deleted before the snapshot was taken",
+                                Errors.NOT_FOUND)
             if image.status != "queued":
-                raise _fail(f"image {req.image_id} is {image.status}, not queued",
-                            Errors.INVALID_STATE)
+                raise permanent(f"image {req.image_id} is {image.status}, not queued",
+                                Errors.INVALID_STATE)
             inst = s.get(Instance, req.instance_id)
             base = s.get(Image, inst.image_id) if inst else None
             return SnapshotPlan(quiesce=agent_enabled(base), require_quiesce=require_quiesce(base),
@@ -72,12 +68,12 @@ class SnapshotImageActivities:
         with self.session() as s:
             image = s.get(Image, req.image_id)
             if image is None or image.status == "deleted":
-                raise _fail(f"image {req.image_id} was deleted while its snapshot was made",
-                            Errors.NOT_FOUND)
+                raise permanent(f"image {req.image_id} was deleted while its snapshot was made",
+                                Errors.NOT_FOUND)
             if image.status != "active" or not (image.location and image.checksum
                                                 and image.size):
-                raise _fail(f"the data of image {req.image_id} never reached the image store",
-                            Errors.IMAGE_INVALID)
+                raise permanent(f"the data of image {req.image_id} never reached the image store",
+                                Errors.IMAGE_INVALID)
             props = dict(image.properties or {})  # a new dict: the JSON column sees a change
             props.update(consistency=req.consistency, snapshot_source=req.source)
             image.properties, image.status, image.fault = props, "active", None
