@@ -1,6 +1,7 @@
 """The hosts' side of the image service: image data goes over HTTP to and from the
-API with the service token (vmflow.bootstrap.ensure_service), never through the
-store's files, so a host needs nothing of the control plane but its URL and a token.
+API with the service token (vmflow.bootstrap.ensure_service), so a host needs nothing
+of the control plane but its URL and a token. The one shortcut: a host that shares
+the store's file system stages a snapshot there and asks the API to import it.
 
 Errors follow Temporal's rules: what a retry cannot fix (a refused token, an image
 that is gone, rejected or not active) is a non-retryable ApplicationError; a
@@ -118,6 +119,25 @@ def upload_image_file(settings: Settings, image_id: str, path: str,
             _already_there(c, image_id, src, r)
             return
         _refused(r, f"uploading {src.name} to image {image_id}")
+
+
+def import_staged(settings: Settings, image_id: str) -> bool:
+    """Ask the API to adopt the data this host left in <store>/staging/<id> (see
+    api/routers/image_files.import_staged). False when the API does not see the file:
+    this host does not share the store's file system, so the data must go by PUT."""
+    with client(settings) as c:
+        r = c.post(f"/v1/images/{image_id}/import")
+        if r.status_code == 404 and _error_type(r) == "ImageNotStaged":
+            return False
+        _refused(r, f"importing the staged data of image {image_id}")
+        return True
+
+
+def _error_type(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["error"]["type"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _already_there(c: httpx.Client, image_id: str, src: Path, conflict: httpx.Response) -> None:

@@ -21,6 +21,7 @@ says which case it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -344,14 +345,30 @@ class SnapshotActivities:
     @activity.defn(name=HostActs.UPLOAD_SNAPSHOT)
     @heartbeating
     def upload_snapshot(self, req: SnapshotFile) -> None:
-        """PUT the copy to the image service, then remove it here. A missing copy means
-        an earlier attempt uploaded it (the control step checks the image has data)."""
-        final, part, meta = self.files(req.instance_id, req.image_id)
-        if not final.exists():
-            return
-        image_transfer.upload_image_file(self.settings, req.image_id, str(final))
-        for f in (final, meta):
+        """Hand the copy to the image service, then remove it here. Where this host
+        shares the store's file system the copy is renamed into its staging area and
+        imported there (no second copy, one hash); elsewhere it is PUT over HTTP. No
+        copy left means an earlier attempt handed it over (SNAPSHOT_DONE checks)."""
+        final, _, meta = self.files(req.instance_id, req.image_id)
+        staged = self.staged(req.image_id)
+        if final.exists():
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                final.rename(staged)
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                staged = final  # another file system: the store is not here
+        if not staged.exists():
+            pass  # handed over by an earlier attempt
+        elif staged == final or not image_transfer.import_staged(self.settings, req.image_id):
+            image_transfer.upload_image_file(self.settings, req.image_id, str(staged))
+        for f in (final, staged, meta):
             f.unlink(missing_ok=True)
+
+    def staged(self, image_id: str) -> Path:
+        """This host's view of the store's staging area (the API's, if they share it)."""
+        return self.settings.image_store / "staging" / str(uuid.UUID(image_id))
 
     @activity.defn(name=HostActs.DISCARD_SNAPSHOT)
     @heartbeating
@@ -362,7 +379,7 @@ class SnapshotActivities:
             self._abort_backup(dom)
             if req.thaw and dom.isActive():
                 self._thaw(dom)  # best effort; the guard covers an agent that is away
-        for f in self.files(req.instance_id, req.image_id):
+        for f in (*self.files(req.instance_id, req.image_id), self.staged(req.image_id)):
             f.unlink(missing_ok=True)
 
     def all(self) -> list[Callable[..., Any]]:

@@ -6,7 +6,8 @@ reported as 404, never 403, so existence does not leak across projects.
 
 The hosts' `service` role (vmflow.identity.SERVICE_ROLE) reaches only SERVICE_ROUTES:
 it reads any image and its file (hosts fetch images) and uploads the file of a queued
-image (snapshots); every other route refuses it.
+image (snapshots), by PUT or by importing what it staged on a shared store; every
+other route refuses it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SERVICE_ROUTES = frozenset({
     ("GET", "/v1/images/{image_id}"),
     ("GET", "/v1/images/{image_id}/file"),
     ("PUT", "/v1/images/{image_id}/file"),
+    ("POST", "/v1/images/{image_id}/import"),
 })
 
 T = TypeVar("T")

@@ -6,14 +6,22 @@ while hashing it, then inspects it (vmflow.image_inspect: nothing else has read 
 yet): active with size, checksum and location, or error with the reason and no file
 kept. A body over max_upload_gb or a broken connection puts the image back to queued,
 as Glance does, so the upload can be retried.
+
+A host that shares the store's file system (one machine, or the store on NFS) does
+not PUT a snapshot: it renames its copy into <store>/staging/<id> and asks for an
+import, which inspects and hashes the file where it lies (Glance's staging area,
+without the second copy over HTTP).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import stat
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,7 @@ from fastapi.responses import FileResponse
 from sqlmodel import Session, col, update
 
 from api.deps import AuthDep, SessionDep
-from api.errors import ApiError, BadRequest, Conflict, PayloadTooLarge
+from api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from api.routers.images import get_image, require_owner
 from vmflow import image_inspect
 from vmflow.models import Image, now
@@ -97,13 +105,6 @@ async def upload_file(image_id: str, request: Request, session: SessionDep,
     final, part = s.image_store / image_id, s.image_store / f"{image_id}.part"
     try:
         size, checksum = await _receive(request, part, limit)
-        result = await asyncio.to_thread(image_inspect.inspect, part, image.disk_format,
-                                         s.max_image_virtual_gb * 2**30)
-    except image_inspect.ImageRejected as e:
-        part.unlink(missing_ok=True)
-        _set_status(session, image_id, "saving", status="error", fault=e.reason)
-        raise BadRequest(f"image {image_id} was rejected: {e.reason}",
-                         type="ImageRejected") from None
     except BaseException as e:  # too large, client gone, disk full: nothing is kept
         part.unlink(missing_ok=True)
         requeued = _set_status(session, image_id, "saving", status="queued")
@@ -113,7 +114,82 @@ async def upload_file(image_id: str, request: Request, session: SessionDep,
         if not requeued and isinstance(e, Exception):
             raise Conflict(f"image {image_id} was deleted during the upload") from None
         raise
-    return _activate(session, image_id, part, final, size, checksum, result.format)
+    return await _inspect_and_activate(session, image, part, final, size, checksum)
+
+
+async def _inspect_and_activate(session: Session, image: Image, part: Path, final: Path,
+                                size: int, checksum: str) -> Response:
+    """The data is complete in `part`: active, or error with the reason (400)."""
+    s = get_settings()
+    try:
+        result = await asyncio.to_thread(image_inspect.inspect, part, image.disk_format,
+                                         s.max_image_virtual_gb * 2**30)
+    except image_inspect.ImageRejected as e:
+        part.unlink(missing_ok=True)
+        _set_status(session, image.id, "saving", status="error", fault=e.reason)
+        raise BadRequest(f"image {image.id} was rejected: {e.reason}",
+                         type="ImageRejected") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        _set_status(session, image.id, "saving", status="queued")
+        raise
+    return _activate(session, image.id, part, final, size, checksum, result.format)
+
+
+def staged_path(image_id: str) -> Path:
+    """Where a host on the store's file system leaves an image's data for import."""
+    return get_settings().image_store / "staging" / str(uuid.UUID(image_id))
+
+
+def _hash_and_sync(part: Path) -> tuple[int, str]:
+    fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise image_inspect.ImageRejected("the staged data is not a regular file")
+        digest = hashlib.file_digest(f, "sha256")
+        os.fsync(f.fileno())
+        return os.fstat(f.fileno()).st_size, digest.hexdigest()
+
+
+@router.post("/{image_id}/import", status_code=204)
+async def import_staged(image_id: str, session: SessionDep, auth: AuthDep) -> Response:
+    """Hosts only: adopt the data a host wrote into <store>/staging/<id> (a snapshot's
+    copy, when the host shares the store's file system) instead of PUTting it: the same
+    inspection as an upload, one hash pass, a rename instead of a second copy. 404
+    ImageNotStaged when there is no such file (the host then uploads with PUT); 204 for
+    an image a previous call already made active."""
+    if not auth.is_service:
+        raise Forbidden("only hosts import staged image data; upload with PUT .../file")
+    s = get_settings()
+    image = get_image(session, auth, image_id)
+    staged = staged_path(image.id)
+    if not staged.is_file() or staged.is_symlink():
+        if image.status == "active":
+            return Response(status_code=204)  # a retry of an import that went through
+        raise NotFound(f"no staged data for image {image.id} on the image store",
+                       type="ImageNotStaged")
+    if staged.stat().st_size > s.max_upload_gb * 2**30:
+        raise PayloadTooLarge(f"the image is larger than the upload limit of "
+                              f"{s.max_upload_gb} GB")
+    if not _set_status(session, image.id, "queued", status="saving"):
+        session.refresh(image)
+        raise Conflict(f"image {image.id} is {image.status}, not queued: its data can be "
+                       "uploaded once", type="ImageNotQueued")
+    final, part = s.image_store / image.id, s.image_store / f"{image.id}.part"
+    try:
+        staged.rename(part)  # from here on the data is the store's, not the host's
+        size, checksum = await asyncio.to_thread(_hash_and_sync, part)
+    except image_inspect.ImageRejected as e:
+        part.unlink(missing_ok=True)
+        _set_status(session, image.id, "saving", status="error", fault=e.reason)
+        raise BadRequest(f"image {image.id} was rejected: {e.reason}",
+                         type="ImageRejected") from None
+    except BaseException:
+        _set_status(session, image.id, "saving", status="queued")
+        with contextlib.suppress(OSError):
+            part.rename(staged)  # back where the host's retry will look for it
+        raise
+    return await _inspect_and_activate(session, image, part, final, size, checksum)
 
 
 def _activate(session: Session, image_id: str, part: Path, final: Path, size: int,

@@ -387,3 +387,66 @@ async def test_the_service_token_fetches_and_uploads_images_and_nothing_else(
     r = await api.post("/v1/tokens", json={"username": "vmflow-service", "password": "",
                                            "project": "service"})
     assert r.status_code in (400, 401)  # no password: the token file is the only way in
+
+
+# --- staged import (a host that shares the store's file system) ----------------------
+
+def stage(s: Settings, image_id: str, data: bytes) -> Path:
+    path = s.image_store / "staging" / image_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+async def test_a_host_imports_staged_data_once_inspected_and_hashed(
+        api: httpx.AsyncClient, world: World, vmflow_home: Settings, service: dict[str, str],
+        good_qcow2: bytes) -> None:
+    image = await new_image(api, world.alice, name="staged-snapshot")
+    staged = stage(vmflow_home, image["id"], good_qcow2)
+    r = await api.post(f"/v1/images/{image['id']}/import", headers=service)
+    assert r.status_code == 204, r.text
+    shown = (await api.get(f"/v1/images/{image['id']}", headers=world.alice.h)).json()
+    assert shown["status"] == "active" and shown["size"] == len(good_qcow2)
+    assert shown["checksum"] == hashlib.sha256(good_qcow2).hexdigest()
+    assert not staged.exists() and stored(vmflow_home, image["id"]) == [image["id"]]
+    r = await api.get(f"/v1/images/{image['id']}/file", headers=world.alice.h)
+    assert r.content == good_qcow2
+    # a retry of an import that went through is a success, and changes nothing
+    assert (await api.post(f"/v1/images/{image['id']}/import", headers=service)).status_code == 204
+
+
+async def test_only_hosts_import_and_only_what_is_staged(
+        api: httpx.AsyncClient, world: World, vmflow_home: Settings, service: dict[str, str],
+        good_qcow2: bytes, files: Path) -> None:
+    image = await new_image(api, world.alice, name="not-staged")
+    url = f"/v1/images/{image['id']}/import"
+    r = await api.post(url, headers=service)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "ImageNotStaged"
+    staged = stage(vmflow_home, image["id"], good_qcow2)
+    for who in (world.alice, world.admin):
+        r = await api.post(url, headers=who.h)
+        assert r.status_code == 403, r.text
+    assert staged.exists()
+    staged.unlink()
+    # a symlink planted in the staging area is never followed into a host file
+    secret = files / "staged-secret"
+    secret.write_bytes(good_qcow2)
+    staged.symlink_to(secret)
+    r = await api.post(url, headers=service)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "ImageNotStaged"
+    staged.unlink()
+    shown = (await api.get(f"/v1/images/{image['id']}", headers=world.alice.h)).json()
+    assert shown["status"] == "queued" and stored(vmflow_home, image["id"]) == []
+
+
+async def test_staged_hostile_data_ends_in_error_with_nothing_kept(
+        api: httpx.AsyncClient, world: World, vmflow_home: Settings, service: dict[str, str],
+        corpus: list[Hostile]) -> None:
+    for h in corpus[:3]:
+        image = await new_image(api, world.alice, name=h.name, disk_format=h.declared)
+        staged = stage(vmflow_home, image["id"], h.path.read_bytes())
+        r = await api.post(f"/v1/images/{image['id']}/import", headers=service)
+        assert r.status_code == 400 and h.reason in r.json()["error"]["message"], r.text
+        shown = (await api.get(f"/v1/images/{image['id']}", headers=world.alice.h)).json()
+        assert shown["status"] == "error" and shown["checksum"] is None
+        assert not staged.exists() and stored(vmflow_home, image["id"]) == []

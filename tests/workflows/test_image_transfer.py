@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from activities import image_transfer
+from activities.snapshot import SnapshotActivities
 from tests.workflows.conftest import session
-from vmflow.contracts import Errors
+from vmflow.contracts import Errors, SnapshotFile
 from vmflow.models import Image
 from vmflow.settings import Settings
 
@@ -87,3 +89,46 @@ def test_unknown_image_and_bad_token_are_not_retried(
     nowhere = wf_settings.model_copy(update={"home": disk.parent / "no-home"})
     with pytest.raises(ApplicationError, match="no service token"):
         image_transfer.service_token(nowhere)
+
+
+def test_a_snapshot_is_imported_where_the_store_is_shared_and_put_elsewhere(
+        wf_settings: Settings, image_api: str, disk: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host step hands its copy over by import on the API's own file system and
+    falls back to PUT on a host with a store of its own; either way the image is
+    active with the data's checksum and no copy is left on the host."""
+    put: list[str] = []
+    real_upload = image_transfer.upload_image_file
+
+    def spy(s: Settings, image_id: str, path: str) -> None:  # records, then the real PUT
+        put.append(image_id)
+        real_upload(s, image_id, path)
+
+    monkeypatch.setattr(image_transfer, "upload_image_file", spy)
+    token = wf_settings.service_token_file.read_text().strip()
+    elsewhere = wf_settings.model_copy(update={"home": tmp_path / "other-host",
+                                               "service_token": token})
+    data = disk.read_bytes()
+    for settings, by_put in ((wf_settings, False), (elsewhere, True)):
+        image_id = queued_image(wf_settings)
+        instance_dir = tmp_path / f"instance-{by_put}"
+        instance_dir.mkdir()
+        acts = SnapshotActivities(settings, None,  # type: ignore[arg-type]
+                                  lambda _, d=instance_dir: d)  # type: ignore[misc]
+        final, _, meta = acts.files("i", image_id)
+        final.write_bytes(data)
+        meta.write_text("{}")
+        ActivityEnvironment().run(acts.upload_snapshot, SnapshotFile("i", image_id))
+        row = image_row(wf_settings, image_id)
+        assert (row.status, row.checksum) == ("active", hashlib.sha256(data).hexdigest())
+        assert (image_id in put) == by_put
+        assert list(instance_dir.iterdir()) == [] and not acts.staged(image_id).exists()
+        # a retried attempt finds nothing left to hand over: success, nothing changes
+        ActivityEnvironment().run(acts.upload_snapshot, SnapshotFile("i", image_id))
+        assert image_row(wf_settings, image_id).checksum == row.checksum
+
+
+def test_import_is_refused_for_data_not_staged(wf_settings: Settings, image_api: str) -> None:
+    image_id = queued_image(wf_settings)
+    assert image_transfer.import_staged(wf_settings, image_id) is False
+    assert image_row(wf_settings, image_id).status == "queued"
