@@ -40,6 +40,11 @@ def create_overlay(settings: Settings, path: str, base: str, base_fmt: str,
     run(settings, "create", "-q", "-f", "qcow2", "-F", base_fmt, "-b", base, path, *size)
 
 
+def create(settings: Settings, path: str, fmt: str, size_bytes: int) -> None:
+    """An empty image (no backing file) of `size_bytes`."""
+    run(settings, "create", "-q", "-f", fmt, path, str(size_bytes))
+
+
 def convert(settings: Settings, src: str, src_fmt: str, dst: str, dst_fmt: str) -> None:
     """A standalone copy of `src`: its backing chain is read through and flattened."""
     run(settings, "convert", "-q", "-f", src_fmt, "-O", dst_fmt, src, dst)

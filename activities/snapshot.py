@@ -88,7 +88,7 @@ def root_disk(dom: libvirt.virDomain) -> RootDisk:
 
 
 def backup_xml(root: RootDisk, target: Path) -> str:
-    """A push-mode backup of the root disk only, into a new qcow2 libvirt creates."""
+    """A push-mode backup of the root disk only, into the empty qcow2 `target`."""
     backup = ET.Element("domainbackup", mode="push")
     disks = ET.SubElement(backup, "disks")
     disk = ET.SubElement(disks, "disk", name=root.target, backup="yes", type="file")
@@ -100,8 +100,11 @@ def backup_xml(root: RootDisk, target: Path) -> str:
 
 
 def begin_backup(dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
+    """Start the job into `part`, made beforehand (prepare_target): libvirt then only
+    opens it, which keeps the work done while the guest is frozen small."""
     try:
-        dom.backupBegin(backup_xml(root, part), None, 0)
+        dom.backupBegin(backup_xml(root, part), None,
+                        libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
     except libvirt.libvirtError as e:
         if e.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT,
                                   libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED):
@@ -192,6 +195,7 @@ class SnapshotActivities:
             return "crash-consistent", None
 
         dom.agentSetResponseTimeout(AGENT_TIMEOUT_S, 0)
+        self._prepare_target(dom, root, part)
         deadline = time.time() + req.thaw_deadline_s
         guard = self._arm_guard(req.instance_id, deadline)  # before the freeze, always
         froze, copied_at = False, None
@@ -234,7 +238,13 @@ class SnapshotActivities:
         quiesced = copied_at is not None and copied_at < deadline
         return ("quiesced" if quiesced else "crash-consistent"), frozen_s
 
+    def _prepare_target(self, dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
+        """The empty qcow2 the job copies into, as large as the disk."""
+        capacity = dom.blockInfo(root.target)[0]
+        qemu_img.create(self.settings, str(part), "qcow2", capacity)
+
     def _copy(self, dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
+        self._prepare_target(dom, root, part)
         begin_backup(dom, root, part)
         self._wait_job(dom)
 

@@ -190,3 +190,72 @@ class BackupSchedule(SQLModel, table=True):
     rotation: int
     paused: bool = False
     created_at: datetime = Field(default_factory=now)
+
+
+class ShareType(SQLModel, table=True):
+    """Manila share types: extra_specs such as snapshot_support ("True"/"False")."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    is_public: bool = True
+    extra_specs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=now)
+
+
+class Share(SQLModel, table=True):
+    """A shared file system: a btrfs subvolume on a storage host, exported over NFS."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str = Field(index=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    user_id: str = Field(foreign_key="user.id")
+    share_proto: str = "NFS"
+    size_gb: int
+    share_type_id: str = Field(foreign_key="sharetype.id")
+    snapshot_id: str | None = None  # the share snapshot it was created from
+    host: str | None = None  # storage host (task queue storage.<host>)
+    status: str = "creating"  # vmflow.share_states.ShareStatus
+    access_rules_status: str = "active"  # active | syncing | error
+    export_locations: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    fault: str | None = None
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class ShareAccessRule(SQLModel, table=True):
+    """One access rule (Manila): its state moves queued_to_apply → applying → active |
+    error and queued_to_deny → denying → deleted | error."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    share_id: str = Field(foreign_key="share.id", index=True)
+    access_type: str  # ip | user | cert
+    access_to: str  # normalized (vmflow.access_rules)
+    access_level: str  # rw | ro
+    state: str = "queued_to_apply"
+    fault: str | None = None  # why the rule is in error
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class ShareSnapshot(SQLModel, table=True):
+    """A read-only point-in-time copy of a share (a read-only btrfs snapshot)."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    share_id: str = Field(foreign_key="share.id", index=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    user_id: str = Field(foreign_key="user.id")
+    name: str
+    size_gb: int
+    status: str = "creating"  # creating | available | deleting | error | error_deleting
+    fault: str | None = None
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Quota(SQLModel, table=True):
+    """A project's own limit for one resource (shares, gigabytes, snapshots,
+    snapshot_gigabytes); without a row the setting's default applies."""
+
+    project_id: str = Field(foreign_key="project.id", primary_key=True)
+    resource: str = Field(primary_key=True)
+    hard_limit: int  # -1: unlimited

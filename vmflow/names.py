@@ -41,3 +41,14 @@ def backup_schedule_id(instance_id: str, schedule_id: str) -> str:
     """The Temporal Schedule of a backup schedule; its workflows' ids start with it
     (Temporal appends the scheduled time)."""
     return f"backup-{instance_id}-{schedule_id}"
+
+
+def share_workflow_id(share_id: str) -> str:
+    """One mutating workflow per share at a time (create, delete, extend, shrink,
+    snapshot create/delete): Temporal is the mutex."""
+    return f"share-{share_id}"
+
+
+def share_access_workflow_id(share_id: str) -> str:
+    """The access-rule reconcile of a share: allow/deny requests queue on it."""
+    return f"share-{share_id}-access"

@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     qemu_img_cpu_seconds: int = 120
     qemu_img_memory_mb: int = 1024
 
+    # shares (storage worker; vmflow.share_states)
+    storage_host: str = ""  # the storage worker's host name; empty: `host`
+    share_pool_gb: int = 20  # the file-backed btrfs pool (sparse) made when absent
+    nfs_address: str = "127.0.0.1"  # the address in export locations (ganesha binds all)
+    quota_shares: int = 50  # per-project defaults (Manila's); -1 is unlimited
+    quota_gigabytes: int = 1000
+    quota_snapshots: int = 50
+    quota_snapshot_gigabytes: int = 1000
+
     # image service
     max_upload_gb: int = 64  # larger uploads are refused (413)
     max_image_virtual_gb: int = 1024  # larger virtual sizes are refused as absurd
@@ -89,6 +98,15 @@ class Settings(BaseSettings):
     def host_dir(self, host: str | None = None) -> Path:
         """State a hypervisor keeps on its own disk: image cache and instance dirs."""
         return self.home / "hosts" / (host or self.host)
+
+    @property
+    def storage_name(self) -> str:
+        return self.storage_host or self.host
+
+    @property
+    def storage_dir(self) -> Path:
+        """The storage worker's files: pool image, mounts, ganesha config and state."""
+        return self.home / "storage" / self.storage_name
 
     @property
     def traits(self) -> list[str]:
