@@ -38,6 +38,7 @@ class ShareControlActs:
     RULES_APPLIED = "control.share_rules_applied"  # applying → active|error, denying → deleted
     SET_SNAPSHOT = "control.share_snapshot_set"
     FINISH_SNAPSHOT = "control.share_snapshot_finish"
+    PLAN = "control.share_plan"  # what a share workflow reads before its first step
 
 
 # ---- workflow inputs (workflow id share-<share_id>, except the access reconcile) ----
@@ -153,6 +154,24 @@ class RulesApplied:
     applied: list[str]
     denied: list[str]
     errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShareRef:
+    share_id: str
+    snapshot_id: str | None = None  # a snapshot the operation is about (create from it)
+
+
+@dataclass(frozen=True)
+class SharePlan:
+    """The share as its workflow starts: where it stood, and what the steps need."""
+
+    share_id: str
+    status: str
+    size_gb: int
+    schedule_to_start_s: float  # how long the storage worker may take to pick up a step
+    source_share_id: str | None = None  # the share ShareRef.snapshot_id belongs to
+    snapshot_ids: list[str] = field(default_factory=list)  # every snapshot of the share
 
 
 @dataclass(frozen=True)

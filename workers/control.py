@@ -26,21 +26,33 @@ from activities.actions import ActionActivities
 from activities.backup_schedules import BackupScheduleActivities
 from activities.control import ControlActivities
 from activities.images_control import SnapshotImageActivities
+from activities.share_control import ShareControlActivities
 from vmflow.contracts import InstanceIds
 from vmflow.names import CONTROL_QUEUE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, run_until_signalled, setup_logging
+from workflows.share_access import SyncShareAccess
+from workflows.share_create import CreateShare
+from workflows.share_delete import DeleteShare
+from workflows.share_extend import ExtendShare
+from workflows.share_shrink import ShrinkShare
+from workflows.share_snapshot_create import CreateShareSnapshot
+from workflows.share_snapshot_delete import DeleteShareSnapshot
+
+SHARE_WORKFLOWS = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
+                   CreateShareSnapshot, DeleteShareSnapshot]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
-        workflows=workflows.ALL,
+        workflows=[*workflows.ALL, *SHARE_WORKFLOWS],
         activities=[*ControlActivities(settings, client).all(),
                     *BackupScheduleActivities(settings, client).all(),
                     *ActionActivities(settings).all(),
-                    *SnapshotImageActivities(settings).all()],
+                    *SnapshotImageActivities(settings).all(),
+                    *ShareControlActivities(settings).all()],
         activity_executor=executor,
         max_concurrent_activities=16,
     )

@@ -1,0 +1,64 @@
+"""CreateShare: the API inserted the share (creating, host set) and its Operation.
+The storage worker makes the subvolume (or a copy of a snapshot), its limit and its
+export; then the share is available with its export locations. On any failure or
+cancellation the backend's share is deleted again and the share goes to error with
+the fault: compensated, or failed when the cleanup itself failed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.share_contracts import (
+        ShareControlActs,
+        ShareExported,
+        ShareOp,
+        ShareRef,
+        ShareSpec,
+        ShareUpdate,
+        StorageActs,
+    )
+    from vmflow.share_states import ShareStatus
+
+from workflows.saga import Compensations
+from workflows.share_steps import ShareWorkflow, on_storage, reason
+from workflows.steps import control, error_type
+
+
+@workflow.defn(name="CreateShare")
+class CreateShare(ShareWorkflow):
+    @workflow.run
+    async def run(self, op: ShareOp) -> list[str]:
+        undo = Compensations()
+        try:
+            plan = await self.plan(ShareRef(op.share_id, op.snapshot_id), op.host)
+            wait_s = plan.schedule_to_start_s
+            spec = ShareSpec(op.share_id, plan.size_gb, op.snapshot_id, plan.source_share_id)
+
+            async def delete_share() -> None:  # unexport, unmount, delete: gone is success
+                await on_storage(op.host, StorageActs.DELETE_SHARE, spec,
+                                 schedule_to_start_s=wait_s, attempts=0, give_up_after_s=300)
+
+            undo.push("share", delete_share)
+            self.at("creating the share" + (" from a snapshot" if op.snapshot_id else ""))
+            exported = await on_storage(op.host, StorageActs.CREATE_SHARE, spec, ShareExported,
+                                        schedule_to_start_s=wait_s, timeout_s=300)
+        except (Exception, asyncio.CancelledError) as err:
+            fault = reason(err, op.host)
+            self.at("compensating")
+            failed = await undo.run()
+            if failed:
+                fault += "; removing what the storage host made failed (deleting the share " \
+                         "retries it)"
+            await control(ShareControlActs.SET_SHARE, ShareUpdate(
+                op.share_id, status=ShareStatus.ERROR, fault=fault))
+            await self.finish(op.operation_id, "failed" if failed else "compensated", fault)
+            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        await control(ShareControlActs.SET_SHARE, ShareUpdate(
+            op.share_id, status=ShareStatus.AVAILABLE, export_locations=exported.export_locations,
+            clear_fault=True))
+        await self.finish(op.operation_id, "succeeded")
+        return exported.export_locations

@@ -1,0 +1,59 @@
+"""CreateShareSnapshot: the API inserted the snapshot row (creating). The storage
+worker takes a read-only btrfs snapshot of the share; the row goes to available. On
+failure or cancellation the snapshot is deleted on the backend again and the row
+goes to error with the fault (never silently deleted): compensated, or failed when
+that cleanup failed. The share itself is not touched."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.share_contracts import (
+        ShareControlActs,
+        ShareRef,
+        ShareSnapshotOp,
+        SnapshotSpec,
+        SnapshotUpdate,
+        StorageActs,
+    )
+
+from workflows.saga import Compensations
+from workflows.share_steps import ShareWorkflow, on_storage, reason
+from workflows.steps import control, error_type
+
+
+@workflow.defn(name="CreateShareSnapshot")
+class CreateShareSnapshot(ShareWorkflow):
+    @workflow.run
+    async def run(self, op: ShareSnapshotOp) -> None:
+        undo = Compensations()
+        spec = SnapshotSpec(op.share_id, op.snapshot_id)
+        try:
+            plan = await self.plan(ShareRef(op.share_id, op.snapshot_id), op.host)
+            wait_s = plan.schedule_to_start_s
+
+            async def delete_snapshot() -> None:  # gone is success
+                await on_storage(op.host, StorageActs.DELETE_SNAPSHOT, spec,
+                                 schedule_to_start_s=wait_s, attempts=0, give_up_after_s=300)
+
+            undo.push("snapshot", delete_snapshot)
+            self.at("taking the snapshot")
+            await on_storage(op.host, StorageActs.CREATE_SNAPSHOT, spec,
+                             schedule_to_start_s=wait_s, timeout_s=300)
+        except (Exception, asyncio.CancelledError) as err:
+            fault = reason(err, op.host)
+            self.at("compensating")
+            failed = await undo.run()
+            if failed:
+                fault += "; removing what the storage host made failed (deleting the " \
+                         "snapshot retries it)"
+            await control(ShareControlActs.SET_SNAPSHOT,
+                          SnapshotUpdate(op.snapshot_id, "error", fault))
+            await self.finish(op.operation_id, "failed" if failed else "compensated", fault)
+            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        await control(ShareControlActs.SET_SNAPSHOT, SnapshotUpdate(op.snapshot_id, "available"))
+        await self.finish(op.operation_id, "succeeded")
