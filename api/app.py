@@ -33,8 +33,13 @@ from api.routers import (
     keypairs,
     metadata,
     operations,
+    quotas,
     server_actions,
     servers,
+    share_actions,
+    share_snapshots,
+    share_types,
+    shares,
 )
 from vmflow.states import ActionNotAllowed
 
@@ -110,6 +115,8 @@ def create_app() -> FastAPI:
                    images, image_files, image_members, flavors, hosts):
         app.include_router(module.router)
     app.include_router(backup_schedules.router)
+    for module in (shares, share_actions, share_snapshots, share_types, quotas):
+        app.include_router(module.router)
     return app
 
 

@@ -1,7 +1,7 @@
 """First-run state: schema, the admin project/user/token, the hosts' service token,
-default flavors, and the tiny guest registered as images (kernel and ramdisk as their
-own images referenced by kernel_id / ramdisk_id, as Glance does). Idempotent: run by
-every `make up`."""
+default flavors, the default share type, and the tiny guest registered as images
+(kernel and ramdisk as their own images referenced by kernel_id / ramdisk_id, as
+Glance does). Idempotent: run by every `make up`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from vmflow import db
 from vmflow.identity import SERVICE_PROJECT, SERVICE_ROLE, SERVICE_USER, hash_token, new_token
-from vmflow.models import Flavor, Image, Membership, Project, Token, User
+from vmflow.models import Flavor, Image, Membership, Project, ShareType, Token, User
 from vmflow.settings import Settings, get_settings
 
 # the ops guide's default flavors, plus t1.micro for tests: (name, vcpus, ram MiB, disk GB)
@@ -26,6 +26,10 @@ DEFAULT_FLAVORS = [
     ("m1.xlarge", 8, 16384, 160),
     ("t1.micro", 1, 256, 1),
 ]
+
+# Manila's default share type: shares without a type get it
+DEFAULT_SHARE_TYPE = "default"
+DEFAULT_SHARE_TYPE_SPECS = {"snapshot_support": "True", "driver_handles_share_servers": "False"}
 
 # (image name, file in the guest build, disk_format)
 TINY_FILES = [
@@ -84,6 +88,12 @@ def ensure_flavors(session: Session) -> None:
             session.add(Flavor(name=name, vcpus=vcpus, ram_mb=ram, disk_gb=disk))
 
 
+def ensure_share_type(session: Session) -> None:
+    """The default share type, made once; an operator's later edits of it are kept."""
+    if session.exec(select(ShareType).where(ShareType.name == DEFAULT_SHARE_TYPE)).first() is None:
+        session.add(ShareType(name=DEFAULT_SHARE_TYPE, extra_specs=dict(DEFAULT_SHARE_TYPE_SPECS)))
+
+
 def store_file(s: Settings, image_id: str, src: Path) -> Path:
     s.image_store.mkdir(parents=True, exist_ok=True)
     dst = s.image_store / image_id
@@ -128,6 +138,7 @@ def bootstrap(settings: Settings | None = None) -> None:
         ensure_admin(session, s)
         ensure_service(session, s)
         ensure_flavors(session)
+        ensure_share_type(session)
         if (s.guest_cache / ".done").exists():
             ensure_tiny_images(session, s)
         session.commit()
