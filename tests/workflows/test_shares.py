@@ -336,3 +336,42 @@ async def test_delete_with_a_dead_storage_worker_is_error_deleting(
     assert share and share.status == "error_deleting"
     assert share.fault and share.fault.startswith("delete failed: the storage host")
     assert op_row(s, op_id).status == "failed"
+
+
+async def test_force_delete_of_a_share_stuck_in_creating(
+        temporal: WorkflowEnvironment, wf_settings: Settings, host: str) -> None:
+    """No storage worker polls while the create waits: the admin's force_delete
+    terminates it (as the API does) and deletes with the same workflow id; the
+    snapshot and the share are removed on the backend first, then every row."""
+    client, s = temporal.client, wf_settings
+    share_id = new_share(s, host)
+    snap_id = new_snapshot(s, share_id, status="error")
+    new_rule(s, share_id, "10.254.0.9")
+    create_op = new_op(s, share_id, "create")
+    handle = await client.start_workflow(
+        "CreateShare", ShareOp(share_id, create_op, host, 1), id=share_workflow_id(share_id),
+        task_queue=CONTROL_QUEUE)
+    for _ in range(100):  # until the create waits for the storage worker
+        desc = await handle.describe()
+        pending = desc.raw_description.pending_activities
+        if pending and pending[0].activity_type.name == StorageActs.CREATE_SHARE:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the create never reached its storage step")
+    await handle.terminate(reason="force_delete")
+    share = share_row(s, share_id)
+    assert share and share.status == "creating"  # stuck: a terminated run settles nothing
+
+    delete_op = new_op(s, share_id, "force_delete")
+    acts = Refusing({})
+    async with storage_worker(client, host, acts):
+        await run(client, "DeleteShare", ShareOp(share_id, delete_op, host, force=True),
+                  share_id)
+    assert acts.names() == [StorageActs.DELETE_SNAPSHOT, StorageActs.DELETE_SHARE]
+    assert acts.calls[0][1] == SnapshotSpec(share_id, snap_id)
+    assert share_row(s, share_id) is None
+    assert rules_of(s, share_id) == {}
+    with session(s) as db_s:
+        assert db_s.get(ShareSnapshot, snap_id) is None
+    assert op_row(s, delete_op).status == "succeeded"  # the Operation rows stay as history
