@@ -13,6 +13,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from vmflow import ganesha_config as gc
 from vmflow.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,8 +107,24 @@ def components(s: Settings) -> list[Component]:
     for name, host in hypervisor_hosts(s):
         comps.append(Component(name, (py, "-m", "workers.hypervisor"),
                                ("-m", "workers.hypervisor"), env=(("VMFLOW_HOST", host),)))
+    comps += storage_components(s)
     comps.append(Component("api", (py, "-m", "api"), ("-m", "api")))
     return comps
+
+
+def storage_components(s: Settings) -> list[Component]:
+    """nfs-ganesha on its own D-Bus, then the storage worker that drives it."""
+    bus = (("DBUS_SYSTEM_BUS_ADDRESS", gc.dbus_address(s)),)
+    dbus_conf = f"--config-file={gc.dbus_config(s)}"
+    conf = str(gc.main_config(s))
+    ganesha = ("/usr/bin/ganesha.nfsd", "-F", "-f", conf, "-L", str(log_file(s, "ganesha")),
+               "-p", str(gc.ganesha_dir(s) / "nfsd.pid"), "-N", "NIV_EVENT")
+    return [
+        Component("ganesha-dbus", ("/usr/bin/dbus-daemon", "--nofork", dbus_conf), (dbus_conf,)),
+        Component("ganesha", ganesha, ("-f", conf), env=bus),
+        Component("storage", (str(BIN / "python"), "-m", "workers.storage"),
+                  ("-m", "workers.storage"), env=bus),
+    ]
 
 
 def stack_env(s: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -381,10 +399,140 @@ def _bootstrap(s: Settings) -> None:
     bootstrap(s)
 
 
+# ---- the storage side: nfs-ganesha on a private D-Bus (files: vmflow.ganesha_config) --
+
+GANESHA_TIMEOUT = 30.0
+DBUS_TIMEOUT = 10.0
+RPCBIND_TIMEOUT = 10.0
+
+
+def rpcbind_ok() -> bool:
+    return _run_ok(["rpcinfo", "-p", "127.0.0.1"], timeout=5.0) is not None
+
+
+def ensure_rpcbind() -> None:
+    """NFSv3's portmapper. Machine-wide like libvirtd: started when absent, and `down`
+    leaves it running (other NFS servers may be registered with it)."""
+    if rpcbind_ok():
+        return
+    try:
+        subprocess.run(["/usr/sbin/rpcbind", "-w"], check=True, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise StackError(f"cannot start rpcbind: {e} (run vmflow/setup/install-deps.sh)") from e
+    deadline = time.monotonic() + RPCBIND_TIMEOUT
+    while not rpcbind_ok():
+        if time.monotonic() > deadline:
+            raise StackError(f"rpcbind does not answer after {RPCBIND_TIMEOUT:.0f} s")
+        time.sleep(0.1)
+    print("  rpcbind: started", flush=True)
+
+
+def port_listeners(port: int) -> list[int | None]:
+    """Pids listening on a TCP port (None: no process, e.g. a kernel server)."""
+    r = _run_ok(["ss", "-Hltnp", "sport", "=", f":{port}"], timeout=5.0)
+    if r is None:
+        return []
+    found: list[int | None] = []
+    for line in r.stdout.splitlines():
+        pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
+        found += pids or [None]
+    return found
+
+
+def _check_nfs_port(s: Settings) -> None:
+    """One NFS server per machine (port 2049, and its programs in rpcbind)."""
+    ours = pid_of(s, "ganesha")
+    for pid in port_listeners(gc.NFS_PORT):
+        if pid is not None and pid == ours:
+            continue
+        who = "an unknown process (the kernel's nfsd?)"
+        if pid is not None:
+            cmd = _cmdline(pid)
+            who = f"pid {pid} ({Path(cmd[0]).name if cmd else '?'}"
+            home = _home_of(pid)
+            who += f", the vmflow stack in {home})" if home else ")"
+        raise StackError(f"NFS port {gc.NFS_PORT} is held by {who}: only one NFS server can "
+                         "run on a machine; stop it first")
+
+
+def dbus_ok(s: Settings) -> bool:
+    return _run_ok(["dbus-send", f"--bus={gc.dbus_address(s)}", "--print-reply",
+                    "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.ListNames"], timeout=5.0) is not None
+
+
+def ganesha_ok(s: Settings) -> bool:
+    """Serving NFS on 2049 and answering its export manager on our bus."""
+    pid = pid_of(s, "ganesha")
+    if pid is None or pid not in port_listeners(gc.NFS_PORT):
+        return False
+    return _run_ok(["dbus-send", f"--bus={gc.dbus_address(s)}", "--print-reply",
+                    f"--dest={gc.GANESHA_BUS}", gc.EXPORT_MGR_PATH,
+                    f"{gc.EXPORT_MGR_IFACE}.ShowExports"],
+                   timeout=5.0) is not None
+
+
+# components with a readiness check: (check, timeout); up() waits for each after start
+READY: dict[str, tuple[Callable[[Settings], bool], float]] = {
+    "ganesha-dbus": (dbus_ok, DBUS_TIMEOUT),
+    "ganesha": (ganesha_ok, GANESHA_TIMEOUT),
+}
+
+
+def _config(write: Callable[[Settings], Path], s: Settings) -> None:
+    try:
+        write(s)
+    except (OSError, ValueError) as e:
+        raise StackError(f"cannot write the nfs-ganesha config: {e}") from e
+
+
+def _prepare(s: Settings, name: str) -> None:
+    """What a component needs in place just before it starts."""
+    if name == "ganesha-dbus":
+        if pid_of(s, "ganesha") is not None:
+            _stop(s, "ganesha")  # it cannot re-attach to a new bus: restarted next
+        _config(gc.write_dbus_config, s)
+    elif name == "ganesha":
+        _check_nfs_port(s)
+        ensure_rpcbind()
+        _config(gc.write_main_config, s)
+
+
+def _wait_ready(s: Settings, name: str) -> None:
+    check, timeout = READY[name]
+    _wait_healthy(s, name, lambda: check(s), timeout)
+
+
+def ensure_component(settings: Settings | None, name: str) -> int:
+    """Start one component unless it runs, and wait until it is ready; returns its pid.
+    up() does the same for each; tests start parts of the stack with it."""
+    s = _resolve(settings)
+    comp = _find(s, name)
+    if comp is None:
+        raise StackError(f"no component {name!r}")
+    if pid_of(s, name) is None:
+        _prepare(s, name)
+        _start(s, comp)
+    if name in READY:
+        _wait_ready(s, name)
+    pid = pid_of(s, name)
+    if pid is None:
+        raise _fail(s, name, "exited during start-up")
+    return pid
+
+
+def stop_component(settings: Settings | None, name: str) -> None:
+    """SIGTERM (SIGKILL after STOP_TIMEOUT) and wait; nothing if it is not running."""
+    _stop(_resolve(settings), name)
+
+
 def _all_healthy(s: Settings) -> bool:
-    return (all(pid_of(s, c.name) is not None for c in components(s))
+    names = [c.name for c in components(s)]
+    return (all(pid_of(s, n) is not None for n in names)
             and (s.libvirt_uri.startswith("test:") or libvirt_ok())
-            and temporal_ok(s) and api_ok(s))
+            and temporal_ok(s) and api_ok(s)
+            and all(check(s) for n, (check, _) in READY.items() if n in names))
 
 
 def up(settings: Settings | None = None) -> None:
@@ -404,13 +552,16 @@ def up(settings: Settings | None = None) -> None:
         started: dict[str, float] = {}
         for comp in comps:
             if pid_of(s, comp.name) is None:
+                _prepare(s, comp.name)
                 _start(s, comp)
                 started[comp.name] = time.monotonic()
             if comp.name == "temporal":  # workers and the API need it from the start
                 _wait_healthy(s, "temporal", lambda: temporal_ok(s), TEMPORAL_TIMEOUT)
+            elif comp.name in READY:  # the storage worker needs ganesha on its bus
+                _wait_ready(s, comp.name)
         _wait_healthy(s, "api", lambda: api_ok(s), API_TIMEOUT)
         for comp in comps:  # workers have no health check: alive after a grace period
-            if comp.name in started and comp.name not in ("temporal", "api"):
+            if comp.name in started and comp.name not in ("temporal", "api", *READY):
                 time.sleep(max(0.0, started[comp.name] + WORKER_GRACE - time.monotonic()))
             if pid_of(s, comp.name) is None:
                 raise _fail(s, comp.name, "exited during start-up")
@@ -439,12 +590,16 @@ def status(settings: Settings | None = None) -> dict:
         comps["temporal"]["healthy"] = temporal_ok(s)
     if comps["api"]["running"]:
         comps["api"]["healthy"] = api_ok(s)
+    for name, (check, _) in READY.items():
+        if comps.get(name, {}).get("running"):
+            comps[name]["healthy"] = check(s)
     return {
         "home": str(s.home),
         "api_url": s.base_url,
         "temporal_ui_url": f"http://127.0.0.1:{s.temporal_ui_port}",
         "admin_token_file": str(s.admin_token_file),
         "libvirt": {"running": libvirt_ok()},
+        "rpcbind": {"running": rpcbind_ok()},
         "components": comps,
     }
 
@@ -473,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(st, indent=2))
             else:
                 print(f"libvirt ({SYSTEM_URI}): {'up' if st['libvirt']['running'] else 'down'}")
+                print(f"rpcbind: {'up' if st['rpcbind']['running'] else 'down'}")
                 for name, info in st["components"].items():
                     state = "running" if info["running"] else "stopped"
                     if info.get("healthy") is False:

@@ -88,7 +88,16 @@ def test_env_comes_from_the_settings_object(settings: Settings,
 
 def test_components_and_hypervisor_names(settings: Settings) -> None:
     names = [c.name for c in stack.components(settings)]
-    assert names == ["temporal", "control", "hypervisor", "api"]
+    assert names == ["temporal", "control", "hypervisor", "ganesha-dbus", "ganesha", "storage",
+                     "api"]
+    bus = f"unix:path={settings.home}/storage/unit/ganesha/dbus.sock"
+    by_name = {c.name: c for c in stack.components(settings)}
+    assert dict(by_name["ganesha"].env) == dict(by_name["storage"].env) == {
+        "DBUS_SYSTEM_BUS_ADDRESS": bus}
+    ganesha = by_name["ganesha"].argv
+    assert "-F" in ganesha  # foreground: the pid we record is ganesha's own
+    assert ganesha[ganesha.index("-f") + 1] == f"{settings.home}/storage/unit/ganesha/ganesha.conf"
+    assert ganesha[ganesha.index("-L") + 1] == str(settings.log_dir / "ganesha.log")
     temporal = stack.components(settings)[0].argv
     for flag, value in [("--port", "17999"), ("--ui-port", "18998"), ("--ip", "127.0.0.1"),
                         ("--db-filename", str(settings.home / "temporal.db"))]:
