@@ -32,6 +32,12 @@ def quota_set(session: Session, project_id: str) -> QuotaSetOne:
     return QuotaSetOne(quota_set=QuotaSet(id=project_id, **items))
 
 
+@router.get("", response_model=QuotaSetOne)
+def show_own_quotas(session: SessionDep, auth: AuthDep) -> QuotaSetOne:
+    """The caller's own project (the CLI's `share quota-show` without a project)."""
+    return quota_set(session, auth.project_id)
+
+
 @router.get("/{project_id}", response_model=QuotaSetOne)
 def show_quotas(project_id: str, session: SessionDep, auth: AuthDep) -> QuotaSetOne:
     return quota_set(session, visible_project(session, auth, project_id).id)

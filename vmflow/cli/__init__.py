@@ -1,5 +1,5 @@
 """`vmflow`: the command line over the HTTP API (servers and their actions, keypairs,
-operations, images, flavors, hosts). It talks HTTP only and never imports temporalio;
+operations, images, flavors, hosts, shares). It talks HTTP only and never imports temporalio;
 `main` still ends with os._exit so that nothing run at interpreter exit can change the
 exit code.
 
@@ -21,6 +21,7 @@ from vmflow.cli.catalog import flavor_app, host_app, image_app, operation_app
 from vmflow.cli.common import ApiError, err
 from vmflow.cli.keypairs import keypair_app
 from vmflow.cli.servers import server_app
+from vmflow.cli.shares import share_app
 
 __all__ = ["app", "main", "run"]
 
@@ -33,6 +34,7 @@ app.add_typer(operation_app, name="operation")
 app.add_typer(image_app, name="image")
 app.add_typer(flavor_app, name="flavor")
 app.add_typer(host_app, name="host")
+app.add_typer(share_app, name="share")
 
 
 @app.callback()
