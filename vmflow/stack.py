@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.prefix) / "bin"  # the project venv: `temporal` and `python` live here
 GUEST_SCRIPT = REPO / "vmflow" / "setup" / "build-tiny-guest.sh"
 SYSTEM_URI = "qemu:///system"
-STORAGE_WORKER = REPO / "workers" / "storage.py"
 
 LIBVIRT_TIMEOUT = 90.0  # first start probes QEMU capabilities: ~8 s on a quiet machine
 TEMPORAL_TIMEOUT = 60.0
@@ -108,8 +107,7 @@ def components(s: Settings) -> list[Component]:
     for name, host in hypervisor_hosts(s):
         comps.append(Component(name, (py, "-m", "workers.hypervisor"),
                                ("-m", "workers.hypervisor"), env=(("VMFLOW_HOST", host),)))
-    if STORAGE_WORKER.exists():  # until the storage worker lands, stacks run without shares
-        comps += storage_components(s)
+    comps += storage_components(s)
     comps.append(Component("api", (py, "-m", "api"), ("-m", "api")))
     return comps
 
@@ -212,7 +210,7 @@ def _is_ours(s: Settings, pid: int, comp: Component | None) -> bool:
 
 
 def _find(s: Settings, name: str) -> Component | None:
-    return next((c for c in [*components(s), *storage_components(s)] if c.name == name), None)
+    return next((c for c in components(s) if c.name == name), None)
 
 
 def pid_of(s: Settings, name: str) -> int | None:

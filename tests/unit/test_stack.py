@@ -86,9 +86,7 @@ def test_env_comes_from_the_settings_object(settings: Settings,
     assert child.host == "h2" and child.guest_cache == settings.guest_cache
 
 
-def test_components_and_hypervisor_names(settings: Settings,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stack, "STORAGE_WORKER", Path(__file__))  # it exists
+def test_components_and_hypervisor_names(settings: Settings) -> None:
     names = [c.name for c in stack.components(settings)]
     assert names == ["temporal", "control", "hypervisor", "ganesha-dbus", "ganesha", "storage",
                      "api"]
