@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
       qemu-utils qemu-guest-agent busybox-static linux-image-amd64 libvirt-dev pkg-config gcc
       e2fsprogs kmod cpio gzip xz-utils iproute2 util-linux procps genisoimage postgresql-15
-      openssh-client nfs-ganesha nfs-ganesha-vfs dbus rpcbind libnfs-utils"
+      openssh-client nfs-ganesha nfs-ganesha-vfs dbus rpcbind libnfs-utils btrfs-progs"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

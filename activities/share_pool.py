@@ -1,0 +1,315 @@
+"""The storage worker's share pool: one sparse file, formatted btrfs and loop-mounted,
+with one subvolume per share whose qgroup limit is the share's size (NOTES 1c, 1d).
+
+    $storage_dir/pool.img            the pool (sparse, share_pool_gb GiB)
+    $storage_dir/pool/               its top level, mounted -o loop
+        shares/<share_id>            a subvolume per share (plain dirs above them)
+        snapshots/<snapshot_id>      read-only snapshots of shares
+    $storage_dir/exports/<share_id>  the share's own mount (subvol=shares/<id>):
+                                     ganesha cannot export a subvolume that is only
+                                     a directory under the pool mount
+
+Every method ensures a state, so repeating it (after a crash at any point) is
+harmless. Ids are checked to be canonical UUIDs before they reach a path, and
+every command is an argument list.
+
+Provisioning is thick: the sizes of all shares (their qgroup limits) plus what the
+snapshots hold on their own never exceed what the pool's data can hold, so a share
+never runs out of pool before it reaches its size.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from activities.errors import permanent
+from vmflow.settings import Settings
+from vmflow.share_contracts import ShareErrors
+
+GIB = 1 << 30
+INVALID = "ShareInvalidRequest"  # a bad id or size: the caller's mistake
+CONFLICT = "SharePoolConflict"  # something not ours is where the pool wants to be
+SUBVOL_INO = 256  # the root inode of every btrfs subvolume (BTRFS_FIRST_FREE_OBJECTID)
+CMD_TIMEOUT_S = 600.0
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def checked_id(value: str, what: str = "share id") -> str:
+    """`value` if it is a UUID in canonical form; anything else never reaches a path."""
+    try:
+        ok = str(uuid.UUID(value)) == value
+    except (ValueError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise permanent(f"{what} {value!r} is not a canonical UUID", INVALID)
+    return value
+
+
+def run(*argv: str | Path) -> str:
+    """Run a command (argument list, never a shell); its stdout, or a retryable error
+    that quotes its stderr."""
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                          timeout=CMD_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(str(a) for a in argv)} failed "
+                           f"(rc={done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def mounted_roots(mount_point: Path) -> list[str]:
+    """The fs roots mounted on `mount_point` (btrfs: the subvolume path, e.g.
+    /shares/<id>), from /proc/self/mountinfo; empty when nothing is mounted there."""
+    want = str(mount_point)
+    roots = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            # octal escapes (\040 for a space) cannot occur in our own paths
+            if len(fields) > 4 and fields[4] == want:
+                roots.append(fields[3])
+    return roots
+
+
+def is_subvolume(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink() and path.stat().st_ino == SUBVOL_INO
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Qgroup:
+    referenced: int
+    exclusive: int
+    limit: int | None  # max referenced; None = no limit
+
+
+class SharePool:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.storage_dir.resolve()  # as /proc/self/mountinfo spells it
+        self.image = self.dir / "pool.img"
+        self.mount = self.dir / "pool"
+        self.shares = self.mount / "shares"
+        self.snapshots = self.mount / "snapshots"
+        self.exports = self.dir / "exports"
+        with _locks_guard:  # one lock per pool for every instance in this process
+            self.lock = _locks.setdefault(self.dir, threading.Lock())
+
+    # ---- the pool ------------------------------------------------------------
+    def ensure(self) -> None:
+        """The pool image exists with a btrfs on it, is mounted with quotas on, and
+        every share is mounted at its export path (after a reboot they are not)."""
+        with self.lock:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.image.touch()
+            probe = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE",
+                                    str(self.image)], capture_output=True, text=True)
+            fs = probe.stdout.strip()
+            if probe.returncode == 2:  # blkid: no file system signature at all
+                with open(self.image, "r+b") as f:  # sparse; a try that died may have
+                    f.truncate(max(os.fstat(f.fileno()).st_size,  # left it short
+                                   self.settings.share_pool_gb * GIB))
+                run("mkfs.btrfs", "-q", "-L", "vmflow-pool", self.image)
+            elif probe.returncode != 0:
+                raise RuntimeError(f"blkid {self.image}: {probe.stderr.strip()}")
+            elif fs != "btrfs":
+                raise permanent(f"{self.image} holds a {fs} file system, not btrfs; "
+                                "refusing to touch it", CONFLICT)
+            self.mount.mkdir(exist_ok=True)
+            if not mounted_roots(self.mount):
+                run("mount", "-o", "loop", self.image, self.mount)
+            if subprocess.run(["btrfs", "qgroup", "show", str(self.mount)],
+                              capture_output=True).returncode != 0:
+                run("btrfs", "quota", "enable", self.mount)
+                run("btrfs", "quota", "rescan", "-w", self.mount)
+            self.shares.mkdir(exist_ok=True)
+            self.snapshots.mkdir(exist_ok=True)
+            self.exports.mkdir(exist_ok=True)
+            for share in sorted(self.shares.iterdir()):
+                if is_subvolume(share):
+                    self._mount_share(share.name)
+
+    def qgroups(self) -> dict[str, Qgroup]:
+        """Every qgroup of a subvolume, by its path under the pool (shares/<id>)."""
+        out = run("btrfs", "qgroup", "show", "-re", "--raw", self.mount)
+        found = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 6 and f[0].startswith("0/") and f[1].isdigit():
+                found[f[5]] = Qgroup(int(f[1]), int(f[2]),
+                                     int(f[3]) if f[3].isdigit() else None)
+        return found
+
+    def data_capacity(self) -> int:
+        """What the pool's data can hold: data already there plus btrfs's estimate of
+        the free space (metadata and its DUP copies are not data)."""
+        out = run("btrfs", "filesystem", "usage", "-b", self.mount)
+        used = free = 0
+        for line in out.splitlines():
+            s = line.strip()
+            if s.startswith("Free (estimated):"):
+                free = int(s.split()[2])
+            elif s.startswith("Data,"):
+                used = int(s.split("Used:")[1].split()[0].rstrip(","))
+        return used + free
+
+    def room_for(self, share_id: str) -> int:
+        """Bytes share `share_id` may be given: the pool's data capacity minus the other
+        shares' sizes and what snapshots hold on their own."""
+        taken = 0
+        for path, q in self.qgroups().items():
+            if path.startswith("shares/") and path != f"shares/{share_id}":
+                taken += q.limit if q.limit is not None else q.referenced
+            elif path.startswith("snapshots/"):
+                taken += q.exclusive
+        return self.data_capacity() - taken
+
+    def _check_room(self, share_id: str, size_gb: int) -> None:
+        room = self.room_for(share_id)
+        if size_gb * GIB > room:
+            raise permanent(f"the share pool on {self.settings.storage_name} cannot hold "
+                            f"{size_gb} GiB: {room / GIB:.2f} GiB left unprovisioned",
+                            ShareErrors.POOL_FULL)
+
+    # ---- shares --------------------------------------------------------------
+    def share_path(self, share_id: str) -> Path:
+        return self.shares / checked_id(share_id)
+
+    def snapshot_path(self, snapshot_id: str) -> Path:
+        return self.snapshots / checked_id(snapshot_id, "snapshot id")
+
+    def export_path(self, share_id: str) -> Path:
+        return self.exports / checked_id(share_id)
+
+    def exists(self, share_id: str) -> bool:
+        return is_subvolume(self.share_path(share_id))
+
+    def create(self, share_id: str, size_gb: int, from_snapshot: str | None = None) -> Path:
+        """The share's subvolume (empty, or a writable snapshot of `from_snapshot`),
+        its limit of size_gb GiB and its mount; the export path."""
+        path = self.share_path(share_id)
+        source = None if from_snapshot is None else self.snapshot_path(from_snapshot)
+        if size_gb < 1:
+            raise permanent(f"share size {size_gb} GiB: at least 1", INVALID)
+        with self.lock:
+            if not is_subvolume(path):
+                self._check_room(share_id, size_gb)
+                if path.exists():  # never ours: btrfs makes a subvolume atomically
+                    raise permanent(f"{path} exists and is not a subvolume", CONFLICT)
+                if source is None:
+                    run("btrfs", "-q", "subvolume", "create", path)
+                elif not is_subvolume(source):
+                    raise permanent(f"share snapshot {from_snapshot} is not in the pool",
+                                    ShareErrors.NOT_FOUND)
+                else:
+                    run("btrfs", "-q", "subvolume", "snapshot", source, path)
+            run("btrfs", "qgroup", "limit", str(size_gb * GIB), path)
+            return self._mount_share(share_id)
+
+    def ensure_mounted(self, share_id: str) -> Path:
+        """The share's export path, mounted (a share must exist)."""
+        with self.lock:
+            if not is_subvolume(self.share_path(share_id)):
+                raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+            return self._mount_share(share_id)
+
+    def _mount_share(self, share_id: str) -> Path:
+        target = self.export_path(share_id)
+        target.mkdir(exist_ok=True)
+        roots = mounted_roots(target)
+        if f"/shares/{share_id}" not in roots:
+            if roots:  # something else is mounted there: never stack on it
+                raise RuntimeError(f"{target} has {roots} mounted, not shares/{share_id}")
+            run("mount", "-o", f"loop,subvol=shares/{share_id}", self.image, target)
+        return target
+
+    def used_bytes(self, share_id: str) -> int:
+        """What the share holds (its qgroup's referenced bytes), current: the fs is
+        synced first, since qgroups are counted when a transaction commits."""
+        path = self.share_path(share_id)
+        if not is_subvolume(path):
+            raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+        run("btrfs", "filesystem", "sync", self.mount)
+        q = self.qgroups().get(f"shares/{share_id}")
+        if q is None:
+            raise RuntimeError(f"share {share_id} has no qgroup (quota rescan running?)")
+        return q.referenced
+
+    def limit_bytes(self, share_id: str) -> int | None:
+        q = self.qgroups().get(f"shares/{checked_id(share_id)}")
+        return q.limit if q else None
+
+    def resize(self, share_id: str, new_size_gb: int) -> None:
+        """Set the limit to new_size_gb GiB. Growing needs room in the pool; shrinking
+        below what the share holds is refused (btrfs would accept it and leave a share
+        that refuses every write)."""
+        path = self.share_path(share_id)
+        if new_size_gb < 1:
+            raise permanent(f"share size {new_size_gb} GiB: at least 1", INVALID)
+        with self.lock:
+            if not is_subvolume(path):
+                raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+            used = self.used_bytes(share_id)
+            if used > new_size_gb * GIB:
+                raise permanent(f"share {share_id} holds {used} bytes ({used / GIB:.2f} GiB), "
+                                f"more than the {new_size_gb} GiB asked",
+                                ShareErrors.SHRINK_BELOW_USED)
+            limit = self.limit_bytes(share_id)
+            if limit is None or new_size_gb * GIB > limit:
+                self._check_room(share_id, new_size_gb)
+            run("btrfs", "qgroup", "limit", str(new_size_gb * GIB), path)
+
+    def delete(self, share_id: str) -> None:
+        """Unmount, delete the subvolume, drop its qgroup; an absent share is gone."""
+        path, target = self.share_path(share_id), self.export_path(share_id)
+        with self.lock:
+            while mounted_roots(target):  # stacked mounts (never ours) go too
+                run("umount", target)
+            if target.exists():
+                target.rmdir()
+            self._delete_subvolume(path)
+
+    # ---- snapshots -----------------------------------------------------------
+    def snapshot(self, share_id: str, snapshot_id: str) -> Path:
+        """A read-only snapshot of the share at pool/snapshots/<snapshot_id>."""
+        path, snap = self.share_path(share_id), self.snapshot_path(snapshot_id)
+        with self.lock:
+            if is_subvolume(snap):  # made by an earlier try (btrfs makes it atomically)
+                run("btrfs", "property", "set", "-ts", snap, "ro", "true")
+                return snap
+            if snap.exists():
+                raise permanent(f"{snap} exists and is not a subvolume", CONFLICT)
+            if not is_subvolume(path):
+                raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+            # flush first so that what clients wrote before the request is in it
+            run("btrfs", "filesystem", "sync", self.mount)
+            run("btrfs", "-q", "subvolume", "snapshot", "-r", path, snap)
+            return snap
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self.lock:
+            self._delete_subvolume(self.snapshot_path(snapshot_id))
+
+    def _delete_subvolume(self, path: Path) -> None:
+        if is_subvolume(path):
+            subvol_id = run("btrfs", "inspect-internal", "rootid", path).strip()
+            run("btrfs", "-q", "subvolume", "delete", path)
+            # the cleaner drops it in the background after a commit (else up to the
+            # 30 s commit interval later); its qgroup can go once it has
+            run("btrfs", "filesystem", "sync", self.mount)
+            run("btrfs", "subvolume", "sync", self.mount, subvol_id)
+            subprocess.run(["btrfs", "qgroup", "destroy", f"0/{subvol_id}", str(self.mount)],
+                           capture_output=True)  # recent kernels drop it themselves
+        elif path.exists():
+            raise permanent(f"{path} exists and is not a subvolume", CONFLICT)
+        # qgroups left by a try that died between the delete and the destroy
+        subprocess.run(["btrfs", "qgroup", "clear-stale", str(self.mount)],
+                       capture_output=True)

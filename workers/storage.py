@@ -1,0 +1,57 @@
+"""The storage worker of one host: share activities on `storage.<storage_name>`.
+
+On start it ensures the btrfs share pool (made when absent, mounted, every share
+mounted at its export path), then serves the pool and nfs-ganesha's exports. It
+never touches the database itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.share_pool import SharePool
+from activities.storage import Exporter, StorageActivities
+from vmflow.names import storage_queue
+from vmflow.settings import Settings, get_settings
+from workers.common import connect_patiently, log, run_until_signalled, setup_logging
+
+MAX_ACTIVITIES = 8  # each is a few btrfs calls and a D-Bus call
+
+
+def exporter(settings: Settings) -> Exporter:
+    # imported here: the pool's tests and tools need no D-Bus client
+    from activities.ganesha import GaneshaExports
+
+    return GaneshaExports(settings)
+
+
+def build(client: Client, settings: Settings, executor: ThreadPoolExecutor,
+          export: Exporter | None = None) -> Worker:
+    acts = StorageActivities(settings, export if export is not None else exporter(settings))
+    return Worker(
+        client,
+        task_queue=storage_queue(settings.storage_name),
+        activities=acts.all(),
+        activity_executor=executor,
+        max_concurrent_activities=MAX_ACTIVITIES,
+    )
+
+
+async def main() -> None:
+    setup_logging()
+    settings = get_settings()
+    pool = SharePool(settings)
+    await asyncio.to_thread(pool.ensure)
+    log.info("share pool %s mounted at %s (%d GiB)", pool.image, pool.mount,
+             settings.share_pool_gb)
+    client = await connect_patiently(settings)
+    with ThreadPoolExecutor(max_workers=MAX_ACTIVITIES) as executor:
+        await run_until_signalled(build(client, settings, executor))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
