@@ -228,6 +228,10 @@ class SharePool:
         if f"/shares/{share_id}" not in roots:
             if roots:  # something else is mounted there: never stack on it
                 raise RuntimeError(f"{target} has {roots} mounted, not shares/{share_id}")
+            # the bare mount point is immutable: an export served while the share is
+            # not mounted (ganesha up before the pool after a reboot) cannot put data
+            # on the host's file system, outside any limit (best effort: tmpfs may not)
+            subprocess.run(["chattr", "+i", str(target)], capture_output=True)
             run("mount", "-o", f"loop,subvol=shares/{share_id}", self.image, target)
         return target
 
@@ -274,6 +278,7 @@ class SharePool:
             while mounted_roots(target):  # stacked mounts (never ours) go too
                 run("umount", target)
             if target.exists():
+                subprocess.run(["chattr", "-i", str(target)], capture_output=True)
                 target.rmdir()
             self._delete_subvolume(path)
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.share_pool import GIB, INVALID, SharePool, is_subvolume, mounted_roots
+from activities.share_pool import CONFLICT, GIB, INVALID, SharePool, is_subvolume, mounted_roots
 from tests.storage.conftest import mounts_under, teardown_home
 from vmflow.settings import Settings
 from vmflow.share_contracts import ShareErrors
@@ -82,9 +82,31 @@ def test_ensure_makes_the_pool_once_and_remounts_shares(pool: SharePool) -> None
     # a reboot: nothing mounted any more; ensure brings the pool and the share back
     subprocess.run(["umount", pool.export_path(sid)], check=True)
     subprocess.run(["umount", pool.mount], check=True)
+    with pytest.raises(PermissionError):  # the bare mount point takes no data
+        (pool.export_path(sid) / "lost").write_text("on the host's disk")
     pool.ensure()
     assert mounted_roots(pool.mount) == ["/"]
     assert (pool.export_path(sid) / "doc").read_bytes() == b"keptkeptke"
+
+
+def test_ensure_finishes_a_half_made_pool_and_never_formats_a_foreign_one(
+        storage_settings: Settings) -> None:
+    pool = SharePool(storage_settings)
+    pool.dir.mkdir(parents=True)
+    pool.image.touch()  # a first try that died before it sized and formatted the file
+    pool.ensure()
+    assert pool.image.stat().st_size == storage_settings.share_pool_gb * GIB
+    assert mount_fstype(pool.mount) == "btrfs"
+
+    other = Settings(home=storage_settings.home, host="unused", storage_host="foreign")
+    foreign = SharePool(other)
+    foreign.dir.mkdir(parents=True)
+    with open(foreign.image, "wb") as f:
+        f.truncate(16 * MIB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(foreign.image)], check=True)
+    before = foreign.image.read_bytes()
+    refused(CONFLICT, foreign.ensure)
+    assert foreign.image.read_bytes() == before and not mounted_roots(foreign.mount)
 
 
 def test_create_mounts_its_own_subvolume_with_the_size_as_limit(pool: SharePool) -> None:
