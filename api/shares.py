@@ -209,11 +209,10 @@ async def terminate_running(client: Client, session: Session, share: Share,
 async def signal_access_sync(client: Client, share: Share) -> None:
     """Signal-with-start the share's access reconcile: a running one gets the signal
     and picks the new rules up, otherwise one starts."""
-    if share.host is None:
-        raise Conflict(f"share {share.id} has no storage host yet", type="InvalidShare")
+    host = share.host or ""  # the caller has checked it is set
     try:
         await client.start_workflow(
-            SYNC_SHARE_ACCESS, ShareAccessSync(share.id, share.host),
+            SYNC_SHARE_ACCESS, ShareAccessSync(share.id, host),
             id=share_access_workflow_id(share.id), task_queue=CONTROL_QUEUE,
             start_signal=RULES_CHANGED_SIGNAL,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

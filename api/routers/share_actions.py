@@ -229,6 +229,8 @@ async def access_action(session: Session, auth: AuthContext, client: Client | No
         rule.state = RuleState.QUEUED_TO_DENY
     if client is None:  # before anything is written
         raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
+    if share.host is None:
+        raise Conflict(f"share {share.id} has no storage host yet", type="InvalidShare")
     rules_status = share.access_rules_status
     rule.updated_at = share.updated_at = now()
     share.access_rules_status = "syncing"
