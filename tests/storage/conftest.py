@@ -32,8 +32,8 @@ def teardown_home(home: Path) -> None:
                 break
             if subprocess.run(["umount", point], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", point], capture_output=True)
-    for point in home.glob("storage/*/exports/*"):  # immutable while unmounted
-        subprocess.run(["chattr", "-i", str(point)], capture_output=True)
+    for bare in home.glob("storage/*/exports/*"):  # immutable while unmounted
+        subprocess.run(["chattr", "-i", str(bare)], capture_output=True)
     for image in home.glob("storage/*/pool.img"):
         out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True)
         for line in out.stdout.splitlines():

@@ -225,11 +225,12 @@ def test_bad_ids_are_refused_before_any_path(pool: SharePool, bad: str) -> None:
     before = sorted(str(p) for p in pool.dir.rglob("*") if not str(p).startswith(
         str(pool.mount) + "/"))
     good = new_id()
-    for call, args in [(pool.create, (bad, 1)), (pool.create, (good, 1, bad)),
-                       (pool.resize, (bad, 2)), (pool.delete, (bad,)),
-                       (pool.snapshot, (bad, good)), (pool.snapshot, (good, bad)),
-                       (pool.delete_snapshot, (bad,)), (pool.export_path, (bad,)),
-                       (pool.used_bytes, (bad,)), (pool.exists, (bad,))]:
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+        (pool.create, (bad, 1)), (pool.create, (good, 1, bad)), (pool.resize, (bad, 2)),
+        (pool.delete, (bad,)), (pool.snapshot, (bad, good)), (pool.snapshot, (good, bad)),
+        (pool.delete_snapshot, (bad,)), (pool.export_path, (bad,)),
+        (pool.used_bytes, (bad,)), (pool.exists, (bad,))]
+    for call, args in calls:
         refused(INVALID, call, *args)
     after = sorted(str(p) for p in pool.dir.rglob("*") if not str(p).startswith(
         str(pool.mount) + "/"))
