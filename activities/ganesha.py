@@ -192,6 +192,20 @@ class GaneshaExports:
         host = f"[{addr}]" if ":" in addr else addr
         return f"{host}:{self._path(path)}"
 
+    def reexport_all(self) -> list[str]:
+        """Every export dropped and added again, so each resolves its Path anew. For the
+        storage worker once it has mounted the shares at start: an export ganesha loaded
+        before its mount still serves the directory under the mount (UpdateExport does
+        not change that). Returns the share ids; clients see a blip."""
+        done = []
+        with self._locked():
+            for conf in sorted(self.dir.glob("*.conf")):
+                export_id = _export_id(conf.read_text())
+                self._deactivate(export_id)
+                self._activate(conf, export_id)
+                done.append(conf.name.removesuffix(".conf"))
+        return done
+
     # ---- also useful to callers and tests ---------------------------------------------
 
     def export_id(self, share_id: str) -> int | None:
@@ -240,17 +254,20 @@ class GaneshaExports:
                 raise
             self._call("UpdateExport", "ss", args)
 
+    def _deactivate(self, export_id: int) -> None:
+        try:
+            self._call("RemoveExport", "q", [export_id])
+        except GaneshaUnavailable:
+            raise
+        except GaneshaError as e:
+            if "export id not found" not in str(e).lower():  # gone already: fine
+                raise
+
     def _finish_removal(self, sid: str) -> None:
         removing = self._removing(sid)
         if not removing.exists():
             return
-        try:
-            self._call("RemoveExport", "q", [_export_id(removing.read_text())])
-        except GaneshaUnavailable:
-            raise
-        except GaneshaError as e:
-            if "export id not found" not in str(e).lower():
-                raise
+        self._deactivate(_export_id(removing.read_text()))
         removing.unlink()
 
     def _call(self, member: str, signature: str, body: list[Any]) -> list[Any]:

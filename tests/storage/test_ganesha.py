@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -216,6 +217,29 @@ def test_restarts_keep_every_export_and_rule(
     assert stack.pid_of(settings, "ganesha") is None
     assert stack.ensure_component(settings, "ganesha") != ganesha
     still_the_same("new-bus")
+
+
+def test_reexport_all_serves_what_was_mounted_after_the_export(
+        settings: Settings, ns: dict[str, str], exports: GaneshaExports) -> None:
+    """A cold start: ganesha loads an export before the storage worker has mounted the
+    share there, and keeps serving the directory under the mount until re-exported."""
+    sid, path = new_share(settings)
+    exports.ensure_export(sid, path, [(RW, "rw")])
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "vmft-share", str(path)],
+                   check=True)
+    try:
+        (path / "on-the-mount.txt").write_bytes(b"mounted\n")
+        assert nfs_ls(ns[RW], nfs_url(path)) == ["readme.txt"]  # still the old directory
+        assert exports.reexport_all() == [sid]
+        for version in (3, 4):
+            assert nfs_ls(ns[RW], nfs_url(path, version=version)) == ["on-the-mount.txt"]
+        can_write(ns[RW], path, "lands-on-the-mount.txt", version=4)
+    finally:
+        try:
+            exports.remove_export(sid)  # ganesha lets go before the unmount
+        finally:
+            subprocess.run(["umount", str(path)], check=True)
+    assert not (path / "lands-on-the-mount.txt").exists()
 
 
 def test_only_one_nfs_server_per_machine(settings: Settings) -> None:
