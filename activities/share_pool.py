@@ -21,6 +21,7 @@ never runs out of pool before it reaches its size.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -66,20 +67,23 @@ def run(*argv: str | Path) -> str:
 def mounted_roots(mount_point: Path) -> list[str]:
     """The fs roots mounted on `mount_point` (btrfs: the subvolume path, e.g.
     /shares/<id>), from /proc/self/mountinfo; empty when nothing is mounted there."""
-    want = str(mount_point)
-    roots = []
     with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            # octal escapes (\040 for a space) cannot occur in our own paths
-            if len(fields) > 4 and fields[4] == want:
-                roots.append(fields[3])
-    return roots
+        rows = [line.split() for line in f]
+    return [unescape(r[3]) for r in rows if len(r) > 4 and unescape(r[4]) == str(mount_point)]
+
+
+def unescape(field: str) -> str:
+    """mountinfo writes a space as \\040 (also tab, newline, backslash)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def is_subvolume(path: Path) -> bool:
+    """A btrfs subvolume's root: inode 256, on a device of its own (btrfs gives each
+    subvolume one), so a plain directory elsewhere cannot pass for one."""
     try:
-        return path.is_dir() and not path.is_symlink() and path.stat().st_ino == SUBVOL_INO
+        st = path.lstat()
+        return (path.is_dir() and not path.is_symlink() and st.st_ino == SUBVOL_INO
+                and st.st_dev != path.parent.lstat().st_dev)
     except OSError:
         return False
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.share_pool import SharePool
+from activities.share_pool import SharePool, unescape
 from tests.conftest import qemu_home
 from vmflow.settings import Settings
 
@@ -21,7 +21,7 @@ POOL_GB = 4  # sparse: only what the tests write takes disk space
 def mounts_under(root: Path) -> list[str]:
     prefix = str(root.resolve()) + "/"
     with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
+        points = [unescape(line.split()[4]) for line in f]
     return [p for p in points if p.startswith(prefix)]
 
 

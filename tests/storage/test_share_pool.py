@@ -253,3 +253,18 @@ def test_teardown_leaves_no_mount_or_loop_device(storage_settings: Settings) -> 
     attached = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"],
                               capture_output=True, text=True).stdout
     assert str(pool.image) not in attached
+
+
+def test_a_home_with_a_space_in_its_path(storage_settings: Settings) -> None:
+    """mountinfo escapes the space; the pool still finds its own mounts."""
+    home = storage_settings.home / "with space"
+    pool = SharePool(Settings(home=home, host="unused", storage_host="spaced",
+                              share_pool_gb=2))
+    sid = new_id()
+    for _ in range(2):
+        pool.ensure()
+        pool.create(sid, 1)
+    assert mounted_roots(pool.mount) == ["/"]
+    assert mounted_roots(pool.export_path(sid)) == [f"/shares/{sid}"]
+    pool.delete(sid)
+    assert mounted_roots(pool.export_path(sid)) == []
