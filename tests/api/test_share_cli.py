@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 from temporalio.client import Client
 
-from tests.api.conftest import Caller, World, session
+from tests.api.conftest import Caller, World, make_caller, session
 from tests.api.test_shares import add_share, end
 from vmflow import cli
 from vmflow.cli import common
@@ -32,6 +32,16 @@ class Bridge(httpx.BaseTransport):
                                   content=request.read())
         r = asyncio.run_coroutine_threadsafe(self.client.send(forwarded), self.loop).result(60)
         return httpx.Response(r.status_code, headers=r.headers, content=r.content)
+
+
+@pytest.fixture(scope="module")
+async def pcli(api: httpx.AsyncClient, world: World) -> tuple[Caller, Caller]:
+    """A member and a reader of a project of their own: other modules' share rows do
+    not count against its quota."""
+    r = await api.post("/v1/projects", headers=world.admin.h, json={"name": "pcli"})
+    assert r.status_code == 201, r.text
+    return (await make_caller(api, world.admin.h, "cleo", "pcli", "member"),
+            await make_caller(api, world.admin.h, "rory", "pcli", "reader"))
 
 
 @pytest.fixture
@@ -65,9 +75,10 @@ async def test_usage_errors_exit_2_without_a_request(api: httpx.AsyncClient, wor
 
 
 async def test_create_show_allow_list(api: httpx.AsyncClient, world: World, temporal: Client,
-                                      fast_poll: None,
+                                      fast_poll: None, pcli: tuple[Caller, Caller],
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    code, bridge = await vmflow(api, world.alice, "share", "create", "cli-share", "--size", "1",
+    cleo, rory = pcli
+    code, bridge = await vmflow(api, cleo, "share", "create", "cli-share", "--size", "1",
                                 "--json")
     assert code == 0
     created = json.loads(capsys.readouterr().out)
@@ -78,30 +89,30 @@ async def test_create_show_allow_list(api: httpx.AsyncClient, world: World, temp
                                                   "size": 1}
     await end(temporal, sid)
 
-    code, bridge = await vmflow(api, world.alice, "share", "show", "cli-share")
+    code, bridge = await vmflow(api, cleo, "share", "show", "cli-share")
     assert code == 0 and sid in capsys.readouterr().out
     assert [r.url.path for r in bridge.seen] == ["/v1/shares", f"/v1/shares/{sid}"]
 
     # the API's 400 reaches the user as the message, exit 1 (the share is still creating:
     # 409 first; a share that is available gets as far as validation)
-    ready = add_share(world.alice, name="cli-ready")
-    code, _ = await vmflow(api, world.alice, "share", "access-allow", ready.id, "ip",
+    ready = add_share(cleo, name="cli-ready")
+    code, _ = await vmflow(api, cleo, "share", "access-allow", ready.id, "ip",
                            "10.0.0.1/24")
     assert code == 1 and "the network would be 10.0.0.0/24" in capsys.readouterr().err
-    code, _ = await vmflow(api, world.alice, "share", "access-allow", "cli-ready", "ip",
+    code, _ = await vmflow(api, cleo, "share", "access-allow", "cli-ready", "ip",
                            "10.0.0.7", "--level", "ro", "--json")
     assert code == 0
     rule = json.loads(capsys.readouterr().out)
     assert (rule["access_to"], rule["access_level"], rule["state"]) == (
         "10.0.0.7", "ro", "queued_to_apply")
-    code, _ = await vmflow(api, world.rita, "share", "access-list", "cli-ready", "--json")
+    code, _ = await vmflow(api, rory, "share", "access-list", "cli-ready", "--json")
     assert code == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [rule["id"]]
-    code, _ = await vmflow(api, world.alice, "share", "quota-show", "--json")
+    code, _ = await vmflow(api, cleo, "share", "quota-show", "--json")
     assert code == 0
     quota = json.loads(capsys.readouterr().out)["quota_set"]
-    assert quota["id"] == world.alice.project_id and quota["shares"]["in_use"] >= 2
-    code, _ = await vmflow(api, world.alice, "share", "type-list")
+    assert quota["id"] == cleo.project_id and quota["shares"]["in_use"] >= 2
+    code, _ = await vmflow(api, cleo, "share", "type-list")
     assert code == 0 and "snapshot_support=True" in capsys.readouterr().out
     await temporal.get_workflow_handle(f"share-{ready.id}-access").terminate(reason="test")
 
