@@ -1,21 +1,16 @@
-"""The storage worker's share pool: one sparse file, formatted btrfs and loop-mounted,
-with one subvolume per share whose qgroup limit is the share's size (NOTES 1c, 1d).
+"""The storage worker's share pool (testbed NOTES 1c, 1d): a sparse file formatted
+btrfs and loop-mounted, one subvolume per share with its size as qgroup limit.
 
-    $storage_dir/pool.img            the pool (sparse, share_pool_gb GiB)
-    $storage_dir/pool/               its top level, mounted -o loop
-        shares/<share_id>            a subvolume per share (plain dirs above them)
-        snapshots/<snapshot_id>      read-only snapshots of shares
-    $storage_dir/exports/<share_id>  the share's own mount (subvol=shares/<id>):
-                                     ganesha cannot export a subvolume that is only
-                                     a directory under the pool mount
+    $storage_dir/pool.img                   the pool, share_pool_gb GiB (sparse)
+    $storage_dir/pool/shares/<share_id>     a subvolume per share
+    $storage_dir/pool/snapshots/<snap_id>   read-only snapshots of shares
+    $storage_dir/exports/<share_id>         the share's own subvol= mount: ganesha
+                                            cannot export a bare subvolume directory
 
-Every method ensures a state, so repeating it (after a crash at any point) is
-harmless. Ids are checked to be canonical UUIDs before they reach a path, and
-every command is an argument list.
-
-Provisioning is thick: the sizes of all shares (their qgroup limits) plus what the
-snapshots hold on their own never exceed what the pool's data can hold, so a share
-never runs out of pool before it reaches its size.
+Every method ensures a state: repeating it after a crash at any point is harmless.
+Ids must be canonical UUIDs before they reach a path; commands are argument lists.
+Provisioning is thick: the shares' sizes plus what snapshots hold on their own never
+exceed what the pool's data can hold, so no share meets a full pool below its size.
 """
 
 from __future__ import annotations
@@ -25,6 +20,8 @@ import re
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +101,7 @@ class SharePool:
         self.shares = self.mount / "shares"
         self.snapshots = self.mount / "snapshots"
         self.exports = self.dir / "exports"
-        with _locks_guard:  # one lock per pool for every instance in this process
+        with _locks_guard:  # one lock per pool, whatever the instance, in this process
             self.lock = _locks.setdefault(self.dir, threading.Lock())
 
     # ---- the pool ------------------------------------------------------------
@@ -134,9 +131,8 @@ class SharePool:
                               capture_output=True).returncode != 0:
                 run("btrfs", "quota", "enable", self.mount)
                 run("btrfs", "quota", "rescan", "-w", self.mount)
-            self.shares.mkdir(exist_ok=True)
-            self.snapshots.mkdir(exist_ok=True)
-            self.exports.mkdir(exist_ok=True)
+            for d in (self.shares, self.snapshots, self.exports):
+                d.mkdir(exist_ok=True)
             for share in sorted(self.shares.iterdir()):
                 if is_subvolume(share):
                     self._mount_share(share.name)
@@ -183,6 +179,15 @@ class SharePool:
                             f"{size_gb} GiB: {room / GIB:.2f} GiB left unprovisioned",
                             ShareErrors.POOL_FULL)
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One change at a time, on a mounted pool: unmounted, every share would look
+        absent (and a delete would "succeed")."""
+        with self.lock:
+            if "/" not in mounted_roots(self.mount):
+                raise RuntimeError(f"the share pool is not mounted at {self.mount}")
+            yield
+
     # ---- shares --------------------------------------------------------------
     def share_path(self, share_id: str) -> Path:
         return self.shares / checked_id(share_id)
@@ -203,27 +208,30 @@ class SharePool:
         source = None if from_snapshot is None else self.snapshot_path(from_snapshot)
         if size_gb < 1:
             raise permanent(f"share size {size_gb} GiB: at least 1", INVALID)
-        with self.lock:
+        with self._locked():
             if not is_subvolume(path):
                 self._check_room(share_id, size_gb)
                 if path.exists():  # never ours: btrfs makes a subvolume atomically
                     raise permanent(f"{path} exists and is not a subvolume", CONFLICT)
                 if source is None:
                     run("btrfs", "-q", "subvolume", "create", path)
-                elif not is_subvolume(source):
-                    raise permanent(f"share snapshot {from_snapshot} is not in the pool",
-                                    ShareErrors.NOT_FOUND)
                 else:
-                    run("btrfs", "-q", "subvolume", "snapshot", source, path)
+                    run("btrfs", "-q", "subvolume", "snapshot", self._require(source), path)
             run("btrfs", "qgroup", "limit", str(size_gb * GIB), path)
             return self._mount_share(share_id)
 
     def ensure_mounted(self, share_id: str) -> Path:
         """The share's export path, mounted (a share must exist)."""
-        with self.lock:
-            if not is_subvolume(self.share_path(share_id)):
-                raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+        with self._locked():
+            self._require(self.share_path(share_id))
             return self._mount_share(share_id)
+
+    @staticmethod
+    def _require(path: Path) -> Path:
+        if not is_subvolume(path):
+            raise permanent(f"{path.parent.name[:-1]} {path.name} is not in the pool",
+                            ShareErrors.NOT_FOUND)
+        return path
 
     def _mount_share(self, share_id: str) -> Path:
         target = self.export_path(share_id)
@@ -242,9 +250,7 @@ class SharePool:
     def used_bytes(self, share_id: str) -> int:
         """What the share holds (its qgroup's referenced bytes), current: the fs is
         synced first, since qgroups are counted when a transaction commits."""
-        path = self.share_path(share_id)
-        if not is_subvolume(path):
-            raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+        self._require(self.share_path(share_id))
         run("btrfs", "filesystem", "sync", self.mount)
         q = self.qgroups().get(f"shares/{share_id}")
         if q is None:
@@ -252,8 +258,7 @@ class SharePool:
         return q.referenced
 
     def limit_bytes(self, share_id: str) -> int | None:
-        q = self.qgroups().get(f"shares/{checked_id(share_id)}")
-        return q.limit if q else None
+        return getattr(self.qgroups().get(f"shares/{checked_id(share_id)}"), "limit", None)
 
     def resize(self, share_id: str, new_size_gb: int) -> None:
         """Set the limit to new_size_gb GiB. Growing needs room in the pool; shrinking
@@ -262,9 +267,8 @@ class SharePool:
         path = self.share_path(share_id)
         if new_size_gb < 1:
             raise permanent(f"share size {new_size_gb} GiB: at least 1", INVALID)
-        with self.lock:
-            if not is_subvolume(path):
-                raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
+        with self._locked():
+            self._require(path)
             used = self.used_bytes(share_id)
             if used > new_size_gb * GIB:
                 raise permanent(f"share {share_id} holds {used} bytes ({used / GIB:.2f} GiB), "
@@ -278,7 +282,7 @@ class SharePool:
     def delete(self, share_id: str) -> None:
         """Unmount, delete the subvolume, drop its qgroup; an absent share is gone."""
         path, target = self.share_path(share_id), self.export_path(share_id)
-        with self.lock:
+        with self._locked():
             while mounted_roots(target):  # stacked mounts (never ours) go too
                 run("umount", target)
             if target.exists():
@@ -290,21 +294,18 @@ class SharePool:
     def snapshot(self, share_id: str, snapshot_id: str) -> Path:
         """A read-only snapshot of the share at pool/snapshots/<snapshot_id>."""
         path, snap = self.share_path(share_id), self.snapshot_path(snapshot_id)
-        with self.lock:
+        with self._locked():
             if is_subvolume(snap):  # made by an earlier try (btrfs makes it atomically)
                 run("btrfs", "property", "set", "-ts", snap, "ro", "true")
                 return snap
             if snap.exists():
                 raise permanent(f"{snap} exists and is not a subvolume", CONFLICT)
-            if not is_subvolume(path):
-                raise permanent(f"share {share_id} is not in the pool", ShareErrors.NOT_FOUND)
-            # flush first so that what clients wrote before the request is in it
-            run("btrfs", "filesystem", "sync", self.mount)
+            self._require(path)
             run("btrfs", "-q", "subvolume", "snapshot", "-r", path, snap)
             return snap
 
     def delete_snapshot(self, snapshot_id: str) -> None:
-        with self.lock:
+        with self._locked():
             self._delete_subvolume(self.snapshot_path(snapshot_id))
 
     def _delete_subvolume(self, path: Path) -> None:

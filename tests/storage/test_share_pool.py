@@ -84,6 +84,8 @@ def test_ensure_makes_the_pool_once_and_remounts_shares(pool: SharePool) -> None
     subprocess.run(["umount", pool.mount], check=True)
     with pytest.raises(PermissionError):  # the bare mount point takes no data
         (pool.export_path(sid) / "lost").write_text("on the host's disk")
+    with pytest.raises(RuntimeError, match="not mounted"):  # not "already gone"
+        pool.delete(sid)
     pool.ensure()
     assert mounted_roots(pool.mount) == ["/"]
     assert (pool.export_path(sid) / "doc").read_bytes() == b"keptkeptke"
