@@ -119,9 +119,9 @@ def config_path(path: Path) -> str:
 
 def write_main_config(s: Settings) -> Path:
     """The main config with one %include per export file, in a stable order."""
-    exports = exports_dir(s)
+    exports, recovery = exports_dir(s), ganesha_dir(s) / "recovery"
+    config_path(exports)  # before anything is made there
     exports.mkdir(parents=True, exist_ok=True)
-    recovery = ganesha_dir(s) / "recovery"
     recovery.mkdir(exist_ok=True)
     includes = "".join(f'%include "{config_path(p)}"\n' for p in sorted(exports.glob("*.conf")))
     path = main_config(s)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from vmflow import ganesha_config as gc
 from vmflow import stack
 from vmflow.settings import Settings
 
@@ -238,3 +239,32 @@ def test_temporal_restarts_on_its_db_with_the_search_attribute_flags(tmp_path: P
             assert stack.pid_of(s, "temporal") is None
     finally:
         stack.kill_component(s, "temporal", signal.SIGKILL)
+
+
+# ---- the storage side's files (a real ganesha reads them in tests/storage) --------------
+
+
+def test_ganesha_main_config_includes_exactly_the_export_files(settings: Settings) -> None:
+    exports = gc.exports_dir(settings)
+    exports.mkdir(parents=True)
+    for name in ("b.conf", "a.conf", "c.conf.tmp", "d.conf.removing"):
+        (exports / name).write_text("EXPORT { Export_Id = 100; }\n")
+    text = gc.write_main_config(settings).read_text()
+    assert [line for line in text.splitlines() if line.startswith("%include")] == [
+        f'%include "{exports}/a.conf"', f'%include "{exports}/b.conf"']
+    assert "Access_Type = None;" in text and "Graceless = true;" in text
+    assert "Bind_addr" not in text.replace("# no Bind_addr", "")  # every address
+
+    bad = settings.model_copy(update={"home": settings.home / 'x"; EXPORT { Path = /'})
+    with pytest.raises(ValueError):
+        gc.write_main_config(bad)
+    assert not bad.home.exists()  # refused before anything was made there
+
+
+def test_ganesha_bus_config(settings: Settings) -> None:
+    text = gc.write_dbus_config(settings).read_text()
+    assert f"<listen>unix:path={settings.home}/storage/unit/ganesha/dbus.sock</listen>" in text
+    assert '<allow own="org.ganesha.nfsd"/>' in text
+    deep = settings.model_copy(update={"home": settings.home / ("d" * 90)})
+    with pytest.raises(ValueError, match="too long"):
+        gc.write_dbus_config(deep)
