@@ -105,9 +105,10 @@ class SharePool:
             self.lock = _locks.setdefault(self.dir, threading.Lock())
 
     # ---- the pool ------------------------------------------------------------
-    def ensure(self) -> None:
+    def ensure(self) -> list[str]:
         """The pool image exists with a btrfs on it, is mounted with quotas on, and
-        every share is mounted at its export path (after a reboot they are not)."""
+        every share is mounted at its export path (after a reboot they are not).
+        Returns the shares it had to mount: their exports need resolving anew."""
         with self.lock:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.image.touch()
@@ -133,9 +134,12 @@ class SharePool:
                 run("btrfs", "quota", "rescan", "-w", self.mount)
             for d in (self.shares, self.snapshots, self.exports):
                 d.mkdir(exist_ok=True)
+            mounted = []
             for share in sorted(self.shares.iterdir()):
-                if is_subvolume(share):
+                if is_subvolume(share) and not mounted_roots(self.exports / share.name):
                     self._mount_share(share.name)
+                    mounted.append(share.name)
+            return mounted
 
     def qgroups(self) -> dict[str, Qgroup]:
         """Every qgroup of a subvolume, by its path under the pool (shares/<id>)."""

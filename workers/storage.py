@@ -1,8 +1,9 @@
 """The storage worker of one host: share activities on `storage.<storage_name>`.
 
 On start it ensures the btrfs share pool (made when absent, mounted, every share
-mounted at its export path), then serves the pool and nfs-ganesha's exports. It
-never touches the database itself.
+mounted at its export path) and, when it had to mount shares (after a reboot),
+has ganesha resolve their exports anew; then it serves the pool and ganesha's
+exports. It never touches the database itself.
 """
 
 from __future__ import annotations
@@ -41,13 +42,33 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor,
     )
 
 
+async def reexport(settings: Settings, shares: list[str], wait_s: float = 60) -> None:
+    """After a reboot ganesha may have loaded exports before their shares were mounted
+    here; it keeps serving the bare directories until each export is added anew."""
+    from activities.ganesha import GaneshaExports, GaneshaUnavailable
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        try:
+            done = await asyncio.to_thread(GaneshaExports(settings).reexport_all)
+            log.info("mounted %d share(s) at start; re-exported %d", len(shares), len(done))
+            return
+        except GaneshaUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
 async def main() -> None:
     setup_logging()
     settings = get_settings()
     pool = SharePool(settings)
-    await asyncio.to_thread(pool.ensure)
+    mounted = await asyncio.to_thread(pool.ensure)
     log.info("share pool %s mounted at %s (%d GiB)", pool.image, pool.mount,
              settings.share_pool_gb)
+    if mounted:
+        await reexport(settings, mounted)
     client = await connect_patiently(settings)
     with ThreadPoolExecutor(max_workers=MAX_ACTIVITIES) as executor:
         await run_until_signalled(build(client, settings, executor))

@@ -76,7 +76,7 @@ def test_ensure_makes_the_pool_once_and_remounts_shares(pool: SharePool) -> None
     sid = new_id()
     pool.create(sid, 1)
     write(pool.export_path(sid) / "doc", 10, b"kept")
-    pool.ensure()
+    assert pool.ensure() == []  # nothing needed mounting
     assert len(mounted_roots(pool.mount)) == 1
     assert mounted_roots(pool.export_path(sid)) == [f"/shares/{sid}"]
     # a reboot: nothing mounted any more; ensure brings the pool and the share back
@@ -86,7 +86,7 @@ def test_ensure_makes_the_pool_once_and_remounts_shares(pool: SharePool) -> None
         (pool.export_path(sid) / "lost").write_text("on the host's disk")
     with pytest.raises(RuntimeError, match="not mounted"):  # not "already gone"
         pool.delete(sid)
-    pool.ensure()
+    assert pool.ensure() == [sid]
     assert mounted_roots(pool.mount) == ["/"]
     assert (pool.export_path(sid) / "doc").read_bytes() == b"keptkeptke"
 
