@@ -39,13 +39,16 @@ _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
+def is_canonical(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
 def checked_id(value: str, what: str = "share id") -> str:
     """`value` if it is a UUID in canonical form; anything else never reaches a path."""
-    try:
-        ok = str(uuid.UUID(value)) == value
-    except (ValueError, TypeError, AttributeError):
-        ok = False
-    if not ok:
+    if not is_canonical(value):
         raise permanent(f"{what} {value!r} is not a canonical UUID", INVALID)
     return value
 
@@ -135,8 +138,9 @@ class SharePool:
             for d in (self.shares, self.snapshots, self.exports):
                 d.mkdir(exist_ok=True)
             mounted = []
-            for share in sorted(self.shares.iterdir()):
-                if is_subvolume(share) and not mounted_roots(self.exports / share.name):
+            for share in sorted(self.shares.iterdir()):  # skip what is not ours (no UUID)
+                if (is_subvolume(share) and is_canonical(share.name)
+                        and not mounted_roots(self.exports / share.name)):
                     self._mount_share(share.name)
                     mounted.append(share.name)
             return mounted
@@ -220,7 +224,11 @@ class SharePool:
                 if source is None:
                     run("btrfs", "-q", "subvolume", "create", path)
                 else:
-                    run("btrfs", "-q", "subvolume", "snapshot", self._require(source), path)
+                    held = self._snapshot_bytes(self._require(source))
+                    if held > size_gb * GIB:  # Manila: at least the snapshot's size
+                        raise permanent(f"snapshot {from_snapshot} holds {held / GIB:.2f} "
+                                        f"GiB, more than the {size_gb} GiB asked", INVALID)
+                    run("btrfs", "-q", "subvolume", "snapshot", source, path)
             run("btrfs", "qgroup", "limit", str(size_gb * GIB), path)
             return self._mount_share(share_id)
 
@@ -229,6 +237,10 @@ class SharePool:
         with self._locked():
             self._require(self.share_path(share_id))
             return self._mount_share(share_id)
+
+    def _snapshot_bytes(self, snap: Path) -> int:
+        q = self.qgroups().get(f"snapshots/{snap.name}")
+        return q.referenced if q else 0
 
     @staticmethod
     def _require(path: Path) -> Path:

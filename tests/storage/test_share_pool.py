@@ -183,6 +183,20 @@ def test_snapshot_is_read_only_and_a_share_from_it_is_writable(pool: SharePool) 
     refused(ShareErrors.NOT_FOUND, pool.create, new_id(), 1, new_id())
 
 
+def test_a_share_from_a_snapshot_is_at_least_its_size(pool: SharePool) -> None:
+    sid, snap, clone = new_id(), new_id(), new_id()
+    target = pool.create(sid, 2)
+    preallocate(target / "bulk", GIB + 100 * MIB)
+    pool.snapshot(sid, snap)
+    err = refused(INVALID, pool.create, clone, 1, snap)
+    assert "more than the 1 GiB asked" in str(err)
+    assert not pool.share_path(clone).exists()
+    # thick: the clone's 2 GiB count in full while the source keeps its 2 GiB ...
+    refused(ShareErrors.POOL_FULL, pool.create, clone, 2, snap)
+    pool.delete(sid)  # ... once it is gone, only what the snapshot holds alone counts
+    assert (pool.create(clone, 2, snap) / "bulk").stat().st_size == GIB + 100 * MIB
+
+
 def test_delete_leaves_no_mount_subvolume_or_qgroup(pool: SharePool) -> None:
     sid, snap = new_id(), new_id()
     target = pool.create(sid, 1)
