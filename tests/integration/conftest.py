@@ -44,7 +44,11 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
                  temporal_ui_port=free_port(), host="ithv", domain_prefix=PREFIX,
                  guest_cache=tiny_guest, agent_timeout=30, stop_timeout=30,
                  reboot_timeout=10, power_sync_interval=10, **stack_overrides)
-    stack.up(s)
+    try:
+        stack.up(s)
+    except BaseException:
+        stack.down(s)  # what did start must not outlive the run (one NFS server per machine)
+        raise
     yield s
     stack.down(s)
     conn = libvirt.open("qemu:///system")
