@@ -16,15 +16,15 @@ exceed what the pool's data can hold, so no share meets a full pool below its si
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from activities import btrfs
+from activities.btrfs import Qgroup, is_subvolume, mounted_roots, run
 from activities.errors import permanent
 from vmflow.settings import Settings
 from vmflow.share_contracts import ShareErrors
@@ -32,8 +32,6 @@ from vmflow.share_contracts import ShareErrors
 GIB = 1 << 30
 INVALID = "ShareInvalidRequest"  # a bad id or size: the caller's mistake
 CONFLICT = "SharePoolConflict"  # something not ours is where the pool wants to be
-SUBVOL_INO = 256  # the root inode of every btrfs subvolume (BTRFS_FIRST_FREE_OBJECTID)
-CMD_TIMEOUT_S = 600.0
 
 _locks: dict[Path, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -51,48 +49,6 @@ def checked_id(value: str, what: str = "share id") -> str:
     if not is_canonical(value):
         raise permanent(f"{what} {value!r} is not a canonical UUID", INVALID)
     return value
-
-
-def run(*argv: str | Path) -> str:
-    """Run a command (argument list, never a shell); its stdout, or a retryable error
-    that quotes its stderr."""
-    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                          timeout=CMD_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(str(a) for a in argv)} failed "
-                           f"(rc={done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def mounted_roots(mount_point: Path) -> list[str]:
-    """The fs roots mounted on `mount_point` (btrfs: the subvolume path, e.g.
-    /shares/<id>), from /proc/self/mountinfo; empty when nothing is mounted there."""
-    with open("/proc/self/mountinfo") as f:
-        rows = [line.split() for line in f]
-    return [unescape(r[3]) for r in rows if len(r) > 4 and unescape(r[4]) == str(mount_point)]
-
-
-def unescape(field: str) -> str:
-    """mountinfo writes a space as \\040 (also tab, newline, backslash)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def is_subvolume(path: Path) -> bool:
-    """A btrfs subvolume's root: inode 256, on a device of its own (btrfs gives each
-    subvolume one), so a plain directory elsewhere cannot pass for one."""
-    try:
-        st = path.lstat()
-        return (path.is_dir() and not path.is_symlink() and st.st_ino == SUBVOL_INO
-                and st.st_dev != path.parent.lstat().st_dev)
-    except OSError:
-        return False
-
-
-@dataclass(frozen=True)
-class Qgroup:
-    referenced: int
-    exclusive: int
-    limit: int | None  # max referenced; None = no limit
 
 
 class SharePool:
@@ -146,28 +102,7 @@ class SharePool:
             return mounted
 
     def qgroups(self) -> dict[str, Qgroup]:
-        """Every qgroup of a subvolume, by its path under the pool (shares/<id>)."""
-        out = run("btrfs", "qgroup", "show", "-re", "--raw", self.mount)
-        found = {}
-        for line in out.splitlines():
-            f = line.split()
-            if len(f) == 6 and f[0].startswith("0/") and f[1].isdigit():
-                found[f[5]] = Qgroup(int(f[1]), int(f[2]),
-                                     int(f[3]) if f[3].isdigit() else None)
-        return found
-
-    def data_capacity(self) -> int:
-        """What the pool's data can hold: data already there plus btrfs's estimate of
-        the free space (metadata and its DUP copies are not data)."""
-        out = run("btrfs", "filesystem", "usage", "-b", self.mount)
-        used = free = 0
-        for line in out.splitlines():
-            s = line.strip()
-            if s.startswith("Free (estimated):"):
-                free = int(s.split()[2])
-            elif s.startswith("Data,"):
-                used = int(s.split("Used:")[1].split()[0].rstrip(","))
-        return used + free
+        return btrfs.qgroups(self.mount)
 
     def room_for(self, share_id: str) -> int:
         """Bytes share `share_id` may be given: the pool's data capacity minus the other
@@ -178,7 +113,7 @@ class SharePool:
                 taken += q.limit if q.limit is not None else q.referenced
             elif path.startswith("snapshots/"):
                 taken += q.exclusive
-        return self.data_capacity() - taken
+        return btrfs.data_capacity(self.mount) - taken
 
     def _check_room(self, share_id: str, size_gb: int) -> None:
         room = self.room_for(share_id)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.share_pool import SharePool, unescape
+from activities.btrfs import unescape
+from activities.share_pool import SharePool
 from tests.conftest import qemu_home
 from vmflow.settings import Settings
 

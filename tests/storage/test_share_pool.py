@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.share_pool import CONFLICT, GIB, INVALID, SharePool, is_subvolume, mounted_roots
+from activities.btrfs import is_subvolume, mounted_roots
+from activities.share_pool import CONFLICT, GIB, INVALID, SharePool
 from tests.storage.conftest import mounts_under, teardown_home
 from vmflow.settings import Settings
 from vmflow.share_contracts import ShareErrors
