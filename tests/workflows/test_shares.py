@@ -6,20 +6,31 @@ storage worker at all (a dead one: schedule_to_start)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.ganesha import GaneshaExports
+from activities.share_pool import GIB, SharePool
+from tests.storage.conftest import teardown_home
 from tests.workflows.conftest import session
+from vmflow import stack
+from vmflow.ganesha_config import NFS_PORT, exports_dir
 from vmflow.models import (
     Operation,
     Project,
@@ -51,6 +62,7 @@ from vmflow.share_contracts import (
     SnapshotSpec,
     StorageActs,
 )
+from workers import storage as storage_worker_process
 
 pytestmark = pytest.mark.usefixtures("control_worker")
 
@@ -338,16 +350,259 @@ async def test_delete_with_a_dead_storage_worker_is_error_deleting(
     assert op_row(s, op_id).status == "failed"
 
 
+# ---- the real storage side: btrfs pool, nfs-ganesha, the storage worker ---------------
+
+NFS_PORT_WAIT_S = 300  # one NFS server per machine: another test run's may be finishing
+
+
+@pytest.fixture(scope="module")
+def real_storage() -> Iterator[Settings]:
+    """A storage host of its own (temporary home: pool, ganesha on its own bus)."""
+    deadline = time.monotonic() + NFS_PORT_WAIT_S
+    while stack.port_listeners(NFS_PORT):
+        if time.monotonic() > deadline:
+            pytest.fail(f"NFS port {NFS_PORT} stayed busy for {NFS_PORT_WAIT_S} s "
+                        "(another ganesha runs on this machine)")
+        time.sleep(1)
+    # short: the bus socket's path must fit a unix socket address
+    home = Path(tempfile.mkdtemp(prefix="vmflow-ws-", dir="/var/tmp"))
+    s = Settings(home=home, host="unused", storage_host=f"ws{uuid.uuid4().hex[:6]}",
+                 share_pool_gb=4)
+    try:
+        stack.ensure_component(s, "ganesha-dbus")
+        stack.ensure_component(s, "ganesha")
+        SharePool(s).ensure()
+        yield s
+    finally:  # rpcbind stays: machine-wide, as `make down` leaves it
+        stack.stop_component(s, "ganesha")
+        stack.stop_component(s, "ganesha-dbus")
+        teardown_home(home)
+
+
+@asynccontextmanager
+async def real_worker(client: Client, s: Settings) -> AsyncIterator[SharePool]:
+    with ThreadPoolExecutor(storage_worker_process.MAX_ACTIVITIES) as ex:
+        async with storage_worker_process.build(client, s, ex):
+            yield SharePool(s)
+
+
+def exported_clients(s: Settings, share_id: str) -> str | None:
+    """The share's export file as ganesha loads it (None: not exported)."""
+    conf = exports_dir(s) / f"{share_id}.conf"
+    return conf.read_text() if conf.exists() else None
+
+
+async def create_available(client: Client, s: Settings, wf: Settings, size_gb: int = 1,
+                           snapshot_id: str | None = None) -> str:
+    share_id = new_share(wf, s.storage_name, size_gb)
+    op_id = new_op(wf, share_id, "create")
+    await run(client, "CreateShare",
+              ShareOp(share_id, op_id, s.storage_name, size_gb, snapshot_id), share_id)
+    return share_id
+
+
+async def delete(client: Client, s: Settings, wf: Settings, share_id: str,
+                 force: bool = False) -> None:
+    op_id = new_op(wf, share_id, "force_delete" if force else "delete")
+    await run(client, "DeleteShare", ShareOp(share_id, op_id, s.storage_name, force=force),
+              share_id)
+    assert op_row(wf, op_id).status == "succeeded"
+
+
+async def test_create_and_delete_on_btrfs_and_ganesha(
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
+    client, wf, s = temporal.client, wf_settings, real_storage
+    async with real_worker(client, s) as pool:
+        share_id = new_share(wf, s.storage_name, 1)
+        op_id = new_op(wf, share_id, "create")
+        locations = await run(client, "CreateShare",
+                              ShareOp(share_id, op_id, s.storage_name, 1), share_id)
+        share = share_row(wf, share_id)
+        assert share and share.status == "available" and share.fault is None
+        assert share.export_locations == locations == [
+            f"{s.nfs_address}:{pool.export_path(share_id)}"]
+        assert op_row(wf, op_id).status == "succeeded"
+        assert pool.exists(share_id) and pool.limit_bytes(share_id) == GIB
+        export_id = GaneshaExports(s).export_id(share_id)
+        assert export_id in await asyncio.to_thread(GaneshaExports(s).active_exports)
+
+        await delete(client, s, wf, share_id)
+        assert share_row(wf, share_id) is None
+        assert not pool.exists(share_id) and exported_clients(s, share_id) is None
+        assert export_id not in await asyncio.to_thread(GaneshaExports(s).active_exports)
+
+
+async def test_create_larger_than_the_pool_leaves_nothing(
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
+    client, wf, s = temporal.client, wf_settings, real_storage
+    async with real_worker(client, s) as pool:
+        share_id = new_share(wf, s.storage_name, 64)
+        op_id = new_op(wf, share_id, "create")
+        cause = await fails(client, "CreateShare",
+                            ShareOp(share_id, op_id, s.storage_name, 64), share_id)
+        share = share_row(wf, share_id)
+        assert share and share.status == "error" and share.fault and share.fault in cause
+        assert op_row(wf, op_id).status == "compensated"
+        assert not pool.exists(share_id) and exported_clients(s, share_id) is None
+        assert f"shares/{share_id}" not in pool.qgroups()
+
+
+async def test_extend_then_shrink_below_used_is_refused(
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
+    client, wf, s = temporal.client, wf_settings, real_storage
+    async with real_worker(client, s) as pool:
+        share_id = await create_available(client, s, wf, 1)
+        op_id = new_op(wf, share_id, "extend")
+        await run(client, "ExtendShare", ShareResizeOp(share_id, op_id, s.storage_name, 2),
+                  share_id)
+        share = share_row(wf, share_id)
+        assert share and (share.status, share.size_gb) == ("available", 2)
+        assert pool.limit_bytes(share_id) == 2 * GIB
+
+        # preallocated extents count against the qgroup like written ones
+        fd = os.open(pool.share_path(share_id) / "bulk", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, GIB + 200 * (1 << 20))
+        finally:
+            os.close(fd)
+        op_id = new_op(wf, share_id, "shrink")
+        cause = await fails(client, "ShrinkShare",
+                            ShareResizeOp(share_id, op_id, s.storage_name, 1), share_id)
+        share = share_row(wf, share_id)
+        assert share and (share.status, share.size_gb) == ("available", 2)
+        assert share.fault and share.fault.startswith("shrink to 1 GiB failed: ")
+        assert share.fault.split(": ", 1)[1] in cause
+        assert op_row(wf, op_id).status == "failed"
+        assert pool.limit_bytes(share_id) == 2 * GIB
+        await delete(client, s, wf, share_id)
+
+
+async def sync_access(client: Client, share_id: str, host: str) -> None:
+    """What the API does after recording a rule change: signal-with-start."""
+    await client.start_workflow(
+        "SyncShareAccess", ShareAccessSync(share_id, host),
+        id=share_access_workflow_id(share_id), task_queue=CONTROL_QUEUE,
+        start_signal=RULES_CHANGED_SIGNAL,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+
+
+async def settled(client: Client, share_id: str) -> None:
+    """Until the reconcile's last run has ended."""
+    await client.get_workflow_handle(share_access_workflow_id(share_id)).result()
+
+
+def deny(wf: Settings, share_id: str, rule_id: str) -> None:
+    with session(wf) as db_s:
+        rule = db_s.get(ShareAccessRule, rule_id)
+        share = db_s.get(Share, share_id)
+        assert rule and share
+        rule.state, share.access_rules_status = "queued_to_deny", "syncing"
+        db_s.add(rule)
+        db_s.add(share)
+        db_s.commit()
+
+
+async def test_access_rules_allow_concurrently_refuse_and_deny(
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
+    client, wf, s = temporal.client, wf_settings, real_storage
+    host = s.storage_name
+    async with real_worker(client, s) as pool:
+        share_id = await create_available(client, s, wf, 1)
+
+        async def allow(access_to: str, level: str) -> str:
+            rule_id = new_rule(wf, share_id, access_to, level=level)
+            await sync_access(client, share_id, host)
+            return rule_id
+
+        # two requests at once: both queue on one reconcile, neither is lost
+        rw, ro = await asyncio.gather(allow("10.254.0.4", "rw"), allow("10.254.0.0/24", "ro"))
+        await settled(client, share_id)
+        rules = rules_of(wf, share_id)
+        assert {r.state for r in rules.values()} == {"active"}, rules
+        share = share_row(wf, share_id)
+        assert share and share.access_rules_status == "active"
+        conf = exported_clients(s, share_id) or ""
+        assert "Clients = 10.254.0.4; Access_Type = RW" in conf
+        assert "Clients = 10.254.0.0/24; Access_Type = RO" in conf
+
+        # ganesha (FSAL VFS) cannot enforce user or cert rules: error, with why
+        user = new_rule(wf, share_id, "alice", access_type="user")
+        cert = new_rule(wf, share_id, "client.example.com", access_type="cert")
+        await sync_access(client, share_id, host)
+        await settled(client, share_id)
+        rules = rules_of(wf, share_id)
+        for rule_id, kind in ((user, "user"), (cert, "cert")):
+            assert rules[rule_id].state == "error"
+            assert f"{kind} access needs" in (rules[rule_id].fault or "")
+        assert rules[rw].state == rules[ro].state == "active"
+        share = share_row(wf, share_id)
+        assert share and share.access_rules_status == "error"
+
+        # deny: the rows go, and so does the client from the export
+        for rule_id in (rw, user, cert):
+            deny(wf, share_id, rule_id)
+        await sync_access(client, share_id, host)
+        await settled(client, share_id)
+        assert set(rules_of(wf, share_id)) == {ro}
+        share = share_row(wf, share_id)
+        assert share and share.access_rules_status == "active"
+        conf = exported_clients(s, share_id) or ""
+        assert "10.254.0.4" not in conf and "10.254.0.0/24" in conf
+
+        # force delete of a share with an export, a rule and a snapshot: nothing left
+        snap_id = new_snapshot(wf, share_id)
+        op_id = new_op(wf, share_id, "snapshot_create", resource_id=snap_id)
+        await run(client, "CreateShareSnapshot",
+                  ShareSnapshotOp(snap_id, share_id, op_id, host), share_id)
+        await delete(client, s, wf, share_id, force=True)
+        assert share_row(wf, share_id) is None and rules_of(wf, share_id) == {}
+        assert not pool.exists(share_id) and not pool.snapshot_path(snap_id).exists()
+        assert exported_clients(s, share_id) is None
+
+
+async def test_snapshot_create_share_from_it_and_delete(
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
+    client, wf, s = temporal.client, wf_settings, real_storage
+    host = s.storage_name
+    async with real_worker(client, s) as pool:
+        share_id = await create_available(client, s, wf, 1)
+        (pool.share_path(share_id) / "marker").write_text("before the snapshot")
+        snap_id = new_snapshot(wf, share_id)
+        op_id = new_op(wf, share_id, "snapshot_create", resource_id=snap_id)
+        await run(client, "CreateShareSnapshot",
+                  ShareSnapshotOp(snap_id, share_id, op_id, host), share_id)
+        with session(wf) as db_s:
+            snap = db_s.get(ShareSnapshot, snap_id)
+            assert snap and snap.status == "available"
+        assert op_row(wf, op_id).status == "succeeded"
+        (pool.share_path(share_id) / "marker").write_text("after")
+        assert (pool.snapshot_path(snap_id) / "marker").read_text() == "before the snapshot"
+
+        clone_id = await create_available(client, s, wf, 1, snapshot_id=snap_id)
+        assert (pool.share_path(clone_id) / "marker").read_text() == "before the snapshot"
+
+        op_id = new_op(wf, share_id, "snapshot_delete", resource_id=snap_id)
+        await run(client, "DeleteShareSnapshot",
+                  ShareSnapshotOp(snap_id, share_id, op_id, host), share_id)
+        with session(wf) as db_s:
+            assert db_s.get(ShareSnapshot, snap_id) is None
+        assert not pool.snapshot_path(snap_id).exists()
+        for sid in (clone_id, share_id):
+            await delete(client, s, wf, sid)
+
+
 async def test_force_delete_of_a_share_stuck_in_creating(
-        temporal: WorkflowEnvironment, wf_settings: Settings, host: str) -> None:
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
     """No storage worker polls while the create waits: the admin's force_delete
-    terminates it (as the API does) and deletes with the same workflow id; the
-    snapshot and the share are removed on the backend first, then every row."""
-    client, s = temporal.client, wf_settings
-    share_id = new_share(s, host)
-    snap_id = new_snapshot(s, share_id, status="error")
-    new_rule(s, share_id, "10.254.0.9")
-    create_op = new_op(s, share_id, "create")
+    terminates it (as the API does) and deletes with the same workflow id, on a
+    backend that holds nothing of the share; every row goes."""
+    client, wf, s = temporal.client, wf_settings, real_storage
+    host = s.storage_name
+    share_id = new_share(wf, host)
+    snap_id = new_snapshot(wf, share_id, status="error")
+    new_rule(wf, share_id, "10.254.0.9")
+    create_op = new_op(wf, share_id, "create")
     handle = await client.start_workflow(
         "CreateShare", ShareOp(share_id, create_op, host, 1), id=share_workflow_id(share_id),
         task_queue=CONTROL_QUEUE)
@@ -360,18 +615,15 @@ async def test_force_delete_of_a_share_stuck_in_creating(
     else:
         pytest.fail("the create never reached its storage step")
     await handle.terminate(reason="force_delete")
-    share = share_row(s, share_id)
+    share = share_row(wf, share_id)
     assert share and share.status == "creating"  # stuck: a terminated run settles nothing
 
-    delete_op = new_op(s, share_id, "force_delete")
-    acts = Refusing({})
-    async with storage_worker(client, host, acts):
-        await run(client, "DeleteShare", ShareOp(share_id, delete_op, host, force=True),
-                  share_id)
-    assert acts.names() == [StorageActs.DELETE_SNAPSHOT, StorageActs.DELETE_SHARE]
-    assert acts.calls[0][1] == SnapshotSpec(share_id, snap_id)
-    assert share_row(s, share_id) is None
-    assert rules_of(s, share_id) == {}
-    with session(s) as db_s:
+    async with real_worker(client, s) as pool:
+        await delete(client, s, wf, share_id, force=True)
+        assert not pool.exists(share_id) and exported_clients(s, share_id) is None
+    assert share_row(wf, share_id) is None
+    assert rules_of(wf, share_id) == {}
+    with session(wf) as db_s:
         assert db_s.get(ShareSnapshot, snap_id) is None
-    assert op_row(s, delete_op).status == "succeeded"  # the Operation rows stay as history
+        create = db_s.get(Operation, create_op)
+        assert create is not None  # Operation rows stay as history
