@@ -3,10 +3,11 @@ run as argument lists, what is mounted where, subvolumes, qgroups and data space
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from vmflow.mountinfo import mounts
 
 SUBVOL_INO = 256  # the root inode of every btrfs subvolume (BTRFS_FIRST_FREE_OBJECTID)
 CMD_TIMEOUT_S = 600.0
@@ -26,14 +27,7 @@ def run(*argv: str | Path) -> str:
 def mounted_roots(mount_point: Path) -> list[str]:
     """The fs roots mounted on `mount_point` (btrfs: the subvolume path, e.g.
     /shares/<id>), from /proc/self/mountinfo; empty when nothing is mounted there."""
-    with open("/proc/self/mountinfo") as f:
-        rows = [line.split() for line in f]
-    return [unescape(r[3]) for r in rows if len(r) > 4 and unescape(r[4]) == str(mount_point)]
-
-
-def unescape(field: str) -> str:
-    """mountinfo writes a space as \\040 (also tab, newline, backslash)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+    return [root for root, point in mounts() if point == str(mount_point)]
 
 
 def is_subvolume(path: Path) -> bool:

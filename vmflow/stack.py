@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from vmflow import ganesha_config as gc
+from vmflow import mountinfo
 from vmflow.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -577,6 +578,17 @@ def down(settings: Settings | None = None) -> None:
         others = sorted(p.stem for p in s.run_dir.glob("*.pid") if p.stem not in known)
         for name in others + known:
             _stop(s, name)
+        _unmount_storage(s)
+
+
+def _unmount_storage(s: Settings) -> None:
+    """The share mounts and the pool the storage worker made: with ganesha and the
+    worker stopped nothing uses them, and the next start mounts them again. Deepest
+    first; a loop mount's device goes with its last unmount (autoclear)."""
+    root = str(s.storage_dir.resolve()) + "/"
+    points = [point for _, point in mountinfo.mounts() if point.startswith(root)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
 
 
 def status(settings: Settings | None = None) -> dict:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from sqlmodel import Session, select
 
 from tests.conftest import qemu_home
+from tests.home_cleanup import teardown_home
 from vmflow import db, stack
 from vmflow.models import Allocation, Ledger
 from vmflow.settings import Settings
@@ -57,7 +57,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
             if dom.isActive():
                 dom.destroy()
             dom.undefine()
-    shutil.rmtree(home, ignore_errors=True)
+    teardown_home(home)  # pool mounts, immutable mount points, loop devices, files
 
 
 @pytest.fixture(scope="session")

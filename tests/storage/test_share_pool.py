@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.btrfs import is_subvolume, mounted_roots
 from activities.share_pool import CONFLICT, GIB, INVALID, SharePool
-from tests.storage.conftest import mounts_under, teardown_home
+from tests.home_cleanup import mounts_under, teardown_home
 from vmflow.settings import Settings
 from vmflow.share_contracts import ShareErrors
 

@@ -22,7 +22,7 @@ from activities.ganesha import GaneshaExports
 from activities.share_pool import GIB
 from activities.storage import StorageActivities
 from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
-from tests.storage.conftest import teardown_home
+from tests.home_cleanup import teardown_home
 from vmflow import stack
 from vmflow.settings import Settings
 from vmflow.share_contracts import (
