@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vmflow import share_states
+
 
 class VmState(StrEnum):
     BUILDING = "building"
@@ -188,6 +190,12 @@ def markdown() -> str:
     lines += [f"| {s} | {_STATUS[s]} |" for s in VmState]
     lines += ["", "A running task overrides it: "
               + ", ".join(f"task_state {k} → {v}" for k, v in _TASK_STATUS.items()) + ".", ""]
+    lines += ["# Share statuses and actions", "",
+              "From `vmflow/share_states.py` (Manila's rules). A share's mutating operations",
+              "hold the workflow id share-<id>, one at a time; access rules queue on",
+              "share-<id>-access instead.", "", share_states.table_markdown(), "",
+              "Access rules: queued_to_apply → applying → active | error;",
+              "queued_to_deny → denying → deleted | error.", ""]
     return "\n".join(lines)
 
 
