@@ -111,6 +111,11 @@ def _run(ns: str, argv: list[str], data: bytes | None = None) -> bytes:
     return r.stdout
 
 
+def nfs_copy(ns: str, local: Path | str, url: str) -> None:
+    """nfs-cp of a local file (a sparse one sends zeros that take real space)."""
+    _run(ns, ["nfs-cp", str(local), url])
+
+
 def nfs_write(ns: str, url: str, data: bytes) -> None:
     """Write `data` as the file at `url` from inside namespace `ns` (NfsError if refused)."""
     fd, local = tempfile.mkstemp(prefix="vmft-nfs-")

@@ -21,8 +21,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.ganesha import GaneshaExports
 from activities.share_pool import GIB
 from activities.storage import StorageActivities
-from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
 from tests.home_cleanup import teardown_home
+from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
 from vmflow import stack
 from vmflow.settings import Settings
 from vmflow.share_contracts import (
