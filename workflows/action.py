@@ -21,35 +21,24 @@ with workflow.unsafe.imports_passed_through():
         InstanceFacts,
         InstanceRef,
         Observation,
-        StepStatus,
         WaitAgent,
     )
 
 from workflows.saga import Compensations
-from workflows.steps import control, describe, error_type, on_host
+from workflows.steps import Reporting, control, describe, error_type, on_host
 
 # the body returns a note for the action history (e.g. "escalated to hard"), or None
 Body = Callable[[InstanceFacts, Compensations], Awaitable[str | None]]
 
 
-class InstanceAction:
+class InstanceAction(Reporting):
     """Base for action workflows: the `status` query and the shared run frame."""
-
-    def __init__(self) -> None:
-        self._status = StepStatus(step="starting", progress=None, host=None)
-
-    @workflow.query(name="status")
-    def status(self) -> StepStatus:
-        return self._status
-
-    def at(self, step: str, progress: int | None = None) -> None:
-        self._status = StepStatus(step, progress, self._status.host)
 
     async def run_action(self, start: ActionStart, target: str | None, body: Body) -> None:
         """target: the vm_state on success; None: the state the domain really reached
         (an action whose end state depends on where it began, e.g. rebuild)."""
         facts = await control(ControlActs.BEGIN_ACTION, start, InstanceFacts)
-        self._status = StepStatus("starting", None, facts.host)
+        self.at("starting", None, facts.host)
         undo = Compensations()
         try:
             note = await body(facts, undo)

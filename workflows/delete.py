@@ -17,21 +17,13 @@ with workflow.unsafe.imports_passed_through():
         InstanceRef,
         InstanceUpdate,
         OperationRef,
-        StepStatus,
     )
 
-from workflows.steps import control, describe, error_type, on_host
+from workflows.steps import Reporting, control, describe, error_type, on_host
 
 
 @workflow.defn(name="DeleteInstance")
-class DeleteInstance:
-    def __init__(self) -> None:
-        self._status = StepStatus(step="starting", progress=None, host=None)
-
-    @workflow.query(name="status")
-    def status(self) -> StepStatus:
-        return self._status
-
+class DeleteInstance(Reporting):
     @workflow.run
     async def run(self, ref: OperationRef) -> None:
         inst = InstanceRef(ref.instance_id)
@@ -39,13 +31,13 @@ class DeleteInstance:
             plan = await control(ControlActs.BEGIN_DELETE, ref, DeletePlan)
             if workflow.patched("delete-backup-schedules"):
                 # its timetables go first, so no tick starts a backup of a vanishing server
-                self._status = StepStatus("removing backup schedules", None, plan.host)
+                self.at("removing backup schedules", None, plan.host)
                 await control(ControlActs.DELETE_BACKUP_SCHEDULES, inst, int)
             if plan.host:
-                self._status = StepStatus("destroying domain", None, plan.host)
+                self.at("destroying domain", None, plan.host)
                 await on_host(plan.host, HostActs.DESTROY_DOMAIN, inst, give_up_after_s=3600,
                               attempts=0)
-                self._status = StepStatus("deleting disks", None, plan.host)
+                self.at("deleting disks", None, plan.host)
                 await on_host(plan.host, HostActs.DELETE_DISKS, inst, give_up_after_s=3600,
                               attempts=0)
                 await control(ControlActs.RELEASE_CLAIM, InstanceHost(ref.instance_id, plan.host))
@@ -60,5 +52,5 @@ class DeleteInstance:
             await control(ControlActs.FINISH_OPERATION,
                           FinishOperation(ref.operation_id, "failed", fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
-        self._status = StepStatus("done", 100, self._status.host)
+        self.at("done", 100)
         await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))

@@ -31,26 +31,18 @@ with workflow.unsafe.imports_passed_through():
         OperationRef,
         ScheduleRequest,
         ScheduleResult,
-        StepStatus,
         WaitAgent,
     )
     from vmflow.names import SA_HOST
 
 from workflows.saga import Compensations
-from workflows.steps import all_of, control, describe, error_type, not_picked_up, on_host
+from workflows.steps import Reporting, all_of, control, describe, error_type, not_picked_up, on_host
 
 
 @workflow.defn(name="LaunchInstance")
-class LaunchInstance:
+class LaunchInstance(Reporting):
     def __init__(self) -> None:
-        self._status = StepStatus(step="validating", progress=None, host=None)
-
-    @workflow.query(name="status")
-    def status(self) -> StepStatus:
-        return self._status
-
-    def _at(self, step: str, progress: int | None = None) -> None:
-        self._status = StepStatus(step=step, progress=progress, host=self._status.host)
+        super().__init__("validating")
 
     @workflow.run
     async def run(self, ref: OperationRef) -> str:
@@ -62,7 +54,7 @@ class LaunchInstance:
         except (Exception, asyncio.CancelledError) as err:
             await self._compensate(ref, err, undo)
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
-        self._at("done", 100)
+        self.at("done", 100)
         await control(ControlActs.UPDATE_INSTANCE,
                       InstanceUpdate(ref.instance_id, vm_state="active", clear_task_state=True))
         await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))
@@ -75,11 +67,11 @@ class LaunchInstance:
         pick up the fetch in time loses its claim and the next host is tried."""
         excluded: list[str] = []
         while True:
-            self._at("scheduling")
+            self.at("scheduling")
             request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
                                       plan.required_traits, plan.forbidden_traits, excluded)
             host = (await control(ControlActs.SCHEDULE, request, ScheduleResult)).hosts[0]
-            self._status = StepStatus("claiming", None, host)
+            self.at("claiming", None, host)
             workflow.upsert_search_attributes([SA_HOST.value_set(host)])
             claim = LedgerEntry(host, "claim", plan.instance_id, plan.instance_id)
 
@@ -105,7 +97,7 @@ class LaunchInstance:
     async def _fetch_images(self, plan: LaunchPlan, host: str) -> dict[str, str]:
         """Images into the host's cache. Cache entries are shared and appear only
         once verified, so a failure leaves nothing to undo; they are still ledgered."""
-        self._at("fetching image")
+        self.at("fetching image")
         images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
         await control(ControlActs.LEDGER_RECORD,
                       LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
@@ -120,7 +112,7 @@ class LaunchInstance:
         self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations
     ) -> None:
         ref = InstanceRef(plan.instance_id)
-        self._at("creating disk")
+        self.at("creating disk")
         disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
 
         async def delete_disk() -> None:
@@ -135,11 +127,11 @@ class LaunchInstance:
 
         drive = None
         if plan.config_drive:  # inside the instance dir: the disk undo removes it too
-            self._at("writing the config drive")
+            self.at("writing the config drive")
             drive = await on_host(host, HostActs.CONFIG_DRIVE, plan.config_drive,
                                   ConfigDriveCreated)
 
-        self._at("defining domain")
+        self.at("defining domain")
         await control(ControlActs.UPDATE_INSTANCE,
                       InstanceUpdate(plan.instance_id, task_state="spawning"))
         domain_entry = LedgerEntry(host, "domain", plan.instance_id, plan.instance_id)
@@ -156,17 +148,17 @@ class LaunchInstance:
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
             plan.cmdline, plan.agent, drive.path if drive else None))
 
-        self._at("starting")
+        self.at("starting")
         await on_host(host, HostActs.START_DOMAIN, ref)
         if plan.agent:
-            self._at("waiting for the guest agent")
+            self.at("waiting for the guest agent")
             deadline = workflow.now().timestamp() + plan.agent_timeout_s
             await on_host(host, HostActs.WAIT_AGENT, WaitAgent(plan.instance_id, deadline), float,
                           heartbeat_s=10, timeout_s=plan.agent_timeout_s + 30,
                           give_up_after_s=plan.agent_timeout_s * 3)
 
     async def _compensate(self, ref: OperationRef, err: BaseException, undo: Compensations) -> None:
-        self._at("compensating")
+        self.at("compensating")
         failed = await undo.run()
         fault = describe(err)
         if failed:

@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import ControlActs, Errors, FinishOperation, StepStatus
+    from vmflow.contracts import ControlActs, Errors, FinishOperation
     from vmflow.names import SA_HOST, storage_queue
     from vmflow.share_contracts import (
         ShareControlActs,
@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.share_states import ShareStatus
 
-from workflows.steps import control, describe, error_type, not_picked_up, root_cause
+from workflows.steps import Reporting, control, describe, error_type, not_picked_up, root_cause
 
 T = TypeVar("T")
 
@@ -82,21 +82,11 @@ def refused(err: BaseException) -> bool:
     return getattr(cause, "type", None) in REFUSALS
 
 
-class ShareWorkflow:
+class ShareWorkflow(Reporting):
     """Base of the share workflows: the `status` query the API reads, the plan."""
 
-    def __init__(self) -> None:
-        self._status = StepStatus(step="starting", progress=None, host=None)
-
-    @workflow.query(name="status")
-    def status(self) -> StepStatus:
-        return self._status
-
-    def at(self, step: str, progress: int | None = None) -> None:
-        self._status = StepStatus(step, progress, self._status.host)
-
     async def plan(self, ref: ShareRef, host: str) -> SharePlan:
-        self._status = StepStatus("starting", None, host)
+        self.at("starting", None, host)
         workflow.upsert_search_attributes([SA_HOST.value_set(host)])
         return await control(ShareControlActs.PLAN, ref, SharePlan)
 

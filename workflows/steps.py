@@ -20,7 +20,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import Errors
+    from vmflow.contracts import Errors, StepStatus
     from vmflow.names import CONTROL_QUEUE, hv_queue
 
 T = TypeVar("T")
@@ -126,3 +126,18 @@ async def all_of(*steps: Awaitable[T]) -> list[T]:
         if isinstance(r, BaseException):
             raise r
     return list(results)  # type: ignore[arg-type]
+
+
+class Reporting:
+    """The `status` query every operation workflow answers: its step, progress and
+    host, which the API shows on the operation."""
+
+    def __init__(self, step: str = "starting") -> None:
+        self._status = StepStatus(step=step, progress=None, host=None)
+
+    @workflow.query(name="status")
+    def status(self) -> StepStatus:
+        return self._status
+
+    def at(self, step: str, progress: int | None = None, host: str | None = None) -> None:
+        self._status = StepStatus(step, progress, host or self._status.host)
