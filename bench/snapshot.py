@@ -270,19 +270,20 @@ def gaps(ticks: list[float]) -> list[Gap]:
     return list(zip(ticks, ticks[1:], strict=False))
 
 
-class CopyWatch(threading.Thread):
-    """When the snapshot's copy file appears in the instance dir: libvirt creates it in
-    backupBegin, which vmflow calls while the guest is frozen. That instant tells the
-    freeze's gap from other stalls of the guest's file system."""
+class JobWatch(threading.Thread):
+    """When the domain's backup job starts: vmflow calls backupBegin while the guest is
+    frozen, so that instant tells the freeze's gap from other stalls of the guest's file
+    system. (Not the copy file's appearance: vmflow makes it before the freeze.)"""
 
-    def __init__(self, instance_dir: Path):
+    def __init__(self, uri: str, server_id: str):
         super().__init__(daemon=True)
-        self.dir, self.done = instance_dir, threading.Event()
+        self.uri, self.server_id, self.done = uri, server_id, threading.Event()
         self.seen: float | None = None
 
     def run(self) -> None:
-        while self.seen is None and not self.done.wait(0.01):
-            if any(self.dir.glob("snap-*")):
+        dom = libvirt.open(self.uri).lookupByUUIDString(self.server_id)
+        while self.seen is None and not self.done.wait(0.005):
+            if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                 self.seen = time.time()
 
 
@@ -338,7 +339,7 @@ def freeze_parts(s: Settings, server_id: str) -> dict[str, float]:
 def snapshot_round(s: Settings, api: httpx.Client, guest: Guest, server_id: str,
                    chain: list[str], name: str) -> dict[str, Any]:
     evict(chain)
-    watch = CopyWatch(Path(chain[0]).parent)
+    watch = JobWatch(s.libvirt_uri, server_id)
     guest.start_tickers()
     off0 = guest.clock()
     before = (time.time() - off0, off0)
