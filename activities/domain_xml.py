@@ -39,12 +39,6 @@ class DomainConfig:
     extra_cmdline: list[str] = field(default_factory=list)
 
 
-# virtio disks do their I/O, and block jobs such as a snapshot's backup copy, on an I/O
-# thread of their own, outside QEMU's main loop: the main loop, which carries the guest
-# agent's channel, then stays responsive (a thaw sent while the copy starts)
-IOTHREAD = "1"
-
-
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     el = ET.SubElement(parent, tag, attrs)
     if text is not None:
@@ -72,8 +66,7 @@ def _disk(devices: ET.Element, d: Disk) -> None:
         _sub(disk, "source", file=d.path)
         _sub(disk, "target", dev=d.target, bus="sata")
     else:
-        _sub(disk, "driver", name="qemu", type=d.fmt, cache="none", discard="unmap",
-             iothread=IOTHREAD)
+        _sub(disk, "driver", name="qemu", type=d.fmt, cache="none", discard="unmap")
         _sub(disk, "source", file=d.path)
         _sub(disk, "target", dev=d.target, bus="virtio")
     if d.serial:
@@ -88,7 +81,6 @@ def build(cfg: DomainConfig) -> str:
     _sub(dom, "uuid", cfg.uuid)
     _sub(dom, "memory", str(cfg.ram_mb), unit="MiB")
     _sub(dom, "vcpu", str(cfg.vcpus))
-    _sub(dom, "iothreads", IOTHREAD)
     _os(dom, cfg)
     _sub(_sub(dom, "features"), "acpi")
     if cfg.virt_type == "kvm":
