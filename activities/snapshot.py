@@ -1,10 +1,11 @@
 """Host activities of createImage / createBackup: a point-in-time copy of the root
 disk as a standalone qcow2 in the instance dir, its upload, and its removal.
 
-A running guest is copied with a push-mode backup job (testbed route C): freeze the
-file systems through the agent, start the job (its point in time is when it
-starts), thaw, then let the job copy in the background. The domain's disk chain is
-never changed, so a worker that dies at any point leaves no overlay to merge back.
+A running guest is copied with a pull-mode backup job (activities/backup_job.py,
+testbed route C): freeze the file systems through the agent, start the job (its
+point in time is when it starts), thaw, then copy the job's NBD export with
+`qemu-img convert`. The domain's disk chain is never changed, so a worker that dies
+at any point leaves no overlay to merge back.
 Before it freezes, the step arms a thaw guard (activities/thaw_guard.py), a process
 of its own that thaws the guest at a deadline if nobody did (DESIGN 8). A paused
 guest cannot be frozen and is copied the same way, unfrozen. A stopped or suspended
@@ -30,9 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import libvirt
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import image_transfer, qemu_img
+from activities import backup_job, image_transfer, qemu_img
 from activities.heartbeat import heartbeating
 from activities.host import storage_errors
 from activities.libvirt_conn import Connection
@@ -53,65 +52,11 @@ AGENT_TIMEOUT_S = 10  # libvirt's default is to wait forever on a hung agent (NO
 THAW_TRIES = 3
 GUARD_START_S = 15.0
 GUARD_PID = "thaw-guard.pid"
-JOB_ABORT_S = 30.0
+NBD_SOCKETS = Path("/run/vmflow/nbd")
 
 # the agent is not there or the guest is not running: nothing is (or can be) frozen
 NOTHING_TO_THAW = (libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_INVALID,
                    libvirt.VIR_ERR_NO_DOMAIN)
-
-
-@dataclass(frozen=True)
-class RootDisk:
-    target: str  # vda
-    path: str
-    fmt: str
-    others: list[str]  # every other disk's target: not part of the image
-
-
-def root_disk(dom: libvirt.virDomain) -> RootDisk:
-    """The disk the server was built on (serial "root"; vda if none says so)."""
-    disks = []
-    for disk in ET.fromstring(dom.XMLDesc(0)).findall("./devices/disk"):
-        target, source = disk.find("target"), disk.find("source")
-        driver = disk.find("driver")
-        if target is None:
-            continue
-        disks.append((target.get("dev", ""), disk.findtext("serial", ""),
-                      source.get("file", "") if source is not None else "",
-                      driver.get("type", "raw") if driver is not None else "raw"))
-    root = next((d for d in disks if d[1] == "root"), None) or next(
-        (d for d in disks if d[0] == "vda"), None)
-    if root is None or not root[2]:
-        raise ApplicationError("the domain has no root disk to snapshot",
-                               type=Errors.INVALID_STATE, non_retryable=True)
-    return RootDisk(root[0], root[2], root[3], [d[0] for d in disks if d[0] != root[0]])
-
-
-def backup_xml(root: RootDisk, target: Path) -> str:
-    """A push-mode backup of the root disk only, into the empty qcow2 `target`."""
-    backup = ET.Element("domainbackup", mode="push")
-    disks = ET.SubElement(backup, "disks")
-    disk = ET.SubElement(disks, "disk", name=root.target, backup="yes", type="file")
-    ET.SubElement(disk, "driver", type="qcow2")
-    ET.SubElement(disk, "target", file=str(target))
-    for other in root.others:  # the config drive and any data disk stay out
-        ET.SubElement(disks, "disk", name=other, backup="no")
-    return ET.tostring(backup, encoding="unicode")
-
-
-def begin_backup(dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
-    """Start the job into `part`, made beforehand (prepare_target): libvirt then only
-    opens it, which keeps the work done while the guest is frozen small."""
-    try:
-        dom.backupBegin(backup_xml(root, part), None,
-                        libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
-    except libvirt.libvirtError as e:
-        if e.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT,
-                                  libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED):
-            # the driver cannot do it (test:///default): retrying will not help
-            raise ApplicationError(f"this hypervisor cannot copy a running disk: {e}",
-                                   type=Errors.INVALID_STATE, non_retryable=True) from e
-        raise
 
 
 def quiesce_error(why: str) -> ApplicationError:
@@ -133,6 +78,13 @@ class SnapshotActivities:
         name = f"snap-{uuid.UUID(image_id)}"  # never a path from input
         return d / f"{name}.qcow2", d / f"{name}.part.qcow2", d / f"{name}.json"
 
+    def job_files(self, instance_id: str, image_id: str) -> backup_job.JobFiles:
+        d = self.instance_dir(instance_id)
+        name = f"snap-{uuid.UUID(image_id)}"
+        # a unix socket's path is limited to 107 bytes: not under the (long) home
+        return backup_job.JobFiles(d / f"{name}.scratch.qcow2",
+                                   NBD_SOCKETS / str(uuid.UUID(image_id)))
+
     def _domain(self, instance_id: str) -> libvirt.virDomain:
         dom = self.conn.domain(instance_id)
         if dom is None:
@@ -152,10 +104,10 @@ class SnapshotActivities:
         if final.exists() and meta.exists():  # a retry after the copy was made: keep it
             return SnapshotTaken(path=str(final), **json.loads(meta.read_text()))
         dom = self._domain(req.instance_id)
-        guard_left = self._end_earlier_attempt(dom, req.instance_id, part)
+        guard_left = self._end_earlier_attempt(dom, req.instance_id)
         for f in (final, part, meta):  # a partial copy is never trusted
             f.unlink(missing_ok=True)
-        root = root_disk(dom)
+        root = backup_job.root_disk(dom)
         state = dom.state()[0]
         if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                      libvirt.VIR_DOMAIN_PAUSED):
@@ -181,24 +133,38 @@ class SnapshotActivities:
         return SnapshotTaken(path=str(final), consistency=consistency, source=source,
                              frozen_s=frozen_s)
 
-    def _live(self, dom: libvirt.virDomain, req: SnapshotDisk, root: RootDisk, part: Path,
-              paused: bool, guard_left: bool) -> tuple[str, float | None]:
+    def _live(self, dom: libvirt.virDomain, req: SnapshotDisk, root: backup_job.RootDisk,
+              part: Path, paused: bool, guard_left: bool) -> tuple[str, float | None]:
         """The backup-job route; returns (consistency, seconds frozen)."""
         why = ("the guest is paused" if paused
                else "the image does not enable hw_qemu_guest_agent" if not req.quiesce
                else "the guest agent does not answer (an earlier freeze is still guarded)"
                if guard_left else "")
-        if why:
-            if req.require_quiesce:
-                raise quiesce_error(why)
-            self._copy(dom, root, part)
-            return "crash-consistent", None
+        if why and req.require_quiesce:
+            raise quiesce_error(why)
+        job = self.job_files(req.instance_id, req.image_id)
+        backup_job.prepare(self.settings, dom, root, job)
+        try:
+            if why:
+                backup_job.begin(dom, root, job)
+                consistency, frozen_s = "crash-consistent", None
+            else:
+                consistency, frozen_s = self._frozen_begin(dom, req, root, job)
+            backup_job.copy(self.settings, root, job, part)
+        finally:
+            backup_job.end(dom)
+            job.remove()
+        return consistency, frozen_s
 
+    def _frozen_begin(self, dom: libvirt.virDomain, req: SnapshotDisk,
+                      root: backup_job.RootDisk, job: backup_job.JobFiles
+                      ) -> tuple[str, float | None]:
+        """Freeze, start the job, thaw (retried, guarded); without a freeze the job
+        starts anyway and the copy is crash-consistent."""
         dom.agentSetResponseTimeout(AGENT_TIMEOUT_S, 0)
-        self._prepare_target(dom, root, part)
         deadline = time.time() + req.thaw_deadline_s
         guard = self._arm_guard(req.instance_id, deadline)  # before the freeze, always
-        froze, copied_at = False, None
+        froze, began_at, why = False, None, ""
         t0 = t_frozen = time.monotonic()
         try:
             try:
@@ -210,8 +176,8 @@ class SnapshotActivities:
             if froze:
                 if self.settings.snapshot_hold_frozen_s:  # tests: a window to crash in
                     time.sleep(self.settings.snapshot_hold_frozen_s)
-                begin_backup(dom, root, part)  # the point in time
-                copied_at = time.time()
+                backup_job.begin(dom, root, job)  # the point in time
+                began_at = time.time()
         finally:
             # after a failed freeze too: a late agent may still apply the queued one
             t_thaw = time.monotonic()
@@ -231,54 +197,11 @@ class SnapshotActivities:
                 raise quiesce_error(why)
             activity.logger.info("no freeze for %s (%s): crash-consistent", req.instance_id,
                                  why)
-            self._copy(dom, root, part)
+            backup_job.begin(dom, root, job)
             return "crash-consistent", None
-        self._wait_job(dom)
-        # the guard thaws at the deadline: a copy that began later was not frozen
-        quiesced = copied_at is not None and copied_at < deadline
+        # the guard thaws at the deadline: a job that began later was not frozen
+        quiesced = began_at is not None and began_at < deadline
         return ("quiesced" if quiesced else "crash-consistent"), frozen_s
-
-    def _prepare_target(self, dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
-        """The empty qcow2 the job copies into, as large as the disk."""
-        capacity = dom.blockInfo(root.target)[0]
-        qemu_img.create(self.settings, str(part), "qcow2", capacity)
-
-    def _copy(self, dom: libvirt.virDomain, root: RootDisk, part: Path) -> None:
-        self._prepare_target(dom, root, part)
-        begin_backup(dom, root, part)
-        self._wait_job(dom)
-
-    def _wait_job(self, dom: libvirt.virDomain) -> None:
-        """Until the backup job ends; a cancelled step aborts it."""
-        try:
-            while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
-                time.sleep(0.05)
-        except BaseException:
-            self._abort_backup(dom)
-            raise
-        stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-        if (stats.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP
-                or stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED):
-            raise RuntimeError(f"the backup job did not complete: "
-                               f"{stats.get('errmsg') or stats}")
-
-    def _abort_backup(self, dom: libvirt.virDomain) -> None:
-        """End a backup job of ours if one runs (nothing else makes backups)."""
-        try:
-            if dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
-                return
-            if dom.jobStats(0).get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
-                raise RuntimeError("another job runs on the domain")
-            dom.abortJob()
-            deadline = time.monotonic() + JOB_ABORT_S
-            while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the backup job did not end after abort")
-                time.sleep(0.05)
-        except libvirt.libvirtError as e:
-            # not running, or a driver without jobs (test:///default): no job either
-            if e.get_error_code() not in (*NOTHING_TO_THAW, libvirt.VIR_ERR_NO_SUPPORT):
-                raise
 
     def _check_standalone(self, part: Path) -> None:
         info = qemu_img.info(self.settings, str(part), "qcow2")
@@ -334,13 +257,12 @@ class SnapshotActivities:
             return pid
         return None
 
-    def _end_earlier_attempt(self, dom: libvirt.virDomain, instance_id: str,
-                             part: Path) -> bool:
+    def _end_earlier_attempt(self, dom: libvirt.virDomain, instance_id: str) -> bool:
         """Undo what an attempt that died may have left: its backup job, a frozen guest
         and its guard. Returns True when that guard must stay (the guest could not be
         thawed now), in which case this attempt must not freeze: the old guard would
         thaw in the middle of it."""
-        self._abort_backup(dom)
+        backup_job.end(dom)
         pid = self._earlier_guard(instance_id)
         if pid is None:
             return False
@@ -386,11 +308,12 @@ class SnapshotActivities:
         """Undo of the copy: no backup job left running, the guest not frozen, no file."""
         dom = self.conn.domain(req.instance_id)
         if dom is not None:
-            self._abort_backup(dom)
+            backup_job.end(dom)
             if req.thaw and dom.isActive():
                 self._thaw(dom)  # best effort; the guard covers an agent that is away
         for f in (*self.files(req.instance_id, req.image_id), self.staged(req.image_id)):
             f.unlink(missing_ok=True)
+        self.job_files(req.instance_id, req.image_id).remove()
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.snapshot_disk, self.upload_snapshot, self.discard_snapshot]

@@ -27,8 +27,10 @@ MAIN_CONF = """\
 NFS_CORE_PARAM {{
     # no Bind_addr: every address, so clients on any network reach the exports
     NFS_Port = {port};
+    # fixed ports below Linux's ephemeral range (32768-60999): a port in it may be
+    # taken by any outgoing connection, and ganesha then cannot start
     MNT_Port = 20048;
-    NLM_Port = 32803;
+    NLM_Port = 20050;
     Protocols = 3, 4;
     Enable_RQUOTA = false;
 }}

@@ -40,7 +40,7 @@ def test_an_uploaded_image_boots_a_guest_whose_agent_answers(
 
     server_id, op_id = create_server(api, "from-upload", image=image_id)
     op = wait_operation(api, op_id)
-    assert op["status"] == "succeeded", op
+    assert op["status"] == "succeeded", op.get("last_error")
     server = api.get(f"/v1/servers/{server_id}").json()
     assert (server["status"], server["image_id"]) == ("ACTIVE", image_id)
     cached = it_settings.host_dir() / "cache" / image_id
