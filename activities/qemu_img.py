@@ -45,6 +45,7 @@ def create(settings: Settings, path: str, fmt: str, size_bytes: int) -> None:
     run(settings, "create", "-q", "-f", fmt, path, str(size_bytes))
 
 
-def convert(settings: Settings, src: str, src_fmt: str, dst: str, dst_fmt: str) -> None:
+def convert(settings: Settings, src: str, src_fmt: str, dst: str, dst_fmt: str,
+            *options: str) -> None:
     """A standalone copy of `src`: its backing chain is read through and flattened."""
-    run(settings, "convert", "-q", "-f", src_fmt, "-O", dst_fmt, src, dst)
+    run(settings, "convert", "-q", *options, "-f", src_fmt, "-O", dst_fmt, src, dst)
