@@ -128,8 +128,9 @@ def copy(settings: Settings, root: RootDisk, files: JobFiles, out: Path) -> None
     """The exported point in time into a standalone qcow2 `out`. The export is the
     guest's disk as raw blocks; qemu-img skips what is not allocated."""
     uri = f"nbd+unix:///{root.target}?socket={files.socket}"
-    # many requests in flight, written as they come back: the source is a socket
-    qemu_img.convert(settings, uri, "raw", str(out), "qcow2", "-W", "-m", "16")
+    # written as they come back, in any order (the source is a socket); not more
+    # requests in flight (-m): their threads overrun qemu-img's address-space limit
+    qemu_img.convert(settings, uri, "raw", str(out), "qcow2", "-W")
 
 
 def end(dom: libvirt.virDomain) -> None:
