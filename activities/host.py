@@ -8,7 +8,6 @@ succeeds if the domain is already gone.
 from __future__ import annotations
 
 import base64
-import errno
 import hashlib
 import os
 import shutil
@@ -16,8 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import domain_xml, image_transfer, qemu_img
+from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
 from activities.libvirt_conn import Connection, agent_command, undefine
 from activities.power import PowerActivities, config_for, save_spec
@@ -45,22 +44,8 @@ from vmflow.contracts import (
 )
 from vmflow.settings import Settings
 
+
 # errors a retry seconds later will not fix: fail the step so the workflow compensates
-PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EROFS, errno.ENOSPC,
-                    errno.EDQUOT}
-
-
-@contextmanager
-def storage_errors() -> Iterator[None]:
-    try:
-        yield
-    except OSError as e:
-        if e.errno in PERMANENT_ERRNOS:
-            raise ApplicationError(f"host storage error: {e}", type=Errors.HOST_STORAGE,
-                                   non_retryable=True) from e
-        raise
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -25,8 +25,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import domain_xml, qemu_img
+from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
-from activities.host import storage_errors
 from activities.libvirt_conn import Connection
 from activities.power import config_for, save_spec, spec_path
 from vmflow.contracts import (

@@ -40,8 +40,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import backup_job, image_transfer, qemu_img
+from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
-from activities.host import storage_errors
 from activities.libvirt_conn import Connection
 from vmflow.contracts import Errors, HostActs, SnapshotDisk, SnapshotFile, SnapshotTaken
 from vmflow.settings import Settings
