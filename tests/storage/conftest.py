@@ -10,10 +10,8 @@ import pytest
 
 from activities.share_pool import SharePool
 from tests.conftest import qemu_home
-from tests.home_cleanup import mounts_under, teardown_home
+from tests.home_cleanup import teardown_home
 from vmflow.settings import Settings
-
-__all__ = ["mounts_under", "teardown_home"]  # tests import them from here too
 
 POOL_GB = 4  # sparse: only what the tests write takes disk space
 

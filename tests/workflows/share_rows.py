@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from activities.share_pool import SharePool
-from tests.storage.conftest import teardown_home
+from tests.home_cleanup import teardown_home
 from tests.workflows.conftest import session
 from vmflow import stack
 from vmflow.ganesha_config import NFS_PORT, exports_dir
