@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from vmflow.share_contracts import (
@@ -24,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.share_states import ShareStatus
 
 from workflows.saga import Compensations
-from workflows.share_steps import ShareWorkflow, on_storage, reason
-from workflows.steps import control, error_type
+from workflows.share_steps import ShareWorkflow, on_storage
+from workflows.steps import control
 
 
 @workflow.defn(name="CreateShare")
@@ -47,16 +46,11 @@ class CreateShare(ShareWorkflow):
             exported = await on_storage(op.host, StorageActs.CREATE_SHARE, spec, ShareExported,
                                         schedule_to_start_s=wait_s, timeout_s=300)
         except (Exception, asyncio.CancelledError) as err:
-            fault = reason(err, op.host)
-            self.at("compensating")
-            failed = await undo.run()
-            if failed:
-                fault += "; removing what the storage host made failed (deleting the share " \
-                         "retries it)"
-            await control(ShareControlActs.SET_SHARE, ShareUpdate(
-                op.share_id, status=ShareStatus.ERROR, fault=fault))
-            await self.finish(op.operation_id, "failed" if failed else "compensated", fault)
-            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+            async def in_error(fault: str) -> None:
+                await control(ShareControlActs.SET_SHARE, ShareUpdate(
+                    op.share_id, status=ShareStatus.ERROR, fault=fault))
+
+            await self.undo_and_fail(err, undo, op.host, op.operation_id, "share", in_error)
         await control(ShareControlActs.SET_SHARE, ShareUpdate(
             op.share_id, status=ShareStatus.AVAILABLE, export_locations=exported.export_locations,
             clear_fault=True))

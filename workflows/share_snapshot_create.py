@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from vmflow.share_contracts import (
@@ -22,8 +21,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from workflows.saga import Compensations
-from workflows.share_steps import ShareWorkflow, on_storage, reason
-from workflows.steps import control, error_type
+from workflows.share_steps import ShareWorkflow, on_storage
+from workflows.steps import control
 
 
 @workflow.defn(name="CreateShareSnapshot")
@@ -45,15 +44,10 @@ class CreateShareSnapshot(ShareWorkflow):
             await on_storage(op.host, StorageActs.CREATE_SNAPSHOT, spec,
                              schedule_to_start_s=wait_s, timeout_s=300)
         except (Exception, asyncio.CancelledError) as err:
-            fault = reason(err, op.host)
-            self.at("compensating")
-            failed = await undo.run()
-            if failed:
-                fault += "; removing what the storage host made failed (deleting the " \
-                         "snapshot retries it)"
-            await control(ShareControlActs.SET_SNAPSHOT,
-                          SnapshotUpdate(op.snapshot_id, "error", fault))
-            await self.finish(op.operation_id, "failed" if failed else "compensated", fault)
-            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+            async def in_error(fault: str) -> None:
+                await control(ShareControlActs.SET_SNAPSHOT,
+                              SnapshotUpdate(op.snapshot_id, "error", fault))
+
+            await self.undo_and_fail(err, undo, op.host, op.operation_id, "snapshot", in_error)
         await control(ShareControlActs.SET_SNAPSHOT, SnapshotUpdate(op.snapshot_id, "available"))
         await self.finish(op.operation_id, "succeeded")

@@ -5,8 +5,9 @@ reason)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.share_states import ShareStatus
 
+from workflows.saga import Compensations
 from workflows.steps import Reporting, control, describe, error_type, not_picked_up, root_cause
 
 T = TypeVar("T")
@@ -94,6 +96,24 @@ class ShareWorkflow(Reporting):
         if status == "succeeded":
             self.at("done", 100)
         await control(ControlActs.FINISH_OPERATION, FinishOperation(operation_id, status, error))
+
+    async def undo_and_fail(self, err: BaseException, undo: Compensations, host: str,
+                            operation_id: str, what: str,
+                            mark_error: Callable[[str], Awaitable[None]]) -> NoReturn:
+        """A create that failed: undo what the storage host made, record the fault on
+        the resource (`mark_error`) and the operation (compensated, or failed when the
+        undo failed too), then fail the workflow with it."""
+        fault = reason(err, host)
+        self.at("compensating")
+        if await undo.run():
+            fault += (f"; removing what the storage host made failed (deleting the {what} "
+                      "retries it)")
+            status = "failed"
+        else:
+            status = "compensated"
+        await mark_error(fault)
+        await self.finish(operation_id, status, fault)
+        raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
 
     async def resize(self, op: ShareResizeOp, verb: str, during: ShareStatus,
                      stuck: ShareStatus) -> None:
