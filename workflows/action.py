@@ -34,9 +34,12 @@ Body = Callable[[InstanceFacts, Compensations], Awaitable[str | None]]
 class InstanceAction(Reporting):
     """Base for action workflows: the `status` query and the shared run frame."""
 
-    async def run_action(self, start: ActionStart, target: str | None, body: Body) -> None:
+    async def run_action(self, start: ActionStart, target: str | None, body: Body,
+                         on_failure: Callable[[str], Awaitable[None]] | None = None) -> None:
         """target: the vm_state on success; None: the state the domain really reached
-        (an action whose end state depends on where it began, e.g. rebuild)."""
+        (an action whose end state depends on where it began, e.g. rebuild).
+        on_failure: records the fault elsewhere (a snapshot's image) before the
+        operation ends, so whoever sees the operation end sees that too."""
         facts = await control(ControlActs.BEGIN_ACTION, start, InstanceFacts)
         self.at("starting", None, facts.host)
         undo = Compensations()
@@ -48,6 +51,8 @@ class InstanceAction(Reporting):
             state = await self.real_state(facts)
             fault = describe(err) + (f" (undo of {', '.join(failed)} failed)" if failed else "")
             outcome = "compensated" if state == facts.vm_state and not failed else "failed"
+            if on_failure:
+                await on_failure(fault)
             await control(ControlActs.END_ACTION, ActionEnd(
                 start.instance_id, start.operation_id, state, outcome, fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err

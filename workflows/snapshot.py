@@ -83,11 +83,21 @@ class SnapshotInstance(InstanceAction):
                     note += f"; rotation deleted {', '.join(rotated.deleted)}"
             return note
 
+        recorded = False
+
+        async def image_in_error(fault: str) -> None:
+            nonlocal recorded
+            await control(ControlActs.SNAPSHOT_FAILED, SnapshotFailed(req.image_id, fault))
+            recorded = True
+
+        # the image in error before the operation ends (older runs: right after it)
+        first = image_in_error if workflow.patched("snapshot-image-error-first") else None
         try:
             await self.run_action(
                 ActionStart(req.instance_id, req.operation_id, "backup" if backup else "snapshot"),
-                None, body)
+                None, body, on_failure=first)
         except (Exception, asyncio.CancelledError) as err:
-            # after the frame's undo and settling, or when it could not even begin
-            await control(ControlActs.SNAPSHOT_FAILED, SnapshotFailed(req.image_id, describe(err)))
+            if not recorded:  # the frame could not even begin, or an older run
+                await control(ControlActs.SNAPSHOT_FAILED,
+                              SnapshotFailed(req.image_id, describe(err)))
             raise
