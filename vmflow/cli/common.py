@@ -299,6 +299,21 @@ def finish(op: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
+def follow_create(api: Api, op: dict[str, Any], path: str, key: str,
+                  created: dict[str, Any], as_json: bool) -> None:
+    """--wait on a create: follow the operation to its end, then show the resource as
+    it is now (as it was accepted if a failed create removed it); exit 1 unless the
+    operation succeeded."""
+    final = watch(api, op["id"])
+    try:
+        created = api.get(path)
+    except ApiError as e:
+        if e.status != 404:
+            raise
+    emit({key: created, "operation": final}, as_json, lambda: kv_table(created))
+    finish(final)
+
+
 def follow(api: Api, op: dict[str, Any], what: str, wait: bool, as_json: bool) -> None:
     """An accepted operation: print its ids, or with --wait follow it to its end and exit
     1 with its last_error unless it succeeded."""

@@ -15,17 +15,16 @@ from rich.table import Table
 
 from vmflow.cli.common import (
     Api,
-    ApiError,
     Column,
     JsonOpt,
     ServerArg,
     WaitOpt,
     col,
     emit,
-    finish,
     fmt,
     fmt_addresses,
     follow,
+    follow_create,
     kv_table,
     list_table,
     out,
@@ -34,7 +33,6 @@ from vmflow.cli.common import (
     server_id,
     styled,
     unwrap,
-    watch,
 )
 
 server_app = typer.Typer(no_args_is_help=True, help="Servers (instances).")
@@ -79,14 +77,7 @@ def server_create(
         if not as_json:
             out().print(f"operation {op['id']} ({op['workflow_id']}): {styled(op['status'])}")
         return
-    final = watch(api, op["id"])
-    try:
-        server = api.get(f"/v1/servers/{server['id']}")
-    except ApiError as e:
-        if e.status != 404:  # a failed launch may have removed it
-            raise
-    emit({"server": server, "operation": final}, as_json, lambda: kv_table(server))
-    finish(final)
+    follow_create(api, op, f"/v1/servers/{server['id']}", "server", server, as_json)
 
 
 @server_app.command("list")

@@ -23,13 +23,12 @@ from vmflow.cli.common import (
     emit,
     err,
     find_by_name,
-    finish,
     follow,
+    follow_create,
     is_uuid,
     kv_table,
     list_table,
     styled,
-    watch,
 )
 
 share_app = typer.Typer(no_args_is_help=True, help="Shared file systems (Manila-style, NFS).")
@@ -102,14 +101,7 @@ def share_create(
     if not wait:
         emit(resp, as_json, lambda: kv_table(share))
         return
-    final = watch(api, op["id"])
-    try:
-        share = api.get(f"/v1/shares/{share['id']}")
-    except ApiError as e:
-        if e.status != 404:  # a failed create may have removed it
-            raise
-    emit({"share": share, "operation": final}, as_json, lambda: kv_table(share))
-    finish(final)
+    follow_create(api, op, f"/v1/shares/{share['id']}", "share", share, as_json)
 
 
 @share_app.command("list")
