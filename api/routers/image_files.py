@@ -24,7 +24,7 @@ import stat
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
@@ -118,6 +118,13 @@ async def upload_file(image_id: str, request: Request, session: SessionDep,
     return await _inspect_and_activate(session, image, part, final, size, checksum)
 
 
+def _reject(session: Session, image_id: str, part: Path, reason: str) -> NoReturn:
+    """Inspection refused the data: nothing is kept, the image is in error (400)."""
+    part.unlink(missing_ok=True)
+    _set_status(session, image_id, "saving", status="error", fault=reason)
+    raise BadRequest(f"image {image_id} was rejected: {reason}", type="ImageRejected")
+
+
 async def _inspect_and_activate(session: Session, image: Image, part: Path, final: Path,
                                 size: int, checksum: str) -> Response:
     """The data is complete in `part`: active, or error with the reason (400)."""
@@ -126,10 +133,7 @@ async def _inspect_and_activate(session: Session, image: Image, part: Path, fina
         result = await asyncio.to_thread(image_inspect.inspect, part, image.disk_format,
                                          s.max_image_virtual_gb * 2**30)
     except image_inspect.ImageRejected as e:
-        part.unlink(missing_ok=True)
-        _set_status(session, image.id, "saving", status="error", fault=e.reason)
-        raise BadRequest(f"image {image.id} was rejected: {e.reason}",
-                         type="ImageRejected") from None
+        _reject(session, image.id, part, e.reason)
     except BaseException:
         part.unlink(missing_ok=True)
         _set_status(session, image.id, "saving", status="queued")
@@ -185,10 +189,7 @@ async def import_staged(image_id: str, session: SessionDep, auth: AuthDep) -> Re
         staged.rename(part)  # from here on the data is the store's, not the host's
         size, checksum = await asyncio.to_thread(_hash_and_sync, part)
     except image_inspect.ImageRejected as e:
-        part.unlink(missing_ok=True)
-        _set_status(session, image.id, "saving", status="error", fault=e.reason)
-        raise BadRequest(f"image {image.id} was rejected: {e.reason}",
-                         type="ImageRejected") from None
+        _reject(session, image.id, part, e.reason)
     except BaseException:
         _set_status(session, image.id, "saving", status="queued")
         with contextlib.suppress(OSError):
