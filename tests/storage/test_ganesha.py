@@ -18,7 +18,7 @@ import pytest
 from activities.ganesha import EXPORT_ID_MIN, GaneshaError, GaneshaExports
 from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
 from vmflow import ganesha_config as gc
-from vmflow import stack
+from vmflow import processes, stack, stack_storage
 from vmflow.settings import Settings
 
 RW, RO, NONE = "10.254.0.4", "10.254.0.5", "10.254.0.6"
@@ -31,7 +31,7 @@ def _home() -> Path:
 
 
 def _rpcbind_pids() -> set[int]:
-    return {p for p in stack.port_listeners(111)
+    return {p for p in stack_storage.port_listeners(111)
             if p is not None and Path(f"/proc/{p}/comm").read_text().strip() == "rpcbind"}
 
 
@@ -39,7 +39,7 @@ def _rpcbind_pids() -> set[int]:
 def settings() -> Iterator[Settings]:
     home = _home()
     s = Settings(home=home, host="unused", storage_host="nfstest", nfs_address="10.254.0.1")
-    had_rpcbind = stack.rpcbind_ok()
+    had_rpcbind = stack_storage.rpcbind_ok()
     try:
         stack.ensure_component(s, "ganesha-dbus")
         stack.ensure_component(s, "ganesha")
@@ -49,7 +49,7 @@ def settings() -> Iterator[Settings]:
         stack.stop_component(s, "ganesha-dbus")
         if not had_rpcbind:  # machine-wide, but this fixture started it
             for pid in _rpcbind_pids():
-                stack._signal(pid, signal.SIGTERM)
+                processes.signal_group(pid, signal.SIGTERM)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -253,7 +253,7 @@ def test_only_one_nfs_server_per_machine(settings: Settings) -> None:
                                  rf"vmflow stack in {settings.home}\)"):
             stack.ensure_component(other, "ganesha")
         assert stack.pid_of(other, "ganesha") is None
-        assert stack.ganesha_ok(settings)
+        assert stack_storage.ganesha_ok(settings)
     finally:
         stack.stop_component(other, "ganesha-dbus")
         shutil.rmtree(home, ignore_errors=True)

@@ -23,7 +23,7 @@ from activities.share_pool import GIB
 from activities.storage import StorageActivities
 from tests.home_cleanup import teardown_home
 from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
-from vmflow import stack
+from vmflow import processes, stack, stack_storage
 from vmflow.settings import Settings
 from vmflow.share_contracts import (
     AccessRuleSpec,
@@ -43,7 +43,7 @@ def acts() -> Iterator[StorageActivities]:
     home = Path(tempfile.mkdtemp(prefix="vmflow-sa-", dir="/var/tmp"))
     s = Settings(home=home, host="unused", storage_host="satest", nfs_address="10.254.0.1",
                  share_pool_gb=4)
-    had_rpcbind = stack.rpcbind_ok()
+    had_rpcbind = stack_storage.rpcbind_ok()
     try:
         stack.ensure_component(s, "ganesha-dbus")
         stack.ensure_component(s, "ganesha")
@@ -54,9 +54,9 @@ def acts() -> Iterator[StorageActivities]:
         stack.stop_component(s, "ganesha")
         stack.stop_component(s, "ganesha-dbus")
         if not had_rpcbind:  # machine-wide, but this fixture started it
-            for pid in stack.port_listeners(111):
+            for pid in stack_storage.port_listeners(111):
                 if pid is not None and Path(f"/proc/{pid}/comm").read_text().strip() == "rpcbind":
-                    stack._signal(pid, signal.SIGTERM)
+                    processes.signal_group(pid, signal.SIGTERM)
         teardown_home(home)
         shutil.rmtree(home, ignore_errors=True)
 

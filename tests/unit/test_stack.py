@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vmflow import ganesha_config as gc
-from vmflow import stack
+from vmflow import processes, stack
 from vmflow.settings import Settings
 
 SLEEP = "import sys, time; time.sleep(600)"
@@ -120,30 +120,30 @@ def test_pid_of_needs_a_live_process_of_this_home_and_component(
     monkeypatch.setattr(stack, "components", lambda s: [comp])
     assert stack.pid_of(settings, "control") is None  # no pid file
 
-    pid = stack._start(settings, comp)
+    pid = processes.spawn(settings, comp)
     try:
-        assert stack.pid_file(settings, "control").read_text().strip() == str(pid)
+        assert processes.pid_file(settings, "control").read_text().strip() == str(pid)
         assert stack.pid_of(settings, "control") == pid
         assert (settings.log_dir / "control.log").read_text().startswith("--- ")
         # seen from another process: through /proc, not our Popen handle
-        stack._children.pop(pid)
+        processes._children.pop(pid)
         assert stack.pid_of(settings, "control") == pid
         # the same process is not this component under another name
-        stack.pid_file(settings, "api").write_text(f"{pid}\n")
+        processes.pid_file(settings, "api").write_text(f"{pid}\n")
         monkeypatch.setattr(stack, "components", lambda s: [comp, fake("api")])
         assert stack.pid_of(settings, "api") is None
         # nor a component of another home
         other = settings.model_copy(update={"home": settings.home.parent / "other"})
         other.run_dir.mkdir(parents=True)
-        stack.pid_file(other, "control").write_text(f"{pid}\n")
+        processes.pid_file(other, "control").write_text(f"{pid}\n")
         assert stack.pid_of(other, "control") is None
     finally:
         subprocess.run(["kill", "-9", str(pid)])
 
     # a pid file left behind, whose pid now belongs to someone else (us)
-    stack.pid_file(settings, "control").write_text(f"{os.getpid()}\n")
+    processes.pid_file(settings, "control").write_text(f"{os.getpid()}\n")
     assert stack.pid_of(settings, "control") is None
-    stack.pid_file(settings, "control").write_text("garbage")
+    processes.pid_file(settings, "control").write_text("garbage")
     assert stack.pid_of(settings, "control") is None
 
 
@@ -151,13 +151,13 @@ def test_kill_component_and_stop(settings: Settings, monkeypatch: pytest.MonkeyP
     stubborn = fake("control", "import signal, time; signal.signal(signal.SIGTERM, "
                                "signal.SIG_IGN); time.sleep(600)")
     monkeypatch.setattr(stack, "components", lambda s: [stubborn, fake("api")])
-    monkeypatch.setattr(stack, "STOP_TIMEOUT", 0.5)
-    api = stack._start(settings, fake("api"))
+    monkeypatch.setattr(processes, "STOP_TIMEOUT", 0.5)
+    api = processes.spawn(settings, fake("api"))
     assert stack.kill_component(settings, "api") == api
     assert stack.pid_of(settings, "api") is None
     assert stack.kill_component(settings, "api") is None
 
-    control = stack._start(settings, stubborn)
+    control = processes.spawn(settings, stubborn)
     time.sleep(0.3)  # let it install its SIGTERM handler
     stack.down(settings)  # SIGTERM is ignored: killed after STOP_TIMEOUT
     assert stack.pid_of(settings, "control") is None
@@ -195,12 +195,12 @@ def test_down_stops_everything_including_leftovers(settings: Settings, fake_stac
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     stack.up(settings)
     # a second hypervisor from an earlier VMFLOW_HOSTS=2 is no longer configured
-    extra = stack._start(settings, stack.Component("hypervisor-unit-2",
-                                                   (sys.executable, "-c", SLEEP), ()))
+    extra = processes.spawn(settings, stack.Component("hypervisor-unit-2",
+                                                      (sys.executable, "-c", SLEEP), ()))
     stack.down(settings)
     assert list(settings.run_dir.glob("*.pid")) == []
     assert all(p is None for p in pids(settings, list(fake_stack)).values())
-    assert stack._is_ours(settings, extra, None) is False
+    assert processes.is_ours(settings, extra, None) is False
     stack.down(settings)  # again: nothing to stop, no error
 
 
@@ -229,13 +229,13 @@ def test_temporal_restarts_on_its_db_with_the_search_attribute_flags(tmp_path: P
     temporal = stack.components(s)[0]
     try:
         for _ in range(2):  # fresh DB, then the same DB with the flags again
-            stack._start(s, temporal)
-            stack._wait_healthy(s, "temporal", lambda: stack.temporal_ok(s), 30)
+            processes.spawn(s, temporal)
+            processes.wait_healthy(s, "temporal", temporal, lambda: stack.temporal_ok(s), 30)
             out = subprocess.run([str(stack.BIN / "temporal"), "operator", "search-attribute",
                                   "list", "--address", s.temporal_address],
                                  capture_output=True, text=True, check=True).stdout
             assert all(f"Vmflow{n}" in out for n in ("Resource", "Project", "Operation", "Host"))
-            stack._stop(s, "temporal")
+            stack.stop_component(s, "temporal")
             assert stack.pid_of(s, "temporal") is None
     finally:
         stack.kill_component(s, "temporal", signal.SIGKILL)

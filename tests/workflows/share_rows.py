@@ -21,7 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from activities.share_pool import SharePool
 from tests.home_cleanup import teardown_home
 from tests.workflows.conftest import session
-from vmflow import stack
+from vmflow import stack, stack_storage
 from vmflow.ganesha_config import NFS_PORT, exports_dir
 from vmflow.models import Operation, Project, Share, ShareAccessRule, ShareSnapshot, ShareType, User
 from vmflow.names import CONTROL_QUEUE, share_access_workflow_id, share_workflow_id
@@ -127,7 +127,7 @@ def storage_host() -> Iterator[Settings]:
     """A storage host of its own (temporary home: pool, ganesha on its own bus,
     started with the stack's own functions)."""
     deadline = time.monotonic() + NFS_PORT_WAIT_S
-    while stack.port_listeners(NFS_PORT):
+    while stack_storage.port_listeners(NFS_PORT):
         if time.monotonic() > deadline:
             pytest.fail(f"NFS port {NFS_PORT} stayed busy for {NFS_PORT_WAIT_S} s "
                         "(another ganesha runs on this machine)")
