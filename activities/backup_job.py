@@ -2,11 +2,11 @@
 
 backupBegin fixes the point in time (from then on QEMU copies old blocks the guest
 overwrites into a scratch file) and exports that frozen view over NBD on a unix
-socket; nothing is copied inside QEMU. The copy is `qemu-img convert` of the export,
-made after the guest is thawed, so the thaw never competes with it for the CPU (in
-push mode the job starts copying at once, and under TCG the thaw then took 0.15-0.3 s
-instead of a few ms). The domain's disk chain is never changed; ending the job
-(abort) drops the export and the scratch data.
+socket; nothing is copied inside QEMU. The copy reads the export into a qcow2 of our
+own writing (hashed as it is written) after the guest is thawed, so the thaw never
+competes with it for the CPU (in push mode the job starts copying at once, and under
+TCG the thaw then took 0.15-0.3 s instead of a few ms). The domain's disk chain is
+never changed; ending the job (abort) drops the export and the scratch data.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 import libvirt
 from temporalio.exceptions import ApplicationError
 
-from activities import qemu_img
+from activities import qcow2_stream, qemu_img
+from activities.nbd_reader import NbdReader
 from vmflow.contracts import Errors
 from vmflow.settings import Settings
 
@@ -124,13 +125,16 @@ def begin(dom: libvirt.virDomain, root: RootDisk, files: JobFiles) -> None:
         raise
 
 
-def copy(settings: Settings, root: RootDisk, files: JobFiles, out: Path) -> None:
-    """The exported point in time into a standalone qcow2 `out`. The export is the
-    guest's disk as raw blocks; qemu-img skips what is not allocated."""
+def copy(settings: Settings, root: RootDisk, files: JobFiles, out: Path) -> tuple[int, str]:
+    """The exported point in time into a standalone qcow2 `out`; returns its (size,
+    sha256). Written front to back in one pass that hashes it as it goes
+    (activities/qcow2_stream.py), so nobody reads the file again to hash it; only
+    what the export's allocation map calls data is read."""
     uri = f"nbd+unix:///{root.target}?socket={files.socket}"
-    # written as they come back, in any order (the source is a socket); not more
-    # requests in flight (-m): their threads overrun qemu-img's address-space limit
-    qemu_img.convert(settings, uri, "raw", str(out), "qcow2", "-W")
+    extents = qemu_img.data_extents(settings, uri, "raw")
+    with NbdReader(str(files.socket), root.target) as nbd:
+        lo = qcow2_stream.layout(nbd.size, qcow2_stream.data_clusters(extents, nbd.size))
+        return qcow2_stream.write(str(out), lo, nbd.read)
 
 
 def end(dom: libvirt.virDomain) -> None:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import httpx
 
 from activities.errors import permanent
-from vmflow.contracts import Errors
+from vmflow.contracts import CHECKSUM_HEADER, Errors
 from vmflow.settings import Settings
 
 CHUNK = 4 << 20
@@ -121,12 +121,14 @@ def upload_image_file(settings: Settings, image_id: str, path: str,
         _refused(r, f"uploading {src.name} to image {image_id}")
 
 
-def import_staged(settings: Settings, image_id: str) -> bool:
+def import_staged(settings: Settings, image_id: str, checksum: str | None = None) -> bool:
     """Ask the API to adopt the data this host left in <store>/staging/<id> (see
-    api/routers/image_files.import_staged). False when the API does not see the file:
-    this host does not share the store's file system, so the data must go by PUT."""
+    api/routers/image_files.import_staged), with its sha256 if this host computed it
+    while writing the file. False when the API does not see the file: this host does
+    not share the store's file system, so the data must go by PUT."""
+    headers = {CHECKSUM_HEADER: checksum} if checksum else None
     with client(settings) as c:
-        r = c.post(f"/v1/images/{image_id}/import")
+        r = c.post(f"/v1/images/{image_id}/import", headers=headers)
         if r.status_code == 404 and _error_type(r) == "ImageNotStaged":
             return False
         _refused(r, f"importing the staged data of image {image_id}")

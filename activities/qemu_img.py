@@ -49,3 +49,11 @@ def convert(settings: Settings, src: str, src_fmt: str, dst: str, dst_fmt: str,
             *options: str) -> None:
     """A standalone copy of `src`: its backing chain is read through and flattened."""
     run(settings, "convert", "-q", *options, "-f", src_fmt, "-O", dst_fmt, src, dst)
+
+
+def data_extents(settings: Settings, src: str, fmt: str) -> list[tuple[int, int]]:
+    """(offset, length) of every range of `src` that holds data; the rest reads as
+    zeros (holes, and ranges the format knows are zero)."""
+    out = json.loads(run(settings, "map", "-f", fmt, "--output=json", src))
+    return [(int(e["start"]), int(e["length"])) for e in out
+            if e.get("data") and not e.get("zero")]

@@ -3,8 +3,9 @@ disk as a standalone qcow2 in the instance dir, its upload, and its removal.
 
 A running guest is copied with a pull-mode backup job (activities/backup_job.py,
 testbed route C): freeze the file systems through the agent, start the job (its
-point in time is when it starts), thaw, then copy the job's NBD export with
-`qemu-img convert`. The domain's disk chain is never changed, so a worker that dies
+point in time is when it starts), thaw, then copy the job's NBD export into a qcow2
+hashed as it is written (backup_job.copy), which the image service then adopts
+without reading it again. The domain's disk chain is never changed, so a worker that dies
 at any point leaves no overlay to merge back.
 Before it freezes, the step arms a thaw guard (activities/thaw_guard.py), a process
 of its own that thaws the guest at a deadline if nobody did (DESIGN 8). A paused
@@ -32,6 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +111,13 @@ class SnapshotActivities:
             f.unlink(missing_ok=True)
         root = backup_job.root_disk(dom)
         state = dom.state()[0]
+        hashed: tuple[int, str] | None = None  # (size, sha256) when the copy made them
         if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                      libvirt.VIR_DOMAIN_PAUSED):
             paused = state == libvirt.VIR_DOMAIN_PAUSED
             source = "paused" if paused else "running"
-            consistency, frozen_s = self._live(dom, req, root, part, paused, guard_left)
+            consistency, frozen_s, hashed = self._live(dom, req, root, part, paused,
+                                                       guard_left)
         elif state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
             # nothing runs on the disk (the workflow id keeps anyone from starting it)
             source = "suspended" if dom.hasManagedSaveImage(0) else "stopped"
@@ -124,18 +128,20 @@ class SnapshotActivities:
                                    type=Errors.INVALID_STATE, non_retryable=True)
         self._check_standalone(part)
         part.chmod(0o600)
-        taken = {"consistency": consistency, "source": source, "frozen_s": frozen_s}
-        meta.write_text(json.dumps(taken))
+        size, checksum = hashed or (None, None)
+        taken = SnapshotTaken(path=str(final), consistency=consistency, source=source,
+                              frozen_s=frozen_s, size=size, checksum=checksum)
+        meta.write_text(json.dumps({k: v for k, v in asdict(taken).items() if k != "path"}))
         part.rename(final)  # the copy is complete only under its final name
         activity.logger.info("snapshot %s of %s: %s, %s%s", req.image_id, req.instance_id,
                              source, consistency,
                              f", frozen {frozen_s:.3f}s" if frozen_s is not None else "")
-        return SnapshotTaken(path=str(final), consistency=consistency, source=source,
-                             frozen_s=frozen_s)
+        return taken
 
     def _live(self, dom: libvirt.virDomain, req: SnapshotDisk, root: backup_job.RootDisk,
-              part: Path, paused: bool, guard_left: bool) -> tuple[str, float | None]:
-        """The backup-job route; returns (consistency, seconds frozen)."""
+              part: Path, paused: bool, guard_left: bool
+              ) -> tuple[str, float | None, tuple[int, str]]:
+        """The backup-job route; returns (consistency, seconds frozen, (size, sha256))."""
         why = ("the guest is paused" if paused
                else "the image does not enable hw_qemu_guest_agent" if not req.quiesce
                else "the guest agent does not answer (an earlier freeze is still guarded)"
@@ -150,11 +156,11 @@ class SnapshotActivities:
                 consistency, frozen_s = "crash-consistent", None
             else:
                 consistency, frozen_s = self._frozen_begin(dom, req, root, job)
-            backup_job.copy(self.settings, root, job, part)
+            hashed = backup_job.copy(self.settings, root, job, part)
         finally:
             backup_job.end(dom)
             job.remove()
-        return consistency, frozen_s
+        return consistency, frozen_s, hashed
 
     def _frozen_begin(self, dom: libvirt.virDomain, req: SnapshotDisk,
                       root: backup_job.RootDisk, job: backup_job.JobFiles
@@ -283,6 +289,8 @@ class SnapshotActivities:
         copy left means an earlier attempt handed it over (SNAPSHOT_DONE checks)."""
         final, _, meta = self.files(req.instance_id, req.image_id)
         staged = self.staged(req.image_id)
+        # the copy's sha256, if it was computed while writing: the import trusts it
+        checksum = json.loads(meta.read_text()).get("checksum") if meta.exists() else None
         if final.exists():
             staged.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -293,7 +301,8 @@ class SnapshotActivities:
                 staged = final  # another file system: the store is not here
         if not staged.exists():
             pass  # handed over by an earlier attempt
-        elif staged == final or not image_transfer.import_staged(self.settings, req.image_id):
+        elif staged == final or not image_transfer.import_staged(self.settings, req.image_id,
+                                                                 checksum):
             image_transfer.upload_image_file(self.settings, req.image_id, str(staged))
         for f in (final, staged, meta):
             f.unlink(missing_ok=True)

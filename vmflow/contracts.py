@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# sha256 hex of an image's data: sent with a download, and with a host's import of a
+# copy it hashed while writing it
+CHECKSUM_HEADER = "X-Image-Checksum"
+
 
 class Errors:
     """ApplicationError types that retrying cannot fix (non-retryable everywhere)."""
@@ -260,6 +264,8 @@ class SnapshotTaken:
     consistency: str  # quiesced | crash-consistent
     source: str  # running | paused | stopped | suspended: what the domain was
     frozen_s: float | None = None  # the freeze window as the host saw it
+    size: int | None = None  # bytes and sha256 of the copy, when hashed as it was written
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)

@@ -415,6 +415,28 @@ async def test_a_host_imports_staged_data_once_inspected_and_hashed(
     assert (await api.post(f"/v1/images/{image['id']}/import", headers=service)).status_code == 204
 
 
+async def test_an_import_takes_the_sha256_the_host_computed_while_writing(
+        api: httpx.AsyncClient, world: World, vmflow_home: Settings, service: dict[str, str],
+        good_qcow2: bytes) -> None:
+    """A host that hashed its copy as it wrote it sends the sha256 along: a malformed
+    one is a 400 that changes nothing; a well-formed one is the image's checksum."""
+    image = await new_image(api, world.alice, name="hashed-by-host")
+    staged = stage(vmflow_home, image["id"], good_qcow2)
+    url = f"/v1/images/{image['id']}/import"
+    for bad in ("", "ABC", "g" * 64, hashlib.sha256(good_qcow2).hexdigest().upper()):
+        r = await api.post(url, headers={**service, "X-Image-Checksum": bad})
+        assert r.status_code == 400 and "X-Image-Checksum" in r.text, r.text
+        shown = (await api.get(f"/v1/images/{image['id']}", headers=world.alice.h)).json()
+        assert shown["status"] == "queued" and staged.exists()
+    digest = hashlib.sha256(good_qcow2).hexdigest()
+    r = await api.post(url, headers={**service, "X-Image-Checksum": digest})
+    assert r.status_code == 204, r.text
+    shown = (await api.get(f"/v1/images/{image['id']}", headers=world.alice.h)).json()
+    assert (shown["status"], shown["checksum"], shown["size"]) == (
+        "active", digest, len(good_qcow2))
+    assert not staged.exists() and stored(vmflow_home, image["id"]) == [image["id"]]
+
+
 async def test_only_hosts_import_and_only_what_is_staged(
         api: httpx.AsyncClient, world: World, vmflow_home: Settings, service: dict[str, str],
         good_qcow2: bytes, files: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def test_a_snapshot_is_imported_where_the_store_is_shared_and_put_elsewhere(
                                   lambda _, d=instance_dir: d)  # type: ignore[misc]
         final, _, meta = acts.files("i", image_id)
         final.write_bytes(data)
-        meta.write_text("{}")
+        # as the copy step leaves it: the sha256 it computed while writing
+        meta.write_text(json.dumps({"checksum": hashlib.sha256(data).hexdigest()}))
         ActivityEnvironment().run(acts.upload_snapshot, SnapshotFile("i", image_id))
         row = image_row(wf_settings, image_id)
         assert (row.status, row.checksum) == ("active", hashlib.sha256(data).hexdigest())
