@@ -1,12 +1,15 @@
 """Reads an NBD export (a backup job's point in time) over its unix socket: the
 fixed-newstyle handshake, NBD_OPT_GO, and NBD_CMD_READ with simple replies, several
-reads in flight. Only what copying an export needs (the NBD protocol document,
-doc/proto.md in the NBD project, is the reference); qemu is the server.
+reads in flight, each into a buffer of a fixed set. Only what copying an export
+needs (the NBD protocol document, doc/proto.md in the NBD project, is the
+reference); qemu is the server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
+import queue
 import socket
 import struct
 from collections.abc import Iterator
@@ -52,13 +55,16 @@ class NbdReader:
 
     def _recv(self, n: int) -> bytearray:
         buf = bytearray(n)
-        view, got = memoryview(buf), 0
+        self._recv_into(memoryview(buf))
+        return buf
+
+    def _recv_into(self, view: memoryview) -> None:
+        got, n = 0, len(view)
         while got < n:
             k = self.sock.recv_into(view[got:])
             if not k:
                 raise NbdError("the NBD server closed the connection")
             got += k
-        return buf
 
     def _handshake(self, export: str) -> int:
         magic, opt, flags = struct.unpack(">8sQH", self._recv(18))
@@ -85,12 +91,13 @@ class NbdReader:
             raise NbdError("the NBD server did not say how large the export is")
         return int(size)
 
-    def read(self, ranges: Iterator[tuple[int, int]], depth: int = 4
-             ) -> Iterator[bytearray]:
-        """The data of each (offset, length) in order, with up to `depth` requests in
-        flight (qemu may answer them out of order)."""
+    def read(self, ranges: Iterator[tuple[int, int]], buffers: Buffers, depth: int = 8
+             ) -> Iterator[tuple[mmap.mmap, int]]:
+        """(buffer, length) with the data of each (offset, length), in order, each in a
+        buffer taken from `buffers` that the caller gives back; up to `depth` requests
+        in flight (qemu may answer them out of order)."""
         pending: dict[int, tuple[int, int]] = {}
-        done: dict[int, bytearray] = {}
+        done: dict[int, tuple[mmap.mmap, int]] = {}
         sent = wanted = 0
         ranges = iter(ranges)
         exhausted = False
@@ -101,7 +108,7 @@ class NbdReader:
                     exhausted = True
                     break
                 offset, length = nxt
-                if not 0 < length <= MAX_READ:
+                if not 0 < length <= min(MAX_READ, buffers.size):
                     raise NbdError(f"cannot read {length} bytes in one request")
                 self.sock.sendall(struct.pack(">IHHQQI", REQUEST_MAGIC, 0, CMD_READ, sent,
                                               offset, length))
@@ -119,4 +126,28 @@ class NbdReader:
             offset, length = pending.pop(cookie)
             if error:
                 raise NbdError(f"reading {length} bytes at {offset} failed: errno {error}")
-            done[cookie] = self._recv(length)
+            buf = buffers.get()
+            try:
+                self._recv_into(memoryview(buf)[:length])
+            except BaseException:
+                buffers.put(buf)
+                raise
+            done[cookie] = (buf, length)
+
+
+class Buffers:
+    """A fixed set of page-aligned buffers (anonymous maps) used over and over: a
+    copy touches the same few MiB of memory instead of fresh pages for every read,
+    and O_DIRECT writes need the alignment."""
+
+    def __init__(self, count: int, size: int):
+        self.size = size
+        self._free: queue.Queue[mmap.mmap] = queue.Queue()
+        for _ in range(count):
+            self._free.put(mmap.mmap(-1, size))
+
+    def get(self) -> mmap.mmap:
+        return self._free.get()
+
+    def put(self, buf: mmap.mmap) -> None:
+        self._free.put(buf)

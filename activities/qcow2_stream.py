@@ -12,7 +12,10 @@ unallocated and read as zeros.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
+import mmap
 import os
 import queue
 import struct
@@ -20,13 +23,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from activities.nbd_reader import Buffers
+
+log = logging.getLogger(__name__)
+
 CLUSTER_BITS = 16
 CLUSTER = 1 << CLUSTER_BITS
 L2_ENTRIES = CLUSTER // 8  # one L2 table maps 512 MiB
 REFCOUNTS_PER_BLOCK = CLUSTER // 2  # 16-bit refcounts
 COPIED = 1 << 63  # refcount is exactly one: QEMU may write in place
 HEADER_LENGTH = 104
-READ_CHUNK = 4 * 2**20
+READ_CHUNK = 2 * 2**20  # per NBD request; a multiple of CLUSTER
+READ_DEPTH = 8  # NBD requests in flight
+QUEUED = 8  # chunks read and waiting to be hashed and written
 
 
 @dataclass(frozen=True)
@@ -119,54 +128,99 @@ def data_reads(lo: Layout) -> Iterator[tuple[int, int]]:
         i = j
 
 
-def write(path: str, lo: Layout,
-          read: Callable[[Iterator[tuple[int, int]]], Iterator[bytes | bytearray]]
-          ) -> tuple[int, str]:
-    """Write the image to `path` (created, must not exist); returns (size, sha256).
-    `read` turns the reads of data_reads() into their data, in order. Hashing and
-    writing run beside the reads, so the copy costs about as long as the slower side."""
-    digest = hashlib.sha256()
-    size = 0
-    chunks: queue.Queue[bytes | bytearray | None] = queue.Queue(maxsize=8)
-    failed: list[BaseException] = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _open(path: str) -> tuple[int, bool]:
+    """The new file, with O_DIRECT where the file system has it: the copy goes to disk
+    as it is written, so no page cache has to be found for it and the final fsync
+    has nothing left to flush. Returns (fd, direct)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(path, flags | os.O_DIRECT, 0o600), True
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # tmpfs, for one, has no O_DIRECT
+            raise
+    return os.open(path, flags, 0o600), False
 
-    def sink() -> None:
-        nonlocal size
+
+Chunk = tuple[mmap.mmap, int]  # a buffer of the pool, and how much of it is data
+
+
+def _stage(inbox: queue.Queue[Chunk | None], work: Callable[[memoryview], None],
+           outbox: queue.Queue[Chunk | None] | None, buffers: Buffers,
+           failed: list[BaseException]) -> None:
+    """One stage of the line: `work` on each chunk, then pass it on; the last stage
+    gives the buffer back. After a failure the line only drains, so that no stage
+    and not the reader waits forever."""
+    while (item := inbox.get()) is not None:
         try:
-            while (chunk := chunks.get()) is not None:
-                if failed:
-                    continue  # drain, so the reader never blocks on a full queue
-                digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-                size += len(chunk)
+            if not failed:
+                work(memoryview(item[0])[:item[1]])
         except BaseException as e:  # reported by the caller's thread
             failed.append(e)
+        if outbox is None:
+            buffers.put(item[0])
+        else:
+            outbox.put(item)
+    if outbox is not None:
+        outbox.put(None)
 
-    worker = threading.Thread(target=sink, name="qcow2-sink", daemon=True)
-    worker.start()
+
+def write(path: str, lo: Layout,
+          read: Callable[[Iterator[tuple[int, int]], Buffers], Iterator[Chunk]]
+          ) -> tuple[int, str]:
+    """Write the image to `path` (created, must not exist); returns (size, sha256).
+    `read(reads, buffers)` turns the reads of data_reads() into chunks in order, each
+    in a buffer taken from `buffers`. Reading, hashing and writing each run in a
+    thread of their own (hashlib and the system calls let go of the GIL), so the copy
+    takes about as long as the slowest of them."""
+    digest = hashlib.sha256()
+    to_hash: queue.Queue[Chunk | None] = queue.Queue(maxsize=QUEUED)
+    to_write: queue.Queue[Chunk | None] = queue.Queue(maxsize=QUEUED)
+    buffers = Buffers(READ_DEPTH + 2 * QUEUED + 3, READ_CHUNK)
+    failed: list[BaseException] = []
+    fd, direct = _open(path)
+
+    def put_out(view: memoryview) -> None:
+        while view:
+            view = view[os.write(fd, view):]
+
+    def put(data: bytes) -> None:
+        for at in range(0, len(data), READ_CHUNK):
+            buf = buffers.get()
+            piece = data[at:at + READ_CHUNK]
+            buf[:len(piece)] = piece
+            to_hash.put((buf, len(piece)))
+
+    line = [threading.Thread(target=_stage, daemon=True, name=f"qcow2-{name}",
+                             args=(inbox, work, outbox, buffers, failed))
+            for name, inbox, work, outbox in (("hash", to_hash, digest.update, to_write),
+                                              ("write", to_write, put_out, None))]
+    for t in line:
+        t.start()
     try:
         try:
             for block in metadata(lo):
-                chunks.put(block)
-            for (_, length), data in zip(data_reads(lo), read(data_reads(lo)), strict=True):
-                if failed:
-                    break
-                if len(data) != length:
-                    raise RuntimeError(f"short read: {len(data)} of {length} bytes")
-                chunks.put(data)
-                if length % CLUSTER:  # the last cluster, past the end of the disk
-                    chunks.put(bytes(CLUSTER - length % CLUSTER))
+                put(block)
+            for (_, length), (buf, got) in zip(data_reads(lo), read(data_reads(lo), buffers),
+                                               strict=True):
+                if failed or got != length:
+                    buffers.put(buf)
+                    if failed:
+                        break
+                    raise RuntimeError(f"short read: {got} of {length} bytes")
+                tail = -length % CLUSTER  # the last cluster, past the end of the disk
+                buf[length:length + tail] = bytes(tail)
+                to_hash.put((buf, length + tail))
         finally:
-            chunks.put(None)
-            worker.join()
+            to_hash.put(None)
+            for t in line:
+                t.join()
         if failed:
             raise failed[0]
-        os.fsync(fd)
+        os.fsync(fd)  # with O_DIRECT only the file's own metadata is left to write
     finally:
         os.close(fd)
+    size = os.stat(path).st_size
     if size != lo.total_clusters * CLUSTER:
         raise RuntimeError(f"wrote {size} bytes, expected {lo.total_clusters * CLUSTER}")
+    log.debug("%s: %d bytes%s", path, size, " (O_DIRECT)" if direct else "")
     return size, digest.hexdigest()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from activities import qcow2_stream
-from activities.nbd_reader import NbdError, NbdReader
+from activities.nbd_reader import Buffers, NbdError, NbdReader
 from activities.qcow2_stream import CLUSTER, L2_ENTRIES, REFCOUNTS_PER_BLOCK
 
 MiB = 2**20
@@ -66,10 +68,17 @@ def copy(sock: Path, out: Path) -> tuple[int, str]:
         return qcow2_stream.write(str(out), lo, nbd.read)
 
 
+@pytest.mark.parametrize("where", ["disk", "tmpfs"])
 def test_the_copy_is_a_clean_standalone_qcow2_with_the_same_data(
-        export: tuple[Path, Path], tmp_path: Path) -> None:
+        export: tuple[Path, Path], tmp_path: Path, where: str) -> None:
+    """On a disk file system the copy is written with O_DIRECT; tmpfs has none."""
     disk, sock = export
-    out = tmp_path / "copy.qcow2"
+    if where == "tmpfs":
+        out = Path(tempfile.mkdtemp(dir="/dev/shm")) / "copy.qcow2"
+        assert subprocess.run(["stat", "-f", "-c", "%T", str(out.parent)], check=True,
+                              capture_output=True, text=True).stdout.strip() == "tmpfs"
+    else:
+        out = tmp_path / "copy.qcow2"
     size, digest = copy(sock, out)
     data = out.read_bytes()
     assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
@@ -84,6 +93,7 @@ def test_the_copy_is_a_clean_standalone_qcow2_with_the_same_data(
     assert '"backing-filename"' not in info and '"virtual-size": 1610608640' in info
     # only what holds data was copied: 1 MiB + 1 cluster + 3 MiB + the last clusters
     assert size < 6 * MiB
+    shutil.rmtree(out.parent)
 
 
 def test_an_empty_disk_gives_a_valid_empty_image(tmp_path: Path) -> None:
@@ -127,8 +137,8 @@ def test_a_failed_read_raises_and_names_the_export(
     with NbdReader(str(sock), "vda") as nbd:
         past_end = iter([(nbd.size - CLUSTER, 2 * CLUSTER)])
         with pytest.raises(NbdError, match="failed: errno"):
-            list(nbd.read(past_end))
+            list(nbd.read(past_end, Buffers(2, 2 * CLUSTER)))
     out = tmp_path / "short.qcow2"
     lo = qcow2_stream.layout(2 * CLUSTER, [0])
     with pytest.raises(RuntimeError, match="short read"):
-        qcow2_stream.write(str(out), lo, lambda reads: (b"x" for _ in reads))
+        qcow2_stream.write(str(out), lo, lambda reads, bufs: ((bufs.get(), 1) for _ in reads))
