@@ -33,7 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,16 @@ def quiesce_error(why: str) -> ApplicationError:
     return ApplicationError(
         f"os_require_quiesce is set but the guest agent did not freeze: {why}",
         type=QUIESCE_FAILED, non_retryable=True)
+
+
+@dataclass
+class CopyFacts:
+    """What the copy step learnt, recorded with the copy (SnapshotTaken)."""
+    consistency: str = "crash-consistent"
+    frozen_s: float | None = None
+    frozen_at: float | None = None  # host wall clock when fsFreeze was called
+    size: int | None = None  # of the copy, with its sha256, when hashed as it was written
+    checksum: str | None = None
 
 
 class SnapshotActivities:
@@ -111,37 +121,32 @@ class SnapshotActivities:
             f.unlink(missing_ok=True)
         root = backup_job.root_disk(dom)
         state = dom.state()[0]
-        hashed: tuple[int, str] | None = None  # (size, sha256) when the copy made them
         if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                      libvirt.VIR_DOMAIN_PAUSED):
             paused = state == libvirt.VIR_DOMAIN_PAUSED
             source = "paused" if paused else "running"
-            consistency, frozen_s, hashed = self._live(dom, req, root, part, paused,
-                                                       guard_left)
+            facts = self._live(dom, req, root, part, paused, guard_left)
         elif state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
             # nothing runs on the disk (the workflow id keeps anyone from starting it)
             source = "suspended" if dom.hasManagedSaveImage(0) else "stopped"
-            consistency, frozen_s = "crash-consistent", None
+            facts = CopyFacts()
             qemu_img.convert(self.settings, root.path, root.fmt, str(part), "qcow2")
         else:
             raise ApplicationError(f"the domain is in libvirt state {state}; cannot snapshot",
                                    type=Errors.INVALID_STATE, non_retryable=True)
         self._check_standalone(part)
         part.chmod(0o600)
-        size, checksum = hashed or (None, None)
-        taken = SnapshotTaken(path=str(final), consistency=consistency, source=source,
-                              frozen_s=frozen_s, size=size, checksum=checksum)
+        taken = SnapshotTaken(path=str(final), source=source, **asdict(facts))
         meta.write_text(json.dumps({k: v for k, v in asdict(taken).items() if k != "path"}))
         part.rename(final)  # the copy is complete only under its final name
         activity.logger.info("snapshot %s of %s: %s, %s%s", req.image_id, req.instance_id,
-                             source, consistency,
-                             f", frozen {frozen_s:.3f}s" if frozen_s is not None else "")
+                             source, facts.consistency, f", frozen {facts.frozen_s:.3f}s"
+                             if facts.frozen_s is not None else "")
         return taken
 
     def _live(self, dom: libvirt.virDomain, req: SnapshotDisk, root: backup_job.RootDisk,
-              part: Path, paused: bool, guard_left: bool
-              ) -> tuple[str, float | None, tuple[int, str]]:
-        """The backup-job route; returns (consistency, seconds frozen, (size, sha256))."""
+              part: Path, paused: bool, guard_left: bool) -> CopyFacts:
+        """The backup-job route."""
         why = ("the guest is paused" if paused
                else "the image does not enable hw_qemu_guest_agent" if not req.quiesce
                else "the guest agent does not answer (an earlier freeze is still guarded)"
@@ -149,28 +154,39 @@ class SnapshotActivities:
         if why and req.require_quiesce:
             raise quiesce_error(why)
         job = self.job_files(req.instance_id, req.image_id)
-        backup_job.prepare(self.settings, dom, root, job)
+        deadline = time.time() + req.thaw_deadline_s
+        if not why:
+            dom.agentSetResponseTimeout(AGENT_TIMEOUT_S, 0)
+        # the guard (a process of its own) starts while the scratch file is made
+        guard = None if why else self._spawn_guard(req.instance_id, deadline)
         try:
-            if why:
+            backup_job.prepare(self.settings, dom, root, job)
+            if guard is not None:
+                self._await_guard(guard, req.instance_id)
+        except BaseException:
+            if guard is not None:
+                self._disarm(guard, req.instance_id)
+            raise
+        try:
+            if guard is None:
                 backup_job.begin(dom, root, job)
-                consistency, frozen_s = "crash-consistent", None
+                facts = CopyFacts()
             else:
-                consistency, frozen_s = self._frozen_begin(dom, req, root, job)
-            hashed = backup_job.copy(self.settings, root, job, part)
+                facts = self._frozen_begin(dom, req, root, job, guard, deadline)
+            facts.size, facts.checksum = backup_job.copy(self.settings, root, job, part)
         finally:
             backup_job.end(dom)
             job.remove()
-        return consistency, frozen_s, hashed
+        return facts
 
     def _frozen_begin(self, dom: libvirt.virDomain, req: SnapshotDisk,
-                      root: backup_job.RootDisk, job: backup_job.JobFiles
-                      ) -> tuple[str, float | None]:
-        """Freeze, start the job, thaw (retried, guarded); without a freeze the job
-        starts anyway and the copy is crash-consistent."""
-        dom.agentSetResponseTimeout(AGENT_TIMEOUT_S, 0)
-        deadline = time.time() + req.thaw_deadline_s
-        guard = self._arm_guard(req.instance_id, deadline)  # before the freeze, always
+                      root: backup_job.RootDisk, job: backup_job.JobFiles,
+                      guard: subprocess.Popen[bytes], deadline: float) -> CopyFacts:
+        """Freeze, start the job, thaw (retried; the armed `guard` thaws at `deadline`
+        if this process cannot); without a freeze the job starts anyway and the copy is
+        crash-consistent."""
         froze, began_at, why = False, None, ""
+        frozen_at = time.time()
         t0 = t_frozen = time.monotonic()
         try:
             try:
@@ -204,10 +220,10 @@ class SnapshotActivities:
             activity.logger.info("no freeze for %s (%s): crash-consistent", req.instance_id,
                                  why)
             backup_job.begin(dom, root, job)
-            return "crash-consistent", None
+            return CopyFacts()
         # the guard thaws at the deadline: a job that began later was not frozen
         quiesced = began_at is not None and began_at < deadline
-        return ("quiesced" if quiesced else "crash-consistent"), frozen_s
+        return CopyFacts("quiesced" if quiesced else "crash-consistent", frozen_s, frozen_at)
 
     def _check_standalone(self, part: Path) -> None:
         info = qemu_img.info(self.settings, str(part), "qcow2")
@@ -228,7 +244,7 @@ class SnapshotActivities:
                 time.sleep(0.5)
         return False
 
-    def _arm_guard(self, instance_id: str, deadline: float) -> subprocess.Popen[bytes]:
+    def _spawn_guard(self, instance_id: str, deadline: float) -> subprocess.Popen[bytes]:
         d = self.instance_dir(instance_id)
         with (d / "thaw-guard.log").open("ab") as log:
             # its own session: a kill of the worker or of its process group spares it
@@ -238,14 +254,16 @@ class SnapshotActivities:
                 cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True)
         (d / GUARD_PID).write_text(f"{proc.pid}\n")
+        return proc
+
+    def _await_guard(self, proc: subprocess.Popen[bytes], instance_id: str) -> None:
+        """Until the guard says it is armed; never freeze without it."""
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], GUARD_START_S)
         line = proc.stdout.readline() if ready else b""
         proc.stdout.close()
         if line.strip() != b"armed":
-            self._disarm(proc, instance_id)
             raise RuntimeError("the thaw guard did not start; not freezing without it")
-        return proc
 
     def _disarm(self, proc: subprocess.Popen[bytes], instance_id: str) -> None:
         proc.kill()

@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -50,6 +49,14 @@ from vmflow.temporal import connect
 PREFIX = "vmflowbench-"
 FREEZE_TARGET = 0.2  # s, the longest stall the guest may see
 RATIO_TARGET = 1.5  # snapshot / convert
+LEGEND = """\
+freeze: the gap of the guest's /root ticker around vmflow's own freeze (its time from
+  the copy step's result); worst round per size
+longest gap: of any kind during the operation, with how long the /run (tmpfs) ticker
+  stopped meanwhile (stall; as long as the gap: the whole guest stalled)
+at s: from the start of the host copy step; host frz: vmflow's own freeze-to-thaw
+snapshot s: the operation's start to finish; convert s: qemu-img convert of the same
+  disk; medians per size; load: 1 min load average"""
 DISK_GB = 12
 CHUNK_MIB = 64
 FLAVOR = {"name": "bench.snap", "vcpus": 1, "ram": 512, "disk": DISK_GB}
@@ -270,28 +277,12 @@ def gaps(ticks: list[float]) -> list[Gap]:
     return list(zip(ticks, ticks[1:], strict=False))
 
 
-class JobWatch(threading.Thread):
-    """When the domain's backup job starts: vmflow calls backupBegin while the guest is
-    frozen, so that instant tells the freeze's gap from other stalls of the guest's file
-    system. (Not the copy file's appearance: vmflow makes it before the freeze.)"""
-
-    def __init__(self, uri: str, server_id: str):
-        super().__init__(daemon=True)
-        self.uri, self.server_id, self.done = uri, server_id, threading.Event()
-        self.seen: float | None = None
-
-    def run(self) -> None:
-        dom = libvirt.open(self.uri).lookupByUUIDString(self.server_id)
-        while self.seen is None and not self.done.wait(0.005):
-            if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
-                self.seen = time.time()
-
-
 def freeze_window(ticks: dict[str, list[float]], clock: tuple[Gap, Gap],
-                  span: tuple[float, float], backup_at: float | None) -> dict[str, Any]:
+                  span: tuple[float, float], frozen_mid: float | None) -> dict[str, Any]:
     """Gaps between the /root ticker's ticks that overlap `span` (host wall time),
     measured on the guest's clock. The freeze window is the longest gap around
-    `backup_at` (the backup job's start, inside the freeze); without it, the longest
+    `frozen_mid` (the middle of vmflow's own freeze, from the copy step's result, on
+    the host's clock); without it, the longest
     gap. The longest gap of any kind is reported beside it with how long the tmpfs
     ticker stopped meanwhile: as long means the whole guest stalled."""
     (u0, off0), (u1, off1) = clock  # (guest uptime, host time - uptime), before and after
@@ -312,12 +303,13 @@ def freeze_window(ticks: dict[str, list[float]], clock: tuple[Gap, Gap],
     if not inside:
         raise RuntimeError("no ticks during the snapshot: the ticker did not run")
     longest = inside[0]
-    freeze = longest if backup_at is None else next(
-        (g for g in inside if overlaps(g, backup_at - CLOCK_SLACK_S, backup_at + CLOCK_SLACK_S)),
+    freeze = longest if frozen_mid is None else next(
+        (g for g in inside
+         if overlaps(g, frozen_mid - CLOCK_SLACK_S, frozen_mid + CLOCK_SLACK_S)),
         longest)
     return {
         "freeze_s": freeze[1] - freeze[0], "freeze_at": host(freeze[0]),
-        "freeze_located": backup_at is not None, "freeze_guest_stalled_s": stalled(freeze),
+        "freeze_located": frozen_mid is not None, "freeze_guest_stalled_s": stalled(freeze),
         "longest_gap_s": longest[1] - longest[0], "longest_gap_at": host(longest[0]),
         "longest_gap_guest_stalled_s": stalled(longest),
         "ticks": len(ticks["disk"]), "tick_median_s": statistics.median(b - a for a, b in disk),
@@ -339,19 +331,14 @@ def freeze_parts(s: Settings, server_id: str) -> dict[str, float]:
 def snapshot_round(s: Settings, api: httpx.Client, guest: Guest, server_id: str,
                    chain: list[str], name: str) -> dict[str, Any]:
     evict(chain)
-    watch = JobWatch(s.libvirt_uri, server_id)
     guest.start_tickers()
     off0 = guest.clock()
     before = (time.time() - off0, off0)
     time.sleep(SETTLE_S)
-    watch.start()
-    try:
-        r = api.post(f"/v1/servers/{server_id}/action", json={"createImage": {"name": name}})
-        body = r.raise_for_status().json()
-        image_id = body["image"]["id"]
-        op = wait_op(api, body["operation"]["id"], every=0.2, timeout=OP_TIMEOUT_S, say=name)
-    finally:
-        watch.done.set()
+    r = api.post(f"/v1/servers/{server_id}/action", json={"createImage": {"name": name}})
+    body = r.raise_for_status().json()
+    image_id = body["image"]["id"]
+    op = wait_op(api, body["operation"]["id"], every=0.2, timeout=OP_TIMEOUT_S, say=name)
     time.sleep(SETTLE_S)
     ticks = guest.stop_tickers()
     off1 = guest.clock()
@@ -366,7 +353,9 @@ def snapshot_round(s: Settings, api: httpx.Client, guest: Guest, server_id: str,
     steps = asyncio.run(host_steps(s, op))
     copy, upload = steps.get(HostActs.SNAPSHOT_DISK, {}), steps.get(HostActs.UPLOAD_SNAPSHOT, {})
     taken = copy.get("result") or {}
-    window = freeze_window(ticks, (before, after), (started, finished), watch.seen)
+    frozen_mid = (taken["frozen_at"] + taken["frozen_s"] / 2
+                  if taken.get("frozen_at") and taken.get("frozen_s") else None)
+    window = freeze_window(ticks, (before, after), (started, finished), frozen_mid)
     api.delete(f"/v1/images/{image_id}")  # its bytes are many GiB; the home goes anyway
     return {"seconds": finished - started, "image_id": image_id,
             "consistency": props.get("consistency"), "image_size": image.get("size"),
@@ -378,7 +367,7 @@ def snapshot_round(s: Settings, api: httpx.Client, guest: Guest, server_id: str,
             "longest_gap_from_copy_start_s":
                 window["longest_gap_at"] - copy["start"] if copy else None,
             "started": started, "finished": finished, "copy_start": copy.get("start"),
-            "backup_at": watch.seen,
+            "frozen_mid": frozen_mid,
             **window}
 
 
@@ -422,13 +411,7 @@ def report(sizes: list[dict[str, Any]], virt_type: str) -> dict[str, Any]:
               f" {sz['ratio']:>6.2f}  {verdict}")
     ok = all(sz["meets_freeze"] and sz["meets_ratio"] for sz in sizes)
     print(f"\n{'meets' if ok else 'misses'} the targets ({virt_type}; {os.cpu_count()} CPUs)")
-    print("freeze: the gap of the guest's /root ticker around the backup job's start (vmflow"
-          " freezes around it; worst round per size); longest gap: of any kind during\nthe"
-          " operation, with how long the /run (tmpfs) ticker stopped meanwhile (stall; as long"
-          " as the gap: the whole guest stalled); at s: from the start of the\nhost copy step;"
-          " host frz: vmflow's own freeze-to-thaw; snapshot s: the operation's start to"
-          " finish; convert s: qemu-img convert of the same disk;\nmedians per size; load:"
-          " 1 min load average")
+    print(LEGEND)
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "virt_type": virt_type,
             "cpus": os.cpu_count(), "freeze_target_s": FREEZE_TARGET,
             "ratio_target": RATIO_TARGET, "meets_targets": ok, "sizes": sizes}

@@ -264,6 +264,7 @@ class SnapshotTaken:
     consistency: str  # quiesced | crash-consistent
     source: str  # running | paused | stopped | suspended: what the domain was
     frozen_s: float | None = None  # the freeze window as the host saw it
+    frozen_at: float | None = None  # host wall clock (epoch s) when the freeze began
     size: int | None = None  # bytes and sha256 of the copy, when hashed as it was written
     checksum: str | None = None
 
