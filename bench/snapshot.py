@@ -49,6 +49,7 @@ from vmflow.temporal import connect
 PREFIX = "vmflowbench-"
 FREEZE_TARGET = 0.2  # s, the longest stall the guest may see
 RATIO_TARGET = 1.5  # snapshot / convert
+POLL_S = 1.0
 LEGEND = """\
 freeze: the gap of the guest's /root ticker around vmflow's own freeze (its time from
   the copy step's result); worst round per size
@@ -338,7 +339,9 @@ def snapshot_round(s: Settings, api: httpx.Client, guest: Guest, server_id: str,
     r = api.post(f"/v1/servers/{server_id}/action", json={"createImage": {"name": name}})
     body = r.raise_for_status().json()
     image_id = body["image"]["id"]
-    op = wait_op(api, body["operation"]["id"], every=0.2, timeout=OP_TIMEOUT_S, say=name)
+    # timed by the operation's own start and end; a slow poll keeps the API, Temporal
+    # and the control worker (each poll is a describe and a query) off the 2 CPUs
+    op = wait_op(api, body["operation"]["id"], every=POLL_S, timeout=OP_TIMEOUT_S, say=name)
     time.sleep(SETTLE_S)
     ticks = guest.stop_tickers()
     off1 = guest.clock()
