@@ -17,11 +17,8 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -35,22 +32,14 @@ from temporalio.api.enums.v1 import EventType
 
 from activities import domain_xml, qemu_img
 from activities.libvirt_conn import Connection, agent_command, undefine
+from bench.common import PREFIX, RESULTS, private_stack, wait_op
 from vmflow import stack
 from vmflow.bootstrap import TINY_FILES
 from vmflow.names import domain_name
 from vmflow.settings import Settings
 from vmflow.temporal import connect
 
-PREFIX = "vmflowbench-"
 TARGET = 1.25
-RESULTS = Path(__file__).resolve().parent / "results"
-GUEST = Path("/var/cache/vmflow/tiny-guest")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stack_cpu(s: Settings) -> float:
@@ -65,16 +54,6 @@ def stack_cpu(s: Settings) -> float:
 
 
 # ---- (a) vmflow through the API -----------------------------------------------------
-
-def wait_op(api: httpx.Client, op_id: str, every: float, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        op: dict[str, Any] = api.get(f"/v1/operations/{op_id}").raise_for_status().json()
-        if op["status"] != "running":
-            return op
-        time.sleep(every)
-    raise RuntimeError(f"operation {op_id} still running after {timeout:.0f} s")
-
 
 def vmflow_round(s: Settings, api: httpx.Client, n: int, poll: float) -> dict[str, Any]:
     cpu0 = stack_cpu(s)
@@ -292,56 +271,27 @@ def plot(result: dict[str, Any], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def cleanup(s: Settings) -> None:
-    """Stop the stack, destroy and undefine every bench guest, remove the home; each
-    part even if an earlier one failed."""
-    try:
-        stack.down(s)
-    finally:
-        try:
-            for dom in libvirt.open(s.libvirt_uri).listAllDomains():
-                if dom.name().startswith(PREFIX):  # vmflow's and the direct script's
-                    if dom.isActive():
-                        dom.destroy()
-                    undefine(dom)
-        finally:
-            shutil.rmtree(s.home, ignore_errors=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--poll", type=float, default=0.05,
                         help="seconds between GET /v1/operations/{id} while launching")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
-    home = Path(tempfile.mkdtemp(prefix="vmflow-bench-", dir="/var/tmp"))
-    home.chmod(0o755)  # qemu must traverse to the disks
-    s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
-                 temporal_ui_port=free_port(), host="benchhv", domain_prefix=PREFIX,
-                 guest_cache=GUEST)
-    try:
-        stack.ensure_guest(s)
-        stack.up(s)
-        token = s.admin_token_file.read_text().strip()
-        with httpx.Client(base_url=s.base_url, timeout=30,
-                          headers={"Authorization": f"Bearer {token}"}) as api:
-            direct = Direct(s, Connection(s.libvirt_uri), api)
-            vm_runs, direct_runs = [], []
-            for n in range(1, args.rounds + 1):
-                vm_runs.append(vmflow_round(s, api, n, args.poll))
-                cpu0 = stack_cpu(s)
-                direct_runs.append({**direct.launch(), "stack_cpu_s": stack_cpu(s) - cpu0})
-                print(f"round {n}: vmflow {vm_runs[-1]['seconds']:.3f} s, "
-                      f"direct {direct_runs[-1]['seconds']:.3f} s", flush=True)
+    with private_stack() as (s, api):
+        direct = Direct(s, Connection(s.libvirt_uri), api)
+        vm_runs, direct_runs = [], []
+        for n in range(1, args.rounds + 1):
+            vm_runs.append(vmflow_round(s, api, n, args.poll))
+            cpu0 = stack_cpu(s)
+            direct_runs.append({**direct.launch(), "stack_cpu_s": stack_cpu(s) - cpu0})
+            print(f"round {n}: vmflow {vm_runs[-1]['seconds']:.3f} s, "
+                  f"direct {direct_runs[-1]['seconds']:.3f} s", flush=True)
         splits = [asyncio.run(history_split(s, r)) for r in vm_runs]
         result = report(vm_runs, direct_runs, splits, direct.virt_type)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "launch.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {RESULTS / 'launch.json'}")
         plot(result, RESULTS / "launch.png")
-    finally:
-        cleanup(s)
     return 0
 
 

@@ -23,12 +23,9 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,13 +37,13 @@ import libvirt
 import libvirt_qemu
 from temporalio.api.enums.v1 import EventType
 
-from activities.libvirt_conn import Connection, undefine
+from activities.libvirt_conn import Connection
+from bench.common import GUEST, RESULTS, private_stack, wait_op
 from vmflow import stack
 from vmflow.contracts import HostActs
 from vmflow.settings import Settings
 from vmflow.temporal import connect
 
-PREFIX = "vmflowbench-"
 FREEZE_TARGET = 0.2  # s, the longest stall the guest may see
 RATIO_TARGET = 1.5  # snapshot / convert
 POLL_S = 1.0
@@ -61,8 +58,6 @@ snapshot s: the operation's start to finish; convert s: qemu-img convert of the 
 DISK_GB = 12
 CHUNK_MIB = 64
 FLAVOR = {"name": "bench.snap", "vcpus": 1, "ram": 512, "disk": DISK_GB}
-RESULTS = Path(__file__).resolve().parent / "results"
-GUEST = Path("/var/cache/vmflow/tiny-guest")
 # where each ticker writes: the root fs is frozen by the snapshot; the agent never
 # freezes a tmpfs, so a gap there means the whole guest stalled, not its file system
 TICKS = {"disk": "/root/ticks", "tmpfs": "/run/ticks"}
@@ -73,31 +68,10 @@ CLOCK_SLACK_S = 0.1  # how far guest uptime mapped to the host clock may be off
 TIMELINE_S = 3.0  # the ticks kept (and plotted) either side of the freeze
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(*cmd: str, ok: tuple[int, ...] = (0,)) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}: {r.stderr or r.stdout}")
-
-
-def wait_op(api: httpx.Client, op_id: str, every: float, timeout: float,
-            say: str = "") -> dict[str, Any]:
-    """Poll the operation until it is no longer running; print its steps if `say`."""
-    deadline, step = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        op: dict[str, Any] = api.get(f"/v1/operations/{op_id}").raise_for_status().json()
-        if say and op.get("step") != step:
-            step = op.get("step")
-            print(f"  {say}: {step or op['status']}", flush=True)
-        if op["status"] != "running":
-            return op
-        time.sleep(every)
-    raise RuntimeError(f"operation {op_id} still running after {timeout:.0f} s")
 
 
 def wall(iso: str) -> float:
@@ -469,20 +443,45 @@ def plot(result: dict[str, Any], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def cleanup(s: Settings) -> None:
-    """Stop the stack, destroy and undefine every bench guest, remove the home; each
-    part even if an earlier one failed."""
-    try:
-        stack.down(s)
-    finally:
-        try:
-            for dom in libvirt.open(s.libvirt_uri).listAllDomains():
-                if dom.name().startswith(PREFIX):
-                    if dom.isActive():
-                        dom.destroy()
-                    undefine(dom)
-        finally:
-            shutil.rmtree(s.home, ignore_errors=True)
+def launch_guest(s: Settings, api: httpx.Client) -> str:
+    """The bench image, its flavor and one guest launched from it; its id."""
+    print(f"bench image: {DISK_GB} GiB ext4 from the tiny guest", flush=True)
+    image_id = upload_image(api, build_image(s.home))
+    (s.home / "bench-root.qcow2").unlink()
+    api.post("/v1/flavors", json=FLAVOR).raise_for_status()
+    r = api.post("/v1/servers", json={"name": "bench-snapshot", "image": image_id,
+                                      "flavor": FLAVOR["name"]}).raise_for_status()
+    server_id: str = r.json()["server"]["id"]
+    op = wait_op(api, r.json()["operation"]["id"], every=0.5, timeout=900, say="launch")
+    if op["status"] != "succeeded":
+        raise RuntimeError(f"launch of {server_id} ended {op['status']}: {op}")
+    return server_id
+
+
+def size_rounds(s: Settings, api: httpx.Client, guest: Guest, server_id: str, size: float,
+                n_rounds: int) -> dict[str, Any]:
+    """Fill the guest to `size` GiB, then the rounds, alternating which goes first."""
+    disk = s.host_dir() / "instances" / server_id / "disk"
+    chain = backing_chain(disk)
+    guest.fill(size)
+    data = guest.used_gib()
+    print(f"{size:g} GiB: the guest's disk holds {data:.2f} GiB", flush=True)
+    rounds = []
+    for n in range(1, n_rounds + 1):
+        name = f"bench-{size:g}G-{n}"
+        if n % 2:
+            convert_s = convert_round(disk, chain, s.home / "convert.qcow2")
+            snap = snapshot_round(s, api, guest, server_id, chain, name)
+        else:
+            snap = snapshot_round(s, api, guest, server_id, chain, name)
+            convert_s = convert_round(disk, chain, s.home / "convert.qcow2")
+        rounds.append({"snapshot": snap, "convert_s": convert_s,
+                       "loadavg_1m": os.getloadavg()[0]})
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in snap["vmflow_freeze_parts"].items())
+        print(f"{name}: freeze {snap['freeze_s']:.3f} s (vmflow: {parts}),"
+              f" snapshot {snap['seconds']:.2f} s (copy {snap['copy_s'] or 0:.2f},"
+              f" upload {snap['upload_s'] or 0:.2f}), convert {convert_s:.2f} s", flush=True)
+    return {"size_gib": size, "data_gib": data, "rounds": rounds}
 
 
 def main() -> int:
@@ -496,68 +495,20 @@ def main() -> int:
     sizes = sorted({float(x) for x in ("0.25" if args.quick else args.sizes).split(",")})
     if sizes[-1] > DISK_GB - 2:
         parser.error(f"the guest's disk is {DISK_GB} GiB; sizes must stay below {DISK_GB - 2}")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
     need = 3.5 * sizes[-1] * 2**30 + 2 * 2**30  # instance disk, snapshot copy, store, convert
     if shutil.disk_usage("/var/tmp").free < need:
         print(f"/var/tmp needs about {need / 2**30:.0f} GiB free", file=sys.stderr)
         return 1
-    home = Path(tempfile.mkdtemp(prefix="vmflow-bench-", dir="/var/tmp"))
-    home.chmod(0o755)  # qemu must traverse to the disks
-    s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
-                 temporal_ui_port=free_port(), host="benchhv", domain_prefix=PREFIX,
-                 guest_cache=GUEST)
-    try:
-        stack.ensure_guest(s)
-        stack.up(s)
-        token = s.admin_token_file.read_text().strip()
-        with httpx.Client(base_url=s.base_url, timeout=30,
-                          headers={"Authorization": f"Bearer {token}"}) as api:
-            print(f"bench image: {DISK_GB} GiB ext4 from the tiny guest", flush=True)
-            image_id = upload_image(api, build_image(home))
-            (home / "bench-root.qcow2").unlink()
-            api.post("/v1/flavors", json=FLAVOR).raise_for_status()
-            r = api.post("/v1/servers", json={"name": "bench-snapshot", "image": image_id,
-                                              "flavor": FLAVOR["name"]}).raise_for_status()
-            server_id = r.json()["server"]["id"]
-            op = wait_op(api, r.json()["operation"]["id"], every=0.5, timeout=900,
-                         say="launch")
-            if op["status"] != "succeeded":
-                raise RuntimeError(f"launch of {server_id} ended {op['status']}: {op}")
-            conn = Connection(s.libvirt_uri)
-            virt_type = conn.virt_type(s.virt_type)
-            guest = Guest(libvirt.open(s.libvirt_uri).lookupByUUIDString(server_id))
-            disk = s.host_dir() / "instances" / server_id / "disk"
-            chain = backing_chain(disk)
-            results = []
-            for size in sizes:
-                guest.fill(size)
-                data = guest.used_gib()
-                print(f"{size:g} GiB: the guest's disk holds {data:.2f} GiB", flush=True)
-                rounds = []
-                for n in range(1, args.rounds + 1):
-                    name = f"bench-{size:g}G-{n}"
-                    if n % 2:
-                        convert_s = convert_round(disk, chain, home / "convert.qcow2")
-                        snap = snapshot_round(s, api, guest, server_id, chain, name)
-                    else:
-                        snap = snapshot_round(s, api, guest, server_id, chain, name)
-                        convert_s = convert_round(disk, chain, home / "convert.qcow2")
-                    rounds.append({"snapshot": snap, "convert_s": convert_s,
-                                   "loadavg_1m": os.getloadavg()[0]})
-                    parts = ", ".join(f"{k} {v:.3f}"
-                                      for k, v in snap["vmflow_freeze_parts"].items())
-                    print(f"{name}: freeze {snap['freeze_s']:.3f} s (vmflow: {parts}),"
-                          f" snapshot {snap['seconds']:.2f} s (copy {snap['copy_s'] or 0:.2f},"
-                          f" upload {snap['upload_s'] or 0:.2f}), convert {convert_s:.2f} s",
-                          flush=True)
-                results.append({"size_gib": size, "data_gib": data, "rounds": rounds})
+    with private_stack() as (s, api):
+        server_id = launch_guest(s, api)
+        virt_type = Connection(s.libvirt_uri).virt_type(s.virt_type)
+        guest = Guest(libvirt.open(s.libvirt_uri).lookupByUUIDString(server_id))
+        results = [size_rounds(s, api, guest, server_id, size, args.rounds) for size in sizes]
         result = report(results, virt_type)
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "snapshot.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {RESULTS / 'snapshot.json'}")
         plot(result, RESULTS / "snapshot.png")
-    finally:
-        cleanup(s)
     return 0
 
 
