@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,15 @@ from vmflow.contracts import (
     FetchedImage,
     FetchImage,
     HostActs,
+    HostDir,
+    HostDomain,
     HostInfo,
+    HostRef,
+    HostResources,
     InstanceRef,
     WaitAgent,
 )
+from vmflow.names import domain_name
 from vmflow.settings import Settings
 
 
@@ -243,6 +249,49 @@ class HostActivities:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise
 
+    # ---- the ledger reconciler's view of this host ----------------------------------
+    @activity.defn(name=HostActs.LIST_RESOURCES)
+    @heartbeating
+    def list_instance_resources(self, ref: HostRef) -> HostResources:
+        """vmflow's domains and instance dirs on this host. A domain counts only if its
+        name is the domain prefix and its UUID, and one of its disks is in this host's
+        instance dir of that UUID: a domain of another stack or another host on the
+        same libvirt (VMFLOW_HOSTS=2 shares qemu:///system) is never listed."""
+        if ref.host != self.settings.host:  # a worker on the wrong queue must not answer
+            raise ApplicationError(f"this worker is host {self.settings.host}, not {ref.host}",
+                                   type=Errors.INVALID_STATE, non_retryable=True)
+        domains = []
+        for dom in self.conn.get().listAllDomains(0):
+            try:
+                iid = dom.UUIDString()
+                if dom.name() != domain_name(self.settings.domain_prefix, iid):
+                    continue
+                if self._disks_in_own_dir(dom.XMLDesc(0), iid):
+                    domains.append(HostDomain(iid, bool(dom.isActive())))
+            except libvirt.libvirtError as e:  # undefined meanwhile
+                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+        dirs = []
+        now = time.time()
+        if self.instances_dir.is_dir():
+            for entry in self.instances_dir.iterdir():
+                try:
+                    if str(uuid.UUID(entry.name)) != entry.name or not entry.is_dir():
+                        continue
+                    dirs.append(HostDir(entry.name, max(0.0, now - entry.stat().st_mtime)))
+                except (ValueError, FileNotFoundError):  # not an instance dir, or gone
+                    continue
+        return HostResources(self.settings.host, sorted(domains, key=lambda d: d.instance_id),
+                             sorted(dirs, key=lambda d: d.instance_id))
+
+    def _disks_in_own_dir(self, xml: str, instance_id: str) -> bool:
+        own = self.instance_dir(instance_id)
+        for source in ET.fromstring(xml).iterfind("./devices/disk/source"):
+            path = source.get("file")
+            if path and Path(path).parent == own:
+                return True
+        return False
+
     def all(self) -> list[Callable[..., Any]]:
         from activities.rebuild import RebuildActivities  # it imports this module
 
@@ -255,6 +304,7 @@ class HostActivities:
             self.wait_agent,
             self.destroy_domain,
             self.create_config_drive,
+            self.list_instance_resources,
             *PowerActivities(self.settings, self.conn, self.instance_dir).all(),
             *RebuildActivities(self.settings, self.conn, self.instance_dir).all(),
         ]

@@ -35,6 +35,8 @@ def domain_name(prefix: str, instance_id: str) -> str:
 
 
 POWER_SYNC_SCHEDULE = "reconcile-power-states"
+# the ledger reconciler (DESIGN decision 9): orphans of gone instances on the hosts
+LEDGER_RECONCILE_SCHEDULE = "reconcile-ledger"
 
 
 def backup_schedule_id(instance_id: str, schedule_id: str) -> str:
