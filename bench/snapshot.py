@@ -54,7 +54,10 @@ longest gap: of any kind during the operation, with how long the /run (tmpfs) ti
   stopped meanwhile (stall; as long as the gap: the whole guest stalled)
 at s: from the start of the host copy step; host frz: vmflow's own freeze-to-thaw
 snapshot s: the operation's start to finish; convert s: qemu-img convert of the same
-  disk; medians per size; load: 1 min load average"""
+  disk (the target's baseline; its output is not flushed: cache=unsafe by default);
+  -t none s: the same with O_DIRECT output, as Nova extracts snapshots and as vmflow
+  writes its copy (on disk when the step ends); for reference
+medians per size; load: 1 min load average"""
 DISK_GB = 12
 CHUNK_MIB = 64
 FLAVOR = {"name": "bench.snap", "vcpus": 1, "ram": 512, "disk": DISK_GB}
@@ -206,12 +209,13 @@ def evict(files: list[str]) -> None:
             os.close(fd)
 
 
-def convert_round(disk: Path, chain: list[str], out: Path) -> float:
+def convert_round(disk: Path, chain: list[str], out: Path, *flags: str) -> float:
     """qemu-img convert of the running guest's disk (it flattens the backing chain as
     the snapshot does); -U because the running qemu holds the disk's write lock."""
     evict(chain)
     t0 = time.monotonic()
-    run("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", str(disk), str(out))
+    run("qemu-img", "convert", "-U", *flags, "-f", "qcow2", "-O", "qcow2", str(disk),
+        str(out))
     seconds = time.monotonic() - t0
     out.unlink()
     return seconds
@@ -359,6 +363,8 @@ def report(sizes: list[dict[str, Any]], virt_type: str) -> dict[str, Any]:
         sz["median_snapshot_s"] = med(x["seconds"] for x in snaps)
         sz["median_convert_s"] = med(r["convert_s"] for r in sz["rounds"])
         sz["ratio"] = sz["median_snapshot_s"] / sz["median_convert_s"]
+        sz["median_convert_direct_s"] = med(r["convert_direct_s"] for r in sz["rounds"])
+        sz["ratio_direct"] = sz["median_snapshot_s"] / sz["median_convert_direct_s"]
         sz["meets_freeze"] = sz["freeze_window_s"] <= FREEZE_TARGET
         sz["meets_ratio"] = sz["ratio"] <= RATIO_TARGET
     print(f"\n{'':12} {'freeze':^14} {'longest gap':^20}")
@@ -376,7 +382,7 @@ def report(sizes: list[dict[str, Any]], virt_type: str) -> dict[str, Any]:
                   f" {r['convert_s']:>10.2f} {x['seconds'] / r['convert_s']:>6.2f}"
                   f" {r['loadavg_1m']:>5.1f}  {x['consistency']}")
     print(f"\n{'size':>6} {'data GiB':>9} {'freeze s':>9} {'longest gap s':>14}"
-          f" {'snapshot s':>11} {'convert s':>10} {'ratio':>6}"
+          f" {'snapshot s':>11} {'convert s':>10} {'ratio':>6} {'-t none s':>10} {'ratio':>6}"
           f"  verdict (freeze ≤ {FREEZE_TARGET} s, snapshot ≤ {RATIO_TARGET}×)")
     for sz in sizes:
         verdict = ", ".join([
@@ -385,7 +391,8 @@ def report(sizes: list[dict[str, Any]], virt_type: str) -> dict[str, Any]:
         print(f"{sz['size_gib']:>5g}G {sz['data_gib']:>9.2f} {sz['freeze_window_s']:>9.3f}"
               f" {sz['longest_gap_s']:>14.3f}"
               f" {sz['median_snapshot_s']:>11.2f} {sz['median_convert_s']:>10.2f}"
-              f" {sz['ratio']:>6.2f}  {verdict}")
+              f" {sz['ratio']:>6.2f} {sz['median_convert_direct_s']:>10.2f}"
+              f" {sz['ratio_direct']:>6.2f}  {verdict}")
     ok = all(sz["meets_freeze"] and sz["meets_ratio"] for sz in sizes)
     print(f"\n{'meets' if ok else 'misses'} the targets ({virt_type}; {os.cpu_count()} CPUs)")
     print(LEGEND)
@@ -469,18 +476,22 @@ def size_rounds(s: Settings, api: httpx.Client, guest: Guest, server_id: str, si
     rounds = []
     for n in range(1, n_rounds + 1):
         name = f"bench-{size:g}G-{n}"
+        out = s.home / "convert.qcow2"
         if n % 2:
-            convert_s = convert_round(disk, chain, s.home / "convert.qcow2")
+            convert_s = convert_round(disk, chain, out)
+            direct_s = convert_round(disk, chain, out, "-t", "none")
             snap = snapshot_round(s, api, guest, server_id, chain, name)
         else:
             snap = snapshot_round(s, api, guest, server_id, chain, name)
-            convert_s = convert_round(disk, chain, s.home / "convert.qcow2")
-        rounds.append({"snapshot": snap, "convert_s": convert_s,
+            direct_s = convert_round(disk, chain, out, "-t", "none")
+            convert_s = convert_round(disk, chain, out)
+        rounds.append({"snapshot": snap, "convert_s": convert_s, "convert_direct_s": direct_s,
                        "loadavg_1m": os.getloadavg()[0]})
         parts = ", ".join(f"{k} {v:.3f}" for k, v in snap["vmflow_freeze_parts"].items())
         print(f"{name}: freeze {snap['freeze_s']:.3f} s (vmflow: {parts}),"
               f" snapshot {snap['seconds']:.2f} s (copy {snap['copy_s'] or 0:.2f},"
-              f" upload {snap['upload_s'] or 0:.2f}), convert {convert_s:.2f} s", flush=True)
+              f" upload {snap['upload_s'] or 0:.2f}), convert {convert_s:.2f} s"
+              f" (-t none {direct_s:.2f} s)", flush=True)
     return {"size_gib": size, "data_gib": data, "rounds": rounds}
 
 
