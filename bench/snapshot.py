@@ -200,7 +200,10 @@ def backing_chain(disk: Path) -> list[str]:
 
 def evict(files: list[str]) -> None:
     """Drop these files' pages from the host's page cache, so neither side reads the
-    disk from memory (the guest's own writes bypass it: cache=none)."""
+    disk from memory (the guest's own writes bypass it: cache=none); first let the
+    disk finish what the other side left (the default convert's output is written
+    back long after it ended), so each side starts on a quiet disk."""
+    os.sync()
     for f in files:
         fd = os.open(f, os.O_RDONLY)
         try:
