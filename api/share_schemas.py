@@ -213,6 +213,7 @@ class QuotaUpdate(Request):
 class QuotaUsage(BaseModel):
     limit: int
     in_use: int
+    reserved: int = 0  # gigabytes extends in flight will add (Manila's reservations)
 
 
 class QuotaSet(BaseModel):

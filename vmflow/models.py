@@ -211,6 +211,8 @@ class Share(SQLModel, table=True):
     user_id: str = Field(foreign_key="user.id")
     share_proto: str = "NFS"
     size_gb: int
+    # what an extend in flight asked for; reserved against the quota while `extending`
+    extending_to_gb: int | None = None
     share_type_id: str = Field(foreign_key="sharetype.id")
     snapshot_id: str | None = None  # the share snapshot it was created from
     host: str | None = None  # storage host (task queue storage.<host>)

@@ -1,7 +1,10 @@
 """Per-project share quotas (Manila's shares, gigabytes, snapshots, snapshot_gigabytes):
 each limit is the project's Quota row or else the setting's default; -1 is unlimited.
 In use is counted from the rows themselves (a share row lives until its storage is
-gone), so there is no usage counter to drift.
+gone), so there is no usage counter to drift. What an extend in flight asks for on top
+(the share's `extending_to_gb` while it is `extending`) is reserved, as in Manila:
+shown apart, and counted by check(), so two extends cannot both take the last
+gigabytes.
 
 check() is meant to run in the same session, without awaiting, as the insert it
 guards, so two requests of one API process cannot both take the last unit.
@@ -12,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from vmflow.models import Quota, Share, ShareSnapshot
 from vmflow.settings import Settings
+from vmflow.share_states import ShareStatus
 
 RESOURCES = ("shares", "gigabytes", "snapshots", "snapshot_gigabytes")
 UNLIMITED = -1
@@ -67,6 +71,16 @@ def set_limits(session: Session, project_id: str, new: Mapping[str, int]) -> Non
         session.add(row)
 
 
+def reserved(session: Session, project_id: str) -> dict[str, int]:
+    """Gigabytes that extends in flight will add (zero for every other resource)."""
+    to, size = col(Share.extending_to_gb), col(Share.size_gb)
+    gigabytes = session.exec(
+        select(func.coalesce(func.sum(to - size), 0))
+        .where(col(Share.project_id) == project_id, col(Share.status) == ShareStatus.EXTENDING,
+               to > size)).one()
+    return {r: int(gigabytes or 0) if r == "gigabytes" else 0 for r in RESOURCES}
+
+
 def _over(limit: int, used: int, delta: int) -> bool:
     return limit != UNLIMITED and used + delta > limit
 
@@ -76,6 +90,8 @@ def check(session: Session, project_id: str, s: Settings, *, shares: int = 0,
     """Raise QuotaExceeded, with Manila's names and messages, if adding these deltas
     would go over a limit."""
     lim, used = limits(session, project_id, s), usage(session, project_id)
+    for resource, more in reserved(session, project_id).items():
+        used[resource] += more
     if shares and _over(lim["shares"], used["shares"], shares):
         raise QuotaExceeded("ShareLimitExceeded",
                             f"Maximum number of shares allowed ({lim['shares']}) exceeded.")

@@ -28,7 +28,9 @@ def visible_project(session: Session, auth: AuthContext, project_id: str) -> Pro
 def quota_set(session: Session, project_id: str) -> QuotaSetOne:
     lim = share_quotas.limits(session, project_id, get_settings())
     used = share_quotas.usage(session, project_id)
-    items = {r: QuotaUsage(limit=lim[r], in_use=used[r]) for r in share_quotas.RESOURCES}
+    held = share_quotas.reserved(session, project_id)
+    items = {r: QuotaUsage(limit=lim[r], in_use=used[r], reserved=held[r])
+             for r in share_quotas.RESOURCES}
     return QuotaSetOne(quota_set=QuotaSet(id=project_id, **items))
 
 

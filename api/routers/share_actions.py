@@ -119,6 +119,7 @@ async def resize(client: Client, session: Session, share: Share, auth: AuthConte
             raise quota_error(e) from None
     before = share.status
     share.status = ShareStatus.EXTENDING if action == "extend" else ShareStatus.SHRINKING
+    share.extending_to_gb = new_size if action == "extend" else None
     share.updated_at = now()
     session.add(share)
     host = share.host or get_settings().storage_name

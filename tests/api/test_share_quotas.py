@@ -38,9 +38,10 @@ async def test_defaults_and_usage(api: httpx.AsyncClient, world: World, quinn: C
     q = await quota_set(api, quinn, quinn.project_id)
     assert q["id"] == quinn.project_id
     assert {k: v for k, v in q.items() if k != "id"} == {
-        "shares": {"limit": 50, "in_use": 0}, "gigabytes": {"limit": 1000, "in_use": 0},
-        "snapshots": {"limit": 50, "in_use": 0},
-        "snapshot_gigabytes": {"limit": 1000, "in_use": 0}}
+        "shares": {"limit": 50, "in_use": 0, "reserved": 0},
+        "gigabytes": {"limit": 1000, "in_use": 0, "reserved": 0},
+        "snapshots": {"limit": 50, "in_use": 0, "reserved": 0},
+        "snapshot_gigabytes": {"limit": 1000, "in_use": 0, "reserved": 0}}
     share = add_share(quinn, size=3)
     add_snapshot(share)
     q = await quota_set(api, world.admin, quinn.project_id)
@@ -88,6 +89,34 @@ async def test_share_count_and_gigabytes_are_413(api: httpx.AsyncClient, world: 
     assert (share_row(share.id) or share).status == "available"
     assert (await act(api, quinn, share.id, {"extend": {"new_size": 2}})).status_code == 202
     await end(temporal, share.id)
+    await set_quota(api, world.admin, quinn.project_id, shares=50, gigabytes=1000)
+
+
+async def test_an_extend_in_flight_reserves_its_gigabytes(
+        api: httpx.AsyncClient, world: World, quinn: Caller, temporal: Client) -> None:
+    """Two extends of two shares cannot together pass the quota: what the first asks
+    for is reserved (and shown as such) until it ends; nothing changes for the second."""
+    q = (await quota_set(api, quinn, quinn.project_id))["gigabytes"]
+    gb, held = q["in_use"], q["reserved"]  # earlier tests' extends never ended
+    a, b = add_share(quinn, size=1), add_share(quinn, size=1)
+    await set_quota(api, world.admin, quinn.project_id, shares=-1,
+                    gigabytes=gb + held + 2 + 2)
+    assert (await act(api, quinn, a.id, {"extend": {"new_size": 3}})).status_code == 202
+    q = (await quota_set(api, quinn, quinn.project_id))["gigabytes"]
+    assert (q["in_use"], q["reserved"]) == (gb + 2, held + 2)
+    assert_error(await act(api, quinn, b.id, {"extend": {"new_size": 2}}), 413,
+                 "ShareSizeExceedsAvailableQuota")
+    row = share_row(b.id)
+    assert row is not None and (row.status, row.size_gb, row.extending_to_gb) == (
+        "available", 1, None)
+    # the first extend ends (here its workflow is terminated and an admin resets the
+    # status): nothing is reserved any more and the second one fits
+    await end(temporal, a.id)
+    r = await act(api, world.admin, a.id, {"reset_status": {"status": "available"}})
+    assert r.status_code == 200, r.text
+    assert (await quota_set(api, quinn, quinn.project_id))["gigabytes"]["reserved"] == held
+    assert (await act(api, quinn, b.id, {"extend": {"new_size": 3}})).status_code == 202
+    await end(temporal, b.id)
     await set_quota(api, world.admin, quinn.project_id, shares=50, gigabytes=1000)
 
 

@@ -302,10 +302,10 @@ def share_quota_show(
         metavar="[PROJECT]", help="Project id (default: the token's project).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Share quotas of a project: limit and in use."""
+    """Share quotas of a project: limit, in use, and reserved by extends in flight."""
     data = Api().get(f"/v1/quota-sets/{common.seg(project)}" if project else "/v1/quota-sets")
     quota = data["quota_set"]
     rows = [{"resource": k, **v} for k, v in quota.items() if isinstance(v, dict)]
     columns: list[Column] = [("Resource", col("resource")), ("Limit", col("limit")),
-                             ("In use", col("in_use"))]
+                             ("In use", col("in_use")), ("Reserved", col("reserved"))]
     emit(data, as_json, lambda: list_table(rows, columns))
