@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     stop_timeout: float = 60.0  # clean shutdown before destroy (Nova: shutdown_timeout)
     reboot_timeout: float = 60.0  # soft reboot before escalating to hard
     power_sync_interval: float = 60.0  # the power-state reconciler's schedule
+    reconcile_interval: float = 600.0  # the ledger reconciler's schedule
+    reconcile_grace: float = 600.0  # an orphan younger than this is left alone
     snapshot_thaw_deadline: float = 30.0  # a frozen guest is thawed by then, whatever happens
     snapshot_hold_frozen_s: float = 0.0  # tests only: stay frozen this long (fault tier)
     qemu_img_cpu_seconds: int = 120

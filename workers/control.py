@@ -1,5 +1,6 @@
 """The control worker: every workflow plus the database activities, on `control`.
-It also keeps the power-state reconciler's Temporal Schedule in place."""
+It also keeps the reconcilers' Temporal Schedules in place: the power-state one and
+the ledger one."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from activities.actions import ActionActivities
 from activities.backup_schedules import BackupScheduleActivities
 from activities.control import ControlActivities
 from activities.images_control import SnapshotImageActivities
+from activities.reconcile_control import LedgerReconcileActivities
 from activities.share_control import ShareControlActivities
-from vmflow.contracts import InstanceIds
-from vmflow.names import CONTROL_QUEUE, POWER_SYNC_SCHEDULE
+from vmflow.contracts import InstanceIds, ReconcileLedgerRequest
+from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, run_until_signalled, setup_logging
 from workflows.share_access import SyncShareAccess
@@ -52,28 +54,42 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
                     *BackupScheduleActivities(settings, client).all(),
                     *ActionActivities(settings).all(),
                     *SnapshotImageActivities(settings).all(),
+                    *LedgerReconcileActivities(settings, client).all(),
                     *ShareControlActivities(settings).all()],
         activity_executor=executor,
         max_concurrent_activities=16,
     )
 
 
-async def ensure_power_sync_schedule(client: Client, settings: Settings) -> None:
+async def ensure_schedule(client: Client, schedule_id: str, workflow: str, arg: object,
+                          every_s: float) -> None:
+    """A reconciler's Temporal Schedule: `workflow` every `every_s` on `control`,
+    overlap SKIP; made if absent, else updated to today's interval and input."""
     schedule = Schedule(
-        action=ScheduleActionStartWorkflow("PowerSync", InstanceIds([]), id=POWER_SYNC_SCHEDULE,
+        action=ScheduleActionStartWorkflow(workflow, arg, id=schedule_id,
                                            task_queue=CONTROL_QUEUE),
-        spec=ScheduleSpec(intervals=[
-            ScheduleIntervalSpec(every=timedelta(seconds=settings.power_sync_interval))]),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every_s))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     try:
-        await client.create_schedule(POWER_SYNC_SCHEDULE, schedule)
+        await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:  # keep it, with today's interval
 
         def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
             return ScheduleUpdate(schedule=schedule)
 
-        await client.get_schedule_handle(POWER_SYNC_SCHEDULE).update(update)
+        await client.get_schedule_handle(schedule_id).update(update)
+
+
+async def ensure_power_sync_schedule(client: Client, settings: Settings) -> None:
+    await ensure_schedule(client, POWER_SYNC_SCHEDULE, "PowerSync", InstanceIds([]),
+                          settings.power_sync_interval)
+
+
+async def ensure_ledger_reconcile_schedule(client: Client, settings: Settings) -> None:
+    """Its runs use VMFLOW_RECONCILE_GRACE as the control worker has it when they run."""
+    await ensure_schedule(client, LEDGER_RECONCILE_SCHEDULE, "ReconcileLedger",
+                          ReconcileLedgerRequest(), settings.reconcile_interval)
 
 
 async def main() -> None:
@@ -81,6 +97,7 @@ async def main() -> None:
     settings = get_settings()
     client = await connect_patiently(settings)
     await ensure_power_sync_schedule(client, settings)
+    await ensure_ledger_reconcile_schedule(client, settings)
     with ThreadPoolExecutor(max_workers=16) as executor:
         await run_until_signalled(build(client, settings, executor))
 

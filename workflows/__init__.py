@@ -6,6 +6,7 @@ from workflows.pause import PauseInstance
 from workflows.power_sync import PowerSync
 from workflows.reboot import RebootInstance
 from workflows.rebuild import RebuildInstance
+from workflows.reconcile_ledger import ReconcileLedger
 from workflows.register_host import RegisterHost
 from workflows.rescue import RescueInstance
 from workflows.resume import ResumeInstance
@@ -21,5 +22,5 @@ ALL = [
     LaunchInstance, DeleteInstance, RegisterHost, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, PowerSync, RebuildInstance, SnapshotInstance,
-    ScheduledBackup,
+    ScheduledBackup, ReconcileLedger,
 ]
