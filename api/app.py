@@ -34,6 +34,7 @@ from api.routers import (
     metadata,
     operations,
     quotas,
+    reconcilers,
     server_actions,
     servers,
     share_actions,
@@ -112,7 +113,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
     app.add_exception_handler(Exception, _unexpected)
     for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
-                   images, image_files, image_members, flavors, hosts):
+                   images, image_files, image_members, flavors, hosts, reconcilers):
         app.include_router(module.router)
     app.include_router(backup_schedules.router)
     for module in (shares, share_actions, share_snapshots, share_types, quotas):

@@ -567,3 +567,97 @@ def test_backup_schedule_trigger_wait_gives_up(api, monkeypatch: pytest.MonkeyPa
         else httpx.Response(202, json=SCHEDULE))
     assert cli.run(["server", "backup-schedule", "trigger", SID, BSID, "--wait"]) == 1
     assert "overlap SKIP" in capsys.readouterr().err
+
+
+# ---- admin: the ledger reconciler ------------------------------------------------------
+
+TRIGGERED = {"schedule_id": "reconcile-ledger", "triggered_at": "2026-11-22T02:17:48Z"}
+RESULT = {"removed": 3, "forgotten": 3, "reported": 1, "deferred": 0, "failed": 0,
+          "skipped_hosts": [], "details": ["hv1: instance x is deleted (...): removing its "
+                                           "running domain, dir, claim on hv1"]}
+
+
+def ledger_run(status: str, at: str, result: dict[str, Any] | None = None,
+               wid: str = "reconcile-ledger-2026-11-22T02:17:48Z") -> dict[str, Any]:
+    return {"workflow_id": wid, "run_id": "r1", "scheduled_at": at, "started_at": at,
+            "status": status, "result": result, "error": None}
+
+
+def test_admin_reconcile_ledger_triggers(api, capsys: pytest.CaptureFixture[str]) -> None:
+    seen = api(lambda r: httpx.Response(202, json=TRIGGERED))
+    assert cli.run(["admin", "reconcile-ledger"]) == 0
+    assert [(r.method, r.url.path) for r in seen] == [("POST", "/v1/admin/reconcile-ledger")]
+    assert "vmflow admin reconcile-ledger-status" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("final,code", [
+    (ledger_run("completed", "2026-11-22T02:17:48.5Z", RESULT), 0),
+    (ledger_run("completed", "2026-11-22T02:17:48.5Z", {**RESULT, "failed": 1}), 1),
+    ({**ledger_run("failed", "2026-11-22T02:17:48.5Z"), "error": "boom"}, 1),
+])
+def test_admin_reconcile_ledger_wait_follows_the_new_run(
+        api, monkeypatch: pytest.MonkeyPatch, final: dict[str, Any], code: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from vmflow.cli import admin
+    monkeypatch.setattr(admin, "POLL_S", 0.0)
+    earlier = ledger_run("completed", "2026-11-22T02:07:48Z", {**RESULT, "removed": 9},
+                         wid="reconcile-ledger-2026-11-22T02:07:48Z")
+    new = {**final, "status": "running", "result": None}
+    views = iter([[earlier], [earlier, new], [earlier, final]])
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        if r.method == "POST":
+            return httpx.Response(202, json=TRIGGERED)
+        return httpx.Response(200, json={"schedule_id": "reconcile-ledger", "paused": False,
+                                         "runs": next(views)})
+
+    api(handler)
+    assert cli.run(["admin", "reconcile-ledger", "--wait"]) == code
+    out = capsys.readouterr().out
+    assert final["workflow_id"] in out and "02:07:48" not in out  # the new run, not the old
+    if final["result"]:
+        assert "removing its running domain, dir, claim" in out
+    else:
+        assert "boom" in out
+
+
+def test_admin_reconcile_ledger_wait_follows_a_going_run_when_skipped(
+        api, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from vmflow.cli import admin
+    monkeypatch.setattr(admin, "POLL_S", 0.0)
+    monkeypatch.setattr(admin, "SKIPPED_AFTER_S", 0.0)
+    going = ledger_run("running", "2026-11-22T02:10:00Z")
+    views = iter([[going], [{**going, "status": "completed", "result": RESULT}]])
+    api(lambda r: httpx.Response(202, json=TRIGGERED) if r.method == "POST" else
+        httpx.Response(200, json={"runs": next(views)}))
+    assert cli.run(["admin", "reconcile-ledger", "--wait"]) == 0
+    captured = capsys.readouterr()
+    assert "overlap SKIP" in captured.err and "removed" in captured.out
+
+
+def test_admin_reconcile_ledger_wait_gives_up(api, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from vmflow.cli import admin
+    monkeypatch.setattr(admin, "POLL_S", 0.0)
+    monkeypatch.setattr(admin, "RUN_APPEARS_S", 0.05)
+    api(lambda r: httpx.Response(202, json=TRIGGERED) if r.method == "POST" else
+        httpx.Response(200, json={"runs": []}))
+    assert cli.run(["admin", "reconcile-ledger", "--wait"]) == 1
+    assert "no run started" in capsys.readouterr().err
+
+
+def test_admin_reconcile_ledger_status(api, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [ledger_run("completed", "2026-11-22T02:07:48Z", {**RESULT, "removed": 0}),
+            ledger_run("completed", "2026-11-22T02:17:48Z", RESULT)]
+    api(lambda r: httpx.Response(200, json={"schedule_id": "reconcile-ledger",
+                                            "paused": False, "next_run_at": None,
+                                            "runs": runs}))
+    assert cli.run(["admin", "reconcile-ledger-status"]) == 0
+    out = capsys.readouterr().out
+    assert "Removed" in out and "removing its running domain, dir, claim" in out
+
+
+def test_admin_reconcile_ledger_needs_admin(api, capsys: pytest.CaptureFixture[str]) -> None:
+    api(lambda r: error(403, "'reconcile-ledger' needs role admin; the token has member"))
+    assert cli.run(["admin", "reconcile-ledger"]) == 1
+    assert "needs role admin" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`vmflow`: the command line over the HTTP API (servers and their actions, keypairs,
-operations, images, flavors, hosts, shares). It talks HTTP only and never imports temporalio;
-`main` still ends with os._exit so that nothing run at interpreter exit can change the
-exit code.
+operations, images, flavors, hosts, shares, admin tools). It talks HTTP only and never
+imports temporalio; `main` still ends with os._exit so that nothing run at interpreter
+exit can change the exit code.
 
 common.py holds the client, rendering and --wait; servers.py, keypairs.py and
 catalog.py the commands."""
@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from vmflow.cli import common
+from vmflow.cli.admin import admin_app
 from vmflow.cli.backup_schedules import backup_schedule_app
 from vmflow.cli.catalog import flavor_app, host_app, image_app, operation_app
 from vmflow.cli.common import ApiError, err
@@ -35,6 +36,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(flavor_app, name="flavor")
 app.add_typer(host_app, name="host")
 app.add_typer(share_app, name="share")
+app.add_typer(admin_app, name="admin")
 
 
 @app.callback()
