@@ -175,6 +175,19 @@ class Guest:
                       f" ({done / (shown - t0):.0f} MiB/s)", flush=True)
         self.sh("sync", timeout=600)
 
+    def settle(self, timeout: float = 900) -> None:
+        """Wait until the guest kernel's ext4lazyinit thread is gone: the bench image's
+        file system was grown offline, and for its first minutes the guest zeroes the
+        new inode tables in the background, a load of its own on the disk and the
+        freeze that would be measured as vmflow's."""
+        t0 = time.monotonic()
+        while int(self.sh("grep -l ext4lazyinit /proc/[0-9]*/comm 2>/dev/null | wc -l")):
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"ext4lazyinit still runs after {timeout:.0f} s")
+            print(f"  waiting for the guest's ext4lazyinit ({time.monotonic() - t0:.0f} s)",
+                  flush=True)
+            time.sleep(10)
+
     def start_tickers(self) -> None:
         for name, f in TICKS.items():
             self.sh(f"rm -f {f}; sh -c '{TICKER.format(f)}' </dev/null >/dev/null 2>&1 & "
@@ -474,6 +487,7 @@ def size_rounds(s: Settings, api: httpx.Client, guest: Guest, server_id: str, si
     disk = s.host_dir() / "instances" / server_id / "disk"
     chain = backing_chain(disk)
     guest.fill(size)
+    guest.settle()
     data = guest.used_gib()
     print(f"{size:g} GiB: the guest's disk holds {data:.2f} GiB", flush=True)
     rounds = []
