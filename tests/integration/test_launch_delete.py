@@ -78,6 +78,18 @@ def test_cli_launches_a_guest_that_runs_and_delete_leaves_nothing(
     assert remains(it_settings, server["id"]) == CLEAN
 
 
+def test_cli_runs_the_ledger_reconciler(it_settings: Settings, api: httpx.Client) -> None:
+    """The control worker made the schedule when the stack started; an admin runs it now
+    and reads its result: the live host was listed and nothing failed."""
+    done = vmflow_cli(it_settings, "admin", "reconcile-ledger", "--wait", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(done.stdout)
+    assert run["workflow_id"].startswith("reconcile-ledger-") and run["status"] == "completed"
+    assert "ithv" not in run["result"]["skipped_hosts"] and run["result"]["failed"] == 0
+    status = vmflow_cli(it_settings, "admin", "reconcile-ledger-status")
+    assert status.returncode == 0 and run["workflow_id"] in status.stdout, status.stderr
+
+
 def test_guest_that_never_answers_is_destroyed_and_leaves_nothing(
     it_settings: Settings, api: httpx.Client
 ) -> None:
