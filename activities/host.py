@@ -39,15 +39,12 @@ from vmflow.contracts import (
     FetchedImage,
     FetchImage,
     HostActs,
-    HostDir,
-    HostDomain,
     HostInfo,
-    HostRef,
-    HostResources,
     InstanceRef,
     WaitAgent,
 )
 from vmflow.names import domain_name
+from vmflow.reconcile_contracts import HostDir, HostDomain, HostRef, HostResources
 from vmflow.settings import Settings
 
 

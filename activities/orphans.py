@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from vmflow.contracts import HostResources, LedgerEntry, OrphanRemoval, ReconcilePlan
+from vmflow.contracts import LedgerEntry
+from vmflow.reconcile_contracts import HostResources, OrphanRemoval, ReconcilePlan
 
 # states in which an instance has no domain on its host
 NO_DOMAIN_STATES = frozenset({"deleted", "shelved_offloaded"})

@@ -19,16 +19,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import orphans
 from activities.liveness import host_alive
 from vmflow import db
-from vmflow.contracts import (
-    ControlActs,
+from vmflow.contracts import ControlActs
+from vmflow.models import Allocation, Host, Instance, Ledger, now
+from vmflow.names import instance_workflow_id
+from vmflow.reconcile_contracts import (
     HostResources,
     ReconcileHosts,
     ReconcileLedgerRequest,
     ReconcilePlan,
     ReconcilePlanRequest,
 )
-from vmflow.models import Allocation, Host, Instance, Ledger, now
-from vmflow.names import instance_workflow_id
 from vmflow.settings import Settings
 
 DESCRIBE_TIMEOUT = timedelta(seconds=10)

@@ -29,8 +29,9 @@ from activities.control import ControlActivities
 from activities.images_control import SnapshotImageActivities
 from activities.reconcile_control import LedgerReconcileActivities
 from activities.share_control import ShareControlActivities
-from vmflow.contracts import InstanceIds, ReconcileLedgerRequest
+from vmflow.contracts import InstanceIds
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
+from vmflow.reconcile_contracts import ReconcileLedgerRequest
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, run_until_signalled, setup_logging
 from workflows.share_access import SyncShareAccess

@@ -10,14 +10,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import (
-        ControlActs,
-        HostActs,
+    from vmflow.contracts import ControlActs, HostActs, InstanceHost, InstanceRef, LedgerEntries
+    from vmflow.reconcile_contracts import (
         HostRef,
         HostResources,
-        InstanceHost,
-        InstanceRef,
-        LedgerEntries,
         OrphanRemoval,
         ReconcileHosts,
         ReconcileLedgerRequest,

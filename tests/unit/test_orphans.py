@@ -19,7 +19,8 @@ from activities import domain_xml
 from activities.host import HostActivities
 from activities.libvirt_conn import Connection
 from activities.orphans import HostFacts, InstanceRow, LedgerRow, classify
-from vmflow.contracts import HostDir, HostDomain, HostRef, HostResources, LedgerEntry
+from vmflow.contracts import LedgerEntry
+from vmflow.reconcile_contracts import HostDir, HostDomain, HostRef, HostResources
 from vmflow.settings import Settings
 
 H = "hv1"

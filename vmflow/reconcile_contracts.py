@@ -1,0 +1,92 @@
+"""Contracts of the ledger reconciler (DESIGN decision 9; workflows/reconcile_ledger.py):
+what a host lists, what the control side plans, what a run reports. Standard library
+only, as vmflow.contracts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vmflow.contracts import LedgerEntry
+
+
+@dataclass(frozen=True)
+class ReconcileLedgerRequest:
+    """The input of a ReconcileLedger run (the schedule's is the default)."""
+
+    hosts: list[str] = field(default_factory=list)  # empty: every host vmflow knows
+    grace_s: float | None = None  # None: VMFLOW_RECONCILE_GRACE
+
+
+@dataclass(frozen=True)
+class HostRef:
+    host: str
+
+
+@dataclass(frozen=True)
+class ReconcileHosts:
+    alive: list[str]  # a worker polls hv.<host>: listed
+    dead: list[str]  # no worker: skipped (a dead host says nothing about its resources)
+
+
+@dataclass(frozen=True)
+class HostDomain:
+    """A libvirt domain named <domain prefix><uuid> whose disks are in this host's own
+    instance dir of that uuid (a domain of another host or stack is never listed)."""
+
+    instance_id: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class HostDir:
+    """<host dir>/instances/<uuid>: an instance's disks, config drive, domain.json."""
+
+    instance_id: str
+    age_s: float  # since it last changed (mtime), by the host's own clock
+
+
+@dataclass(frozen=True)
+class HostResources:
+    host: str
+    domains: list[HostDomain]
+    dirs: list[HostDir]
+
+
+@dataclass(frozen=True)
+class ReconcilePlanRequest:
+    resources: HostResources
+    grace_s: float | None = None
+
+
+@dataclass(frozen=True)
+class OrphanRemoval:
+    """What a gone instance left on a host; each removed, then `entries` forgotten."""
+
+    instance_id: str
+    domain: bool  # destroy and undefine (host.destroy_domain)
+    dir: bool  # remove the instance dir (host.delete_instance_files)
+    claim: bool  # release the allocation (control.release_claim)
+    entries: list[LedgerEntry]
+    why: str
+
+
+@dataclass(frozen=True)
+class ReconcilePlan:
+    host: str
+    remove: list[OrphanRemoval]
+    forget: list[LedgerEntry]  # entries of gone instances whose resource is gone already
+    reported: list[str]  # live instances that disagree with the host: told, not touched
+    deferred: list[str]  # orphans left for a later run: too young, or an operation runs
+
+
+@dataclass(frozen=True)
+class ReconcileLedgerResult:
+    """What a run did; the Temporal Web UI shows it as the workflow's result."""
+
+    removed: int  # domains, instance dirs and claims of gone instances
+    forgotten: int  # ledger entries
+    reported: int
+    deferred: int
+    failed: int  # removals that failed (the next run tries again)
+    skipped_hosts: list[str]  # not listed: no worker, or it did not answer
+    details: list[str]  # one line per thing done, reported, deferred or failed
