@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -21,17 +20,13 @@ import libvirt
 
 from activities.libvirt_conn import undefine
 from vmflow import stack
+from vmflow.processes import free_port
 from vmflow.settings import Settings
 
 PREFIX = "vmflowbench-"
 RESULTS = Path(__file__).resolve().parent / "results"
 GUEST = Path("/var/cache/vmflow/tiny-guest")
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_op(api: httpx.Client, op_id: str, every: float, timeout: float = 300,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +35,26 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 class StackError(RuntimeError):
     pass
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on, below the kernel's ephemeral range. One found by
+    binding to port 0 comes from that range, and between finding it and a child binding
+    it, any process's outgoing connection or random listener (Temporal's dev server
+    opens several) can take it: seen in CI as an API that could not bind."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(500):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError("no free TCP port below the ephemeral range")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ Running: that is what makes the one-operation-at-a-time 409 observable.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +29,11 @@ from vmflow.bootstrap import bootstrap
 from vmflow.identity import hash_token
 from vmflow.models import Flavor, Image, Instance, Operation, Token
 from vmflow.names import SEARCH_ATTRIBUTES
+from vmflow.processes import free_port
 from vmflow.temporal import connect
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="package")

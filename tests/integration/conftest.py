@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,16 +18,12 @@ from tests.conftest import qemu_home
 from tests.home_cleanup import teardown_home
 from vmflow import db, stack
 from vmflow.models import Allocation, Ledger
+from vmflow.processes import free_port
 from vmflow.settings import Settings
 
 # one prefix per test run, so concurrent runs on one machine never touch each other's guests
 PREFIX = f"vmflowit{os.getpid()}-"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

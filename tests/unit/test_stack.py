@@ -17,15 +17,11 @@ import pytest
 
 from vmflow import ganesha_config as gc
 from vmflow import processes, stack
+from vmflow.processes import free_port
 from vmflow.settings import Settings
 
 SLEEP = "import sys, time; time.sleep(600)"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fake(name: str, code: str = SLEEP) -> stack.Component:
@@ -268,3 +264,14 @@ def test_ganesha_bus_config(settings: Settings) -> None:
     deep = settings.model_copy(update={"home": settings.home / ("d" * 90)})
     with pytest.raises(ValueError, match="too long"):
         gc.write_dbus_config(deep)
+
+
+def test_free_ports_are_below_the_ephemeral_range() -> None:
+    """A port from the ephemeral range can be taken by anyone's connection before a
+    child binds it (seen in CI); free_port stays below that range and is bindable."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(10000 <= p < low for p in ports)
+    for p in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", p))

@@ -6,7 +6,6 @@ files), one fresh host name per test."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from vmflow.bootstrap import bootstrap
 from vmflow.contracts import OperationRef
 from vmflow.models import Flavor, Image, Instance, Operation, Project, User
 from vmflow.names import CONTROL_QUEUE, SEARCH_ATTRIBUTES, instance_workflow_id
+from vmflow.processes import free_port
 from vmflow.settings import Settings
 from workers import control, hypervisor
 
@@ -61,11 +61,6 @@ def wf_settings(tiny_guest: Path) -> Iterator[Settings]:
     yield s
     shutil.rmtree(home, ignore_errors=True)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
