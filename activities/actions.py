@@ -9,8 +9,9 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.control import agent_enabled, image_file
+from activities.db_activities import DbActivities
 from activities.errors import permanent
-from vmflow import db, states
+from vmflow import states
 from vmflow.contracts import (
     ActionEnd,
     ActionStart,
@@ -27,7 +28,6 @@ from vmflow.contracts import (
 )
 from vmflow.models import Flavor, Image, Instance, Operation, now
 from vmflow.names import instance_workflow_id
-from vmflow.settings import Settings
 
 
 def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildImage:
@@ -57,13 +57,7 @@ def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildIm
                         agent=agent_enabled(image), disk_gb=flavor.disk_gb)
 
 
-class ActionActivities:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def session(self) -> Session:
-        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
-
+class ActionActivities(DbActivities):
     @activity.defn(name=ControlActs.BEGIN_ACTION)
     def begin_action(self, req: ActionStart) -> InstanceFacts:
         """Check the table once more (the state may have moved since the API looked)

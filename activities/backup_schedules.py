@@ -17,7 +17,8 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
-from vmflow import backup_schedules, db
+from activities.db_activities import DbActivities
+from vmflow import backup_schedules
 from vmflow.backups import InstanceBusy, start_snapshot
 from vmflow.contracts import (
     AwaitOperation,
@@ -42,13 +43,10 @@ def backup_name(inst: Instance, backup_type: str, at: datetime) -> str:
     return f"{inst.name}-{backup_type}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"[:255]
 
 
-class BackupScheduleActivities:
+class BackupScheduleActivities(DbActivities):
     def __init__(self, settings: Settings, client: Client):
-        self.settings = settings
+        super().__init__(settings)
         self.client = client
-
-    def session(self) -> Session:
-        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
 
     # ---- a tick -------------------------------------------------------------------
     @activity.defn(name=ControlActs.START_SCHEDULED_BACKUP)

@@ -15,9 +15,9 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities import scheduler
+from activities.db_activities import DbActivities
 from activities.errors import permanent
 from activities.liveness import host_alive
-from vmflow import db
 from vmflow.contracts import (
     ClaimRequest,
     ConfigDrive,
@@ -66,13 +66,10 @@ def image_file(image: Image) -> ImageFile:
                      image.disk_format)
 
 
-class ControlActivities:
+class ControlActivities(DbActivities):
     def __init__(self, settings: Settings, client: Client):
-        self.settings = settings
+        super().__init__(settings)
         self.client = client
-
-    def session(self) -> Session:
-        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
 
     # ---- launch ---------------------------------------------------------------
     @activity.defn(name=ControlActs.VALIDATE_LAUNCH)

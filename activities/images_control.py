@@ -13,8 +13,8 @@ from sqlmodel import Session, col, delete, select
 from temporalio import activity
 
 from activities.control import agent_enabled
+from activities.db_activities import DbActivities
 from activities.errors import permanent
-from vmflow import db
 from vmflow.contracts import (
     ControlActs,
     Errors,
@@ -26,7 +26,6 @@ from vmflow.contracts import (
     SnapshotRequest,
 )
 from vmflow.models import Image, ImageMember, Instance, now
-from vmflow.settings import Settings
 
 TRUE = ("yes", "true", "1")
 
@@ -36,13 +35,7 @@ def require_quiesce(image: Image | None) -> bool:
     return str(props.get("os_require_quiesce", "")).lower() in TRUE
 
 
-class SnapshotImageActivities:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def session(self) -> Session:
-        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
-
+class SnapshotImageActivities(DbActivities):
     @activity.defn(name=ControlActs.SNAPSHOT_BEGIN)
     def snapshot_begin(self, req: SnapshotRequest) -> SnapshotPlan:
         """The image is still there and queued (its upload takes it to saving, then

@@ -11,14 +11,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, and_, col, or_, select
+from sqlmodel import and_, col, or_, select
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import orphans
+from activities.db_activities import DbActivities
 from activities.liveness import host_alive
-from vmflow import db
 from vmflow.contracts import ControlActs
 from vmflow.models import Allocation, Host, Instance, Ledger, now
 from vmflow.names import instance_workflow_id
@@ -40,13 +40,10 @@ def aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-class LedgerReconcileActivities:
+class LedgerReconcileActivities(DbActivities):
     def __init__(self, settings: Settings, client: Client):
-        self.settings = settings
+        super().__init__(settings)
         self.client = client
-
-    def session(self) -> Session:
-        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
 
     @activity.defn(name=ControlActs.RECONCILE_HOSTS)
     async def reconcile_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import Session, col, delete, select
+from sqlmodel import col, delete, select
 from temporalio import activity
 
+from activities.db_activities import DbActivities
 from activities.errors import permanent
-from vmflow import db
 from vmflow.models import Share, ShareAccessRule, ShareSnapshot, now
-from vmflow.settings import Settings
 from vmflow.share_contracts import (
     AccessRuleSpec,
     RulesApplied,
@@ -32,13 +31,7 @@ from vmflow.share_states import RuleState, ShareStatus
 NO_ACCESS_SYNC = frozenset({ShareStatus.DELETING, ShareStatus.ERROR_DELETING})
 
 
-class ShareControlActivities:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def session(self) -> Session:
-        return Session(db.engine_for(self.settings.db_url), expire_on_commit=False)
-
+class ShareControlActivities(DbActivities):
     @activity.defn(name=ShareControlActs.PLAN)
     def share_plan(self, ref: ShareRef) -> SharePlan:
         with self.session() as s:
