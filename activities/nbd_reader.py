@@ -91,7 +91,7 @@ class NbdReader:
             raise NbdError("the NBD server did not say how large the export is")
         return int(size)
 
-    def read(self, ranges: Iterator[tuple[int, int]], buffers: Buffers, depth: int = 8
+    def read(self, ranges: Iterator[tuple[int, int]], buffers: Buffers, depth: int
              ) -> Iterator[tuple[mmap.mmap, int]]:
         """(buffer, length) with the data of each (offset, length), in order, each in a
         buffer taken from `buffers` that the caller gives back; up to `depth` requests

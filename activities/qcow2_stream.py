@@ -165,11 +165,12 @@ def _stage(inbox: queue.Queue[Chunk | None], work: Callable[[memoryview], None],
 
 
 def write(path: str, lo: Layout,
-          read: Callable[[Iterator[tuple[int, int]], Buffers], Iterator[Chunk]]
+          read: Callable[[Iterator[tuple[int, int]], Buffers, int], Iterator[Chunk]]
           ) -> tuple[int, str]:
     """Write the image to `path` (created, must not exist); returns (size, sha256).
-    `read(reads, buffers)` turns the reads of data_reads() into chunks in order, each
-    in a buffer taken from `buffers`. Reading, hashing and writing each run in a
+    `read(reads, buffers, depth)` turns the reads of data_reads() into chunks in order,
+    each in a buffer taken from `buffers`, at most `depth` in flight (the buffers are
+    counted for READ_DEPTH). Reading, hashing and writing each run in a
     thread of their own (hashlib and the system calls let go of the GIL), so the copy
     takes about as long as the slowest of them."""
     digest = hashlib.sha256()
@@ -200,8 +201,8 @@ def write(path: str, lo: Layout,
         try:
             for block in metadata(lo):
                 put(block)
-            for (_, length), (buf, got) in zip(data_reads(lo), read(data_reads(lo), buffers),
-                                               strict=True):
+            chunks = read(data_reads(lo), buffers, READ_DEPTH)
+            for (_, length), (buf, got) in zip(data_reads(lo), chunks, strict=True):
                 if failed or got != length:
                     buffers.put(buf)
                     if failed:

@@ -137,8 +137,9 @@ def test_a_failed_read_raises_and_names_the_export(
     with NbdReader(str(sock), "vda") as nbd:
         past_end = iter([(nbd.size - CLUSTER, 2 * CLUSTER)])
         with pytest.raises(NbdError, match="failed: errno"):
-            list(nbd.read(past_end, Buffers(2, 2 * CLUSTER)))
+            list(nbd.read(past_end, Buffers(2, 2 * CLUSTER), depth=1))
     out = tmp_path / "short.qcow2"
     lo = qcow2_stream.layout(2 * CLUSTER, [0])
     with pytest.raises(RuntimeError, match="short read"):
-        qcow2_stream.write(str(out), lo, lambda reads, bufs: ((bufs.get(), 1) for _ in reads))
+        qcow2_stream.write(str(out), lo,
+                           lambda reads, bufs, _depth: ((bufs.get(), 1) for _ in reads))
