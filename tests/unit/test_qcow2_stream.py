@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import tempfile
 import time
@@ -68,17 +67,23 @@ def copy(sock: Path, out: Path) -> tuple[int, str]:
         return qcow2_stream.write(str(out), lo, nbd.read)
 
 
-@pytest.mark.parametrize("where", ["disk", "tmpfs"])
+@pytest.fixture(params=["disk", "tmpfs"])
+def out_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """Where the copy goes: a disk file system (O_DIRECT) or tmpfs (none), removed after."""
+    if request.param == "disk":
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as d:
+        assert subprocess.run(["stat", "-f", "-c", "%T", d], check=True,
+                              capture_output=True, text=True).stdout.strip() == "tmpfs"
+        yield Path(d)
+
+
 def test_the_copy_is_a_clean_standalone_qcow2_with_the_same_data(
-        export: tuple[Path, Path], tmp_path: Path, where: str) -> None:
+        export: tuple[Path, Path], out_dir: Path) -> None:
     """On a disk file system the copy is written with O_DIRECT; tmpfs has none."""
     disk, sock = export
-    if where == "tmpfs":
-        out = Path(tempfile.mkdtemp(dir="/dev/shm")) / "copy.qcow2"
-        assert subprocess.run(["stat", "-f", "-c", "%T", str(out.parent)], check=True,
-                              capture_output=True, text=True).stdout.strip() == "tmpfs"
-    else:
-        out = tmp_path / "copy.qcow2"
+    out = out_dir / "copy.qcow2"
     size, digest = copy(sock, out)
     data = out.read_bytes()
     assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
@@ -93,7 +98,6 @@ def test_the_copy_is_a_clean_standalone_qcow2_with_the_same_data(
     assert '"backing-filename"' not in info and '"virtual-size": 1610608640' in info
     # only what holds data was copied: 1 MiB + 1 cluster + 3 MiB + the last clusters
     assert size < 6 * MiB
-    shutil.rmtree(out.parent)
 
 
 def test_an_empty_disk_gives_a_valid_empty_image(tmp_path: Path) -> None:
