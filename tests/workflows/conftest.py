@@ -111,6 +111,8 @@ def hv_worker(
     @asynccontextmanager
     async def start(name: str | None = None, **overrides: object) -> AsyncIterator[Settings]:
         s = wf_settings.model_copy(update={"host": name or f"h{uuid.uuid4().hex[:8]}", **overrides})
+        # a host on qemu:///system needs libvirtd, which a bare CI machine has not started
+        stack.ensure_libvirt(s)
         await (await hypervisor.register(temporal.client, s)).result()
         with ThreadPoolExecutor(16) as ex:
             async with hypervisor.build(temporal.client, s, ex):
