@@ -1,17 +1,24 @@
-"""Is a host's worker alive? Temporal knows: its task queue has recent pollers."""
+"""What Temporal knows is alive: a host's worker (its task queue has recent
+pollers), a workflow (its id has a running execution)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterable
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from vmflow.names import hv_queue
 
 POLLER_FRESH_S = 60
+DESCRIBE_TIMEOUT = timedelta(seconds=10)
+DESCRIBE_CONCURRENCY = 16
 
 
 async def host_alive(client: Client, host: str) -> bool:
@@ -24,3 +31,25 @@ async def host_alive(client: Client, host: str) -> bool:
     )
     now = time.time()
     return any(now - p.last_access_time.ToSeconds() < POLLER_FRESH_S for p in resp.pollers)
+
+
+async def workflows_running(client: Client, workflow_ids: Iterable[str]) -> set[str]:
+    """Those of the ids with a running execution. Temporal, not the Operation rows: a
+    row left `running` by a dead worker must not hold anything forever. An error other
+    than "no such workflow" raises (the caller's step is retried): never act on a guess."""
+    gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
+
+    async def runs(workflow_id: str) -> bool:
+        async with gate:
+            try:
+                desc = await client.get_workflow_handle(workflow_id).describe(
+                    rpc_timeout=DESCRIBE_TIMEOUT)
+            except RPCError as e:
+                if e.status == RPCStatusCode.NOT_FOUND:
+                    return False
+                raise
+            return desc.status == WorkflowExecutionStatus.RUNNING
+
+    ids = sorted(set(workflow_ids))
+    answers = await asyncio.gather(*(runs(i) for i in ids))
+    return {i for i, running in zip(ids, answers, strict=True) if running}

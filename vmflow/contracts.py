@@ -53,6 +53,7 @@ class ControlActs:
     SET_IMAGE = "control.set_instance_image"  # rebuild: the new image, once it booted
     RECONCILE_HOSTS = "control.reconcile_hosts"  # ledger reconciler: the hosts to look at
     RECONCILE_PLAN = "control.reconcile_plan"  # ... one host's listing against ledger and DB
+    RECONCILE_IMAGE_STORE = "control.reconcile_image_store"  # ... and the image store's files
 
 
 class HostActs:

@@ -90,3 +90,22 @@ class ReconcileLedgerResult:
     failed: int  # removals that failed (the next run tries again)
     skipped_hosts: list[str]  # not listed: no worker, or it did not answer
     details: list[str]  # one line per thing done, reported, deferred or failed
+
+
+# ---- the image store (activities/image_store_reconcile.py) ---------------------------
+
+@dataclass(frozen=True)
+class ImageStoreRequest:
+    grace_s: float | None = None  # None: VMFLOW_RECONCILE_GRACE
+
+
+@dataclass(frozen=True)
+class ImageStoreReport:
+    """What the image store's check did (a part of ReconcileLedgerResult)."""
+
+    removed: int  # files no image uses
+    repaired: int  # images moved out of a state nobody would move them out of
+    reported: int
+    deferred: int
+    failed: int
+    details: list[str]

@@ -26,6 +26,7 @@ import workflows
 from activities.actions import ActionActivities
 from activities.backup_schedules import BackupScheduleActivities
 from activities.control import ControlActivities
+from activities.image_store_reconcile import ImageStoreReconcileActivities
 from activities.images_control import SnapshotImageActivities
 from activities.reconcile_control import LedgerReconcileActivities
 from activities.share_control import ShareControlActivities
@@ -56,6 +57,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
                     *ActionActivities(settings).all(),
                     *SnapshotImageActivities(settings).all(),
                     *LedgerReconcileActivities(settings, client).all(),
+                    *ImageStoreReconcileActivities(settings, client).all(),
                     *ShareControlActivities(settings).all()],
         activity_executor=executor,
         max_concurrent_activities=16,
