@@ -3,6 +3,7 @@ run as argument lists, what is mounted where, subvolumes, qgroups and data space
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from vmflow.mountinfo import mounts
 
 SUBVOL_INO = 256  # the root inode of every btrfs subvolume (BTRFS_FIRST_FREE_OBJECTID)
 CMD_TIMEOUT_S = 600.0
+# a line of `btrfs subvolume list -u -q`: ... parent_uuid <uuid|-> uuid <uuid> path <path>
+_SUBVOLUME = re.compile(r"\bparent_uuid (\S+)\s+uuid (\S+)\s+path (\S+)$")
 
 
 def run(*argv: str | Path) -> str:
@@ -39,6 +42,23 @@ def is_subvolume(path: Path) -> bool:
                 and st.st_dev != path.parent.lstat().st_dev)
     except OSError:
         return False
+
+
+def parse_subvolume_list(text: str) -> dict[str, tuple[str, str | None]]:
+    """`btrfs subvolume list -u -q` → {path under the top level: (uuid, parent uuid)}."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for line in text.splitlines():
+        m = _SUBVOLUME.search(line.strip())
+        if m:
+            parent, own, path = m.groups()
+            found[path] = (own, None if parent == "-" else parent)
+    return found
+
+
+def subvolume_list(mount: Path) -> dict[str, tuple[str, str | None]]:
+    """Every subvolume of the file system at `mount`: its uuid and the uuid of the
+    subvolume it is a snapshot of (None for one made empty)."""
+    return parse_subvolume_list(run("btrfs", "subvolume", "list", "-u", "-q", mount))
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,22 @@ class GaneshaExports:
         conf = self._file(_share_id(share_id))
         return _export_id(conf.read_text()) if conf.exists() else None
 
+    def export_files(self) -> dict[str, tuple[int, float]]:
+        """The shares with an export file here, also one whose removal stopped midway
+        (remove_export finishes it): share id → (Export_Id, the file's mtime). The files
+        are the truth ganesha is reconciled to. For the ledger reconciler."""
+        found: dict[str, tuple[int, float]] = {}
+        with self._locked():
+            for pattern in ("*.conf.removing", "*.conf"):  # a .conf wins: it is served
+                for conf in self.dir.glob(pattern):
+                    sid = conf.name.split(".", 1)[0]
+                    try:
+                        found[_share_id(sid)] = (_export_id(conf.read_text()),
+                                                 conf.stat().st_mtime)
+                    except (ValueError, GaneshaError):  # not ours: never touched
+                        continue
+        return found
+
     def active_exports(self) -> dict[int, str]:
         """What ganesha serves now: Export_Id → path."""
         body = self._call("ShowExports", "", [])

@@ -14,7 +14,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from vmflow.names import hv_queue
+from vmflow.names import hv_queue, storage_queue
 
 POLLER_FRESH_S = 60
 DESCRIBE_TIMEOUT = timedelta(seconds=10)
@@ -22,10 +22,19 @@ DESCRIBE_CONCURRENCY = 16
 
 
 async def host_alive(client: Client, host: str) -> bool:
+    return await queue_polled(client, hv_queue(host))
+
+
+async def storage_alive(client: Client, host: str) -> bool:
+    """A storage host's worker polls storage.<host>."""
+    return await queue_polled(client, storage_queue(host))
+
+
+async def queue_polled(client: Client, queue: str) -> bool:
     resp = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,
-            task_queue=TaskQueue(name=hv_queue(host)),
+            task_queue=TaskQueue(name=queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
         )
     )

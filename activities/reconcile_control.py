@@ -8,17 +8,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import and_, col, or_, select
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from activities import orphans
 from activities.db_activities import DbActivities
-from activities.liveness import host_alive
+from activities.liveness import host_alive, workflows_running
 from vmflow.contracts import ControlActs
 from vmflow.models import Allocation, Host, Instance, Ledger, now
 from vmflow.names import instance_workflow_id
@@ -30,9 +29,7 @@ from vmflow.reconcile_contracts import (
     ReconcilePlanRequest,
 )
 from vmflow.settings import Settings
-
-DESCRIBE_TIMEOUT = timedelta(seconds=10)
-DESCRIBE_CONCURRENCY = 16
+from vmflow.share_contracts import ShareLedger
 
 
 def aware(t: datetime) -> datetime:
@@ -48,8 +45,9 @@ class LedgerReconcileActivities(DbActivities):
     @activity.defn(name=ControlActs.RECONCILE_HOSTS)
     async def reconcile_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:
         """The hosts asked for, or every registered host and every host the ledger
-        names; split by whether a worker polls hv.<host> (asking a dead one would only
-        wait for its schedule-to-start timeout)."""
+        names (not for shares: storage hosts are judged apart); split by whether a
+        worker polls hv.<host> (asking a dead one would only wait for its
+        schedule-to-start timeout)."""
         names = sorted(set(req.hosts)) if req.hosts else await asyncio.to_thread(
             self._known_hosts)
         alive = await asyncio.gather(*(host_alive(self.client, h) for h in names))
@@ -59,7 +57,8 @@ class LedgerReconcileActivities(DbActivities):
     def _known_hosts(self) -> list[str]:
         with self.session() as s:
             return sorted(set(s.exec(select(Host.name)).all())
-                          | set(s.exec(select(Ledger.host).distinct()).all()))
+                          | set(s.exec(select(Ledger.host).where(
+                              col(Ledger.kind).not_in(ShareLedger.KINDS)).distinct()).all()))
 
     @activity.defn(name=ControlActs.RECONCILE_PLAN)
     async def reconcile_plan(self, req: ReconcilePlanRequest) -> ReconcilePlan:
@@ -69,9 +68,10 @@ class LedgerReconcileActivities(DbActivities):
         mutex) only about the instances something would be done or said about."""
         grace = self.settings.reconcile_grace if req.grace_s is None else req.grace_s
         facts = await asyncio.to_thread(self._facts, req.resources, grace)
-        running = await self._running(orphans.classify(facts).ids())
-        plan = orphans.classify(replace(facts, running=frozenset(running))).plan(
-            req.resources.host)
+        asked = orphans.classify(facts).ids()
+        running = await workflows_running(self.client, [instance_workflow_id(i) for i in asked])
+        busy = frozenset(i for i in asked if instance_workflow_id(i) in running)
+        plan = orphans.classify(replace(facts, running=busy)).plan(req.resources.host)
         activity.logger.info(
             "ledger reconcile of %s: %d to remove, %d entries to forget, %d reported, "
             "%d deferred", plan.host, len(plan.remove), len(plan.forget), len(plan.reported),
@@ -100,28 +100,6 @@ class LedgerReconcileActivities(DbActivities):
                 for i in rows}
         return orphans.HostFacts(resources, ledger, claims, instances, frozenset(), aware(now()),
                                  grace_s)
-
-    async def _running(self, instance_ids: set[str]) -> set[str]:
-        """Those of the instances whose workflow instance-<id> is running. Temporal,
-        not the Operation rows: a row left `running` by a dead worker must not keep an
-        orphan forever, and the workflow id is what holds an instance. An error other
-        than "no such workflow" fails the step (retried): never remove on a guess."""
-        gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
-
-        async def runs(iid: str) -> bool:
-            async with gate:
-                try:
-                    desc = await self.client.get_workflow_handle(
-                        instance_workflow_id(iid)).describe(rpc_timeout=DESCRIBE_TIMEOUT)
-                except RPCError as e:
-                    if e.status == RPCStatusCode.NOT_FOUND:
-                        return False
-                    raise
-                return desc.status == WorkflowExecutionStatus.RUNNING
-
-        ids = sorted(instance_ids)
-        answers = await asyncio.gather(*(runs(i) for i in ids))
-        return {i for i, running in zip(ids, answers, strict=True) if running}
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.reconcile_hosts, self.reconcile_plan]

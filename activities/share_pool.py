@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from pathlib import Path
 from activities import btrfs
 from activities.btrfs import Qgroup, is_subvolume, mounted_roots, run
 from activities.errors import permanent
+from vmflow.reconcile_contracts import StoredSubvolume
 from vmflow.settings import Settings
 from vmflow.share_contracts import ShareErrors
 
@@ -240,6 +242,28 @@ class SharePool:
                 subprocess.run(["chattr", "-i", str(target)], capture_output=True)
                 target.rmdir()
             self._delete_subvolume(path)
+
+    def subvolumes(self) -> tuple[list[StoredSubvolume], list[StoredSubvolume]]:
+        """The shares' and the snapshots' subvolumes (named by a canonical UUID: nothing
+        else is ours), each with the age of its root's mtime; a snapshot with the share
+        it was taken of, while the pool holds that share. For the ledger reconciler."""
+        with self._locked():  # unmounted, every share would look gone
+            listed = btrfs.subvolume_list(self.mount)
+            share_of = {own: path.removeprefix("shares/") for path, (own, _) in listed.items()
+                        if path.startswith("shares/")}  # uuid -> share id
+            now = time.time()
+            found: dict[str, list[StoredSubvolume]] = {"shares": [], "snapshots": []}
+            for path, (_, parent) in sorted(listed.items()):
+                top, _, name = path.partition("/")
+                if top not in found or not is_canonical(name):  # not ours, or nested
+                    continue
+                try:
+                    age = max(0.0, now - (self.mount / path).lstat().st_mtime)
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                share = share_of.get(parent or "") if top == "snapshots" else None
+                found[top].append(StoredSubvolume(name, age, share))
+            return found["shares"], found["snapshots"]
 
     # ---- snapshots -----------------------------------------------------------
     def snapshot(self, share_id: str, snapshot_id: str) -> Path:

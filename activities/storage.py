@@ -10,15 +10,19 @@ rule list, and whatever is already gone counts as removed.
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import permanent
 from activities.heartbeat import heartbeating
 from activities.share_pool import INVALID, SharePool
+from vmflow.contracts import Errors
+from vmflow.reconcile_contracts import HostRef, StorageResources, StoredExport
 from vmflow.settings import Settings
 from vmflow.share_contracts import (
     AccessApplied,
@@ -49,6 +53,8 @@ class Exporter(Protocol):
     def remove_export(self, share_id: str) -> None: ...
 
     def export_location(self, share_id: str, path: Path) -> str: ...
+
+    def export_files(self) -> dict[str, tuple[int, float]]: ...
 
 
 def ip_client(access_to: str) -> str:
@@ -121,6 +127,21 @@ class StorageActivities:
     def delete_snapshot(self, spec: SnapshotSpec) -> None:
         self.pool.delete_snapshot(spec.snapshot_id)
 
+    @activity.defn(name=StorageActs.LIST_SHARES)
+    @heartbeating
+    def list_shares(self, ref: HostRef) -> StorageResources:
+        """What this storage host holds for the ledger reconciler: the share and
+        snapshot subvolumes in the pool and the export files, each with its age."""
+        if ref.host != self.settings.storage_name:  # a worker on the wrong queue must not
+            raise ApplicationError(  # answer for another host
+                f"this worker is storage host {self.settings.storage_name}, not {ref.host}",
+                type=Errors.INVALID_STATE, non_retryable=True)
+        shares, snapshots = self.pool.subvolumes()
+        now = time.time()
+        exports = [StoredExport(sid, export_id, max(0.0, now - mtime))
+                   for sid, (export_id, mtime) in sorted(self.exporter.export_files().items())]
+        return StorageResources(ref.host, shares, snapshots, exports)
+
     def _export(self, share_id: str, path: Path, clients: list[tuple[str, str]]) -> None:
         try:
             self.exporter.ensure_export(share_id, path, clients)
@@ -129,4 +150,4 @@ class StorageActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.create_share, self.delete_share, self.resize_share, self.apply_access,
-                self.create_snapshot, self.delete_snapshot]
+                self.create_snapshot, self.delete_snapshot, self.list_shares]

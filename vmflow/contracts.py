@@ -53,6 +53,8 @@ class ControlActs:
     SET_IMAGE = "control.set_instance_image"  # rebuild: the new image, once it booted
     RECONCILE_HOSTS = "control.reconcile_hosts"  # ledger reconciler: the hosts to look at
     RECONCILE_PLAN = "control.reconcile_plan"  # ... one host's listing against ledger and DB
+    RECONCILE_STORAGE_HOSTS = "control.reconcile_storage_hosts"  # ... the storage hosts
+    RECONCILE_SHARES = "control.reconcile_shares"  # ... one storage host's shares and snapshots
     RECONCILE_IMAGE_STORE = "control.reconcile_image_store"  # ... and the image store's files
 
 
@@ -167,8 +169,8 @@ class InstanceHost:
 @dataclass(frozen=True)
 class LedgerEntry:
     host: str
-    kind: str  # disk | domain | claim | cache
-    key: str  # path, domain uuid, image id
+    kind: str  # disk | domain | claim | cache | share | share_snapshot
+    key: str  # path, domain uuid, image id, share or snapshot id
     instance_id: str | None = None
 
 

@@ -168,7 +168,7 @@ class Ledger(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("host", "kind", "key"),)
     id: int | None = Field(default=None, primary_key=True)
     host: str = Field(index=True)
-    kind: str  # disk | domain | claim | cache
+    kind: str  # disk | domain | claim | cache; share | share_snapshot (key: their id)
     key: str
     instance_id: str | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=now)

@@ -1,6 +1,6 @@
 """Contracts of the ledger reconciler (DESIGN decision 9; workflows/reconcile_ledger.py):
-what a host lists, what the control side plans, what a run reports. Standard library
-only, as vmflow.contracts."""
+what a hypervisor or storage host lists, what the control side plans, what a run
+reports. Standard library only, as vmflow.contracts."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class HostRef:
 
 @dataclass(frozen=True)
 class ReconcileHosts:
-    alive: list[str]  # a worker polls hv.<host>: listed
+    alive: list[str]  # a worker polls hv.<host> (storage hosts: storage.<host>): listed
     dead: list[str]  # no worker: skipped (a dead host says nothing about its resources)
 
 
@@ -79,17 +79,77 @@ class ReconcilePlan:
     deferred: list[str]  # orphans left for a later run: too young, or an operation runs
 
 
+# ---- storage hosts: shares and share snapshots --------------------------------------
+
+@dataclass(frozen=True)
+class StoredSubvolume:
+    """A share's subvolume (pool/shares/<id>) or a snapshot's (pool/snapshots/<id>)."""
+
+    id: str
+    age_s: float  # since its root last changed (mtime), by the storage host's clock
+    # snapshots: the share it was taken of (btrfs parent), while the pool still holds it
+    share_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredExport:
+    """A share's export file in ganesha's config (or one whose removal stopped midway)."""
+
+    share_id: str
+    export_id: int
+    age_s: float  # since the file was last written
+
+
+@dataclass(frozen=True)
+class StorageResources:
+    host: str
+    shares: list[StoredSubvolume]
+    snapshots: list[StoredSubvolume]
+    exports: list[StoredExport]
+
+
+@dataclass(frozen=True)
+class StoragePlanRequest:
+    resources: StorageResources
+    grace_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredOrphan:
+    """A share or snapshot with no row: its backend part removed with the delete
+    workflow's own step (storage.delete_share / delete_share_snapshot, which count
+    "already gone" as done), then `entries` forgotten."""
+
+    kind: str  # share | share_snapshot (vmflow.share_contracts.ShareLedger)
+    id: str
+    share_id: str | None  # the share a snapshot was taken of, if known
+    removes: int  # what goes: subvolume, export (counted into `removed`)
+    entries: list[LedgerEntry]
+    why: str
+
+
+@dataclass(frozen=True)
+class StoragePlan:
+    host: str
+    remove: list[StoredOrphan]  # snapshots first, then shares
+    forget: list[LedgerEntry]  # rows of gone shares/snapshots whose backend is gone too
+    reported: list[str]  # live shares or snapshots that disagree: told, not touched
+    deferred: list[str]  # orphans left for a later run: too young, or an operation runs
+
+
 @dataclass(frozen=True)
 class ReconcileLedgerResult:
     """What a run did; the Temporal Web UI shows it as the workflow's result."""
 
-    removed: int  # domains, instance dirs and claims of gone instances
+    removed: int  # domains, instance dirs, claims; subvolumes and exports of gone shares;
+    # image store files no image uses
     forgotten: int  # ledger entries
     reported: int
     deferred: int
     failed: int  # removals that failed (the next run tries again)
-    skipped_hosts: list[str]  # not listed: no worker, or it did not answer
+    skipped_hosts: list[str]  # not listed: no worker, or it did not answer (storage.<host>)
     details: list[str]  # one line per thing done, reported, deferred or failed
+    repaired: int = 0  # images moved out of a state nobody would move them out of
 
 
 # ---- the image store (activities/image_store_reconcile.py) ---------------------------

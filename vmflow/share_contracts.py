@@ -27,6 +27,7 @@ class StorageActs:
     APPLY_ACCESS = "storage.apply_access"  # the whole desired rule list → the export
     CREATE_SNAPSHOT = "storage.create_share_snapshot"  # read-only btrfs snapshot
     DELETE_SNAPSHOT = "storage.delete_share_snapshot"
+    LIST_SHARES = "storage.list_shares"  # ledger reconciler: subvolumes and exports here
 
 
 class ShareControlActs:
@@ -39,6 +40,15 @@ class ShareControlActs:
     SET_SNAPSHOT = "control.share_snapshot_set"
     FINISH_SNAPSHOT = "control.share_snapshot_finish"
     PLAN = "control.share_plan"  # what a share workflow reads before its first step
+
+
+class ShareLedger:
+    """Ledger kinds of a storage host's side effects (DESIGN decision 9), recorded
+    before the subvolume is made and forgotten once it is gone; key = the id."""
+
+    SHARE = "share"  # the subvolume, its mount and its export
+    SNAPSHOT = "share_snapshot"  # a read-only snapshot subvolume
+    KINDS = (SHARE, SNAPSHOT)
 
 
 # ---- workflow inputs (workflow id share-<share_id>, except the access reconcile) ----

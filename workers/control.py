@@ -30,6 +30,7 @@ from activities.image_store_reconcile import ImageStoreReconcileActivities
 from activities.images_control import SnapshotImageActivities
 from activities.reconcile_control import LedgerReconcileActivities
 from activities.share_control import ShareControlActivities
+from activities.share_reconcile_control import ShareReconcileActivities
 from vmflow.contracts import InstanceIds
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
 from vmflow.reconcile_contracts import ReconcileLedgerRequest
@@ -58,6 +59,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
                     *SnapshotImageActivities(settings).all(),
                     *LedgerReconcileActivities(settings, client).all(),
                     *ImageStoreReconcileActivities(settings, client).all(),
+                    *ShareReconcileActivities(settings, client).all(),
                     *ShareControlActivities(settings).all()],
         activity_executor=executor,
         max_concurrent_activities=16,

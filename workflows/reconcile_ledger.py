@@ -1,9 +1,12 @@
 """The ledger reconciler, run by a Temporal Schedule (DESIGN decision 9): on each
 host, list vmflow's domains and instance dirs, compare them with the ledger, the
 claims and the instance rows, and remove what instances that are gone left behind
-(Nova's running_deleted_instance_action=reap and its orphan clean-ups). Live
-instances are never touched: what disagrees about them is reported. The rules are in
-activities/orphans.py; removal uses the delete workflow's own steps."""
+(Nova's running_deleted_instance_action=reap and its orphan clean-ups); then the same
+on each storage host for shares and share snapshots (subvolumes and exports). Live
+instances and shares are never touched: what disagrees about them is reported. A
+full run (no hosts named) then checks the image store's files against the image rows.
+The rules are in activities/orphans.py, activities/share_orphans.py and
+activities/image_store_orphans.py; removal uses the delete workflows' own steps."""
 
 from __future__ import annotations
 
@@ -14,14 +17,22 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.reconcile_contracts import (
         HostRef,
         HostResources,
+        ImageStoreReport,
+        ImageStoreRequest,
         OrphanRemoval,
         ReconcileHosts,
         ReconcileLedgerRequest,
         ReconcileLedgerResult,
         ReconcilePlan,
         ReconcilePlanRequest,
+        StoragePlan,
+        StoragePlanRequest,
+        StorageResources,
+        StoredOrphan,
     )
+    from vmflow.share_contracts import ShareLedger, ShareSpec, SnapshotSpec, StorageActs
 
+from workflows.share_steps import on_storage
 from workflows.steps import control, describe, on_host
 
 
@@ -29,6 +40,7 @@ from workflows.steps import control, describe, on_host
 class ReconcileLedger:
     def __init__(self) -> None:
         self.removed = self.forgotten = self.reported = self.deferred = self.failed = 0
+        self.repaired = 0
         self.skipped: list[str] = []
         self.details: list[str] = []
 
@@ -48,15 +60,32 @@ class ReconcileLedger:
             plan = await control(ControlActs.RECONCILE_PLAN,
                                  ReconcilePlanRequest(listing, req.grace_s), ReconcilePlan)
             await self._apply(plan)
+        await self._storage_hosts(req)
+        if not req.hosts:  # the store is no host: a run over named hosts leaves it be
+            await self._image_store(req)
         result = ReconcileLedgerResult(self.removed, self.forgotten, self.reported,
-                                       self.deferred, self.failed, self.skipped, self.details)
+                                       self.deferred, self.failed, self.skipped, self.details,
+                                       self.repaired)
         workflow.logger.info(
             "ledger reconcile: %d removed, %d ledger entries forgotten, %d reported, "
-            "%d deferred, %d failed, hosts skipped: %s", result.removed, result.forgotten,
-            result.reported, result.deferred, result.failed, ", ".join(self.skipped) or "none")
+            "%d deferred, %d failed, %d repaired, hosts skipped: %s", result.removed,
+            result.forgotten, result.reported, result.deferred, result.failed,
+            result.repaired, ", ".join(self.skipped) or "none")
         for line in self.details:
             workflow.logger.info("ledger reconcile: %s", line)
         return result
+
+    async def _image_store(self, req: ReconcileLedgerRequest) -> None:
+        """The image store's files against the image rows (activities/image_store_orphans.py):
+        on the control worker, which shares the store with the API."""
+        report = await control(ControlActs.RECONCILE_IMAGE_STORE,
+                               ImageStoreRequest(req.grace_s), ImageStoreReport)
+        self.removed += report.removed
+        self.repaired += report.repaired
+        self.reported += report.reported
+        self.deferred += report.deferred
+        self.failed += report.failed
+        self.details += [f"image store: {line}" for line in report.details]
 
     def _skip(self, host: str, why: str) -> None:
         self.skipped.append(host)
@@ -82,6 +111,59 @@ class ReconcileLedger:
         self.details += [f"{host}: reported: {line}" for line in plan.reported]
         self.deferred += len(plan.deferred)
         self.details += [f"{host}: deferred: {line}" for line in plan.deferred]
+
+    async def _storage_hosts(self, req: ReconcileLedgerRequest) -> None:
+        """Shares and share snapshots, each storage host as a hypervisor host above."""
+        hosts = await control(ControlActs.RECONCILE_STORAGE_HOSTS, req, ReconcileHosts)
+        for host in hosts.dead:
+            self._skip(f"storage.{host}", f"no worker polls storage.{host}")
+        for host in hosts.alive:
+            try:
+                listing = await on_storage(host, StorageActs.LIST_SHARES, HostRef(host),
+                                           StorageResources, schedule_to_start_s=10,
+                                           attempts=2, give_up_after_s=60)
+            except Exception as err:  # a host that does not answer says nothing
+                self._skip(f"storage.{host}", describe(err))
+                continue
+            plan = await control(ControlActs.RECONCILE_SHARES,
+                                 StoragePlanRequest(listing, req.grace_s), StoragePlan)
+            await self._apply_storage(plan)
+
+    async def _apply_storage(self, plan: StoragePlan) -> None:
+        where = f"storage.{plan.host}"
+        for orphan in plan.remove:
+            try:
+                await self._remove_stored(plan.host, orphan)
+            except Exception as err:  # the next run tries again
+                self.failed += 1
+                self.details.append(f"{where}: failed: {orphan.why}: {describe(err)}")
+                continue
+            self.removed += orphan.removes
+            self.forgotten += len(orphan.entries)
+            self.details.append(f"{where}: {orphan.why}")
+        if plan.forget:
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries(plan.forget))
+            self.forgotten += len(plan.forget)
+            self.details += [f"{where}: forgot the {e.kind} entry of {e.key} (no row, and "
+                             "nothing of it on the host)" for e in plan.forget]
+        self.reported += len(plan.reported)
+        self.details += [f"{where}: reported: {line}" for line in plan.reported]
+        self.deferred += len(plan.deferred)
+        self.details += [f"{where}: deferred: {line}" for line in plan.deferred]
+
+    async def _remove_stored(self, host: str, orphan: StoredOrphan) -> None:
+        """What the delete workflows' storage step does (unexport, unmount, delete the
+        subvolume; "already gone" is done), then the ledger entries."""
+        if orphan.kind == ShareLedger.SNAPSHOT:  # only the snapshot id is read
+            await on_storage(host, StorageActs.DELETE_SNAPSHOT,
+                             SnapshotSpec(orphan.share_id or "", orphan.id),
+                             schedule_to_start_s=10, attempts=3, give_up_after_s=300)
+        else:
+            await on_storage(host, StorageActs.DELETE_SHARE, ShareSpec(orphan.id, 0),
+                             schedule_to_start_s=10, timeout_s=300, attempts=3,
+                             give_up_after_s=300)
+        if orphan.entries:
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))
 
     async def _remove(self, host: str, orphan: OrphanRemoval) -> int:
         """What delete does, for one gone instance: domain (destroy, undefine with its

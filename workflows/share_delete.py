@@ -2,12 +2,13 @@
 
 The share goes to deleting, the storage worker removes the export, mount and
 subvolume (each "gone" counts as done, so a half-made share or one with nothing on
-the backend is fine), and the rows go (rules, snapshots, share; the Operation row
-stays as history). force_delete works from any status, also right after the API
-terminated a create stuck in creating, and removes the share's snapshots too. A
-plain delete of a share that still has snapshots is refused before anything
-changes. If the backend cannot be cleaned, the share stays as error_deleting with
-the fault: rows are never dropped while the backend may still hold the data."""
+the backend is fine), its ledger entry is forgotten, and the rows go (rules,
+snapshots, share; the Operation row stays as history). force_delete works from any
+status, also right after the API terminated a create stuck in creating, and removes
+the share's snapshots too (each forgotten in the ledger once it is gone). A plain
+delete of a share that still has snapshots is refused before anything changes. If
+the backend cannot be cleaned, the share stays as error_deleting with the fault:
+rows are never dropped while the backend may still hold the data."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts import Errors
     from vmflow.share_contracts import (
         ShareControlActs,
+        ShareLedger,
         ShareOp,
         ShareRef,
         ShareSpec,
@@ -57,12 +59,14 @@ class DeleteShare(ShareWorkflow):
                 await on_storage(op.host, StorageActs.DELETE_SNAPSHOT,
                                  SnapshotSpec(op.share_id, snapshot_id),
                                  schedule_to_start_s=wait_s)
+                await self.forget(op.host, ShareLedger.SNAPSHOT, snapshot_id)
                 await control(ShareControlActs.FINISH_SNAPSHOT,
                               SnapshotSpec(op.share_id, snapshot_id))
             self.at("deleting the share")
             await on_storage(op.host, StorageActs.DELETE_SHARE,
                              ShareSpec(op.share_id, plan.size_gb), schedule_to_start_s=wait_s,
                              timeout_s=300)
+            await self.forget(op.host, ShareLedger.SHARE, op.share_id)
         except Exception as err:
             # nothing to undo (each step only removes); a retried delete finishes it
             fault = "delete failed: " + reason(err, op.host)

@@ -1,6 +1,6 @@
 """DeleteShareSnapshot: deleting, the storage worker removes the read-only snapshot
-("gone" counts as done), the row goes. On failure the row stays as error_deleting
-with the fault; deleting it again retries."""
+("gone" counts as done), its ledger entry is forgotten, the row goes. On failure the
+row stays as error_deleting with the fault; deleting it again retries."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from vmflow.share_contracts import (
         ShareControlActs,
+        ShareLedger,
         ShareRef,
         ShareSnapshotOp,
         SnapshotSpec,
@@ -36,6 +37,7 @@ class DeleteShareSnapshot(ShareWorkflow):
             self.at("deleting the snapshot")
             await on_storage(op.host, StorageActs.DELETE_SNAPSHOT, spec,
                              schedule_to_start_s=plan.schedule_to_start_s, timeout_s=300)
+            await self.forget(op.host, ShareLedger.SNAPSHOT, op.snapshot_id)
         except Exception as err:
             fault = "delete failed: " + reason(err, op.host)
             await control(ShareControlActs.SET_SNAPSHOT,

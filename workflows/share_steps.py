@@ -14,7 +14,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import ControlActs, Errors, FinishOperation
+    from vmflow.contracts import ControlActs, Errors, FinishOperation, LedgerEntries, LedgerEntry
     from vmflow.names import SA_HOST, storage_queue
     from vmflow.share_contracts import (
         ShareControlActs,
@@ -91,6 +91,12 @@ class ShareWorkflow(Reporting):
         self.at("starting", None, host)
         workflow.upsert_search_attributes([SA_HOST.value_set(host)])
         return await control(ShareControlActs.PLAN, ref, SharePlan)
+
+    @staticmethod
+    async def forget(host: str, kind: str, key: str) -> None:
+        """A share's or snapshot's ledger entry (DESIGN decision 9), once the storage
+        host holds nothing of it any more."""
+        await control(ControlActs.LEDGER_FORGET, LedgerEntries([LedgerEntry(host, kind, key)]))
 
     async def finish(self, operation_id: str, status: str, error: str | None = None) -> None:
         if status == "succeeded":

@@ -31,7 +31,7 @@ PATH = "/v1/admin/reconcile-ledger"
 POLL_S = 1.0
 RUN_APPEARS_S = 30.0  # a triggered run shows in the schedule's recent runs by then
 SKIPPED_AFTER_S = 5.0  # no new run by then while one is going: the trigger was skipped
-COUNTS = ("removed", "forgotten", "reported", "deferred", "failed")
+COUNTS = ("removed", "forgotten", "reported", "deferred", "failed", "repaired")
 
 
 def when(value: Any) -> datetime | None:
@@ -98,8 +98,10 @@ def reconcile_ledger(wait: bool = typer.Option(False, "--wait", help="Follow the
                                                "result (exit 1 if it or a removal failed)."),
                      as_json: JsonOpt = False) -> None:
     """Run the ledger reconciler now: on every host, remove what deleted instances left
-    (domains, instance dirs, claims) once VMFLOW_RECONCILE_GRACE has passed, forget
-    their ledger entries, and report live instances that disagree with their host."""
+    (domains, instance dirs, claims) and on every storage host what gone shares left
+    (subvolumes, exports) once VMFLOW_RECONCILE_GRACE has passed, forget their ledger
+    entries, report live instances and shares that disagree with their host, and mend
+    the image store (interrupted uploads back to queued, unused files removed)."""
     api = Api()
     resp = api.call("POST", PATH)
     if not wait:

@@ -1,0 +1,100 @@
+"""The ledger reconciler's control side for storage hosts (DESIGN decision 9): which
+storage hosts to look at, and one host's listing (share and snapshot subvolumes,
+export files) compared with its share ledger rows and the share and snapshot rows
+(the judgement itself is pure: activities/share_orphans.py). Removal reuses the
+delete workflows' own storage steps; nothing here touches a storage host."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlmodel import col, or_, select
+from temporalio import activity
+from temporalio.client import Client
+
+from activities import share_orphans
+from activities.db_activities import DbActivities
+from activities.liveness import storage_alive, workflows_running
+from activities.reconcile_control import aware
+from vmflow.contracts import ControlActs
+from vmflow.models import Ledger, Share, ShareSnapshot, now
+from vmflow.names import share_workflow_id
+from vmflow.reconcile_contracts import (
+    ReconcileHosts,
+    ReconcileLedgerRequest,
+    StoragePlan,
+    StoragePlanRequest,
+    StorageResources,
+)
+from vmflow.settings import Settings
+from vmflow.share_contracts import ShareLedger
+
+
+class ShareReconcileActivities(DbActivities):
+    def __init__(self, settings: Settings, client: Client):
+        super().__init__(settings)
+        self.client = client
+
+    @activity.defn(name=ControlActs.RECONCILE_STORAGE_HOSTS)
+    async def reconcile_storage_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:
+        """The storage hosts the share rows and the share ledger rows name (only those
+        asked for, if any); split by whether a worker polls storage.<host>."""
+        known = await asyncio.to_thread(self._storage_hosts)
+        names = sorted(known & set(req.hosts)) if req.hosts else sorted(known)
+        alive = await asyncio.gather(*(storage_alive(self.client, h) for h in names))
+        return ReconcileHosts(alive=[h for h, up in zip(names, alive, strict=True) if up],
+                              dead=[h for h, up in zip(names, alive, strict=True) if not up])
+
+    def _storage_hosts(self) -> set[str]:
+        with self.session() as s:
+            shares = s.exec(select(Share.host).where(col(Share.host).is_not(None)).distinct())
+            ledger = s.exec(select(Ledger.host).where(
+                col(Ledger.kind).in_(ShareLedger.KINDS)).distinct())
+            return {h for h in shares if h} | set(ledger)
+
+    @activity.defn(name=ControlActs.RECONCILE_SHARES)
+    async def reconcile_shares(self, req: StoragePlanRequest) -> StoragePlan:
+        """Judge one storage host. The listing was taken before the DB is read here, so
+        a share made after the listing is not in it, and one in it whose row exists now
+        is live. Temporal is asked (share-<id>: the operation mutex) only about the
+        shares something would be done or said about."""
+        grace = self.settings.reconcile_grace if req.grace_s is None else req.grace_s
+        facts = await asyncio.to_thread(self._facts, req.resources, grace)
+        asked = share_orphans.classify(facts).asked
+        running = await workflows_running(self.client, [share_workflow_id(i) for i in asked])
+        busy = frozenset(i for i in asked if share_workflow_id(i) in running)
+        plan = share_orphans.classify(replace(facts, running=busy)).plan(req.resources.host)
+        activity.logger.info(
+            "ledger reconcile of storage host %s: %d to remove, %d entries to forget, "
+            "%d reported, %d deferred", plan.host, len(plan.remove), len(plan.forget),
+            len(plan.reported), len(plan.deferred))
+        return plan
+
+    def _facts(self, res: StorageResources, grace_s: float) -> share_orphans.StorageFacts:
+        host = res.host
+        with self.session() as s:
+            ledger = [share_orphans.LedgerRow(r.kind, r.key, aware(r.created_at))
+                      for r in s.exec(select(Ledger).where(
+                          Ledger.host == host, col(Ledger.kind).in_(ShareLedger.KINDS)))]
+            snapshot_ids = ({x.id for x in res.snapshots}
+                            | {r.key for r in ledger if r.kind == ShareLedger.SNAPSHOT})
+            snapshots = {x.id: share_orphans.SnapshotRow(x.id, x.share_id, x.status,
+                                                         aware(x.updated_at))
+                         for x in s.exec(select(ShareSnapshot).where(or_(
+                             col(ShareSnapshot.id).in_(sorted(snapshot_ids)),
+                             col(ShareSnapshot.share_id).in_(
+                                 select(Share.id).where(Share.host == host)))))}
+            share_ids = ({x.id for x in res.shares} | {e.share_id for e in res.exports}
+                         | {r.key for r in ledger if r.kind == ShareLedger.SHARE}
+                         | {x.share_id for x in snapshots.values()})
+            shares = {x.id: share_orphans.ShareRow(x.id, x.status, x.host, aware(x.updated_at))
+                      for x in s.exec(select(Share).where(or_(
+                          col(Share.id).in_(sorted(share_ids)), Share.host == host)))}
+        return share_orphans.StorageFacts(res, ledger, shares, snapshots, frozenset(),
+                                          aware(now()), grace_s)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.reconcile_storage_hosts, self.reconcile_shares]
