@@ -24,6 +24,11 @@ The rules, per share id and per snapshot id that any of those name:
   its ledger rows forgotten.
 - **gone**, old, with only ledger rows: the rows are forgotten.
 
+- **live** `available` share here with access rules in flight (queued_to_apply,
+  applying, queued_to_deny, denying) unchanged for the grace period and no
+  `share-<id>-access` running: its access sync is signalled again (rules move only
+  while one runs).
+
 A snapshot's share is its row's; without a row, the share btrfs says it was taken of
 (while the pool holds that share); with neither there is no workflow to wait for. A
 snapshot's root is a copy of its share's, mtime included, so a new snapshot may look
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vmflow.contracts import LedgerEntry
-from vmflow.reconcile_contracts import StoragePlan, StorageResources, StoredOrphan
+from vmflow.reconcile_contracts import ShareResync, StoragePlan, StorageResources, StoredOrphan
 from vmflow.share_contracts import ShareLedger
 from vmflow.share_states import TRANSITIONAL, ShareStatus
 
@@ -79,6 +84,9 @@ class StorageFacts:
     running: frozenset[str]  # share ids whose workflow share-<id> runs
     now: datetime
     grace_s: float
+    # live shares here with access rules in flight: share id -> the newest rule change
+    rules_in_flight: dict[str, datetime] = field(default_factory=dict)
+    access_running: frozenset[str] = frozenset()  # share-<id>-access runs
 
 
 @dataclass
@@ -88,9 +96,12 @@ class Judgement:
     reported: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     asked: set[str] = field(default_factory=set)  # shares whose workflow decided the above
+    resync: list[ShareResync] = field(default_factory=list)
+    asked_access: set[str] = field(default_factory=set)  # ... whose access sync would
 
     def plan(self, host: str) -> StoragePlan:
-        return StoragePlan(host, self.remove, self.forget, self.reported, self.deferred)
+        return StoragePlan(host, self.remove, self.forget, self.reported, self.deferred,
+                           self.resync)
 
 
 def named_ids(facts: StorageFacts, kind: str) -> set[str]:
@@ -122,7 +133,26 @@ def classify(facts: StorageFacts) -> Judgement:
     for kind in (SNAPSHOT, SHARE):  # a share's snapshots go before the share
         for item_id in sorted(named_ids(facts, kind)):
             _judge(facts, kind, item_id, out)
+    _rules_in_flight(facts, out)
     return out
+
+
+def _rules_in_flight(facts: StorageFacts, out: Judgement) -> None:
+    """Access rules move only while SyncShareAccess runs; with none running and no
+    change for the grace period, the signal that should have started it was lost (the
+    API died after committing the rule) or its run was ended: signal it again."""
+    for share_id, changed in sorted(facts.rules_in_flight.items()):
+        row = facts.shares.get(share_id)
+        still = (facts.now - changed).total_seconds()
+        if (row is None or row.host != facts.resources.host
+                or row.status != ShareStatus.AVAILABLE or still < facts.grace_s):
+            continue
+        out.asked_access.add(share_id)
+        if share_id in facts.access_running:
+            continue
+        out.resync.append(ShareResync(share_id, (
+            f"share {share_id}: its access rules have been in flight for {still:.0f}s with "
+            "no access sync running: signalled it again")))
 
 
 def _judge(facts: StorageFacts, kind: str, item_id: str, out: Judgement) -> None:

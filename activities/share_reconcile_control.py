@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, or_, select
@@ -19,9 +20,10 @@ from activities import share_orphans
 from activities.db_activities import DbActivities
 from activities.liveness import storage_alive, workflows_running
 from activities.reconcile_control import aware
+from vmflow import access_sync
 from vmflow.contracts import ControlActs
-from vmflow.models import Ledger, Share, ShareSnapshot, now
-from vmflow.names import share_workflow_id
+from vmflow.models import Ledger, Share, ShareAccessRule, ShareSnapshot, now
+from vmflow.names import share_access_workflow_id, share_workflow_id
 from vmflow.reconcile_contracts import (
     ReconcileHosts,
     ReconcileLedgerRequest,
@@ -30,7 +32,12 @@ from vmflow.reconcile_contracts import (
     StorageResources,
 )
 from vmflow.settings import Settings
-from vmflow.share_contracts import ShareLedger
+from vmflow.share_contracts import ShareAccessSync, ShareLedger
+from vmflow.share_states import RuleState
+
+RULES_IN_FLIGHT = (RuleState.QUEUED_TO_APPLY, RuleState.APPLYING, RuleState.QUEUED_TO_DENY,
+                   RuleState.DENYING)
+RESYNC_TIMEOUT = timedelta(seconds=10)
 
 
 class ShareReconcileActivities(DbActivities):
@@ -63,10 +70,15 @@ class ShareReconcileActivities(DbActivities):
         shares something would be done or said about."""
         grace = self.settings.reconcile_grace if req.grace_s is None else req.grace_s
         facts = await asyncio.to_thread(self._facts, req.resources, grace)
-        asked = share_orphans.classify(facts).asked
-        running = await workflows_running(self.client, [share_workflow_id(i) for i in asked])
-        busy = frozenset(i for i in asked if share_workflow_id(i) in running)
-        plan = share_orphans.classify(replace(facts, running=busy)).plan(req.resources.host)
+        first = share_orphans.classify(facts)
+        ids = ([share_workflow_id(i) for i in first.asked]
+               + [share_access_workflow_id(i) for i in first.asked_access])
+        running = await workflows_running(self.client, ids)
+        busy = frozenset(i for i in first.asked if share_workflow_id(i) in running)
+        syncing = frozenset(i for i in first.asked_access
+                            if share_access_workflow_id(i) in running)
+        plan = share_orphans.classify(replace(facts, running=busy, access_running=syncing)
+                                      ).plan(req.resources.host)
         activity.logger.info(
             "ledger reconcile of storage host %s: %d to remove, %d entries to forget, "
             "%d reported, %d deferred", plan.host, len(plan.remove), len(plan.forget),
@@ -93,8 +105,28 @@ class ShareReconcileActivities(DbActivities):
             shares = {x.id: share_orphans.ShareRow(x.id, x.status, x.host, aware(x.updated_at))
                       for x in s.exec(select(Share).where(or_(
                           col(Share.id).in_(sorted(share_ids)), Share.host == host)))}
+            in_flight: dict[str, datetime] = {}
+            for rule in s.exec(select(ShareAccessRule).where(
+                    col(ShareAccessRule.state).in_(RULES_IN_FLIGHT),
+                    col(ShareAccessRule.share_id).in_(select(Share.id).where(
+                        Share.host == host)))):
+                changed = aware(rule.updated_at)
+                in_flight[rule.share_id] = max(changed, in_flight.get(rule.share_id, changed))
         return share_orphans.StorageFacts(res, ledger, shares, snapshots, frozenset(),
-                                          aware(now()), grace_s)
+                                          aware(now()), grace_s, in_flight)
+
+    @activity.defn(name=ControlActs.RESYNC_SHARE_ACCESS)
+    async def resync_share_access(self, req: ShareAccessSync) -> None:
+        """Signal the share's access sync again, as the API does after allow/deny."""
+        share = await asyncio.to_thread(self._share, req.share_id)
+        if share is None:  # gone meanwhile: nothing to enforce
+            return
+        await access_sync.signal_access_sync(self.client, share.id, share.project_id, req.host,
+                                             RESYNC_TIMEOUT)
+
+    def _share(self, share_id: str) -> Share | None:
+        with self.session() as s:
+            return s.get(Share, share_id)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.reconcile_storage_hosts, self.reconcile_shares]
+        return [self.reconcile_storage_hosts, self.reconcile_shares, self.resync_share_access]

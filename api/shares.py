@@ -28,16 +28,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import AuthContext
 from api.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable
 from api.operations import CLOSING_GRACE_S, RPC_TIMEOUT, described_operation
+from vmflow import access_sync
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
 from vmflow.names import (
     CONTROL_QUEUE,
     SA_OPERATION,
     SA_PROJECT,
     SA_RESOURCE,
-    share_access_workflow_id,
     share_workflow_id,
 )
-from vmflow.share_contracts import RULES_CHANGED_SIGNAL, ShareAccessSync
 from vmflow.share_quotas import QuotaExceeded
 from vmflow.share_states import SHARE_ACTIONS, allowed
 
@@ -48,7 +47,6 @@ CREATE_SHARE = "CreateShare"
 DELETE_SHARE = "DeleteShare"
 EXTEND_SHARE = "ExtendShare"
 SHRINK_SHARE = "ShrinkShare"
-SYNC_SHARE_ACCESS = "SyncShareAccess"
 CREATE_SHARE_SNAPSHOT = "CreateShareSnapshot"
 DELETE_SHARE_SNAPSHOT = "DeleteShareSnapshot"
 
@@ -211,14 +209,8 @@ async def signal_access_sync(client: Client, share: Share) -> None:
     and picks the new rules up, otherwise one starts."""
     host = share.host or ""  # the caller has checked it is set
     try:
-        await client.start_workflow(
-            SYNC_SHARE_ACCESS, ShareAccessSync(share.id, host),
-            id=share_access_workflow_id(share.id), task_queue=CONTROL_QUEUE,
-            start_signal=RULES_CHANGED_SIGNAL,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=search_attributes(share, "access_sync"),
-            static_summary=f"access rules of share {share.id}", rpc_timeout=RPC_TIMEOUT)
+        await access_sync.signal_access_sync(client, share.id, share.project_id, host,
+                                             RPC_TIMEOUT)
     except (RPCError, RuntimeError) as e:
         raise ServiceUnavailable(f"could not signal the access rule sync: {e}",
                                  type="TemporalUnavailable") from e

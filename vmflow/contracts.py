@@ -55,6 +55,7 @@ class ControlActs:
     RECONCILE_PLAN = "control.reconcile_plan"  # ... one host's listing against ledger and DB
     RECONCILE_STORAGE_HOSTS = "control.reconcile_storage_hosts"  # ... the storage hosts
     RECONCILE_SHARES = "control.reconcile_shares"  # ... one storage host's shares and snapshots
+    RESYNC_SHARE_ACCESS = "control.resync_share_access"  # ... rules left in flight
     RECONCILE_IMAGE_STORE = "control.reconcile_image_store"  # ... and the image store's files
 
 

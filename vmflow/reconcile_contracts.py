@@ -129,12 +129,22 @@ class StoredOrphan:
 
 
 @dataclass(frozen=True)
+class ShareResync:
+    """A live share whose access rules were left in flight (queued, applying, denying)
+    with no SyncShareAccess running: the reconcile is signalled again."""
+
+    share_id: str
+    why: str
+
+
+@dataclass(frozen=True)
 class StoragePlan:
     host: str
     remove: list[StoredOrphan]  # snapshots first, then shares
     forget: list[LedgerEntry]  # rows of gone shares/snapshots whose backend is gone too
     reported: list[str]  # live shares or snapshots that disagree: told, not touched
     deferred: list[str]  # orphans left for a later run: too young, or an operation runs
+    resync: list[ShareResync] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -149,7 +159,8 @@ class ReconcileLedgerResult:
     failed: int  # removals that failed (the next run tries again)
     skipped_hosts: list[str]  # not listed: no worker, or it did not answer (storage.<host>)
     details: list[str]  # one line per thing done, reported, deferred or failed
-    repaired: int = 0  # images moved out of a state nobody would move them out of
+    repaired: int = 0  # images moved out of a state nobody would move them out of, and
+    # shares whose access rules were left in flight, signalled again
 
 
 # ---- the image store (activities/image_store_reconcile.py) ---------------------------

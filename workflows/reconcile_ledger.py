@@ -30,7 +30,13 @@ with workflow.unsafe.imports_passed_through():
         StorageResources,
         StoredOrphan,
     )
-    from vmflow.share_contracts import ShareLedger, ShareSpec, SnapshotSpec, StorageActs
+    from vmflow.share_contracts import (
+        ShareAccessSync,
+        ShareLedger,
+        ShareSpec,
+        SnapshotSpec,
+        StorageActs,
+    )
 
 from workflows.share_steps import on_storage
 from workflows.steps import control, describe, on_host
@@ -150,6 +156,16 @@ class ReconcileLedger:
         self.details += [f"{where}: reported: {line}" for line in plan.reported]
         self.deferred += len(plan.deferred)
         self.details += [f"{where}: deferred: {line}" for line in plan.deferred]
+        for resync in plan.resync:
+            try:
+                await control(ControlActs.RESYNC_SHARE_ACCESS,
+                              ShareAccessSync(resync.share_id, plan.host))
+            except Exception as err:  # the next run tries again
+                self.failed += 1
+                self.details.append(f"{where}: failed: {resync.why}: {describe(err)}")
+                continue
+            self.repaired += 1
+            self.details.append(f"{where}: {resync.why}")
 
     async def _remove_stored(self, host: str, orphan: StoredOrphan) -> None:
         """What the delete workflows' storage step does (unexport, unmount, delete the

@@ -5,6 +5,7 @@ the storage listing refusing to answer for another host."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -286,3 +287,39 @@ def test_the_storage_listing_refuses_another_host(tmp_path: Path) -> None:
         ActivityEnvironment().run(acts.list_shares, HostRef("nas2"))
     assert exc.value.type == Errors.INVALID_STATE and exc.value.non_retryable
     assert "storage host nas1, not nas2" in str(exc.value)
+
+
+# ---- live: access rules left in flight ---------------------------------------------
+
+def in_flight(changed: datetime = OLD, status: str = "available", host: str | None = H,
+              access_running: tuple[str, ...] = ()) -> StorageFacts:
+    f = facts(shares={A: HOUR}, exports={A: HOUR}, ledger=share_rows(A),
+              rows=[share(A, status, host)])
+    return replace(f, rules_in_flight={A: changed}, access_running=frozenset(access_running))
+
+
+def test_rules_in_flight_with_no_access_sync_running_are_signalled_again() -> None:
+    j = classify(in_flight())
+    [resync] = j.resync
+    assert resync.share_id == A and "3600s" in resync.why
+    assert j.asked_access == {A}
+    assert (j.remove, j.forget, j.reported, j.deferred) == ([], [], [], [])
+
+
+def test_rules_in_flight_are_left_to_a_running_access_sync() -> None:
+    j = classify(in_flight(access_running=(A,)))
+    assert j.resync == [] and j.asked_access == {A}
+
+
+def test_rules_changed_within_the_grace_are_left_alone() -> None:
+    j = classify(in_flight(changed=NOW - timedelta(seconds=30)))
+    assert j.resync == [] and j.asked_access == set()
+
+
+def test_rules_of_a_share_not_available_or_not_here_are_left_alone() -> None:
+    for f in (in_flight(status="deleting"), in_flight(status="extending"),
+              in_flight(host="nas2")):
+        assert classify(f).resync == []
+    no_row = replace(facts(shares={A: HOUR}, exports={A: HOUR}),
+                     rules_in_flight={A: OLD})
+    assert classify(no_row).resync == []

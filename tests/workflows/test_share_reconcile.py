@@ -36,6 +36,7 @@ from tests.workflows.share_rows import (
     new_snapshot,
     op_row,
     real_worker,
+    rules_of,
     run,
     settled,
     share_row,
@@ -44,10 +45,10 @@ from tests.workflows.share_rows import (
 )
 from vmflow.ganesha_config import exports_dir
 from vmflow.models import Ledger, Share, ShareAccessRule, ShareSnapshot, now
-from vmflow.names import CONTROL_QUEUE
+from vmflow.names import CONTROL_QUEUE, share_access_workflow_id
 from vmflow.reconcile_contracts import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.settings import Settings
-from vmflow.share_contracts import ShareOp, ShareSnapshotOp
+from vmflow.share_contracts import ShareAccessSync, ShareOp, ShareSnapshotOp
 
 pytestmark = pytest.mark.usefixtures("control_worker")
 
@@ -212,3 +213,54 @@ async def test_reconciler_removes_old_share_orphans_and_nothing_else(
 
         await share_rows.delete(client, s, wf, ids["live"], force=True)  # and its snapshot
         assert ledger(wf, host) == set()
+
+
+def age_rules(wf: Settings, share_id: str, age_s: float = HOUR) -> None:
+    with session(wf) as db_s:
+        for rule in db_s.exec(select(ShareAccessRule).where(
+                ShareAccessRule.share_id == share_id)):
+            rule.updated_at = now() - timedelta(seconds=age_s)
+            db_s.add(rule)
+        db_s.commit()
+
+
+async def test_reconciler_signals_a_lost_access_sync_again(
+        temporal: WorkflowEnvironment, wf_settings: Settings, real_storage: Settings) -> None:
+    """A rule committed by an API that died before it signalled stays queued: nothing
+    runs to move it. Once it is older than the grace, the reconciler signals the
+    access sync, the rule becomes active and ganesha lets the client in."""
+    client, wf, s = temporal.client, wf_settings, real_storage
+    host = s.storage_name
+    async with real_worker(client, s):
+        share_id = await create_available(client, s, wf)
+        rule_id = new_rule(wf, share_id, "10.254.0.4")  # committed; the signal never sent
+
+        young = await reconcile(temporal, host)
+        assert young.repaired == 0, young.details
+        assert rules_of(wf, share_id)[rule_id].state == "queued_to_apply"
+
+        age_rules(wf, share_id)
+        # an access sync that runs (none polls its queue here) will pick the rule up
+        blocker = await client.start_workflow(
+            "SyncShareAccess", ShareAccessSync(share_id, host),
+            id=share_access_workflow_id(share_id), task_queue="nobody-polls-this")
+        try:
+            busy = await reconcile(temporal, host)
+            assert busy.repaired == 0, busy.details
+            assert rules_of(wf, share_id)[rule_id].state == "queued_to_apply"
+        finally:
+            await blocker.terminate("test over")
+
+        lost = await reconcile(temporal, host)
+        assert (lost.repaired, lost.failed) == (1, 0), lost.details
+        assert any(f"share {share_id}: its access rules have been in flight" in line
+                   for line in lost.details)
+        assert await settled(client, share_id) >= 1
+        assert rules_of(wf, share_id)[rule_id].state == "active"
+        assert "10.254.0.4" in (exported_clients(s, share_id) or "")
+        row = share_row(wf, share_id)
+        assert row and row.access_rules_status == "active"
+
+        again = await reconcile(temporal, host)
+        assert again.repaired == 0, again.details
+        await share_rows.delete(client, s, wf, share_id)
