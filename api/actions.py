@@ -34,8 +34,14 @@ class RebootArgs(Request):
         return v.upper()
 
 
+# the longest an auto-unrescue may wait: a week (a rescue is meant to be short)
+UNRESCUE_AFTER_MAX_S = 7 * 24 * 3600
+
+
 class RescueArgs(Request):
     rescue_image_ref: Ref | None = None  # None: the image the server was built from
+    # vmflow's own: leave rescue mode by itself this many seconds after the rescue
+    unrescue_after: int | None = Field(None, ge=1, le=UNRESCUE_AFTER_MAX_S)
 
 
 class RebuildArgs(Request):

@@ -23,7 +23,6 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -36,7 +35,12 @@ from api.errors import Conflict, ServiceUnavailable
 from api.schemas import OperationPublic, utc
 from vmflow.contracts import OperationRef
 from vmflow.models import Instance, Operation, now
-from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE, instance_workflow_id
+from vmflow.names import (
+    CONTROL_QUEUE,
+    SA_OPERATION,
+    instance_workflow_id,
+    operation_attributes,
+)
 from vmflow.states import TRANSITIONS
 
 log = logging.getLogger(__name__)
@@ -117,11 +121,7 @@ def remember_key(session: Session, auth: AuthContext, key: str | None, resource_
 InputFactory = Callable[[str], object]
 
 def search_attributes(instance: Instance, action: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(SA_RESOURCE, instance_workflow_id(instance.id)),
-        SearchAttributePair(SA_PROJECT, instance.project_id),
-        SearchAttributePair(SA_OPERATION, action),
-    ])
+    return operation_attributes(instance_workflow_id(instance.id), instance.project_id, action)
 
 
 async def start_instance_operation(

@@ -17,7 +17,6 @@ from typing import Any
 from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -33,8 +32,7 @@ from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
 from vmflow.names import (
     CONTROL_QUEUE,
     SA_OPERATION,
-    SA_PROJECT,
-    SA_RESOURCE,
+    operation_attributes,
     share_workflow_id,
 )
 from vmflow.share_quotas import QuotaExceeded
@@ -87,11 +85,7 @@ def quota_error(e: QuotaExceeded) -> PayloadTooLarge:
 # --- starting ------------------------------------------------------------------------
 
 def search_attributes(share: Share, action: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(SA_RESOURCE, share_workflow_id(share.id)),
-        SearchAttributePair(SA_PROJECT, share.project_id),
-        SearchAttributePair(SA_OPERATION, action),
-    ])
+    return operation_attributes(share_workflow_id(share.id), share.project_id, action)
 
 
 async def start_share_operation(

@@ -9,17 +9,13 @@ from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 
 from vmflow.names import (
     CONTROL_QUEUE,
-    SA_OPERATION,
-    SA_PROJECT,
-    SA_RESOURCE,
+    operation_attributes,
     share_access_workflow_id,
     share_workflow_id,
 )
@@ -36,9 +32,6 @@ async def signal_access_sync(client: Client, share_id: str, project_id: str, hos
         start_signal=RULES_CHANGED_SIGNAL,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(SA_RESOURCE, share_workflow_id(share_id)),
-            SearchAttributePair(SA_PROJECT, project_id),
-            SearchAttributePair(SA_OPERATION, "access_sync"),
-        ]),
+        search_attributes=operation_attributes(share_workflow_id(share_id), project_id,
+                                               "access_sync"),
         static_summary=f"access rules of share {share_id}", rpc_timeout=rpc_timeout)

@@ -22,7 +22,6 @@ from typing import Any
 from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.common import (
-    SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
@@ -32,7 +31,12 @@ from temporalio.service import RPCError
 
 from vmflow.contracts import SnapshotRequest
 from vmflow.models import Image, Instance, Operation
-from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE, instance_workflow_id
+from vmflow.names import (
+    CONTROL_QUEUE,
+    SA_OPERATION,
+    instance_workflow_id,
+    operation_attributes,
+)
 from vmflow.states import TRANSITIONS
 
 log = logging.getLogger(__name__)
@@ -86,11 +90,7 @@ def image_record(session: Session, inst: Instance, *, name: str, user_id: str,
 
 
 def _search_attributes(inst: Instance, action: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(SA_RESOURCE, instance_workflow_id(inst.id)),
-        SearchAttributePair(SA_PROJECT, inst.project_id),
-        SearchAttributePair(SA_OPERATION, action),
-    ])
+    return operation_attributes(instance_workflow_id(inst.id), inst.project_id, action)
 
 
 async def holder(client: Client, instance_id: str) -> str:

@@ -41,6 +41,7 @@ class ControlActs:
     REGISTER_HOST = "control.register_host"
     START_SCHEDULED_BACKUP = "control.start_scheduled_backup"  # a backup schedule's tick
     AWAIT_OPERATION = "control.await_operation"  # until an instance workflow closes
+    START_AUTO_UNRESCUE = "control.start_auto_unrescue"  # a rescue's timer ran out
     DELETE_BACKUP_SCHEDULES = "control.delete_backup_schedules"  # delete: the timetables
     BEGIN_ACTION = "control.begin_action"
     END_ACTION = "control.end_action"
@@ -234,6 +235,28 @@ class RescueRequest:
     instance_id: str
     operation_id: str
     image_id: str | None = None  # None: the image the server was built from
+    unrescue_after_s: int | None = None  # then unrescued by itself (AutoUnrescue)
+
+
+@dataclass(frozen=True)
+class AutoUnrescueRequest:
+    """The timer a rescue with unrescue_after arms (workflow id
+    auto-unrescue-<instance>-<rescue operation>)."""
+
+    instance_id: str
+    rescue_operation_id: str
+    after_s: int
+    busy_retry_s: int = 60  # a server busy with another operation is asked again then
+
+
+@dataclass(frozen=True)
+class AutoUnrescueStep:
+    """What the timer's step did: started an unrescue (operation_id), found nothing to
+    do (reason), or found the server busy (try again later)."""
+
+    busy: bool = False
+    operation_id: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 CONTROL_QUEUE = "control"
 
@@ -11,6 +11,16 @@ SA_PROJECT = SearchAttributeKey.for_keyword("VmflowProject")
 SA_OPERATION = SearchAttributeKey.for_keyword("VmflowOperation")
 SA_HOST = SearchAttributeKey.for_keyword("VmflowHost")
 SEARCH_ATTRIBUTES = (SA_RESOURCE, SA_PROJECT, SA_OPERATION, SA_HOST)
+
+
+def operation_attributes(resource: str, project_id: str, action: str) -> TypedSearchAttributes:
+    """What the Web UI finds an operation's workflow by: the workflow id of the resource
+    it works on (instance-<id>, share-<id>), the project, the action."""
+    return TypedSearchAttributes([
+        SearchAttributePair(SA_RESOURCE, resource),
+        SearchAttributePair(SA_PROJECT, project_id),
+        SearchAttributePair(SA_OPERATION, action),
+    ])
 
 
 def hv_queue(host: str) -> str:
@@ -24,6 +34,11 @@ def storage_queue(host: str) -> str:
 def instance_workflow_id(instance_id: str) -> str:
     """One mutating workflow per instance at a time: Temporal is the mutex."""
     return f"instance-{instance_id}"
+
+
+def auto_unrescue_workflow_id(instance_id: str, rescue_operation_id: str) -> str:
+    """A rescue's timer: beside the instance's workflow id, never holding it."""
+    return f"auto-unrescue-{instance_id}-{rescue_operation_id}"
 
 
 def host_workflow_id(host: str) -> str:

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 import workflows
 from activities.actions import ActionActivities
+from activities.auto_unrescue import AutoUnrescueActivities
 from activities.backup_schedules import BackupScheduleActivities
 from activities.control import ControlActivities
 from activities.image_store_reconcile import ImageStoreReconcileActivities
@@ -56,6 +57,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
         activities=[*ControlActivities(settings, client).all(),
                     *BackupScheduleActivities(settings, client).all(),
                     *ActionActivities(settings).all(),
+                    *AutoUnrescueActivities(settings, client).all(),
                     *SnapshotImageActivities(settings).all(),
                     *LedgerReconcileActivities(settings, client).all(),
                     *ImageStoreReconcileActivities(settings, client).all(),

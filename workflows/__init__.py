@@ -1,5 +1,6 @@
 """Workflows: one module per operation; deterministic, no I/O."""
 
+from workflows.auto_unrescue import AutoUnrescue
 from workflows.delete import DeleteInstance
 from workflows.launch import LaunchInstance
 from workflows.pause import PauseInstance
@@ -22,5 +23,5 @@ ALL = [
     LaunchInstance, DeleteInstance, RegisterHost, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, PowerSync, RebuildInstance, SnapshotInstance,
-    ScheduledBackup, ReconcileLedger,
+    ScheduledBackup, ReconcileLedger, AutoUnrescue,
 ]

@@ -1,5 +1,7 @@
 """rescue: boot a rescue image (by default the server's own image) with the
-original disk attached second, same UUID; undo puts the original domain back."""
+original disk attached second, same UUID; undo puts the original domain back. With
+unrescue_after, a rescue that succeeded arms its timer (workflows/auto_unrescue.py)
+as a child that outlives it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts import (
         ActionStart,
+        AutoUnrescueRequest,
         FetchedImage,
         FetchImage,
         HostActs,
@@ -16,8 +19,10 @@ with workflow.unsafe.imports_passed_through():
         RescueRequest,
     )
     from vmflow.contracts import Rescue as RescueSpec
+    from vmflow.names import auto_unrescue_workflow_id
 
 from workflows.action import InstanceAction
+from workflows.auto_unrescue import AutoUnrescue
 from workflows.saga import Compensations
 from workflows.steps import on_host
 
@@ -49,3 +54,11 @@ class RescueInstance(InstanceAction):
         await self.run_action(
             ActionStart(req.instance_id, req.operation_id, "rescue", req.image_id),
             "rescued", body)
+        if req.unrescue_after_s:
+            await workflow.start_child_workflow(
+                AutoUnrescue.run,
+                AutoUnrescueRequest(req.instance_id, req.operation_id, req.unrescue_after_s),
+                id=auto_unrescue_workflow_id(req.instance_id, req.operation_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"unrescue instance {req.instance_id} in "
+                               f"{req.unrescue_after_s}s")

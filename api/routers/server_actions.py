@@ -100,7 +100,8 @@ def workflow_input(session: Session, auth: AuthContext, inst: Instance,
     if parsed.action == "rescue":
         ref = parsed.args.rescue_image_ref
         image_id = resolve_image(session, auth, ref).id if ref else None  # 400 if bad
-        return lambda op_id: RescueRequest(inst.id, op_id, image_id)
+        after = parsed.args.unrescue_after
+        return lambda op_id: RescueRequest(inst.id, op_id, image_id, after)
     if parsed.action == "rebuild":
         new_image = resolve_image(session, auth, parsed.args.image_ref).id  # 400 if bad
         return lambda op_id: RebuildRequest(inst.id, op_id, new_image)

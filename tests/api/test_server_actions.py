@@ -130,7 +130,7 @@ async def test_allowed_state_starts_the_tables_workflow(
     if action.startswith("reboot-"):
         expected["hard"] = action == "reboot-hard"
     if action == "rescue":
-        expected["image_id"] = None
+        expected["image_id"] = expected["unrescue_after_s"] = None
     if action == "rebuild":
         expected["image_id"] = world.image.id
     if action in ("snapshot", "backup"):  # the image record the route made first
@@ -205,7 +205,19 @@ async def test_rescue_image_ref(api: httpx.AsyncClient, world: World,
     assert r.status_code == 202, r.text
     started = await started_input(temporal, f"instance-{inst.id}")
     assert started == {"instance_id": inst.id, "operation_id": r.json()["operation"]["id"],
-                       "image_id": world.image.id}
+                       "image_id": world.image.id, "unrescue_after_s": None}
+    await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
+
+
+async def test_rescue_passes_unrescue_after_to_its_workflow(
+        api: httpx.AsyncClient, world: World, temporal: Client) -> None:
+    inst = add_instance(world, vm_state="active")
+    r = await api.post(f"/v1/servers/{inst.id}/action", headers=world.alice.h,
+                       json={"rescue": {"unrescue_after": 900}})
+    assert r.status_code == 202, r.text
+    started = await started_input(temporal, f"instance-{inst.id}")
+    assert started == {"instance_id": inst.id, "operation_id": r.json()["operation"]["id"],
+                       "image_id": None, "unrescue_after_s": 900}
     await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
 
 
@@ -239,6 +251,12 @@ async def test_reboot_type_is_case_insensitive(api: httpx.AsyncClient, world: Wo
     ({"reboot": {"type": "HARD", "extra": 1}}, "ValidationError"),
     ({"rescue": {"rescue_image_ref": 3}}, "ValidationError"),
     ({"rescue": {"adminPass": "x"}}, "ValidationError"),
+    ({"rescue": {"unrescue_after": 0}}, "ValidationError"),
+    ({"rescue": {"unrescue_after": -5}}, "ValidationError"),
+    ({"rescue": {"unrescue_after": 7 * 24 * 3600 + 1}}, "ValidationError"),
+    ({"rescue": {"unrescue_after": "3600"}}, "ValidationError"),
+    ({"rescue": {"unrescue_after": 1.5}}, "ValidationError"),
+    ({"rescue": {"unrescue_after": True}}, "ValidationError"),
     ({"lock": {"locked_reason": 5}}, "ValidationError"),
     ({"lock": {"locked_reason": "x" * 256}}, "ValidationError"),
     ({"os-resetState": None}, "ValidationError"),

@@ -78,8 +78,17 @@ def test_lifecycle_of_one_guest(api: httpx.Client, it_settings: Settings) -> Non
         if name == "unrescue":
             assert sh(sid, "grep -c ' /rescue ' /proc/mounts")[1].strip() == "0"
         assert_disallowed_are_refused(api, sid)
+    # a rescue that ends by itself: its timer starts the unrescue as the rescuer
+    op = act(api, sid, {"rescue": {"unrescue_after": 1}})
+    assert op["status"] == "succeeded", op
+    deadline = time.monotonic() + 300
+    while (now := server(api, sid))["status"] != "ACTIVE" or now["task_state"]:
+        assert time.monotonic() < deadline, now
+        time.sleep(1)
+    assert power(sid) == "running"
+    assert sh(sid, "grep -c ' /rescue ' /proc/mounts")[1].strip() == "0"
     actions = [a["action"] for a in api.get(f"/v1/servers/{sid}/actions").json()["actions"]]
-    assert actions == ["create", *[name for name, _ in chain]]
+    assert actions == ["create", *[name for name, _ in chain], "rescue", "unrescue"]
     assert delete_server(api, sid)["status"] == "succeeded"
     assert remains(it_settings, sid) == CLEAN
 

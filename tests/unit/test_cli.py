@@ -224,6 +224,7 @@ def accepted() -> httpx.Response:
     (["resume"], {"resume": None}),
     (["rescue"], {"rescue": {}}),
     (["rescue", "--image", "rescue-img"], {"rescue": {"rescue_image_ref": "rescue-img"}}),
+    (["rescue", "--unrescue-after", "3600"], {"rescue": {"unrescue_after": 3600}}),
     (["unrescue"], {"unrescue": None}),
     (["rebuild", "tiny"], {"rebuild": {"imageRef": "tiny"}}),
     (["image-create", "snap1"], {"createImage": {"name": "snap1"}}),

@@ -177,12 +177,19 @@ def server_rescue(
     server: ServerArg,
     image: Annotated[str | None, typer.Option(
         help="Rescue image id or name (default: the server's own image).")] = None,
+    unrescue_after: Annotated[int | None, typer.Option(
+        "--unrescue-after", min=1, help="Leave rescue mode by itself this many seconds "
+        "after the rescue (unless unrescued, locked or rescued again by then).")] = None,
     wait: WaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Boot a rescue image with the server's disk attached second."""
-    body = {"rescue": {"rescue_image_ref": image} if image else {}}
-    run_workflow_action(server, body, "rescue", wait, as_json)
+    args: dict[str, object] = {}
+    if image:
+        args["rescue_image_ref"] = image
+    if unrescue_after is not None:
+        args["unrescue_after"] = unrescue_after
+    run_workflow_action(server, {"rescue": args}, "rescue", wait, as_json)
 
 
 @server_app.command("rebuild")
