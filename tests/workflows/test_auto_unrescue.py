@@ -6,6 +6,8 @@ says so in the action history), and waits for an operation that holds the server
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import libvirt
 from sqlmodel import select
@@ -41,6 +43,17 @@ async def rescue(env: WorkflowEnvironment, s: Settings, instance_id: str,
     return ref.operation_id
 
 
+@asynccontextmanager
+async def launched(env: WorkflowEnvironment, hv_worker: HostFactory
+                   ) -> AsyncIterator[tuple[Settings, str]]:
+    """A server on a fresh host, deleted afterwards."""
+    async with hv_worker() as s:
+        ref = new_server(s)
+        await run(env.client, "LaunchInstance", ref)
+        yield s, ref.instance_id
+        await run(env.client, "DeleteInstance", new_delete_op(s, ref.instance_id))
+
+
 async def timer_result(env: WorkflowEnvironment, instance_id: str, rescue_op: str) -> str:
     handle = env.client.get_workflow_handle(auto_unrescue_workflow_id(instance_id, rescue_op))
     result: str = await asyncio.wait_for(handle.result(), 60)
@@ -50,10 +63,7 @@ async def timer_result(env: WorkflowEnvironment, instance_id: str, rescue_op: st
 async def test_the_timer_unrescues_on_behalf_of_the_rescuer(
     temporal: WorkflowEnvironment, hv_worker: HostFactory
 ) -> None:
-    async with hv_worker() as s:
-        ref = new_server(s)
-        await run(temporal.client, "LaunchInstance", ref)
-        iid = ref.instance_id
+    async with launched(temporal, hv_worker) as (s, iid):
         rescue_op = await rescue(temporal, s, iid, after_s=2)
         assert instance(s, iid).vm_state == "rescued"
         result = await timer_result(temporal, iid, rescue_op)
@@ -69,16 +79,12 @@ async def test_the_timer_unrescues_on_behalf_of_the_rescuer(
         assert done and rescuer
         assert (done.action, done.status, done.user_id) == ("unrescue", "succeeded",
                                                              rescuer.user_id)
-        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
 
 
 async def test_the_timer_of_an_earlier_rescue_or_of_a_locked_server_does_nothing(
     temporal: WorkflowEnvironment, hv_worker: HostFactory
 ) -> None:
-    async with hv_worker() as s:
-        ref = new_server(s)
-        await run(temporal.client, "LaunchInstance", ref)
-        iid = ref.instance_id
+    async with launched(temporal, hv_worker) as (s, iid):
         # unrescued by hand before the timer ran out
         first = await rescue(temporal, s, iid, after_s=3)
         await act(temporal, s, iid, "unrescue")
@@ -106,16 +112,12 @@ async def test_the_timer_of_an_earlier_rescue_or_of_a_locked_server_does_nothing
         [skipped] = auto_ops(s, third)
         assert (skipped.action, skipped.status) == ("unrescue", "skipped")
         assert skipped.last_error == "skipped: the server is locked: left rescued"
-        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
 
 
 async def test_the_timer_waits_for_an_operation_that_holds_the_server(
     temporal: WorkflowEnvironment, hv_worker: HostFactory
 ) -> None:
-    async with hv_worker() as s:
-        ref = new_server(s)
-        await run(temporal.client, "LaunchInstance", ref)
-        iid = ref.instance_id
+    async with launched(temporal, hv_worker) as (s, iid):
         rescue_op = await rescue(temporal, s, iid, after_s=None)
         # an operation holds instance-<id> (a workflow no worker picks up)
         blocker = await temporal.client.start_workflow(
@@ -132,4 +134,3 @@ async def test_the_timer_waits_for_an_operation_that_holds_the_server(
         assert result == f"unrescue started: operation {op.id}"
         await temporal.client.get_workflow_handle(instance_workflow_id(iid)).result()
         assert instance(s, iid).vm_state == "active"
-        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
