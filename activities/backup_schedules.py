@@ -20,17 +20,16 @@ from temporalio.service import RPCError
 from activities.db_activities import DbActivities
 from vmflow import backup_schedules
 from vmflow.backups import InstanceBusy, start_snapshot
-from vmflow.contracts import (
+from vmflow.contracts import ControlActs, InstanceRef
+from vmflow.models import BackupSchedule, Image, Instance, Operation, now
+from vmflow.names import instance_workflow_id
+from vmflow.settings import Settings
+from vmflow.snapshot_contracts import (
     AwaitOperation,
-    ControlActs,
-    InstanceRef,
     OperationOutcome,
     ScheduledBackupRequest,
     ScheduledBackupStart,
 )
-from vmflow.models import BackupSchedule, Image, Instance, Operation, now
-from vmflow.names import instance_workflow_id
-from vmflow.settings import Settings
 from vmflow.states import TRANSITIONS, VmState, status
 
 log = logging.getLogger(__name__)

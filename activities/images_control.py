@@ -15,9 +15,9 @@ from temporalio import activity
 from activities.control import agent_enabled
 from activities.db_activities import DbActivities
 from activities.errors import permanent
-from vmflow.contracts import (
-    ControlActs,
-    Errors,
+from vmflow.contracts import ControlActs, Errors
+from vmflow.models import Image, ImageMember, Instance, now
+from vmflow.snapshot_contracts import (
     RotateBackups,
     RotatedBackups,
     SnapshotDone,
@@ -25,7 +25,6 @@ from vmflow.contracts import (
     SnapshotPlan,
     SnapshotRequest,
 )
-from vmflow.models import Image, ImageMember, Instance, now
 
 TRUE = ("yes", "true", "1")
 

@@ -45,8 +45,9 @@ from activities import backup_job, image_transfer, qemu_img
 from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
 from activities.libvirt_conn import Connection
-from vmflow.contracts import Errors, HostActs, SnapshotDisk, SnapshotFile, SnapshotTaken
+from vmflow.contracts import Errors, HostActs
 from vmflow.settings import Settings
+from vmflow.snapshot_contracts import SnapshotDisk, SnapshotFile, SnapshotTaken
 
 REPO = Path(__file__).resolve().parent.parent
 QUIESCE_FAILED = "QuiesceFailed"

@@ -30,7 +30,6 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from vmflow.contracts import ScheduledBackupRequest
 from vmflow.models import BackupSchedule
 from vmflow.names import (
     CONTROL_QUEUE,
@@ -40,6 +39,7 @@ from vmflow.names import (
     backup_schedule_id,
     instance_workflow_id,
 )
+from vmflow.snapshot_contracts import ScheduledBackupRequest
 
 WORKFLOW = "ScheduledBackup"
 RPC_TIMEOUT = timedelta(seconds=5)

@@ -29,7 +29,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from vmflow.contracts import SnapshotRequest
 from vmflow.models import Image, Instance, Operation
 from vmflow.names import (
     CONTROL_QUEUE,
@@ -37,6 +36,7 @@ from vmflow.names import (
     instance_workflow_id,
     operation_attributes,
 )
+from vmflow.snapshot_contracts import SnapshotRequest
 from vmflow.states import TRANSITIONS
 
 log = logging.getLogger(__name__)

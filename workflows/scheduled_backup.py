@@ -19,15 +19,15 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import (
+    from vmflow.contracts import ControlActs
+    from vmflow.names import CONTROL_QUEUE
+    from vmflow.snapshot_contracts import (
         AwaitOperation,
-        ControlActs,
         OperationOutcome,
         ScheduledBackupRequest,
         ScheduledBackupResult,
         ScheduledBackupStart,
     )
-    from vmflow.names import CONTROL_QUEUE
 
 from workflows.steps import control, retry
 

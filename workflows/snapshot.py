@@ -18,12 +18,8 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import (
-        ActionStart,
-        ControlActs,
-        HostActs,
-        InstanceFacts,
-        InstanceUpdate,
+    from vmflow.contracts import ActionStart, ControlActs, HostActs, InstanceFacts, InstanceUpdate
+    from vmflow.snapshot_contracts import (
         RotateBackups,
         RotatedBackups,
         SnapshotDisk,

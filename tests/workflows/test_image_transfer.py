@@ -16,9 +16,10 @@ from temporalio.testing import ActivityEnvironment
 from activities import image_transfer
 from activities.snapshot import SnapshotActivities
 from tests.workflows.conftest import session
-from vmflow.contracts import Errors, SnapshotFile
+from vmflow.contracts import Errors
 from vmflow.models import Image
 from vmflow.settings import Settings
+from vmflow.snapshot_contracts import SnapshotFile
 
 
 def queued_image(s: Settings, disk_format: str = "qcow2") -> str:
