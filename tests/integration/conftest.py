@@ -43,6 +43,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
         stack.up(s)
     except BaseException:
         stack.down(s)  # what did start must not outlive the run (one NFS server per machine)
+        teardown_home(home)  # the error carries the failing component's log tail
         raise
     yield s
     stack.down(s)
