@@ -14,26 +14,20 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.db_activities import DbActivities
+from activities.db_activities import ClientActivities
 from vmflow.contracts import AutoUnrescueRequest, AutoUnrescueStep, ControlActs, OperationRef
 from vmflow.models import Instance, Operation, now
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id, operation_attributes
-from vmflow.settings import Settings
 from vmflow.states import TRANSITIONS, VmState
 
 RPC_TIMEOUT = timedelta(seconds=10)
 
 
-class AutoUnrescueActivities(DbActivities):
-    def __init__(self, settings: Settings, client: Client):
-        super().__init__(settings)
-        self.client = client
-
+class AutoUnrescueActivities(ClientActivities):
     @activity.defn(name=ControlActs.START_AUTO_UNRESCUE)
     async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> AutoUnrescueStep:
         key = f"auto-unrescue/{req.rescue_operation_id}"

@@ -14,16 +14,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from activities.db_activities import DbActivities
+from activities.db_activities import ClientActivities
 from vmflow import backup_schedules
 from vmflow.backups import InstanceBusy, start_snapshot
 from vmflow.contracts import ControlActs, InstanceRef
 from vmflow.models import BackupSchedule, Image, Instance, Operation, now
 from vmflow.names import instance_workflow_id
-from vmflow.settings import Settings
 from vmflow.snapshot_contracts import (
     AwaitOperation,
     OperationOutcome,
@@ -42,11 +41,7 @@ def backup_name(inst: Instance, backup_type: str, at: datetime) -> str:
     return f"{inst.name}-{backup_type}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"[:255]
 
 
-class BackupScheduleActivities(DbActivities):
-    def __init__(self, settings: Settings, client: Client):
-        super().__init__(settings)
-        self.client = client
-
+class BackupScheduleActivities(ClientActivities):
     # ---- a tick -------------------------------------------------------------------
     @activity.defn(name=ControlActs.START_SCHEDULED_BACKUP)
     async def start_scheduled_backup(self, req: ScheduledBackupRequest) -> ScheduledBackupStart:

@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select
 from temporalio import activity
-from temporalio.client import Client
 
 from activities import scheduler
-from activities.db_activities import DbActivities
+from activities.db_activities import ClientActivities
 from activities.errors import permanent
 from activities.liveness import host_alive
 from vmflow.contracts import (
@@ -47,7 +46,6 @@ from vmflow.models import (
     Operation,
     now,
 )
-from vmflow.settings import Settings
 
 
 def agent_enabled(image: Image | None) -> bool:
@@ -66,11 +64,7 @@ def image_file(image: Image) -> ImageFile:
                      image.disk_format)
 
 
-class ControlActivities(DbActivities):
-    def __init__(self, settings: Settings, client: Client):
-        super().__init__(settings)
-        self.client = client
-
+class ControlActivities(ClientActivities):
     # ---- launch ---------------------------------------------------------------
     @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
     def validate_launch(self, ref: OperationRef) -> LaunchPlan:

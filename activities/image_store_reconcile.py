@@ -20,17 +20,15 @@ from typing import Any
 
 from sqlmodel import col, or_, select, update
 from temporalio import activity
-from temporalio.client import Client
 
 from activities import image_store_orphans as rules
-from activities.db_activities import DbActivities
+from activities.db_activities import ClientActivities
 from activities.liveness import workflows_running
 from activities.reconcile_control import aware
 from vmflow.contracts import ControlActs
 from vmflow.models import Image, now
 from vmflow.names import instance_workflow_id
 from vmflow.reconcile_contracts import ImageStoreReport, ImageStoreRequest
-from vmflow.settings import Settings
 
 PART = ".part"
 
@@ -42,11 +40,7 @@ def canonical(name: str) -> str | None:
         return None
 
 
-class ImageStoreReconcileActivities(DbActivities):
-    def __init__(self, settings: Settings, client: Client):
-        super().__init__(settings)
-        self.client = client
-
+class ImageStoreReconcileActivities(ClientActivities):
     @activity.defn(name=ControlActs.RECONCILE_IMAGE_STORE)
     async def reconcile_image_store(self, req: ImageStoreRequest) -> ImageStoreReport:
         grace = self.settings.reconcile_grace if req.grace_s is None else req.grace_s

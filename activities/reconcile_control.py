@@ -13,10 +13,9 @@ from typing import Any
 
 from sqlmodel import and_, col, or_, select
 from temporalio import activity
-from temporalio.client import Client
 
 from activities import orphans
-from activities.db_activities import DbActivities
+from activities.db_activities import ClientActivities
 from activities.liveness import host_alive, workflows_running
 from vmflow.contracts import ControlActs
 from vmflow.models import Allocation, Host, Instance, Ledger, now
@@ -28,7 +27,6 @@ from vmflow.reconcile_contracts import (
     ReconcilePlan,
     ReconcilePlanRequest,
 )
-from vmflow.settings import Settings
 from vmflow.share_contracts import ShareLedger
 
 
@@ -37,11 +35,7 @@ def aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-class LedgerReconcileActivities(DbActivities):
-    def __init__(self, settings: Settings, client: Client):
-        super().__init__(settings)
-        self.client = client
-
+class LedgerReconcileActivities(ClientActivities):
     @activity.defn(name=ControlActs.RECONCILE_HOSTS)
     async def reconcile_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:
         """The hosts asked for, or every registered host and every host the ledger

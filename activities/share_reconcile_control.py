@@ -14,10 +14,9 @@ from typing import Any
 
 from sqlmodel import col, or_, select
 from temporalio import activity
-from temporalio.client import Client
 
 from activities import share_orphans
-from activities.db_activities import DbActivities
+from activities.db_activities import ClientActivities
 from activities.liveness import storage_alive, workflows_running
 from activities.reconcile_control import aware
 from vmflow import access_sync
@@ -31,7 +30,6 @@ from vmflow.reconcile_contracts import (
     StoragePlanRequest,
     StorageResources,
 )
-from vmflow.settings import Settings
 from vmflow.share_contracts import ShareAccessSync, ShareLedger
 from vmflow.share_states import RuleState
 
@@ -40,11 +38,7 @@ RULES_IN_FLIGHT = (RuleState.QUEUED_TO_APPLY, RuleState.APPLYING, RuleState.QUEU
 RESYNC_TIMEOUT = timedelta(seconds=10)
 
 
-class ShareReconcileActivities(DbActivities):
-    def __init__(self, settings: Settings, client: Client):
-        super().__init__(settings)
-        self.client = client
-
+class ShareReconcileActivities(ClientActivities):
     @activity.defn(name=ControlActs.RECONCILE_STORAGE_HOSTS)
     async def reconcile_storage_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:
         """The storage hosts the share rows and the share ledger rows name (only those

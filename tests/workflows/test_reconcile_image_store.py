@@ -15,6 +15,7 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import session
+from tests.workflows.test_image_transfer import image_row
 from vmflow.models import Image, now
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.reconcile_contracts import ReconcileLedgerRequest, ReconcileLedgerResult
@@ -40,13 +41,6 @@ def add_image(s: Settings, status: str, age_s: float = HOUR, **props: str) -> st
         db_s.add(image)
         db_s.commit()
         return image.id
-
-
-def image(s: Settings, image_id: str) -> Image:
-    with session(s) as db_s:
-        found = db_s.get(Image, image_id)
-        assert found is not None
-        return found
 
 
 async def reconcile(env: WorkflowEnvironment) -> tuple[ReconcileLedgerResult, list[str]]:
@@ -86,19 +80,19 @@ async def test_the_reconciler_mends_the_image_store(
     try:
         first, lines = await reconcile(temporal)
         details = "\n".join(lines)
-        assert image(s, interrupted).status == "queued", details
+        assert image_row(s, interrupted).status == "queued", details
         assert not interrupted_part.exists()
         assert f"image {interrupted}: its upload was interrupted: back to queued" in details
-        lost_row = image(s, lost)
+        lost_row = image_row(s, lost)
         assert lost_row.status == "error"
         assert lost_row.fault and lost_vm in lost_row.fault and "queued" in lost_row.fault
         assert not lost_staged.exists()
         assert not deleted_data.exists() and not orphan.exists()
         # untouched: an upload still writing, an operation's image, an active image,
         # a file younger than the grace, a name that is no image's
-        assert image(s, uploading).status == "saving" and uploading_part.exists()
-        assert image(s, busy).status == "queued" and busy_staged.exists()
-        assert image(s, active).status == "active" and (store / active).exists()
+        assert image_row(s, uploading).status == "saving" and uploading_part.exists()
+        assert image_row(s, busy).status == "queued" and busy_staged.exists()
+        assert image_row(s, active).status == "active" and (store / active).exists()
         assert young_orphan.exists() and not_ours.exists()
         assert any(busy in line and busy_vm in line for line in lines)
         assert first.failed == 0 and first.repaired >= 2 and first.removed >= 4
@@ -107,6 +101,6 @@ async def test_the_reconciler_mends_the_image_store(
         mine = (interrupted, lost, busy, uploading, active, deleted, orphan.name)
         assert not [line for line in lines
                     if any(i in line for i in mine) and not line.startswith("deferred")]
-        assert image(s, interrupted).status == "queued" and image(s, lost).status == "error"
+        assert image_row(s, interrupted).status == "queued" and image_row(s, lost).status == "error"
     finally:
         await blocker.terminate("test over")
