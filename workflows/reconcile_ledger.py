@@ -93,6 +93,13 @@ class ReconcileLedger:
         self.failed += report.failed
         self.details += [f"image store: {line}" for line in report.details]
 
+    def _tell(self, where: str, reported: list[str], deferred: list[str]) -> None:
+        """What a host's plan only reports, and what it leaves for a later run."""
+        self.reported += len(reported)
+        self.details += [f"{where}: reported: {line}" for line in reported]
+        self.deferred += len(deferred)
+        self.details += [f"{where}: deferred: {line}" for line in deferred]
+
     def _skip(self, host: str, why: str) -> None:
         self.skipped.append(host)
         self.details.append(f"{host}: skipped: {why}")
@@ -113,10 +120,7 @@ class ReconcileLedger:
             self.forgotten += len(plan.forget)
             self.details += [f"{host}: forgot the {e.kind} entry of instance {e.instance_id} "
                              f"(the instance and the {e.kind} are gone)" for e in plan.forget]
-        self.reported += len(plan.reported)
-        self.details += [f"{host}: reported: {line}" for line in plan.reported]
-        self.deferred += len(plan.deferred)
-        self.details += [f"{host}: deferred: {line}" for line in plan.deferred]
+        self._tell(host, plan.reported, plan.deferred)
 
     async def _storage_hosts(self, req: ReconcileLedgerRequest) -> None:
         """Shares and share snapshots, each storage host as a hypervisor host above."""
@@ -152,10 +156,7 @@ class ReconcileLedger:
             self.forgotten += len(plan.forget)
             self.details += [f"{where}: forgot the {e.kind} entry of {e.key} (no row, and "
                              "nothing of it on the host)" for e in plan.forget]
-        self.reported += len(plan.reported)
-        self.details += [f"{where}: reported: {line}" for line in plan.reported]
-        self.deferred += len(plan.deferred)
-        self.details += [f"{where}: deferred: {line}" for line in plan.deferred]
+        self._tell(where, plan.reported, plan.deferred)
         for resync in plan.resync:
             try:
                 await control(ControlActs.RESYNC_SHARE_ACCESS,
