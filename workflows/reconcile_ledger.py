@@ -10,10 +10,20 @@ activities/image_store_orphans.py; removal uses the delete workflows' own steps.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts import ControlActs, HostActs, InstanceHost, InstanceRef, LedgerEntries
+    from vmflow.contracts import (
+        ControlActs,
+        HostActs,
+        InstanceHost,
+        InstanceRef,
+        LedgerEntries,
+        LedgerEntry,
+    )
     from vmflow.reconcile_contracts import (
         HostRef,
         HostResources,
@@ -93,6 +103,25 @@ class ReconcileLedger:
         self.failed += report.failed
         self.details += [f"image store: {line}" for line in report.details]
 
+    async def _attempt(self, where: str, why: str, step: Coroutine[Any, Any, object]) -> bool:
+        """One removal or repair: told when done; a failure is counted and told, and the
+        next run tries again."""
+        try:
+            await step
+        except Exception as err:
+            self.failed += 1
+            self.details.append(f"{where}: failed: {why}: {describe(err)}")
+            return False
+        self.details.append(f"{where}: {why}")
+        return True
+
+    async def _forget(self, entries: list[LedgerEntry], lines: list[str]) -> None:
+        """Ledger entries whose resource is gone already."""
+        if entries:
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries(entries))
+            self.forgotten += len(entries)
+            self.details += lines
+
     def _tell(self, where: str, reported: list[str], deferred: list[str]) -> None:
         """What a host's plan only reports, and what it leaves for a later run."""
         self.reported += len(reported)
@@ -107,19 +136,12 @@ class ReconcileLedger:
     async def _apply(self, plan: ReconcilePlan) -> None:
         host = plan.host
         for orphan in plan.remove:
-            try:
-                self.removed += await self._remove(host, orphan)
-            except Exception as err:  # the next run tries again
-                self.failed += 1
-                self.details.append(f"{host}: failed: {orphan.why}: {describe(err)}")
-                continue
-            self.forgotten += len(orphan.entries)
-            self.details.append(f"{host}: {orphan.why}")
-        if plan.forget:
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries(plan.forget))
-            self.forgotten += len(plan.forget)
-            self.details += [f"{host}: forgot the {e.kind} entry of instance {e.instance_id} "
-                             f"(the instance and the {e.kind} are gone)" for e in plan.forget]
+            if await self._attempt(host, orphan.why, self._remove(host, orphan)):
+                self.removed += int(orphan.domain) + int(orphan.dir) + int(orphan.claim)
+                self.forgotten += len(orphan.entries)
+        await self._forget(plan.forget, [
+            f"{host}: forgot the {e.kind} entry of instance {e.instance_id} (the instance and "
+            f"the {e.kind} are gone)" for e in plan.forget])
         self._tell(host, plan.reported, plan.deferred)
 
     async def _storage_hosts(self, req: ReconcileLedgerRequest) -> None:
@@ -142,31 +164,17 @@ class ReconcileLedger:
     async def _apply_storage(self, plan: StoragePlan) -> None:
         where = f"storage.{plan.host}"
         for orphan in plan.remove:
-            try:
-                await self._remove_stored(plan.host, orphan)
-            except Exception as err:  # the next run tries again
-                self.failed += 1
-                self.details.append(f"{where}: failed: {orphan.why}: {describe(err)}")
-                continue
-            self.removed += orphan.removes
-            self.forgotten += len(orphan.entries)
-            self.details.append(f"{where}: {orphan.why}")
-        if plan.forget:
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries(plan.forget))
-            self.forgotten += len(plan.forget)
-            self.details += [f"{where}: forgot the {e.kind} entry of {e.key} (no row, and "
-                             "nothing of it on the host)" for e in plan.forget]
+            if await self._attempt(where, orphan.why, self._remove_stored(plan.host, orphan)):
+                self.removed += orphan.removes
+                self.forgotten += len(orphan.entries)
+        await self._forget(plan.forget, [
+            f"{where}: forgot the {e.kind} entry of {e.key} (no row, and nothing of it on "
+            "the host)" for e in plan.forget])
         self._tell(where, plan.reported, plan.deferred)
         for resync in plan.resync:
-            try:
-                await control(ControlActs.RESYNC_SHARE_ACCESS,
-                              ShareAccessSync(resync.share_id, plan.host))
-            except Exception as err:  # the next run tries again
-                self.failed += 1
-                self.details.append(f"{where}: failed: {resync.why}: {describe(err)}")
-                continue
-            self.repaired += 1
-            self.details.append(f"{where}: {resync.why}")
+            if await self._attempt(where, resync.why, control(
+                    ControlActs.RESYNC_SHARE_ACCESS, ShareAccessSync(resync.share_id, plan.host))):
+                self.repaired += 1
 
     async def _remove_stored(self, host: str, orphan: StoredOrphan) -> None:
         """What the delete workflows' storage step does (unexport, unmount, delete the
@@ -182,7 +190,7 @@ class ReconcileLedger:
         if orphan.entries:
             await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))
 
-    async def _remove(self, host: str, orphan: OrphanRemoval) -> int:
+    async def _remove(self, host: str, orphan: OrphanRemoval) -> None:
         """What delete does, for one gone instance: domain (destroy, undefine with its
         managed save and NVRAM), then its files, then its claim, then its entries."""
         ref = InstanceRef(orphan.instance_id)
@@ -196,4 +204,3 @@ class ReconcileLedger:
             await control(ControlActs.RELEASE_CLAIM, InstanceHost(orphan.instance_id, host))
         if orphan.entries:
             await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))
-        return int(orphan.domain) + int(orphan.dir) + int(orphan.claim)
