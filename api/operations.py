@@ -33,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import AuthContext
 from api.errors import Conflict, ServiceUnavailable
 from api.schemas import OperationPublic, utc
-from vmflow.contracts import OperationRef
+from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
 from vmflow.names import (
     CONTROL_QUEUE,

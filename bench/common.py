@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import libvirt
 
-from activities.libvirt_conn import undefine
+from activities.hypervisor.libvirt.connection import undefine
 from vmflow import stack
 from vmflow.processes import free_port
 from vmflow.settings import Settings

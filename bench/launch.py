@@ -30,8 +30,9 @@ import httpx
 import libvirt
 from temporalio.api.enums.v1 import EventType
 
-from activities import domain_xml, qemu_img
-from activities.libvirt_conn import Connection, agent_command, undefine
+from activities.hypervisor import qemu_img
+from activities.hypervisor.libvirt import domain_xml
+from activities.hypervisor.libvirt.connection import Connection, agent_command, undefine
 from bench.common import PREFIX, RESULTS, private_stack, wait_op
 from vmflow import stack
 from vmflow.bootstrap import TINY_FILES

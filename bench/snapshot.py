@@ -37,10 +37,10 @@ import libvirt
 import libvirt_qemu
 from temporalio.api.enums.v1 import EventType
 
-from activities.libvirt_conn import Connection
+from activities.hypervisor.libvirt.connection import Connection
 from bench.common import GUEST, RESULTS, private_stack, wait_op
 from vmflow import stack
-from vmflow.contracts import HostActs
+from vmflow.contracts.instances import HostActs
 from vmflow.settings import Settings
 from vmflow.temporal import connect
 

@@ -13,13 +13,13 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
+from vmflow.contracts.shares import RULES_CHANGED_SIGNAL, ShareAccessSync
 from vmflow.names import (
     CONTROL_QUEUE,
     operation_attributes,
     share_access_workflow_id,
     share_workflow_id,
 )
-from vmflow.share_contracts import RULES_CHANGED_SIGNAL, ShareAccessSync
 
 SYNC_SHARE_ACCESS = "SyncShareAccess"
 

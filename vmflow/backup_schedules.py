@@ -2,7 +2,7 @@
 strictly, and the one Temporal Schedule per BackupSchedule row.
 
 A schedule with id `backup-<instance>-<schedule>` starts the ScheduledBackup workflow
-(workflows/scheduled_backup.py) on `control` at each tick, with overlap SKIP: while
+(workflows/background/scheduled_backup.py) on `control` at each tick, with overlap SKIP: while
 one tick's backup still runs, the next is skipped. Temporal appends the tick's time
 to the workflow id, so the tick cannot hold `instance-<id>` itself; its first
 activity starts SnapshotInstance there (vmflow.backups.start_snapshot).
@@ -30,6 +30,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from vmflow.contracts.snapshots import ScheduledBackupRequest
 from vmflow.models import BackupSchedule
 from vmflow.names import (
     CONTROL_QUEUE,
@@ -39,7 +40,6 @@ from vmflow.names import (
     backup_schedule_id,
     instance_workflow_id,
 )
-from vmflow.snapshot_contracts import ScheduledBackupRequest
 
 WORKFLOW = "ScheduledBackup"
 RPC_TIMEOUT = timedelta(seconds=5)

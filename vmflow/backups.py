@@ -2,7 +2,7 @@
 (queued), the Operation row and SnapshotInstance on the instance's workflow id.
 
 One function for every caller: the API's createImage/createBackup actions and the
-control activity behind a backup schedule's tick (activities/control.py). The caller
+control activity behind a backup schedule's tick (activities/control/instances.py). The caller
 checks who may and the instance's state first; this makes the rows and starts the
 workflow with conflict policy FAIL (Temporal is the one-operation-per-instance
 mutex), and leaves no row behind when it cannot start it.
@@ -29,6 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from vmflow.contracts.snapshots import SnapshotRequest
 from vmflow.models import Image, Instance, Operation
 from vmflow.names import (
     CONTROL_QUEUE,
@@ -36,7 +37,6 @@ from vmflow.names import (
     instance_workflow_id,
     operation_attributes,
 )
-from vmflow.snapshot_contracts import SnapshotRequest
 from vmflow.states import TRANSITIONS
 
 log = logging.getLogger(__name__)

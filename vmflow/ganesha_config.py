@@ -4,7 +4,7 @@ configs vmflow writes whole (the main ganesha config and its private D-Bus confi
 Testbed NOTES 1b: ganesha (FSAL VFS) changes exports at run time over D-Bus; a bus of
 its own keeps it off /run/dbus; one file per export, each %include'd by the main
 config. The stack (vmflow.stack) starts the processes; the export files themselves are
-activities.ganesha's.
+activities.storage.ganesha's.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def ganesha_dir(s: Settings) -> Path:
 
 
 def exports_dir(s: Settings) -> Path:
-    """One file per share, <share_id>.conf (activities.ganesha writes them)."""
+    """One file per share, <share_id>.conf (activities.storage.ganesha writes them)."""
     return ganesha_dir(s) / "exports"
 
 

@@ -22,38 +22,28 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
-import workflows
-from activities.actions import ActionActivities
-from activities.auto_unrescue import AutoUnrescueActivities
-from activities.backup_schedules import BackupScheduleActivities
-from activities.control import ControlActivities
-from activities.image_store_reconcile import ImageStoreReconcileActivities
-from activities.images_control import SnapshotImageActivities
-from activities.reconcile_control import LedgerReconcileActivities
-from activities.share_control import ShareControlActivities
-from activities.share_reconcile_control import ShareReconcileActivities
-from vmflow.contracts import InstanceIds
+from activities.control.actions import ActionActivities
+from activities.control.auto_unrescue import AutoUnrescueActivities
+from activities.control.backup_schedules import BackupScheduleActivities
+from activities.control.image_store import ImageStoreReconcileActivities
+from activities.control.images import SnapshotImageActivities
+from activities.control.instances import ControlActivities
+from activities.control.ledger import LedgerReconcileActivities
+from activities.control.share_ledger import ShareReconcileActivities
+from activities.control.shares import ShareControlActivities
+from vmflow.contracts.instances import InstanceIds
+from vmflow.contracts.reconcile import ReconcileLedgerRequest
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
-from vmflow.reconcile_contracts import ReconcileLedgerRequest
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, run_until_signalled, setup_logging
-from workflows.share_access import SyncShareAccess
-from workflows.share_create import CreateShare
-from workflows.share_delete import DeleteShare
-from workflows.share_extend import ExtendShare
-from workflows.share_shrink import ShrinkShare
-from workflows.share_snapshot_create import CreateShareSnapshot
-from workflows.share_snapshot_delete import DeleteShareSnapshot
-
-SHARE_WORKFLOWS = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
-                   CreateShareSnapshot, DeleteShareSnapshot]
+from workflows.registry import ALL as WORKFLOWS
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
-        workflows=[*workflows.ALL, *SHARE_WORKFLOWS],
+        workflows=WORKFLOWS,
         activities=[*ControlActivities(settings, client).all(),
                     *BackupScheduleActivities(settings, client).all(),
                     *ActionActivities(settings).all(),

@@ -13,9 +13,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import Worker
 
-from activities.host import HostActivities
-from activities.libvirt_conn import Connection
-from activities.snapshot import SnapshotActivities
+from activities.hypervisor.host import HostActivities
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.snapshot import SnapshotActivities
 from vmflow.names import CONTROL_QUEUE, host_workflow_id, hv_queue
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging

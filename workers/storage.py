@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.share_pool import SharePool
-from activities.storage import Exporter, StorageActivities
+from activities.storage.share_pool import SharePool
+from activities.storage.shares import Exporter, StorageActivities
 from vmflow.names import storage_queue
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging
@@ -25,7 +25,7 @@ MAX_ACTIVITIES = 8  # each is a few btrfs calls and a D-Bus call
 
 def exporter(settings: Settings) -> Exporter:
     # imported here: the pool's tests and tools need no D-Bus client
-    from activities.ganesha import GaneshaExports
+    from activities.storage.ganesha import GaneshaExports
 
     return GaneshaExports(settings)
 
@@ -45,7 +45,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor,
 async def reexport(settings: Settings, shares: list[str], wait_s: float = 60) -> None:
     """After a reboot ganesha may have loaded exports before their shares were mounted
     here; it keeps serving the bare directories until each export is added anew."""
-    from activities.ganesha import GaneshaExports, GaneshaUnavailable
+    from activities.storage.ganesha import GaneshaExports, GaneshaUnavailable
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s

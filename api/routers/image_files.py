@@ -37,7 +37,7 @@ from api.deps import AuthDep, SessionDep
 from api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from api.routers.images import get_image, require_owner
 from vmflow import image_inspect
-from vmflow.contracts import CHECKSUM_HEADER
+from vmflow.contracts.instances import CHECKSUM_HEADER
 from vmflow.models import Image, now
 from vmflow.settings import get_settings
 

@@ -31,7 +31,7 @@ from api.routers.servers import get_instance, resolve_image
 from api.schemas import OperationAccepted, OperationBrief, ServerPublic
 from api.snapshots import ACTIONS as SNAPSHOTS
 from api.snapshots import SnapshotAccepted, accept_snapshot, replay_snapshot
-from vmflow.contracts import OperationRef, RebootRequest, RebuildRequest, RescueRequest
+from vmflow.contracts.instances import OperationRef, RebootRequest, RebuildRequest, RescueRequest
 from vmflow.models import Instance, Operation, now
 
 router = APIRouter(prefix="/v1/servers", tags=["server actions"])

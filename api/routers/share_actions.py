@@ -39,10 +39,10 @@ from api.shares import (
 )
 from vmflow import share_quotas
 from vmflow.access_rules import validate
+from vmflow.contracts.shares import ShareResizeOp
 from vmflow.models import Operation, Share, ShareAccessRule, ShareSnapshot, now
 from vmflow.names import share_workflow_id
 from vmflow.settings import get_settings
-from vmflow.share_contracts import ShareResizeOp
 from vmflow.share_states import RESETTABLE, RuleState, ShareStatus
 
 router = APIRouter(prefix="/v1/shares", tags=["share actions"])

@@ -29,9 +29,9 @@ from api.shares import (
     start_share_operation,
 )
 from vmflow import share_quotas
+from vmflow.contracts.shares import ShareSnapshotOp
 from vmflow.models import Share, ShareSnapshot, ShareType, now
 from vmflow.settings import get_settings
-from vmflow.share_contracts import ShareSnapshotOp
 
 router = APIRouter(prefix="/v1/share-snapshots", tags=["share snapshots"])
 

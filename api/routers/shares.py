@@ -23,9 +23,9 @@ from api.shares import (
 )
 from vmflow import share_quotas
 from vmflow.bootstrap import DEFAULT_SHARE_TYPE
+from vmflow.contracts.shares import ShareOp
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
 from vmflow.settings import get_settings
-from vmflow.share_contracts import ShareOp
 from vmflow.share_states import ShareStatus
 
 router = APIRouter(prefix="/v1/shares", tags=["shares"])

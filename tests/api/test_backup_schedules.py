@@ -27,14 +27,14 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from activities.backup_schedules import BackupScheduleActivities
+from activities.control.backup_schedules import BackupScheduleActivities
 from tests.api.conftest import World, add_instance, operations_of, session, set_state
 from tests.api.test_auth import assert_error
 from vmflow import settings
-from vmflow.contracts import InstanceRef
+from vmflow.contracts.instances import InstanceRef
+from vmflow.contracts.snapshots import ScheduledBackupRequest
 from vmflow.models import BackupSchedule, Image, Operation
 from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE
-from vmflow.snapshot_contracts import ScheduledBackupRequest
 
 
 def path(sid: str, schedule: str | None = None, action: bool = False) -> str:

@@ -17,7 +17,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import api.operations
 from tests.api.conftest import World, create_server, operations_of
-from vmflow.contracts import OperationRef
+from vmflow.contracts.instances import OperationRef
 
 COMPENSATION_S = 0.5
 

@@ -25,7 +25,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import api.operations
 from tests.api.conftest import World, create_server
-from vmflow.contracts import OperationRef, StepStatus
+from vmflow.contracts.instances import OperationRef, StepStatus
 
 
 @activity.defn(name="test.flaky")

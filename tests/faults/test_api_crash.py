@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from vmflow import stack
+from vmflow.contracts.reconcile import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.names import CONTROL_QUEUE
-from vmflow.reconcile_contracts import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.settings import Settings
 from vmflow.temporal import connect
 

@@ -37,7 +37,7 @@ def guards_of(instance_id: str) -> list[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"activities.thaw_guard" in cmd and instance_id.encode() in cmd:
+        if b"activities.hypervisor.thaw_guard" in cmd and instance_id.encode() in cmd:
             pids.append(int(proc.name))
     return pids
 

@@ -18,8 +18,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from tests.integration.conftest import act, delete_server, wait_operation
 from tests.integration.guest import kill_agent_and_acpid
 from tests.integration.test_actions import launched
+from vmflow.contracts.snapshots import ScheduledBackupResult
 from vmflow.settings import Settings
-from vmflow.snapshot_contracts import ScheduledBackupResult
 from vmflow.temporal import connect
 
 pytestmark = pytest.mark.guest

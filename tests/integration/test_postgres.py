@@ -14,11 +14,11 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.exceptions import ApplicationError
 
-from activities.control import ControlActivities
+from activities.control.instances import ControlActivities
 from tests.integration.conftest import free_port
 from vmflow import db
 from vmflow.bootstrap import bootstrap
-from vmflow.contracts import ClaimRequest
+from vmflow.contracts.instances import ClaimRequest
 from vmflow.models import Allocation, Flavor, Host, Image, Token
 from vmflow.settings import Settings
 

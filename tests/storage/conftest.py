@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from activities.share_pool import SharePool
+from activities.storage.share_pool import SharePool
 from tests.conftest import qemu_home
 from tests.home_cleanup import teardown_home
 from vmflow.settings import Settings

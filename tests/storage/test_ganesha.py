@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.ganesha import EXPORT_ID_MIN, GaneshaError, GaneshaExports
+from activities.storage.ganesha import EXPORT_ID_MIN, GaneshaError, GaneshaExports
 from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
 from vmflow import ganesha_config as gc
 from vmflow import processes, stack, stack_storage

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.btrfs import is_subvolume, mounted_roots
-from activities.share_pool import CONFLICT, GIB, INVALID, SharePool
+from activities.storage.btrfs import is_subvolume, mounted_roots
+from activities.storage.share_pool import CONFLICT, GIB, INVALID, SharePool
 from tests.home_cleanup import mounts_under, teardown_home
+from vmflow.contracts.shares import ShareErrors
 from vmflow.settings import Settings
-from vmflow.share_contracts import ShareErrors
 
 MIB = 1 << 20
 

@@ -18,20 +18,20 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.ganesha import GaneshaExports
-from activities.share_pool import GIB
-from activities.storage import StorageActivities
+from activities.storage.ganesha import GaneshaExports
+from activities.storage.share_pool import GIB
+from activities.storage.shares import StorageActivities
 from tests.home_cleanup import teardown_home
 from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
 from vmflow import processes, stack, stack_storage
-from vmflow.settings import Settings
-from vmflow.share_contracts import (
+from vmflow.contracts.shares import (
     AccessRuleSpec,
     ApplyAccess,
     ShareResize,
     ShareSpec,
     SnapshotSpec,
 )
+from vmflow.settings import Settings
 
 RW, RO, NONE = "10.254.0.4", "10.254.0.5", "10.254.0.6"
 MIB = 1 << 20

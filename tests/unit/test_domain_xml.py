@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.domain_xml import Disk, DomainConfig, build
+from activities.hypervisor.libvirt.domain_xml import Disk, DomainConfig, build
 
 GOLDEN = Path(__file__).parent / "golden"
 UUID = "0b7e5a6c-8f3e-4d0a-9a54-5c1f6a3b2d11"

@@ -1,4 +1,4 @@
-"""The image store's judgement (activities/image_store_orphans.py), one rule at a
+"""The image store's judgement (activities/control/image_store_orphans.py), one rule at a
 time: interrupted uploads go back to queued, a snapshot image whose operation ended
 goes to error, files no image uses go, an active image without data is reported,
 and anything younger than the grace or owned by a running operation is left."""
@@ -9,7 +9,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from activities.image_store_orphans import ImageRow, StoreFacts, StoreFile, StorePlan, judge
+from activities.control.image_store_orphans import ImageRow, StoreFacts, StoreFile, StorePlan, judge
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 GRACE = 600.0

@@ -1,5 +1,5 @@
-"""The ledger reconciler's judgement (activities/orphans.py), one branch at a time, and
-the host listing it judges (activities/host.py: list_instance_resources) on libvirt's
+"""The ledger reconciler's judgement (activities/control/host_orphans.py), one branch at a time, and
+the host listing it judges (activities/hypervisor/host.py: list_instance_resources) on libvirt's
 own test:///default driver: only vmflow's domains whose disks are in the host's own
 instance dir, only instance dirs named by a UUID."""
 
@@ -15,12 +15,12 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from activities import domain_xml
-from activities.host import HostActivities
-from activities.libvirt_conn import Connection
-from activities.orphans import HostFacts, InstanceRow, LedgerRow, classify
-from vmflow.contracts import LedgerEntry
-from vmflow.reconcile_contracts import HostDir, HostDomain, HostRef, HostResources
+from activities.control.host_orphans import HostFacts, InstanceRow, LedgerRow, classify
+from activities.hypervisor.host import HostActivities
+from activities.hypervisor.libvirt import domain_xml
+from activities.hypervisor.libvirt.connection import Connection
+from vmflow.contracts.instances import LedgerEntry
+from vmflow.contracts.reconcile import HostDir, HostDomain, HostRef, HostResources
 from vmflow.settings import Settings
 
 H = "hv1"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from activities import qcow2_stream
-from activities.nbd_reader import Buffers, NbdError, NbdReader
-from activities.qcow2_stream import CLUSTER, L2_ENTRIES, REFCOUNTS_PER_BLOCK
+from activities.hypervisor import qcow2_stream
+from activities.hypervisor.nbd_reader import Buffers, NbdError, NbdReader
+from activities.hypervisor.qcow2_stream import CLUSTER, L2_ENTRIES, REFCOUNTS_PER_BLOCK
 
 MiB = 2**20
 

@@ -1,4 +1,4 @@
-from activities.scheduler import (
+from activities.control.scheduler import (
     HostState,
     Ratios,
     Request,

@@ -1,5 +1,5 @@
-"""The ledger reconciler's judgement for storage hosts (activities/share_orphans.py),
-one branch at a time; the btrfs subvolume list it reads (activities/btrfs.py), and
+"""The ledger reconciler's judgement for storage hosts (activities/control/share_orphans.py),
+one branch at a time; the btrfs subvolume list it reads (activities/storage/btrfs.py), and
 the storage listing refusing to answer for another host."""
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.btrfs import parse_subvolume_list
-from activities.ganesha import GaneshaExports
-from activities.share_orphans import (
+from activities.control.share_orphans import (
     LedgerRow,
     ShareRow,
     SnapshotRow,
@@ -23,9 +21,11 @@ from activities.share_orphans import (
     age_s,
     classify,
 )
-from activities.storage import StorageActivities
-from vmflow.contracts import Errors, LedgerEntry
-from vmflow.reconcile_contracts import HostRef, StorageResources, StoredExport, StoredSubvolume
+from activities.storage.btrfs import parse_subvolume_list
+from activities.storage.ganesha import GaneshaExports
+from activities.storage.shares import StorageActivities
+from vmflow.contracts.instances import Errors, LedgerEntry
+from vmflow.contracts.reconcile import HostRef, StorageResources, StoredExport, StoredSubvolume
 from vmflow.settings import Settings
 
 H = "nas1"

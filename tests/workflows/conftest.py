@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import ROOT, qemu_home
 from vmflow import db, stack
 from vmflow.bootstrap import bootstrap
-from vmflow.contracts import OperationRef
+from vmflow.contracts.instances import OperationRef
 from vmflow.models import Flavor, Image, Instance, Operation, Project, User
 from vmflow.names import CONTROL_QUEUE, SEARCH_ATTRIBUTES, instance_workflow_id
 from vmflow.processes import free_port

@@ -18,15 +18,15 @@ from sqlmodel import select
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from activities.share_pool import SharePool
+from activities.storage.share_pool import SharePool
 from tests.home_cleanup import teardown_home
 from tests.workflows.conftest import session
 from vmflow import stack, stack_storage
+from vmflow.contracts.shares import RULES_CHANGED_SIGNAL, ShareAccessSync, ShareOp
 from vmflow.ganesha_config import NFS_PORT, exports_dir
 from vmflow.models import Operation, Project, Share, ShareAccessRule, ShareSnapshot, ShareType, User
 from vmflow.names import CONTROL_QUEUE, share_access_workflow_id, share_workflow_id
 from vmflow.settings import Settings
-from vmflow.share_contracts import RULES_CHANGED_SIGNAL, ShareAccessSync, ShareOp
 from workers import storage as storage_worker_process
 
 # ---- rows as the API writes them before it starts a workflow ----------------------

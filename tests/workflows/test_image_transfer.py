@@ -1,4 +1,4 @@
-"""activities/image_transfer.py against the real API process: what a host step uses to
+"""activities/hypervisor/image_transfer.py against the real API process: what a host step uses to
 upload a snapshot's file and to fetch an image, with the service token."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import image_transfer
-from activities.snapshot import SnapshotActivities
+from activities.hypervisor import image_transfer
+from activities.hypervisor.snapshot import SnapshotActivities
 from tests.workflows.conftest import session
-from vmflow.contracts import Errors
+from vmflow.contracts.instances import Errors
+from vmflow.contracts.snapshots import SnapshotFile
 from vmflow.models import Image
 from vmflow.settings import Settings
-from vmflow.snapshot_contracts import SnapshotFile
 
 
 def queued_image(s: Settings, disk_format: str = "qcow2") -> str:

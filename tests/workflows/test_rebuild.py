@@ -18,13 +18,13 @@ from sqlmodel import select
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from activities import qemu_img
-from activities.libvirt_conn import Connection
-from activities.power import spec_path
-from activities.rebuild import RebuildActivities
+from activities.hypervisor import qemu_img
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.power import spec_path
+from activities.hypervisor.rebuild import RebuildActivities
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
 from tests.workflows.test_actions import act, new_op, state
-from vmflow.contracts import RebuildDisk, RebuildRequest, RestoreOldDisk
+from vmflow.contracts.instances import RebuildDisk, RebuildRequest, RestoreOldDisk
 from vmflow.models import Image, Instance, Ledger, Operation
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.settings import Settings
@@ -216,7 +216,7 @@ class CrashAt:
 
 
 def crashing(monkeypatch: pytest.MonkeyPatch, acts: RebuildActivities, n: int | None) -> CrashAt:
-    import activities.rebuild as mod
+    import activities.hypervisor.rebuild as mod
 
     c = CrashAt(n)
     monkeypatch.setattr(Path, "rename", c.wrap(Path.rename))

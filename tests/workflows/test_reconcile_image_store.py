@@ -16,9 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import session
 from tests.workflows.test_image_transfer import image_row
+from vmflow.contracts.reconcile import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.models import Image, now
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
-from vmflow.reconcile_contracts import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.settings import Settings
 
 HOUR = 3600.0

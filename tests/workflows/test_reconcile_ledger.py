@@ -23,9 +23,9 @@ from temporalio.client import ScheduleActionExecutionStartWorkflow, WorkflowHand
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
+from vmflow.contracts.reconcile import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.models import Allocation, Instance, Ledger, now
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, instance_workflow_id
-from vmflow.reconcile_contracts import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.settings import Settings
 from workers import control
 

@@ -15,10 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import new_delete_op, new_server, run, session
 from vmflow import backup_schedules
+from vmflow.contracts.snapshots import ScheduledBackupResult
 from vmflow.models import BackupSchedule, Instance, Operation
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.settings import Settings
-from vmflow.snapshot_contracts import ScheduledBackupResult
 
 
 def add_schedule(s: Settings, instance_id: str, every: str = "1d") -> BackupSchedule:

@@ -12,8 +12,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.share_rows import fails, new_op, new_share, new_snapshot, op_row, share_row
+from vmflow.contracts.shares import ShareOp, ShareResizeOp
 from vmflow.settings import Settings
-from vmflow.share_contracts import ShareOp, ShareResizeOp
 
 pytestmark = pytest.mark.usefixtures("control_worker")
 

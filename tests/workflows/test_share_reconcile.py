@@ -22,8 +22,8 @@ from sqlmodel import col, delete, select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ganesha import GaneshaExports
-from activities.share_pool import SharePool
+from activities.storage.ganesha import GaneshaExports
+from activities.storage.share_pool import SharePool
 from tests.workflows import share_rows
 from tests.workflows.conftest import session
 from tests.workflows.share_rows import (
@@ -43,12 +43,12 @@ from tests.workflows.share_rows import (
     storage_host,
     sync_access,
 )
+from vmflow.contracts.reconcile import ReconcileLedgerRequest, ReconcileLedgerResult
+from vmflow.contracts.shares import ShareAccessSync, ShareOp, ShareSnapshotOp
 from vmflow.ganesha_config import exports_dir
 from vmflow.models import Ledger, Share, ShareAccessRule, ShareSnapshot, now
 from vmflow.names import CONTROL_QUEUE, share_access_workflow_id
-from vmflow.reconcile_contracts import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.settings import Settings
-from vmflow.share_contracts import ShareAccessSync, ShareOp, ShareSnapshotOp
 
 pytestmark = pytest.mark.usefixtures("control_worker")
 

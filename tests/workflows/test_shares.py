@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.ganesha import GaneshaExports
-from activities.share_pool import GIB
+from activities.storage.ganesha import GaneshaExports
+from activities.storage.share_pool import GIB
 from tests.workflows.conftest import session
 from tests.workflows.share_rows import (
     create_available,
@@ -35,10 +35,10 @@ from tests.workflows.share_rows import (
     storage_host,
     sync_access,
 )
+from vmflow.contracts.shares import ShareOp, ShareResizeOp, ShareSnapshotOp, StorageActs
 from vmflow.models import Operation, ShareSnapshot
 from vmflow.names import CONTROL_QUEUE, share_workflow_id
 from vmflow.settings import Settings
-from vmflow.share_contracts import ShareOp, ShareResizeOp, ShareSnapshotOp, StorageActs
 
 pytestmark = pytest.mark.usefixtures("control_worker")
 

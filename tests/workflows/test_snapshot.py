@@ -18,10 +18,10 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
 from tests.workflows.test_actions import act, new_op, state
 from vmflow.backups import image_record
+from vmflow.contracts.snapshots import SnapshotRequest
 from vmflow.models import Image, Instance, Operation
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.settings import Settings
-from vmflow.snapshot_contracts import SnapshotRequest
 
 
 def new_snapshot(s: Settings, instance_id: str, backup_type: str | None = None,

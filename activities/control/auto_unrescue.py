@@ -1,0 +1,131 @@
+"""The step of a rescue's timer (workflows/background/auto_unrescue.py): start the unrescue the
+rescuer asked for, as the API would, or say why there is nothing to do.
+
+The Idempotency-Key of the unrescue's Operation row is `auto-unrescue/<rescue op>`,
+so a retry after a lost worker finds what the first attempt did instead of starting
+twice; a row whose workflow never started (the worker died in between) is dropped and
+the start is made again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.control.base import ClientActivities
+from vmflow.contracts.instances import (
+    AutoUnrescueRequest,
+    AutoUnrescueStep,
+    ControlActs,
+    OperationRef,
+)
+from vmflow.models import Instance, Operation, now
+from vmflow.names import CONTROL_QUEUE, instance_workflow_id, operation_attributes
+from vmflow.states import TRANSITIONS, VmState
+
+RPC_TIMEOUT = timedelta(seconds=10)
+
+
+class AutoUnrescueActivities(ClientActivities):
+    @activity.defn(name=ControlActs.START_AUTO_UNRESCUE)
+    async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> AutoUnrescueStep:
+        key = f"auto-unrescue/{req.rescue_operation_id}"
+        with self.session() as s:
+            earlier = s.exec(select(Operation).where(Operation.idempotency_key == key)).first()
+            if earlier is not None:
+                if earlier.status == "skipped":
+                    return AutoUnrescueStep(reason=earlier.last_error)
+                if earlier.status != "running" or await self._started(earlier):
+                    return AutoUnrescueStep(operation_id=earlier.id)
+                s.delete(earlier)  # the first attempt died before its workflow started
+                s.commit()
+            inst = s.get(Instance, req.instance_id)
+            why = self._nothing_to_do(s, inst, req)
+            if why is not None:
+                return AutoUnrescueStep(reason=why)
+            assert inst is not None
+            if inst.locked:
+                return self._skip(s, inst, key, "the server is locked: left rescued")
+            if inst.task_state:
+                return AutoUnrescueStep(busy=True, reason=f"another operation "
+                                                          f"({inst.task_state}) is in progress")
+            return await self._start(s, inst, req, key)
+
+    @staticmethod
+    def _nothing_to_do(s: Session, inst: Instance | None, req: AutoUnrescueRequest
+                       ) -> str | None:
+        if inst is None or inst.deleted_at is not None or inst.vm_state == VmState.DELETED:
+            return "the server is gone"
+        latest = s.exec(select(Operation).where(
+            Operation.resource_id == inst.id, Operation.action == "rescue",
+            Operation.status == "succeeded").order_by(col(Operation.finished_at).desc())).first()
+        if latest is None or latest.id != req.rescue_operation_id:
+            return "the server was rescued again since; that rescue's timer decides"
+        if inst.vm_state != VmState.RESCUED:
+            return f"the server is {inst.vm_state}, no longer rescued"
+        return None
+
+    async def _start(self, s: Session, inst: Instance, req: AutoUnrescueRequest,
+                     key: str) -> AutoUnrescueStep:
+        rescue = s.get(Operation, req.rescue_operation_id)
+        assert rescue is not None  # _nothing_to_do found it
+        op = Operation(resource_type="instance", resource_id=inst.id, action="unrescue",
+                       status="running", workflow_id=instance_workflow_id(inst.id),
+                       project_id=inst.project_id, user_id=rescue.user_id, idempotency_key=key)
+        s.add(op)
+        s.commit()
+        workflow = TRANSITIONS["unrescue"].workflow
+        assert workflow is not None
+        try:
+            handle = await self.client.start_workflow(
+                workflow, OperationRef(inst.id, op.id), id=instance_workflow_id(inst.id),
+                task_queue=CONTROL_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=operation_attributes(instance_workflow_id(inst.id),
+                                                       inst.project_id, "unrescue"),
+                memo={"operation_id": op.id, "user_id": op.user_id, "auto": True},
+                static_summary=f"unrescue instance {inst.id} (its rescue's timer)",
+                rpc_timeout=RPC_TIMEOUT)
+        except BaseException as e:
+            s.delete(op)  # nothing runs for it
+            s.commit()
+            if isinstance(e, WorkflowAlreadyStartedError):
+                return AutoUnrescueStep(busy=True, reason="another operation is running")
+            raise
+        op.run_id = handle.first_execution_run_id or handle.result_run_id
+        s.add(op)
+        s.commit()
+        activity.logger.info("auto-unrescue of instance %s: operation %s", inst.id, op.id)
+        return AutoUnrescueStep(operation_id=op.id)
+
+    async def _started(self, op: Operation) -> bool:
+        """Whether the instance's workflow is the one started for `op` (its memo)."""
+        try:
+            desc = await self.client.get_workflow_handle(op.workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return bool(await desc.memo_value("operation_id", None) == op.id)
+
+    @staticmethod
+    def _skip(s: Session, inst: Instance, key: str, why: str) -> AutoUnrescueStep:
+        """Recorded in the action history as an unrescue that did not run."""
+        info = activity.info()
+        s.add(Operation(resource_type="instance", resource_id=inst.id, action="unrescue",
+                        status="skipped", workflow_id=info.workflow_id or "",
+                        run_id=info.workflow_run_id, project_id=inst.project_id,
+                        user_id=inst.user_id, idempotency_key=key, last_error=f"skipped: {why}",
+                        finished_at=now()))
+        s.commit()
+        return AutoUnrescueStep(reason=why)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.start_auto_unrescue]

@@ -1,0 +1,293 @@
+"""Control-plane activities: the database steps of every workflow (DESIGN: the
+control worker runs workflows and these; hosts never touch the database)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, delete, select
+from temporalio import activity
+
+from activities.control import scheduler
+from activities.control.base import ClientActivities
+from activities.control.liveness import host_alive
+from activities.errors import permanent
+from vmflow.contracts.instances import (
+    ClaimRequest,
+    ConfigDrive,
+    ControlActs,
+    DeletePlan,
+    Errors,
+    FinishOperation,
+    HostInfo,
+    ImageFile,
+    InstanceHost,
+    InstanceRef,
+    InstanceUpdate,
+    LaunchPlan,
+    LedgerEntries,
+    OperationRef,
+    ScheduleRequest,
+    ScheduleResult,
+)
+from vmflow.models import (
+    Allocation,
+    Flavor,
+    Host,
+    Image,
+    Instance,
+    Keypair,
+    Ledger,
+    Operation,
+    now,
+)
+
+
+def agent_enabled(image: Image | None) -> bool:
+    """The image property hw_qemu_guest_agent, read the way Glance spells booleans."""
+    props = image.properties if image else {}
+    return str((props or {}).get("hw_qemu_guest_agent", "")).lower() in ("yes", "true", "1")
+
+
+def image_file(image: Image) -> ImageFile:
+    """What a host needs to fetch an image: hosts download it from the image service
+    (activities/hypervisor/image_transfer.py), so the location is the API path of its data."""
+    if image.status != "active" or not image.location or not image.checksum:
+        raise permanent(f"image {image.id} is not active (status {image.status})",
+                        Errors.IMAGE_INVALID)
+    return ImageFile(image.id, f"/v1/images/{image.id}/file", image.checksum, image.size or 0,
+                     image.disk_format)
+
+
+class ControlActivities(ClientActivities):
+    # ---- launch ---------------------------------------------------------------
+    @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
+    def validate_launch(self, ref: OperationRef) -> LaunchPlan:
+        with self.session() as s:
+            inst = s.get(Instance, ref.instance_id)
+            if inst is None:
+                raise permanent(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
+            if inst.vm_state != "building":
+                raise permanent(f"instance is {inst.vm_state}, not building", Errors.INVALID_STATE)
+            flavor = s.get(Flavor, inst.flavor_id)
+            image = s.get(Image, inst.image_id)
+            if flavor is None or image is None:
+                raise permanent("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
+            props = image.properties or {}
+
+            def linked(key: str) -> ImageFile | None:
+                linked_id = props.get(key)
+                if not linked_id:
+                    return None
+                linked_image = s.get(Image, linked_id)
+                if linked_image is None:
+                    raise permanent(f"image {image.id} refers to missing {key} {linked_id}",
+                                    Errors.IMAGE_INVALID)
+                return image_file(linked_image)
+
+            drive = ConfigDrive(inst.id, json.dumps(self._meta_data(s, inst)), inst.user_data)
+            required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
+            return LaunchPlan(
+                instance_id=inst.id,
+                project_id=inst.project_id,
+                vcpus=flavor.vcpus,
+                ram_mb=flavor.ram_mb,
+                disk_gb=flavor.disk_gb,
+                required_traits=required,
+                forbidden_traits=forbidden,
+                root=image_file(image),
+                kernel=linked("kernel_id"),
+                ramdisk=linked("ramdisk_id"),
+                cmdline=str(props.get("os_command_line", "")),
+                agent=agent_enabled(image),
+                config_drive=drive,
+                schedule_to_start_s=self.settings.schedule_to_start_timeout,
+                agent_timeout_s=self.settings.agent_timeout,
+            )
+
+    @staticmethod
+    def _meta_data(s: Session, inst: Instance) -> dict[str, Any]:
+        """openstack/latest/meta_data.json of the config drive, as Nova writes it."""
+        keys = {}
+        if inst.key_name:
+            kp = s.exec(select(Keypair).where(Keypair.user_id == inst.user_id,
+                                              Keypair.name == inst.key_name)).first()
+            if kp is not None:
+                keys[kp.name] = kp.public_key
+        return {
+            "uuid": inst.id, "name": inst.name, "hostname": inst.name,
+            "launch_index": 0, "availability_zone": "nova", "project_id": inst.project_id,
+            "meta": inst.meta or {}, "public_keys": keys,
+            "keys": [{"name": k, "type": "ssh", "data": v} for k, v in keys.items()],
+        }
+
+    @activity.defn(name=ControlActs.SCHEDULE)
+    async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
+        hosts = await asyncio.to_thread(self._read_host_states)
+        states = [replace(h, alive=await host_alive(self.client, h.name)) for h in hosts]
+        fit, reasons = scheduler.select(
+            states,
+            scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
+                              req.forbidden_traits, req.exclude_hosts),
+            self._ratios(),
+        )
+        if not fit:
+            raise permanent(scheduler.no_valid_host_message(reasons), Errors.NO_VALID_HOST)
+        return ScheduleResult(hosts=fit)
+
+    def _ratios(self) -> scheduler.Ratios:
+        s = self.settings
+        return scheduler.Ratios(s.cpu_allocation_ratio, s.ram_allocation_ratio, 1.0,
+                                s.reserved_host_ram_mb)
+
+    def _read_host_states(self) -> list[scheduler.HostState]:
+        with self.session() as s:
+            return self._host_states(s)
+
+    @staticmethod
+    def _host_states(s: Session) -> list[scheduler.HostState]:
+        used = {
+            row[0]: (int(row[1]), int(row[2]), int(row[3]))
+            for row in s.exec(
+                select(Allocation.host, func.sum(Allocation.vcpus),
+                       func.sum(Allocation.ram_mb), func.sum(Allocation.disk_gb))
+                .group_by(Allocation.host)
+            ).all()
+        }
+        return [
+            scheduler.HostState(
+                h.name, h.vcpus, h.ram_mb, h.disk_gb, list(h.traits or []), alive=False,
+                used_vcpus=used.get(h.name, (0, 0, 0))[0],
+                used_ram_mb=used.get(h.name, (0, 0, 0))[1],
+                used_disk_gb=used.get(h.name, (0, 0, 0))[2],
+            )
+            for h in s.exec(select(Host)).all()
+        ]
+
+    @activity.defn(name=ControlActs.CLAIM)
+    def claim(self, req: ClaimRequest) -> None:
+        """Atomically check the host still has room and record the allocation."""
+        with self.session() as s:
+            host = s.exec(select(Host).where(Host.name == req.host).with_for_update()).first()
+            if host is None:
+                raise permanent(f"host {req.host} is not registered", Errors.NO_CAPACITY)
+            existing = s.get(Allocation, req.instance_id)
+            if existing is not None and existing.host == req.host:
+                return
+            if existing is not None:
+                s.delete(existing)
+            state = next(h for h in self._host_states(s) if h.name == req.host)
+            state = replace(state, alive=True)
+            why = scheduler.rejection(
+                state, scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb), self._ratios()
+            )
+            if why:
+                raise permanent(f"host {req.host} can no longer fit the instance: {why}",
+                                Errors.NO_CAPACITY)
+            s.add(Allocation(instance_id=req.instance_id, host=req.host, vcpus=req.vcpus,
+                             ram_mb=req.ram_mb, disk_gb=req.disk_gb))
+            s.commit()
+
+    @activity.defn(name=ControlActs.RELEASE_CLAIM)
+    def release_claim(self, req: InstanceHost) -> None:
+        with self.session() as s:
+            s.exec(delete(Allocation).where(col(Allocation.instance_id) == req.instance_id,
+                                            col(Allocation.host) == req.host))
+            s.commit()
+
+    # ---- ledger -----------------------------------------------------------------
+    @activity.defn(name=ControlActs.LEDGER_RECORD)
+    def ledger_record(self, req: LedgerEntries) -> None:
+        with self.session() as s:
+            for e in req.entries:
+                found = s.exec(select(Ledger).where(Ledger.host == e.host, Ledger.kind == e.kind,
+                                                    Ledger.key == e.key)).first()
+                if found is None:
+                    s.add(Ledger(host=e.host, kind=e.kind, key=e.key, instance_id=e.instance_id))
+            s.commit()
+
+    @activity.defn(name=ControlActs.LEDGER_FORGET)
+    def ledger_forget(self, req: LedgerEntries) -> None:
+        with self.session() as s:
+            for e in req.entries:
+                s.exec(delete(Ledger).where(col(Ledger.host) == e.host, col(Ledger.kind) == e.kind,
+                                            col(Ledger.key) == e.key))
+            s.commit()
+
+    @activity.defn(name=ControlActs.LEDGER_FORGET_INSTANCE)
+    def ledger_forget_instance(self, ref: InstanceRef) -> None:
+        """Forget every entry an instance owns (cache entries are shared: kept)."""
+        with self.session() as s:
+            s.exec(delete(Ledger).where(col(Ledger.instance_id) == ref.instance_id,
+                                        col(Ledger.kind) != "cache"))
+            s.commit()
+
+    # ---- instance and operation state -------------------------------------------
+    @activity.defn(name=ControlActs.UPDATE_INSTANCE)
+    def update_instance(self, u: InstanceUpdate) -> None:
+        with self.session() as s:
+            inst = s.get(Instance, u.instance_id)
+            if inst is None:
+                raise permanent(f"instance {u.instance_id} does not exist", Errors.NOT_FOUND)
+            if u.vm_state is not None:
+                inst.vm_state = u.vm_state
+                if u.vm_state == "deleted":
+                    inst.deleted_at = now()
+            if u.task_state is not None or u.clear_task_state:
+                inst.task_state = u.task_state
+            if u.host is not None or u.clear_host:
+                inst.host = u.host
+            if u.fault is not None or u.clear_fault:
+                inst.fault = u.fault
+            inst.updated_at = now()
+            s.add(inst)
+            s.commit()
+
+    @activity.defn(name=ControlActs.FINISH_OPERATION)
+    def finish_operation(self, f: FinishOperation) -> None:
+        with self.session() as s:
+            op = s.get(Operation, f.operation_id)
+            if op is None:
+                return  # the API never recorded it; nothing to finish
+            op.status, op.last_error, op.finished_at = f.status, f.error, now()
+            s.add(op)
+            s.commit()
+
+    @activity.defn(name=ControlActs.BEGIN_DELETE)
+    def begin_delete(self, ref: OperationRef) -> DeletePlan:
+        with self.session() as s:
+            inst = s.get(Instance, ref.instance_id)
+            if inst is None:
+                raise permanent(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
+            inst.task_state, inst.updated_at = "deleting", now()
+            s.add(inst)
+            # the host may be unknown to the row if a launch died between claim and update
+            alloc = s.get(Allocation, inst.id)
+            host = inst.host or (alloc.host if alloc else None)
+            s.commit()
+            return DeletePlan(instance_id=inst.id, host=host)
+
+    # ---- hosts ------------------------------------------------------------------
+    @activity.defn(name=ControlActs.REGISTER_HOST)
+    def register_host(self, info: HostInfo) -> None:
+        with self.session() as s:
+            host = s.get(Host, info.name) or Host(name=info.name, vcpus=0, ram_mb=0, disk_gb=0)
+            host.hostname, host.vcpus, host.ram_mb = info.hostname, info.vcpus, info.ram_mb
+            host.disk_gb, host.traits, host.virt_type = info.disk_gb, info.traits, info.virt_type
+            host.registered_at = now()
+            s.add(host)
+            s.commit()
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.validate_launch, self.schedule, self.claim, self.release_claim,
+            self.ledger_record, self.ledger_forget, self.ledger_forget_instance,
+            self.update_instance, self.finish_operation, self.begin_delete, self.register_host,
+        ]
+
+

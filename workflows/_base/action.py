@@ -1,0 +1,86 @@
+"""The frame every instance action shares: claim the task state, run the body,
+then settle the instance on the state it really reached. On failure or
+cancellation the body's undos run first, then the real domain state on the host
+decides the vm_state (DESIGN 6), so a step that physically succeeded is never
+recorded as something worse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ActionEnd,
+        ActionStart,
+        ControlActs,
+        HostActs,
+        InstanceFacts,
+        InstanceRef,
+        Observation,
+        WaitAgent,
+    )
+
+from workflows._base.saga import Compensations
+from workflows._base.steps import Reporting, control, describe, error_type, on_host
+
+# the body returns a note for the action history (e.g. "escalated to hard"), or None
+Body = Callable[[InstanceFacts, Compensations], Awaitable[str | None]]
+
+
+class InstanceAction(Reporting):
+    """Base for action workflows: the `status` query and the shared run frame."""
+
+    async def run_action(self, start: ActionStart, target: str | None, body: Body,
+                         on_failure: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """target: the vm_state on success; None: the state the domain really reached
+        (an action whose end state depends on where it began, e.g. rebuild).
+        on_failure: records the fault elsewhere (a snapshot's image) before the
+        operation ends, so whoever sees the operation end sees that too."""
+        facts = await control(ControlActs.BEGIN_ACTION, start, InstanceFacts)
+        self.at("starting", None, facts.host)
+        undo = Compensations()
+        try:
+            note = await body(facts, undo)
+        except (Exception, asyncio.CancelledError) as err:
+            self.at("compensating")
+            failed = await undo.run()
+            state = await self.real_state(facts)
+            fault = describe(err) + (f" (undo of {', '.join(failed)} failed)" if failed else "")
+            outcome = "compensated" if state == facts.vm_state and not failed else "failed"
+            if on_failure:
+                await on_failure(fault)
+            await control(ControlActs.END_ACTION, ActionEnd(
+                start.instance_id, start.operation_id, state, outcome, fault))
+            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        self.at("done", 100)
+        if target is None:
+            target = await self.real_state(facts)
+        await control(ControlActs.END_ACTION, ActionEnd(
+            start.instance_id, start.operation_id, target, "succeeded", note))
+
+    async def real_state(self, facts: InstanceFacts) -> str:
+        try:
+            obs = await on_host(facts.host, HostActs.OBSERVE, InstanceRef(facts.instance_id),
+                                Observation, give_up_after_s=300)
+        except Exception:
+            return "error"  # the host cannot tell us: say so rather than guess
+        return obs.vm_state()
+
+    async def host(self, facts: InstanceFacts, name: str, step: str, *,
+                   timeout_s: float = 120) -> None:
+        self.at(step)
+        await on_host(facts.host, name, InstanceRef(facts.instance_id), timeout_s=timeout_s)
+
+    async def wait_agent(self, facts: InstanceFacts) -> None:
+        if not facts.agent:
+            return
+        timeout_s = facts.agent_timeout_s
+        self.at("waiting for the guest agent")
+        deadline = workflow.now().timestamp() + timeout_s
+        await on_host(facts.host, HostActs.WAIT_AGENT, WaitAgent(facts.instance_id, deadline),
+                      float, heartbeat_s=10, timeout_s=timeout_s + 30,
+                      give_up_after_s=timeout_s * 3)

@@ -1,0 +1,38 @@
+"""The power-state reconciler, run by a Temporal Schedule: compare each instance's
+vm_state with its domain on the host (a guest may power itself off) and make the DB
+say what is true, recording an action that says why."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ControlActs,
+        HostActs,
+        InstanceIds,
+        Observations,
+        SyncApply,
+        SyncCandidates,
+        SyncResult,
+    )
+
+from workflows._base.steps import control, on_host
+
+
+@workflow.defn(name="PowerSync")
+class PowerSync:
+    @workflow.run
+    async def run(self, only: InstanceIds) -> SyncResult:
+        candidates = await control(ControlActs.SYNC_CANDIDATES, only, SyncCandidates)
+        fixed: list[str] = []
+        for host, ids in sorted(candidates.by_host.items()):
+            try:
+                seen = await on_host(host, HostActs.OBSERVE_MANY, InstanceIds(ids), Observations,
+                                     schedule_to_start_s=10, attempts=2, give_up_after_s=60)
+            except Exception as err:  # a dead host says nothing about its guests
+                workflow.logger.warning("power sync skipped host %s: %s", host, err)
+                continue
+            result = await control(ControlActs.SYNC_APPLY, SyncApply(seen.items), SyncResult)
+            fixed += result.fixed
+        return SyncResult(fixed)

@@ -1,0 +1,207 @@
+"""The ledger reconciler, run by a Temporal Schedule (DESIGN decision 9): on each
+host, list vmflow's domains and instance dirs, compare them with the ledger, the
+claims and the instance rows, and remove what instances that are gone left behind
+(Nova's running_deleted_instance_action=reap and its orphan clean-ups); then the same
+on each storage host for shares and share snapshots (subvolumes and exports). Live
+instances and shares are never touched: what disagrees about them is reported. A
+full run (no hosts named) then checks the image store's files against the image rows.
+The rules are in activities/control/host_orphans.py, activities/control/share_orphans.py and
+activities/control/image_store_orphans.py; removal uses the delete workflows' own steps."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ControlActs,
+        HostActs,
+        InstanceHost,
+        InstanceRef,
+        LedgerEntries,
+        LedgerEntry,
+    )
+    from vmflow.contracts.reconcile import (
+        HostRef,
+        HostResources,
+        ImageStoreReport,
+        ImageStoreRequest,
+        OrphanRemoval,
+        ReconcileHosts,
+        ReconcileLedgerRequest,
+        ReconcileLedgerResult,
+        ReconcilePlan,
+        ReconcilePlanRequest,
+        StoragePlan,
+        StoragePlanRequest,
+        StorageResources,
+        StoredOrphan,
+    )
+    from vmflow.contracts.shares import (
+        ShareAccessSync,
+        ShareLedger,
+        ShareSpec,
+        SnapshotSpec,
+        StorageActs,
+    )
+
+from workflows._base.steps import control, describe, on_host
+from workflows.share.steps import on_storage
+
+
+@workflow.defn(name="ReconcileLedger")
+class ReconcileLedger:
+    def __init__(self) -> None:
+        self.removed = self.forgotten = self.reported = self.deferred = self.failed = 0
+        self.repaired = 0
+        self.skipped: list[str] = []
+        self.details: list[str] = []
+
+    @workflow.run
+    async def run(self, req: ReconcileLedgerRequest) -> ReconcileLedgerResult:
+        hosts = await control(ControlActs.RECONCILE_HOSTS, req, ReconcileHosts)
+        for host in hosts.dead:
+            self._skip(host, f"no worker polls hv.{host}")
+        for host in hosts.alive:
+            try:
+                listing = await on_host(host, HostActs.LIST_RESOURCES, HostRef(host),
+                                        HostResources, schedule_to_start_s=10, attempts=2,
+                                        give_up_after_s=60)
+            except Exception as err:  # a host that does not answer says nothing
+                self._skip(host, describe(err))
+                continue
+            plan = await control(ControlActs.RECONCILE_PLAN,
+                                 ReconcilePlanRequest(listing, req.grace_s), ReconcilePlan)
+            await self._apply(plan)
+        await self._storage_hosts(req)
+        if not req.hosts:  # the store is no host: a run over named hosts leaves it be
+            await self._image_store(req)
+        result = ReconcileLedgerResult(self.removed, self.forgotten, self.reported,
+                                       self.deferred, self.failed, self.skipped, self.details,
+                                       self.repaired)
+        workflow.logger.info(
+            "ledger reconcile: %d removed, %d ledger entries forgotten, %d reported, "
+            "%d deferred, %d failed, %d repaired, hosts skipped: %s", result.removed,
+            result.forgotten, result.reported, result.deferred, result.failed,
+            result.repaired, ", ".join(self.skipped) or "none")
+        for line in self.details:
+            workflow.logger.info("ledger reconcile: %s", line)
+        return result
+
+    async def _image_store(self, req: ReconcileLedgerRequest) -> None:
+        """The image store's files against the image rows
+        (activities/control/image_store_orphans.py): on the control worker, which shares
+        the store with the API."""
+        report = await control(ControlActs.RECONCILE_IMAGE_STORE,
+                               ImageStoreRequest(req.grace_s), ImageStoreReport)
+        self.removed += report.removed
+        self.repaired += report.repaired
+        self.reported += report.reported
+        self.deferred += report.deferred
+        self.failed += report.failed
+        self.details += [f"image store: {line}" for line in report.details]
+
+    async def _attempt(self, where: str, why: str, step: Coroutine[Any, Any, object]) -> bool:
+        """One removal or repair: told when done; a failure is counted and told, and the
+        next run tries again."""
+        try:
+            await step
+        except Exception as err:
+            self.failed += 1
+            self.details.append(f"{where}: failed: {why}: {describe(err)}")
+            return False
+        self.details.append(f"{where}: {why}")
+        return True
+
+    async def _forget(self, entries: list[LedgerEntry], lines: list[str]) -> None:
+        """Ledger entries whose resource is gone already."""
+        if entries:
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries(entries))
+            self.forgotten += len(entries)
+            self.details += lines
+
+    def _tell(self, where: str, reported: list[str], deferred: list[str]) -> None:
+        """What a host's plan only reports, and what it leaves for a later run."""
+        self.reported += len(reported)
+        self.details += [f"{where}: reported: {line}" for line in reported]
+        self.deferred += len(deferred)
+        self.details += [f"{where}: deferred: {line}" for line in deferred]
+
+    def _skip(self, host: str, why: str) -> None:
+        self.skipped.append(host)
+        self.details.append(f"{host}: skipped: {why}")
+
+    async def _apply(self, plan: ReconcilePlan) -> None:
+        host = plan.host
+        for orphan in plan.remove:
+            if await self._attempt(host, orphan.why, self._remove(host, orphan)):
+                self.removed += int(orphan.domain) + int(orphan.dir) + int(orphan.claim)
+                self.forgotten += len(orphan.entries)
+        await self._forget(plan.forget, [
+            f"{host}: forgot the {e.kind} entry of instance {e.instance_id} (the instance and "
+            f"the {e.kind} are gone)" for e in plan.forget])
+        self._tell(host, plan.reported, plan.deferred)
+
+    async def _storage_hosts(self, req: ReconcileLedgerRequest) -> None:
+        """Shares and share snapshots, each storage host as a hypervisor host above."""
+        hosts = await control(ControlActs.RECONCILE_STORAGE_HOSTS, req, ReconcileHosts)
+        for host in hosts.dead:
+            self._skip(f"storage.{host}", f"no worker polls storage.{host}")
+        for host in hosts.alive:
+            try:
+                listing = await on_storage(host, StorageActs.LIST_SHARES, HostRef(host),
+                                           StorageResources, schedule_to_start_s=10,
+                                           attempts=2, give_up_after_s=60)
+            except Exception as err:  # a host that does not answer says nothing
+                self._skip(f"storage.{host}", describe(err))
+                continue
+            plan = await control(ControlActs.RECONCILE_SHARES,
+                                 StoragePlanRequest(listing, req.grace_s), StoragePlan)
+            await self._apply_storage(plan)
+
+    async def _apply_storage(self, plan: StoragePlan) -> None:
+        where = f"storage.{plan.host}"
+        for orphan in plan.remove:
+            if await self._attempt(where, orphan.why, self._remove_stored(plan.host, orphan)):
+                self.removed += orphan.removes
+                self.forgotten += len(orphan.entries)
+        await self._forget(plan.forget, [
+            f"{where}: forgot the {e.kind} entry of {e.key} (no row, and nothing of it on "
+            "the host)" for e in plan.forget])
+        self._tell(where, plan.reported, plan.deferred)
+        for resync in plan.resync:
+            if await self._attempt(where, resync.why, control(
+                    ControlActs.RESYNC_SHARE_ACCESS, ShareAccessSync(resync.share_id, plan.host))):
+                self.repaired += 1
+
+    async def _remove_stored(self, host: str, orphan: StoredOrphan) -> None:
+        """What the delete workflows' storage step does (unexport, unmount, delete the
+        subvolume; "already gone" is done), then the ledger entries."""
+        if orphan.kind == ShareLedger.SNAPSHOT:  # only the snapshot id is read
+            await on_storage(host, StorageActs.DELETE_SNAPSHOT,
+                             SnapshotSpec(orphan.share_id or "", orphan.id),
+                             schedule_to_start_s=10, attempts=3, give_up_after_s=300)
+        else:
+            await on_storage(host, StorageActs.DELETE_SHARE, ShareSpec(orphan.id, 0),
+                             schedule_to_start_s=10, timeout_s=300, attempts=3,
+                             give_up_after_s=300)
+        if orphan.entries:
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))
+
+    async def _remove(self, host: str, orphan: OrphanRemoval) -> None:
+        """What delete does, for one gone instance: domain (destroy, undefine with its
+        managed save and NVRAM), then its files, then its claim, then its entries."""
+        ref = InstanceRef(orphan.instance_id)
+        if orphan.domain:
+            await on_host(host, HostActs.DESTROY_DOMAIN, ref, schedule_to_start_s=10,
+                          attempts=3, give_up_after_s=300)
+        if orphan.dir:
+            await on_host(host, HostActs.DELETE_DISKS, ref, schedule_to_start_s=10,
+                          attempts=3, give_up_after_s=300)
+        if orphan.claim:
+            await control(ControlActs.RELEASE_CLAIM, InstanceHost(orphan.instance_id, host))
+        if orphan.entries:
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))

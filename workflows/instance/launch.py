@@ -1,0 +1,178 @@
+"""Launch: validate → schedule → claim → fetch images → disk → define → start →
+wait for the agent → ACTIVE. Each step pushes its undo before it runs; any failure
+or cancellation undoes everything and leaves the server in ERROR with a fault."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ClaimRequest,
+        ConfigDriveCreated,
+        ControlActs,
+        CreateDisk,
+        DefineDomain,
+        DiskCreated,
+        FetchedImage,
+        FetchImage,
+        FinishOperation,
+        HostActs,
+        ImageFile,
+        InstanceHost,
+        InstanceRef,
+        InstanceUpdate,
+        LaunchPlan,
+        LedgerEntries,
+        LedgerEntry,
+        OperationRef,
+        ScheduleRequest,
+        ScheduleResult,
+        WaitAgent,
+    )
+    from vmflow.names import SA_HOST
+
+from workflows._base.saga import Compensations
+from workflows._base.steps import (
+    Reporting,
+    all_of,
+    control,
+    describe,
+    error_type,
+    not_picked_up,
+    on_host,
+)
+
+
+@workflow.defn(name="LaunchInstance")
+class LaunchInstance(Reporting):
+    def __init__(self) -> None:
+        super().__init__("validating")
+
+    @workflow.run
+    async def run(self, ref: OperationRef) -> str:
+        undo = Compensations()
+        try:
+            plan = await control(ControlActs.VALIDATE_LAUNCH, ref, LaunchPlan)
+            host, images = await self._place(plan, undo)
+            await self._spawn(plan, host, images, undo)
+        except (Exception, asyncio.CancelledError) as err:
+            await self._compensate(ref, err, undo)
+            raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
+        self.at("done", 100)
+        await control(ControlActs.UPDATE_INSTANCE,
+                      InstanceUpdate(ref.instance_id, vm_state="active", clear_task_state=True))
+        await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))
+        return host
+
+    async def _place(
+        self, plan: LaunchPlan, undo: Compensations
+    ) -> tuple[str, dict[str, str]]:
+        """Pick a host, claim it, and fetch the images there; a host that does not
+        pick up the fetch in time loses its claim and the next host is tried."""
+        excluded: list[str] = []
+        while True:
+            self.at("scheduling")
+            request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
+                                      plan.required_traits, plan.forbidden_traits, excluded)
+            host = (await control(ControlActs.SCHEDULE, request, ScheduleResult)).hosts[0]
+            self.at("claiming", None, host)
+            workflow.upsert_search_attributes([SA_HOST.value_set(host)])
+            claim = LedgerEntry(host, "claim", plan.instance_id, plan.instance_id)
+
+            async def release(host: str = host, claim: LedgerEntry = claim) -> None:
+                await control(ControlActs.RELEASE_CLAIM, InstanceHost(plan.instance_id, host))
+                await control(ControlActs.LEDGER_FORGET, LedgerEntries([claim]))
+
+            undo.push("claim", release)
+            await control(ControlActs.LEDGER_RECORD, LedgerEntries([claim]))
+            await control(ControlActs.CLAIM, ClaimRequest(plan.instance_id, host, plan.vcpus,
+                                                          plan.ram_mb, plan.disk_gb))
+            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+                plan.instance_id, host=host, task_state="block_device_mapping"))
+            try:
+                return host, await self._fetch_images(plan, host)
+            except Exception as err:
+                if not not_picked_up(err):
+                    raise
+                workflow.logger.warning("host %s did not pick up the launch; rescheduling", host)
+                await undo.run_one("claim")
+                excluded.append(host)
+
+    async def _fetch_images(self, plan: LaunchPlan, host: str) -> dict[str, str]:
+        """Images into the host's cache. Cache entries are shared and appear only
+        once verified, so a failure leaves nothing to undo; they are still ledgered."""
+        self.at("fetching image")
+        images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
+        await control(ControlActs.LEDGER_RECORD,
+                      LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
+        fetched = await all_of(*[
+            on_host(host, HostActs.FETCH_IMAGE, FetchImage(i), FetchedImage,
+                    schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30, timeout_s=1800)
+            for i in images
+        ])
+        return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}
+
+    async def _spawn(
+        self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations
+    ) -> None:
+        ref = InstanceRef(plan.instance_id)
+        self.at("creating disk")
+        disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
+
+        async def delete_disk() -> None:
+            await on_host(host, HostActs.DELETE_DISKS, ref, attempts=0)
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries([disk_entry]))
+
+        undo.push("disk", delete_disk)
+        await control(ControlActs.LEDGER_RECORD, LedgerEntries([disk_entry]))
+        disk = await on_host(host, HostActs.CREATE_DISK, CreateDisk(
+            plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb),
+            DiskCreated)
+
+        drive = None
+        if plan.config_drive:  # inside the instance dir: the disk undo removes it too
+            self.at("writing the config drive")
+            drive = await on_host(host, HostActs.CONFIG_DRIVE, plan.config_drive,
+                                  ConfigDriveCreated)
+
+        self.at("defining domain")
+        await control(ControlActs.UPDATE_INSTANCE,
+                      InstanceUpdate(plan.instance_id, task_state="spawning"))
+        domain_entry = LedgerEntry(host, "domain", plan.instance_id, plan.instance_id)
+
+        async def undefine() -> None:  # also undoes the start below: destroy + undefine
+            await on_host(host, HostActs.DESTROY_DOMAIN, ref, attempts=0)
+            await control(ControlActs.LEDGER_FORGET, LedgerEntries([domain_entry]))
+
+        undo.push("domain", undefine)
+        await control(ControlActs.LEDGER_RECORD, LedgerEntries([domain_entry]))
+        await on_host(host, HostActs.DEFINE_DOMAIN, DefineDomain(
+            plan.instance_id, plan.vcpus, plan.ram_mb, disk.path,
+            paths[plan.kernel.image_id] if plan.kernel else None,
+            paths[plan.ramdisk.image_id] if plan.ramdisk else None,
+            plan.cmdline, plan.agent, drive.path if drive else None))
+
+        self.at("starting")
+        await on_host(host, HostActs.START_DOMAIN, ref)
+        if plan.agent:
+            self.at("waiting for the guest agent")
+            deadline = workflow.now().timestamp() + plan.agent_timeout_s
+            await on_host(host, HostActs.WAIT_AGENT, WaitAgent(plan.instance_id, deadline), float,
+                          heartbeat_s=10, timeout_s=plan.agent_timeout_s + 30,
+                          give_up_after_s=plan.agent_timeout_s * 3)
+
+    async def _compensate(self, ref: OperationRef, err: BaseException, undo: Compensations) -> None:
+        self.at("compensating")
+        failed = await undo.run()
+        fault = describe(err)
+        if failed:
+            fault += f" (cleanup of {', '.join(failed)} failed; deleting the server retries it)"
+        await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+            ref.instance_id, vm_state="error", clear_task_state=True, clear_host=not failed,
+            fault=fault))
+        await control(ControlActs.FINISH_OPERATION, FinishOperation(
+            ref.operation_id, "failed" if failed else "compensated", fault))

@@ -1,0 +1,105 @@
+"""createImage / createBackup: a point-in-time copy of the server's root disk,
+uploaded as the image the API already recorded (queued).
+
+On the action frame: the server keeps its state (target None: the state its domain
+is really in). The image stays queued while the disk is copied, its upload takes it
+to saving and active (the image service inspects it like any upload), then its
+consistency (quiesced or crash-consistent) is recorded; or it goes to error with the
+reason on any failure, cancellation included: never deleted silently, never left in
+saving. The host step freezes the guest only
+around the start of the copy and arms a thaw guard first (activities/hypervisor/snapshot.py),
+so no outcome here, a dead worker included, leaves a guest frozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ActionStart,
+        ControlActs,
+        HostActs,
+        InstanceFacts,
+        InstanceUpdate,
+    )
+    from vmflow.contracts.snapshots import (
+        RotateBackups,
+        RotatedBackups,
+        SnapshotDisk,
+        SnapshotDone,
+        SnapshotFailed,
+        SnapshotFile,
+        SnapshotPlan,
+        SnapshotRequest,
+        SnapshotTaken,
+    )
+
+from workflows._base.action import InstanceAction
+from workflows._base.saga import Compensations
+from workflows._base.steps import control, describe, on_host
+
+COPY_TIMEOUT_S = 3600  # one attempt of the copy (big disks under TCG are slow)
+UPLOAD_TIMEOUT_S = 3600
+
+
+@workflow.defn(name="SnapshotInstance")
+class SnapshotInstance(InstanceAction):
+    @workflow.run
+    async def run(self, req: SnapshotRequest) -> None:
+        backup = req.backup_type is not None
+
+        async def body(facts: InstanceFacts, undo: Compensations) -> str | None:
+            plan = await control(ControlActs.SNAPSHOT_BEGIN, req, SnapshotPlan)
+            file = SnapshotFile(req.instance_id, req.image_id, thaw=plan.quiesce)
+
+            async def discard() -> None:  # no job, no frozen guest, no local file
+                await on_host(facts.host, HostActs.DISCARD_SNAPSHOT, file, attempts=0)
+
+            undo.push("snapshot", discard)
+            self.at("copying the disk")
+            taken = await on_host(
+                facts.host, HostActs.SNAPSHOT_DISK,
+                SnapshotDisk(req.instance_id, req.image_id, plan.quiesce, plan.require_quiesce,
+                             plan.thaw_deadline_s),
+                SnapshotTaken, timeout_s=COPY_TIMEOUT_S, give_up_after_s=COPY_TIMEOUT_S * 3)
+
+            self.at("uploading the image", 50)
+            await control(ControlActs.UPDATE_INSTANCE,
+                          InstanceUpdate(req.instance_id, task_state="image_uploading"))
+            await on_host(facts.host, HostActs.UPLOAD_SNAPSHOT, file,
+                          timeout_s=UPLOAD_TIMEOUT_S, give_up_after_s=UPLOAD_TIMEOUT_S * 3)
+            await control(ControlActs.SNAPSHOT_DONE,
+                          SnapshotDone(req.image_id, taken.consistency, taken.source))
+            note = f"image {req.image_id}: {taken.consistency} ({taken.source})"
+            if taken.frozen_s is not None:
+                note += f", guest frozen {taken.frozen_s:.2f} s"
+            if backup:
+                assert req.backup_type is not None and req.rotation is not None
+                self.at("rotating backups", 90)
+                rotated = await control(ControlActs.ROTATE_BACKUPS, RotateBackups(
+                    req.instance_id, req.backup_type, req.rotation), RotatedBackups)
+                if rotated.deleted:
+                    note += f"; rotation deleted {', '.join(rotated.deleted)}"
+            return note
+
+        recorded = False
+
+        async def image_in_error(fault: str) -> None:
+            nonlocal recorded
+            await control(ControlActs.SNAPSHOT_FAILED, SnapshotFailed(req.image_id, fault))
+            recorded = True
+
+        # the image in error before the operation ends (older runs: right after it)
+        first = image_in_error if workflow.patched("snapshot-image-error-first") else None
+        try:
+            await self.run_action(
+                ActionStart(req.instance_id, req.operation_id, "backup" if backup else "snapshot"),
+                None, body, on_failure=first)
+        except (Exception, asyncio.CancelledError) as err:
+            if not recorded:  # the frame could not even begin, or an older run
+                await control(ControlActs.SNAPSHOT_FAILED,
+                              SnapshotFailed(req.image_id, describe(err)))
+            raise

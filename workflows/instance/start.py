@@ -1,0 +1,33 @@
+"""os-start: power on a stopped server and wait for its agent."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ActionStart,
+        HostActs,
+        InstanceFacts,
+        InstanceRef,
+        OperationRef,
+    )
+
+from workflows._base.action import InstanceAction
+from workflows._base.saga import Compensations
+from workflows._base.steps import on_host
+
+
+@workflow.defn(name="StartInstance")
+class StartInstance(InstanceAction):
+    @workflow.run
+    async def run(self, ref: OperationRef) -> None:
+        async def body(facts: InstanceFacts, undo: Compensations) -> None:
+            undo.push("power on", lambda: on_host(facts.host, HostActs.POWER_OFF,
+                                                  InstanceRef(facts.instance_id), attempts=0))
+            await self.host(facts, HostActs.POWER_ON, "powering on")
+            await self.wait_agent(facts)
+            return None
+
+        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "start"),
+                              "active", body)

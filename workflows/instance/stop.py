@@ -1,0 +1,38 @@
+"""os-stop: a clean shutdown through the agent or ACPI; destroyed after the timeout."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ActionStart,
+        HostActs,
+        InstanceFacts,
+        OperationRef,
+        Shutdown,
+        ShutdownResult,
+    )
+
+from workflows._base.action import InstanceAction
+from workflows._base.saga import Compensations
+from workflows._base.steps import on_host
+
+
+@workflow.defn(name="StopInstance")
+class StopInstance(InstanceAction):
+    @workflow.run
+    async def run(self, ref: OperationRef) -> None:
+        async def body(facts: InstanceFacts, undo: Compensations) -> str | None:
+            # nothing to undo: a guest that is off stays off (the real state decides)
+            self.at("shutting down")
+            result = await on_host(facts.host, HostActs.SHUTDOWN,
+                                   Shutdown(facts.instance_id, facts.stop_timeout_s),
+                                   ShutdownResult, heartbeat_s=15,
+                                   timeout_s=facts.stop_timeout_s + 60)
+            if not result.clean:
+                return f"the guest ignored shutdown for {facts.stop_timeout_s:g}s; destroyed"
+            return None
+
+        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "stop"),
+                              "stopped", body)

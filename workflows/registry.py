@@ -1,0 +1,38 @@
+"""Every workflow class vmflow runs: the control worker registers exactly these."""
+
+from workflows.background.auto_unrescue import AutoUnrescue
+from workflows.background.power_sync import PowerSync
+from workflows.background.reconcile_ledger import ReconcileLedger
+from workflows.background.register_host import RegisterHost
+from workflows.background.scheduled_backup import ScheduledBackup
+from workflows.instance.delete import DeleteInstance
+from workflows.instance.launch import LaunchInstance
+from workflows.instance.pause import PauseInstance
+from workflows.instance.reboot import RebootInstance
+from workflows.instance.rebuild import RebuildInstance
+from workflows.instance.rescue import RescueInstance
+from workflows.instance.resume import ResumeInstance
+from workflows.instance.snapshot import SnapshotInstance
+from workflows.instance.start import StartInstance
+from workflows.instance.stop import StopInstance
+from workflows.instance.suspend import SuspendInstance
+from workflows.instance.unpause import UnpauseInstance
+from workflows.instance.unrescue import UnrescueInstance
+from workflows.share.access import SyncShareAccess
+from workflows.share.create import CreateShare
+from workflows.share.delete import DeleteShare
+from workflows.share.extend import ExtendShare
+from workflows.share.shrink import ShrinkShare
+from workflows.share.snapshot_create import CreateShareSnapshot
+from workflows.share.snapshot_delete import DeleteShareSnapshot
+
+INSTANCE = [
+    LaunchInstance, DeleteInstance, StartInstance, StopInstance, RebootInstance,
+    PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
+    UnrescueInstance, RebuildInstance, SnapshotInstance,
+]
+SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
+         CreateShareSnapshot, DeleteShareSnapshot]
+BACKGROUND = [RegisterHost, PowerSync, ScheduledBackup, ReconcileLedger, AutoUnrescue]
+
+ALL = [*INSTANCE, *SHARE, *BACKGROUND]

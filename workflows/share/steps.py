@@ -1,0 +1,175 @@
+"""What the share workflows share: storage steps on `storage.<host>`, the `status`
+query, and the end of an operation (its Operation row finished with a readable
+reason)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.instances import (
+        ControlActs,
+        Errors,
+        FinishOperation,
+        LedgerEntries,
+        LedgerEntry,
+    )
+    from vmflow.contracts.shares import (
+        ShareControlActs,
+        ShareErrors,
+        SharePlan,
+        ShareRef,
+        ShareResize,
+        ShareResizeOp,
+        ShareUpdate,
+        StorageActs,
+    )
+    from vmflow.names import SA_HOST, storage_queue
+    from vmflow.share_states import ShareStatus
+
+from workflows._base.saga import Compensations
+from workflows._base.steps import (
+    Reporting,
+    control,
+    describe,
+    error_type,
+    not_picked_up,
+    root_cause,
+)
+
+T = TypeVar("T")
+
+# what a storage worker says when retrying cannot help (it changed nothing)
+REFUSALS = [ShareErrors.SHRINK_BELOW_USED, ShareErrors.POOL_FULL, ShareErrors.NOT_FOUND]
+
+
+async def on_storage(
+    host: str,
+    name: str,
+    arg: Any,
+    result_type: type[T] | None = None,
+    *,
+    schedule_to_start_s: float,
+    timeout_s: float = 120,
+    give_up_after_s: float = 600,
+    attempts: int = 5,
+) -> T:
+    """Run a step on the storage worker of `host`. schedule_to_start_s bounds how
+    long it may take to pick the step up, so a dead storage worker is noticed in
+    seconds and the operation compensates instead of hanging. Undo steps pass
+    attempts=0 (retry until give_up_after_s)."""
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        task_queue=storage_queue(host),
+        schedule_to_start_timeout=timedelta(seconds=schedule_to_start_s),
+        start_to_close_timeout=timedelta(seconds=timeout_s),
+        schedule_to_close_timeout=timedelta(seconds=give_up_after_s),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=20),
+            maximum_attempts=attempts,
+            non_retryable_error_types=[*Errors.ALL, *REFUSALS],
+        ),
+        result_type=result_type,
+    )
+    return result
+
+
+def reason(err: BaseException, host: str) -> str:
+    """The fault a user reads: a dead storage worker said in words, not as a timeout."""
+    if not_picked_up(err):
+        return f"the storage host {host} did not pick up the step (is its worker running?)"
+    return describe(err)
+
+
+def refused(err: BaseException) -> bool:
+    """The storage worker refused the step (typed, non-retryable): nothing changed."""
+    cause = root_cause(err)
+    return getattr(cause, "type", None) in REFUSALS
+
+
+class ShareWorkflow(Reporting):
+    """Base of the share workflows: the `status` query the API reads, the plan."""
+
+    async def plan(self, ref: ShareRef, host: str) -> SharePlan:
+        self.at("starting", None, host)
+        workflow.upsert_search_attributes([SA_HOST.value_set(host)])
+        return await control(ShareControlActs.PLAN, ref, SharePlan)
+
+    @staticmethod
+    async def forget(host: str, kind: str, key: str) -> None:
+        """A share's or snapshot's ledger entry (DESIGN decision 9), once the storage
+        host holds nothing of it any more."""
+        await control(ControlActs.LEDGER_FORGET, LedgerEntries([LedgerEntry(host, kind, key)]))
+
+    async def finish(self, operation_id: str, status: str, error: str | None = None) -> None:
+        if status == "succeeded":
+            self.at("done", 100)
+        await control(ControlActs.FINISH_OPERATION, FinishOperation(operation_id, status, error))
+
+    async def undo_and_fail(self, err: BaseException, undo: Compensations, host: str,
+                            operation_id: str, what: str,
+                            mark_error: Callable[[str], Awaitable[None]]) -> NoReturn:
+        """A create that failed: undo what the storage host made, record the fault on
+        the resource (`mark_error`) and the operation (compensated, or failed when the
+        undo failed too), then fail the workflow with it."""
+        fault = reason(err, host)
+        self.at("compensating")
+        if await undo.run():
+            fault += (f"; removing what the storage host made failed (deleting the {what} "
+                      "retries it)")
+            status = "failed"
+        else:
+            status = "compensated"
+        await mark_error(fault)
+        await self.finish(operation_id, status, fault)
+        raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+
+    async def resize(self, op: ShareResizeOp, verb: str, during: ShareStatus,
+                     stuck: ShareStatus) -> None:
+        """Extend or shrink: `during` while the limit changes, then available with the
+        new size; on failure available again with the old size and the fault (op
+        failed), or `stuck` (extending_error/shrinking_error) when the old limit
+        could not be set back."""
+        try:
+            plan = await self.plan(ShareRef(op.share_id), op.host)
+        except Exception as err:  # e.g. the row is gone: nothing changed
+            await self.finish(op.operation_id, "failed", reason(err, op.host))
+            raise
+        old, wait_s = plan.size_gb, plan.schedule_to_start_s
+        await control(ShareControlActs.SET_SHARE, ShareUpdate(op.share_id, status=during))
+        try:
+            self.at(f"{verb} to {op.new_size_gb} GiB")
+            await on_storage(op.host, StorageActs.RESIZE_SHARE,
+                             ShareResize(op.share_id, op.new_size_gb), schedule_to_start_s=wait_s)
+        except (Exception, asyncio.CancelledError) as err:
+            fault = f"{verb} to {op.new_size_gb} GiB failed: {reason(err, op.host)}"
+            status = ShareStatus.AVAILABLE
+            # a refusal changed nothing, and a step never picked up did not run; any
+            # other failure may come after the new limit was set: set the old one back
+            if not refused(err) and not not_picked_up(err):
+                self.at("compensating")
+                try:
+                    await on_storage(op.host, StorageActs.RESIZE_SHARE,
+                                     ShareResize(op.share_id, old), schedule_to_start_s=wait_s,
+                                     attempts=0, give_up_after_s=300)
+                except Exception as undo_err:
+                    status = stuck
+                    fault += f"; setting the {old} GiB limit back failed: " \
+                             f"{reason(undo_err, op.host)}"
+            await control(ShareControlActs.SET_SHARE, ShareUpdate(
+                op.share_id, status=status, size_gb=old, fault=fault))
+            await self.finish(op.operation_id, "failed", fault)
+            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        await control(ShareControlActs.SET_SHARE, ShareUpdate(
+            op.share_id, status=ShareStatus.AVAILABLE, size_gb=op.new_size_gb, clear_fault=True))
+        await self.finish(op.operation_id, "succeeded")
