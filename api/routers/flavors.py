@@ -7,8 +7,8 @@ from sqlmodel import col, or_, select
 
 from api.deps import AdminDep, AuthDep, IdempotencyKey, SessionDep
 from api.errors import Conflict, NotFound
-from api.operations import find_idempotent, remember_key
-from api.schemas import FlavorCreate, FlavorList, FlavorPublic
+from api.schemas.flavors import FlavorCreate, FlavorList, FlavorPublic
+from api.services.operations import find_idempotent, remember_key
 from vmflow.models import Flavor
 
 router = APIRouter(prefix="/v1/flavors", tags=["flavors"])

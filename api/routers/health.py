@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from api.deps import MaybeTemporalDep, SessionDep
-from api.schemas import Health
+from api.schemas.health import Health
 from vmflow.models import Host, Instance, Operation
 
 router = APIRouter(tags=["health"])

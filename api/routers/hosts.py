@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from api.deps import AdminDep, MaybeTemporalDep, SessionDep
 from api.errors import NotFound
-from api.schemas import HostList, HostPublic, HostUsage
+from api.schemas.hosts import HostList, HostPublic, HostUsage
 from vmflow.models import Allocation, Host
 from vmflow.names import hv_queue
 

@@ -11,16 +11,16 @@ from sqlmodel import Session, or_, select
 
 from api.deps import AdminDep, IdempotencyKey, SessionDep
 from api.errors import BadRequest, Conflict, NotFound, Unauthorized
-from api.operations import find_idempotent, remember_key
-from api.schemas import (
+from api.schemas.common import utc
+from api.schemas.identity import (
     ProjectCreate,
     ProjectPublic,
     TokenCreate,
     TokenPublic,
     UserCreate,
     UserPublic,
-    utc,
 )
+from api.services.operations import find_idempotent, remember_key
 from vmflow.identity import check_password, hash_password, hash_token, new_token
 from vmflow.models import Membership, Project, Token, User, now
 

@@ -14,9 +14,14 @@ from sqlmodel import Session, col, select
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.operations import find_idempotent, idempotency_guard, remember_key
 from api.routers.images import get_image, require_owner
-from api.schemas import ImageMemberCreate, ImageMemberList, ImageMemberPublic, ImageMemberUpdate
+from api.schemas.images import (
+    ImageMemberCreate,
+    ImageMemberList,
+    ImageMemberPublic,
+    ImageMemberUpdate,
+)
+from api.services.operations import find_idempotent, idempotency_guard, remember_key
 from vmflow.models import Image, ImageMember, Project, now
 
 router = APIRouter(prefix="/v1/images", tags=["images"])

@@ -17,8 +17,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.operations import find_idempotent, idempotency_guard, remember_key
-from api.schemas import ImageCreate, ImageList, ImagePublic
+from api.schemas.images import ImageCreate, ImageList, ImagePublic
+from api.services.operations import find_idempotent, idempotency_guard, remember_key
 from vmflow.models import Image, ImageMember, now
 from vmflow.settings import get_settings
 

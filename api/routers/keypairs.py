@@ -18,9 +18,9 @@ from sqlmodel import Session, col, select
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
 from api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
-from api.operations import find_idempotent, idempotency_guard, remember_key
-from api.schemas import KeypairCreate, KeypairList, KeypairOne, KeypairPublic
-from api.sshkeys import InvalidKey, generate, parse_public_key
+from api.schemas.keypairs import KeypairCreate, KeypairList, KeypairOne, KeypairPublic
+from api.services.keypairs import InvalidKey, generate, parse_public_key
+from api.services.operations import find_idempotent, idempotency_guard, remember_key
 from vmflow.models import Keypair
 
 log = logging.getLogger(__name__)

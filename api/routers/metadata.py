@@ -16,16 +16,16 @@ from sqlmodel import Session
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
 from api.errors import BadRequest, NotFound
-from api.guards import check_allowed
-from api.operations import find_idempotent, remember_key
 from api.routers.servers import get_instance
-from api.schemas import (
+from api.schemas.servers import (
     MAX_METADATA_ITEMS,
     MetadataBody,
     MetadataPublic,
     MetaItemBody,
     MetaItemPublic,
 )
+from api.services.guards import check_allowed
+from api.services.operations import find_idempotent, remember_key
 from vmflow.models import Instance, now
 
 router = APIRouter(prefix="/v1/servers", tags=["server metadata"])

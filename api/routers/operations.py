@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from api.deps import AuthDep, MaybeTemporalDep, SessionDep
 from api.errors import NotFound
-from api.operations import operation_view
-from api.schemas import OperationPublic
+from api.schemas.operations import OperationPublic
+from api.services.operations import operation_view
 from vmflow.models import Operation
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])

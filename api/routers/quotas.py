@@ -9,8 +9,8 @@ from sqlmodel import Session
 from api.auth import AuthContext
 from api.deps import AdminDep, AuthDep, IdempotencyKey, SessionDep
 from api.errors import NotFound
-from api.operations import find_idempotent, remember_key
-from api.share_schemas import QuotaSet, QuotaSetOne, QuotaUpdate, QuotaUsage
+from api.schemas.quotas import QuotaSet, QuotaSetOne, QuotaUpdate, QuotaUsage
+from api.services.operations import find_idempotent, remember_key
 from vmflow import share_quotas
 from vmflow.models import Project
 from vmflow.settings import get_settings

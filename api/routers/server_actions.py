@@ -14,23 +14,24 @@ from fastapi import APIRouter, Body, Response
 from sqlmodel import Session
 from temporalio.client import Client
 
-from api.actions import ParsedAction, parse_action
 from api.auth import AuthContext
 from api.deps import IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.errors import Conflict, ServiceUnavailable
-from api.guards import check_lock, check_state, require_admin, user_name
-from api.operations import (
+from api.routers.servers import get_instance, resolve_image
+from api.schemas.common import OperationAccepted, OperationBrief
+from api.schemas.servers import ServerPublic
+from api.services.guards import check_lock, check_state, require_admin, user_name
+from api.services.operations import (
     WORKFLOWS,
     InputFactory,
     find_idempotent,
     idempotency_guard,
     start_instance_operation,
 )
-from api.preempt import running_operation, terminate_running
-from api.routers.servers import get_instance, resolve_image
-from api.schemas import OperationAccepted, OperationBrief, ServerPublic
-from api.snapshots import ACTIONS as SNAPSHOTS
-from api.snapshots import SnapshotAccepted, accept_snapshot, replay_snapshot
+from api.services.preempt import running_operation, terminate_running
+from api.services.server_actions import ParsedAction, parse_action
+from api.services.snapshots import ACTIONS as SNAPSHOTS
+from api.services.snapshots import SnapshotAccepted, accept_snapshot, replay_snapshot
 from vmflow.contracts.instances import OperationRef, RebootRequest, RebuildRequest, RescueRequest
 from vmflow.models import Instance, Operation, now
 

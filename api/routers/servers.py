@@ -8,26 +8,24 @@ from sqlmodel import Session, col, or_, select
 from api.auth import AuthContext, scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
 from api.errors import BadRequest, NotFound
-from api.guards import check_allowed
-from api.operations import (
+from api.routers.images import visible_images
+from api.schemas.common import OperationAccepted, OperationBrief, utc
+from api.schemas.servers import (
+    ActionList,
+    ActionPublic,
+    ServerAccepted,
+    ServerCreate,
+    ServerList,
+    ServerPublic,
+)
+from api.services.guards import check_allowed
+from api.services.operations import (
     WORKFLOWS,
     find_idempotent,
     idempotency_guard,
     start_instance_operation,
 )
-from api.preempt import cancel_and_wait
-from api.routers.images import visible_images
-from api.schemas import (
-    ActionList,
-    ActionPublic,
-    OperationAccepted,
-    OperationBrief,
-    ServerAccepted,
-    ServerCreate,
-    ServerList,
-    ServerPublic,
-    utc,
-)
+from api.services.preempt import cancel_and_wait
 from vmflow import states
 from vmflow.models import Flavor, Image, Instance, Keypair, Operation, User
 

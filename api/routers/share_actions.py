@@ -21,12 +21,12 @@ from temporalio.client import Client
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from api.guards import user_name
-from api.operations import find_idempotent, idempotency_guard
 from api.routers.shares import start_deleting, view
-from api.schemas import OperationAccepted, OperationBrief
-from api.share_schemas import ACTION_ARGS, AccessList, AccessOne, AccessPublic, SharePublic
-from api.shares import (
+from api.schemas.common import OperationAccepted, OperationBrief
+from api.schemas.shares import ACTION_ARGS, AccessList, AccessOne, AccessPublic, SharePublic
+from api.services.guards import user_name
+from api.services.operations import find_idempotent, idempotency_guard
+from api.services.shares import (
     EXTEND_SHARE,
     SHRINK_SHARE,
     check_status,

@@ -10,16 +10,15 @@ from sqlmodel import col, select
 from api.auth import scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
 from api.errors import BadRequest, Conflict, NotFound
-from api.operations import find_idempotent, idempotency_guard
-from api.schemas import OperationAccepted, OperationBrief
-from api.share_schemas import (
+from api.schemas.common import OperationAccepted, OperationBrief, spec_true
+from api.schemas.share_snapshots import (
     SnapshotAccepted,
     SnapshotCreate,
     SnapshotList,
     SnapshotPublic,
-    spec_true,
 )
-from api.shares import (
+from api.services.operations import find_idempotent, idempotency_guard
+from api.services.shares import (
     CREATE_SHARE_SNAPSHOT,
     DELETE_SHARE_SNAPSHOT,
     check_status,

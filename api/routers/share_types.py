@@ -8,8 +8,8 @@ from sqlmodel import col, or_, select
 
 from api.deps import AdminDep, AuthDep, IdempotencyKey, SessionDep
 from api.errors import Conflict, NotFound
-from api.operations import find_idempotent, remember_key
-from api.share_schemas import ShareTypeCreate, ShareTypeList, ShareTypePublic
+from api.schemas.share_types import ShareTypeCreate, ShareTypeList, ShareTypePublic
+from api.services.operations import find_idempotent, remember_key
 from vmflow.models import Share, ShareType
 
 router = APIRouter(prefix="/v1/share-types", tags=["share types"])

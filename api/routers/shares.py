@@ -9,10 +9,10 @@ from temporalio.client import Client
 from api.auth import AuthContext, scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
 from api.errors import BadRequest, Conflict, NotFound
-from api.operations import find_idempotent, idempotency_guard
-from api.schemas import OperationAccepted, OperationBrief
-from api.share_schemas import ShareAccepted, ShareCreate, ShareList, SharePublic
-from api.shares import (
+from api.schemas.common import OperationAccepted, OperationBrief
+from api.schemas.shares import ShareAccepted, ShareCreate, ShareList, SharePublic
+from api.services.operations import find_idempotent, idempotency_guard
+from api.services.shares import (
     CREATE_SHARE,
     DELETE_SHARE,
     check_status,

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.sshkeys import InvalidKey, parse_public_key
+from api.services.keypairs import InvalidKey, parse_public_key
 from tests.api.conftest import ED25519_FP, ED25519_PUB, World, counts
 from tests.api.test_auth import assert_error
 

@@ -10,7 +10,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from api import preempt
+from api.services import preempt
 from tests.api.conftest import (
     World,
     add_instance,

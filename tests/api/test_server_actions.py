@@ -18,7 +18,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.actions import ACTIONS, LATER
+from api.services.server_actions import ACTIONS, LATER
 from tests.api.conftest import (
     World,
     add_instance,

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
-from api import preempt
 from api.app import create_app
+from api.services import preempt
 from tests.api.conftest import (
     World,
     add_image,

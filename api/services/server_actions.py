@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, StringConstraints, ValidationError, field_validator
 
 from api.errors import BadRequest
-from api.schemas import MetaKey, MetaValue, Name, Ref, Request
+from api.schemas.common import MetaKey, MetaValue, Name, Ref, Request
 
 
 class NoArgs(Request):

@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AuthContext
 from api.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable
-from api.operations import CLOSING_GRACE_S, RPC_TIMEOUT, described_operation
+from api.services.operations import CLOSING_GRACE_S, RPC_TIMEOUT, described_operation
 from vmflow import access_sync
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
 from vmflow.names import (
@@ -137,7 +137,7 @@ async def start_share_operation(
 
 async def _start_with_grace(session: Session, workflow_id: str, op_id: str,
                             start: Callable[[], Any]) -> Any:
-    """As api.operations does for instances: a workflow whose operation has finished
+    """As api.services.operations does for instances: a workflow whose operation has finished
     and is only closing does not turn the next request into a 409."""
     deadline = asyncio.get_running_loop().time() + CLOSING_GRACE_S
     while True:

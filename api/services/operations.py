@@ -32,7 +32,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AuthContext
 from api.errors import Conflict, ServiceUnavailable
-from api.schemas import OperationPublic, utc
+from api.schemas.common import utc
+from api.schemas.operations import OperationPublic
 from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
 from vmflow.names import (

@@ -18,11 +18,11 @@ from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.actions import CreateBackupArgs, CreateImageArgs
 from api.auth import AuthContext
 from api.errors import Conflict, ServiceUnavailable
-from api.operations import RPC_TIMEOUT
-from api.schemas import OperationBrief
+from api.schemas.common import OperationBrief
+from api.services.operations import RPC_TIMEOUT
+from api.services.server_actions import CreateBackupArgs, CreateImageArgs
 from vmflow.backups import InstanceBusy, start_snapshot
 from vmflow.models import Image, Instance, Operation
 

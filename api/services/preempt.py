@@ -17,8 +17,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, ServiceUnavailable
-from api.guards import PREEMPTING
-from api.operations import RPC_TIMEOUT, describe_running, described_operation
+from api.services.guards import PREEMPTING
+from api.services.operations import RPC_TIMEOUT, describe_running, described_operation
 from vmflow.models import Instance, Operation, now
 
 log = logging.getLogger(__name__)
