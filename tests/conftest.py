@@ -1,4 +1,5 @@
-"""Fixtures shared by every tier."""
+"""Fixtures and helpers shared by every tier: the tiny guest, a home qemu can read,
+the Temporal dev server, a DB session on a settings' database, a bearer header."""
 
 from __future__ import annotations
 
@@ -6,12 +7,22 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
+
+from vmflow import db
+from vmflow.names import SEARCH_ATTRIBUTES
+from vmflow.processes import free_port
+from vmflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GUEST_CACHE = Path("/var/cache/vmflow/tiny-guest")
+TEMPORAL = ROOT / ".venv/bin/temporal"
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +37,51 @@ def qemu_home(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"vmflow-{prefix}-", dir="/var/tmp"))
     path.chmod(0o755)
     return path
+
+
+@contextmanager
+def temporal_dev_server(d: Path) -> Iterator[str]:
+    """The real Temporal dev server (SQLite file in d, vmflow's search attributes) on a
+    free loopback port; yields its address and stops it on exit."""
+    address = f"127.0.0.1:{free_port()}"
+    cmd = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
+           "--port", address.rsplit(":", 1)[1], "--db-filename", str(d / "t.db"),
+           "--log-level", "error",
+           "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    for key in SEARCH_ATTRIBUTES:
+        cmd += ["--search-attribute", f"{key.name}=Keyword"]
+    log = (d / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            probe = subprocess.run(
+                [str(TEMPORAL), "operator", "cluster", "health", "--address", address],
+                capture_output=True, text=True)
+            if probe.returncode == 0 and "SERVING" in probe.stdout:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"temporal dev server did not start: {probe.stderr}; "
+                                   f"log: {(d / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def db_session(s: Settings) -> Session:
+    """A session on s's database whose rows stay readable after it closes."""
+    return Session(db.engine_for(s.db_url), expire_on_commit=False)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 # temporalio/sdk-python#300: a process that ran Temporal workers can abort while the

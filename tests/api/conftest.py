@@ -9,12 +9,8 @@ Running: that is what makes the one-operation-at-a-time 409 observable.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,51 +20,18 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 
 from api.app import create_app
+from tests.conftest import bearer, temporal_dev_server
 from vmflow import db, settings
 from vmflow.bootstrap import bootstrap
 from vmflow.identity import hash_token
 from vmflow.models import Flavor, Image, Instance, Operation, Token
-from vmflow.names import SEARCH_ATTRIBUTES
-from vmflow.processes import free_port
 from vmflow.temporal import connect
-
-TEMPORAL = Path(sys.executable).parent / "temporal"
-
 
 
 @pytest.fixture(scope="package")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    d = tmp_path_factory.mktemp("temporal")
-    address = f"127.0.0.1:{free_port()}"
-    cmd = [str(TEMPORAL), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-           "--port", address.rsplit(":", 1)[1], "--db-filename", str(d / "t.db"),
-           "--log-level", "error",
-           "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    for key in SEARCH_ATTRIBUTES:
-        cmd += ["--search-attribute", f"{key.name}=Keyword"]
-    log = (d / "server.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            probe = subprocess.run(
-                [str(TEMPORAL), "operator", "cluster", "health", "--address", address],
-                capture_output=True, text=True)
-            if probe.returncode == 0 and "SERVING" in probe.stdout:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"temporal dev server did not start: {probe.stderr}; "
-                                   f"log: {(d / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+    with temporal_dev_server(tmp_path_factory.mktemp("temporal")) as address:
         yield address
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def use_settings(env: dict[str, str]) -> None:
@@ -125,8 +88,6 @@ def counts() -> tuple[int, int]:
                 s.exec(select(func.count()).select_from(Operation)).one())
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import World, create_server, free_port
+from tests.api.conftest import World, create_server
 from vmflow import settings
+from vmflow.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

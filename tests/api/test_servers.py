@@ -20,13 +20,13 @@ from tests.api.conftest import (
     counts,
     create_server,
     ensure_keypair,
-    free_port,
     session,
 )
 from tests.api.test_auth import assert_error
 from vmflow import settings
 from vmflow.models import Flavor, Instance, Operation
 from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE
+from vmflow.processes import free_port
 
 OK = {"name": "vm", "image": "cirros", "flavor": "m1.tiny"}
 

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import libvirt
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from tests.conftest import qemu_home
+from tests.conftest import bearer, db_session, qemu_home
 from tests.home_cleanup import teardown_home
-from vmflow import db, stack
+from vmflow import stack
 from vmflow.models import Allocation, Ledger
 from vmflow.processes import free_port
 from vmflow.settings import Settings
@@ -60,7 +60,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
 def api(it_settings: Settings) -> Iterator[httpx.Client]:
     token = it_settings.admin_token_file.read_text().strip()
     with httpx.Client(base_url=it_settings.base_url, timeout=30,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+                      headers=bearer(token)) as client:
         yield client
 
 
@@ -100,7 +100,7 @@ def delete_server(api: httpx.Client, server_id: str) -> dict[str, Any]:
 
 def ledger_audit(s: Settings) -> dict[str, list[str]]:
     """Domains and instance directories on the host that the ledger does not know."""
-    with Session(db.engine_for(s.db_url)) as session:
+    with db_session(s) as session:
         known = {(e.kind, e.key) for e in session.exec(select(Ledger))}
     conn = libvirt.open(s.libvirt_uri)
     domains = [d.UUIDString() for d in conn.listAllDomains() if d.name().startswith(PREFIX)]
@@ -114,7 +114,7 @@ def ledger_audit(s: Settings) -> dict[str, list[str]]:
 def remains(s: Settings, server_id: str) -> dict[str, object]:
     """What a deleted or compensated server could leave behind: all empty when clean."""
     conn = libvirt.open(s.libvirt_uri)
-    with Session(db.engine_for(s.db_url)) as session:
+    with db_session(s) as session:
         return {
             "domain": [d.name() for d in conn.listAllDomains() if d.UUIDString() == server_id],
             "dir": (s.host_dir() / "instances" / server_id).exists(),

@@ -12,7 +12,7 @@ import libvirt
 import libvirt_qemu
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, db_session
 from tests.integration.conftest import (
     CLEAN,
     create_server,
@@ -110,12 +110,9 @@ def test_guest_that_never_answers_is_destroyed_and_leaves_nothing(
 
 def _register_broken_image(s: Settings, tiny_id: str) -> str:
     """The tiny image, told to run a shell instead of its init: no agent, ever."""
-    from sqlmodel import Session
-
-    from vmflow import db
     from vmflow.models import Image
 
-    with Session(db.engine_for(s.db_url), expire_on_commit=False) as session:
+    with db_session(s) as session:
         tiny = session.get(Image, tiny_id)
         assert tiny is not None
         props = {**tiny.properties, "os_command_line": "console=ttyS0 quiet rdinit=/bin/sh"}

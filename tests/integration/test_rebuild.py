@@ -10,12 +10,11 @@ from typing import Any
 import httpx
 import libvirt
 import pytest
-from sqlmodel import Session
 
+from tests.conftest import db_session
 from tests.integration.conftest import CLEAN, act, action, delete_server, remains
 from tests.integration.guest import agent, boot_id, power, sh
 from tests.integration.test_actions import launched, server
-from vmflow import db
 from vmflow.models import Image
 from vmflow.settings import Settings
 
@@ -29,7 +28,7 @@ def register_copy(s: Settings, api: httpx.Client, name: str, **props: str) -> st
     """The tiny image under another id, with some properties changed."""
     images = api.get("/v1/images").json()["images"]
     tiny_id = next(i["id"] for i in images if i["name"] == "tiny")
-    with Session(db.engine_for(s.db_url), expire_on_commit=False) as session:
+    with db_session(s) as session:
         tiny = session.get(Image, tiny_id)
         assert tiny is not None
         copy = Image(name=name, status="active", disk_format="qcow2", visibility="public",

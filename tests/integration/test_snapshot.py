@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import select
 
+from tests.conftest import db_session
 from tests.integration.conftest import act, action, delete_server, wait_operation
 from tests.integration.guest import agent, kill_agent_and_acpid, power, sh
 from tests.integration.test_actions import launched, server
-from vmflow import db
 from vmflow.models import Image
 from vmflow.settings import Settings
 
@@ -145,7 +145,7 @@ def test_without_an_agent_the_snapshot_is_crash_consistent(api: httpx.Client) ->
 
 def require_quiesce_image(s: Settings) -> str:
     """The tiny image again, with os_require_quiesce=yes (a row sharing its data)."""
-    with Session(db.engine_for(s.db_url), expire_on_commit=False) as session:
+    with db_session(s) as session:
         tiny = session.exec(select(Image).where(Image.name == "tiny",
                                                 Image.status == "active")).one()
         copy = Image(name=f"tiny-rq-{uuid.uuid4().hex[:6]}", status="active",

@@ -16,32 +16,25 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import ROOT, qemu_home
-from vmflow import db, stack
+from tests.conftest import ROOT, db_session, qemu_home, temporal_dev_server
+from vmflow import stack
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import OperationRef
 from vmflow.models import Flavor, Image, Instance, Operation, Project, User
-from vmflow.names import CONTROL_QUEUE, SEARCH_ATTRIBUTES, instance_workflow_id
+from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.processes import free_port
 from vmflow.settings import Settings
 from workers import control, hypervisor
 
 
 @pytest.fixture(scope="session")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    sa_args = [arg for key in SEARCH_ATTRIBUTES
-               for arg in ("--search-attribute", f"{key.name}=Keyword")]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(ROOT / ".venv/bin/temporal"),
-        ui=False,
-        dev_server_extra_args=["--log-level", "error", *sa_args],
-    )
-    async with env:
-        yield env
+async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
+    with temporal_dev_server(tmp_path_factory.mktemp("temporal")) as address:
+        yield WorkflowEnvironment.from_client(await Client.connect(address))
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +114,7 @@ def hv_worker(
     return start
 
 
-def session(s: Settings) -> Session:
-    return Session(db.engine_for(s.db_url), expire_on_commit=False)
+session = db_session
 
 
 def new_server(s: Settings, image: str = "tiny-noagent", flavor: str = "t1.micro") -> OperationRef:
