@@ -1,0 +1,2 @@
+"""Activities, grouped by the worker that runs them: control/, hypervisor/, storage/
+(errors.py and heartbeat.py are shared)."""

@@ -1,0 +1,1 @@
+"""The FastAPI app: thin routers, the services they call, request and response schemas."""

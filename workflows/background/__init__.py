@@ -1,0 +1,1 @@
+"""Workflows nobody asks for by hand: reconcilers, scheduled backups, timers, host registration."""

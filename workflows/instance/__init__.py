@@ -1,0 +1,2 @@
+"""One workflow per instance operation (launch, delete, power actions, rescue, rebuild,
+snapshot)."""

@@ -1,0 +1,1 @@
+"""One workflow per share operation (create, delete, extend, shrink, access sync, snapshots)."""
