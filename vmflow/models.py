@@ -58,6 +58,14 @@ class Flavor(SQLModel, table=True):
     extra_specs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
+class FlavorAccess(SQLModel, table=True):
+    """A project allowed to see and boot a private flavor (Nova's flavor access)."""
+
+    flavor_id: str = Field(foreign_key="flavor.id", primary_key=True)
+    project_id: str = Field(foreign_key="project.id", primary_key=True, index=True)
+    created_at: datetime = Field(default_factory=now)
+
+
 class Image(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(index=True)

@@ -1,53 +1,64 @@
-"""Flavors: public ones for everybody, all for admin; admin creates."""
+"""Flavors: public ones for everybody, private ones for admins and the projects on
+their access list; admin creates, deletes and changes access. The logic is in
+api/services/flavors.py."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlmodel import col, or_, select
+from fastapi import APIRouter, Response
 
 from api.deps import AdminDep, AuthDep, IdempotencyKey, SessionDep
-from api.errors import Conflict, NotFound
-from api.schemas.flavors import FlavorCreate, FlavorList, FlavorPublic
-from api.services.operations import find_idempotent, remember_key
-from vmflow.models import Flavor
+from api.schemas.flavors import (
+    FlavorAccessAdd,
+    FlavorAccessList,
+    FlavorCreate,
+    FlavorList,
+    FlavorPublic,
+)
+from api.services import flavors
 
 router = APIRouter(prefix="/v1/flavors", tags=["flavors"])
 
 
 @router.get("", response_model=FlavorList)
 def list_flavors(session: SessionDep, auth: AuthDep) -> FlavorList:
-    stmt = select(Flavor).order_by(col(Flavor.ram_mb), col(Flavor.name))
-    if not auth.is_admin:
-        stmt = stmt.where(col(Flavor.is_public).is_(True))
-    return FlavorList(flavors=[FlavorPublic.of(f) for f in session.exec(stmt)])
+    return FlavorList(flavors=[FlavorPublic.of(f) for f in flavors.list_flavors(session, auth)])
 
 
 @router.get("/{flavor_ref}", response_model=FlavorPublic)
 def show_flavor(flavor_ref: str, session: SessionDep, auth: AuthDep) -> FlavorPublic:
     """By id or by name (names are unique)."""
-    stmt = select(Flavor).where(or_(Flavor.id == flavor_ref, Flavor.name == flavor_ref))
-    if not auth.is_admin:
-        stmt = stmt.where(col(Flavor.is_public).is_(True))
-    flavor = session.exec(stmt).first()
-    if flavor is None:
-        raise NotFound(f"flavor {flavor_ref} not found")
-    return FlavorPublic.of(flavor)
+    return FlavorPublic.of(flavors.get_flavor(session, auth, flavor_ref))
 
 
 @router.post("", status_code=201, response_model=FlavorPublic)
 def create_flavor(body: FlavorCreate, session: SessionDep, auth: AdminDep,
                   idempotency_key: IdempotencyKey = None) -> FlavorPublic:
-    earlier = find_idempotent(session, auth, idempotency_key, "flavor", "create")
-    if earlier is not None:
-        flavor = session.get(Flavor, earlier.resource_id)
-        if flavor is None:
-            raise NotFound(f"flavor {earlier.resource_id} not found")
-        return FlavorPublic.of(flavor)
-    if session.exec(select(Flavor).where(Flavor.name == body.name)).first() is not None:
-        raise Conflict(f"a flavor named {body.name!r} exists", type="FlavorExists")
-    flavor = Flavor(name=body.name, vcpus=body.vcpus, ram_mb=body.ram, disk_gb=body.disk,
-                    is_public=body.is_public, extra_specs=body.extra_specs)
-    session.add(flavor)
-    remember_key(session, auth, idempotency_key, "flavor", flavor.id, "create")
-    session.commit()
-    return FlavorPublic.of(flavor)
+    return flavors.create_flavor(session, auth, body, idempotency_key)
+
+
+@router.delete("/{flavor_ref}", status_code=204)
+def delete_flavor(flavor_ref: str, session: SessionDep, auth: AdminDep,
+                  idempotency_key: IdempotencyKey = None) -> Response:
+    """409 FlavorInUse while a server uses it."""
+    flavors.delete_flavor(session, auth, flavor_ref, idempotency_key)
+    return Response(status_code=204)
+
+
+@router.get("/{flavor_ref}/access", response_model=FlavorAccessList)
+def list_access(flavor_ref: str, session: SessionDep, auth: AdminDep) -> FlavorAccessList:
+    """The projects a private flavor is visible to (409 for a public one)."""
+    return flavors.show_access(session, auth, flavor_ref)
+
+
+@router.post("/{flavor_ref}/access", response_model=FlavorAccessList)
+def add_access(flavor_ref: str, body: FlavorAccessAdd, session: SessionDep, auth: AdminDep,
+               idempotency_key: IdempotencyKey = None) -> FlavorAccessList:
+    """Give a project a private flavor; answers the whole list, as Nova's addTenantAccess."""
+    return flavors.add_access(session, auth, flavor_ref, body.project, idempotency_key)
+
+
+@router.delete("/{flavor_ref}/access/{project}", status_code=204)
+def remove_access(flavor_ref: str, project: str, session: SessionDep, auth: AdminDep,
+                  idempotency_key: IdempotencyKey = None) -> Response:
+    flavors.remove_access(session, auth, flavor_ref, project, idempotency_key)
+    return Response(status_code=204)

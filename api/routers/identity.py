@@ -7,17 +7,19 @@ from datetime import timedelta
 from functools import cache
 
 from fastapi import APIRouter
-from sqlmodel import Session, or_, select
+from sqlmodel import Session, col, or_, select
 
 from api.deps import AdminDep, IdempotencyKey, SessionDep
 from api.errors import BadRequest, Conflict, NotFound, Unauthorized
 from api.schemas.common import utc
 from api.schemas.identity import (
     ProjectCreate,
+    ProjectList,
     ProjectPublic,
     TokenCreate,
     TokenPublic,
     UserCreate,
+    UserList,
     UserPublic,
 )
 from api.services.operations import find_idempotent, remember_key
@@ -57,6 +59,20 @@ def create_project(body: ProjectCreate, session: SessionDep, auth: AdminDep,
     remember_key(session, auth, idempotency_key, "project", project.id, "create")
     session.commit()
     return project_view(project)
+
+
+@router.get("/projects", response_model=ProjectList)
+def list_projects(session: SessionDep, auth: AdminDep) -> ProjectList:
+    rows = session.exec(select(Project).order_by(col(Project.name)))
+    return ProjectList(projects=[project_view(p) for p in rows])
+
+
+@router.get("/users", response_model=UserList)
+def list_users(session: SessionDep, auth: AdminDep) -> UserList:
+    rows = session.exec(select(User, Membership).where(Membership.user_id == User.id)
+                        .order_by(col(User.name), col(Membership.project_id)))
+    return UserList(users=[UserPublic(id=u.id, name=u.name, project_id=m.project_id,
+                                      role=m.role) for u, m in rows])
 
 
 @router.post("/users", status_code=201, response_model=UserPublic)

@@ -17,7 +17,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
-from api.schemas.images import ImageCreate, ImageList, ImagePublic
+from api.schemas.images import ImageCreate, ImageList, ImagePublic, ImageUpdate
 from api.services.operations import find_idempotent, idempotency_guard, remember_key
 from vmflow.models import Image, ImageMember, now
 from vmflow.settings import get_settings
@@ -110,6 +110,29 @@ def list_images(session: SessionDep, auth: AuthDep, member_status: MemberFilter 
 @router.get("/{image_id}", response_model=ImagePublic)
 def show_image(image_id: str, session: SessionDep, auth: AuthDep) -> ImagePublic:
     return ImagePublic.of(get_image(session, auth, image_id))
+
+
+@router.patch("/{image_id}", response_model=ImagePublic)
+def update_image(image_id: str, body: ImageUpdate, session: SessionDep,
+                 auth: WriterDep) -> ImagePublic:
+    """Name, visibility and properties, by the owner; public only by admin. Members of
+    an image that stops being shared lose it (their rows stay, as in Glance)."""
+    image = get_image(session, auth, image_id)
+    require_owner(image, auth, "change it")
+    if body.visibility == "public" and image.visibility != "public" and not auth.is_admin:
+        raise Forbidden("only role admin may make an image public")
+    props = {k: v for k, v in (image.properties or {}).items()
+             if k not in body.remove_properties}
+    props.update(body.properties)
+    if len(props) > 128:
+        raise BadRequest("an image has at most 128 properties")
+    check_linked_images(session, auth, body.properties)
+    image.name = body.name or image.name
+    image.visibility = body.visibility or image.visibility
+    image.properties, image.updated_at = props, now()
+    session.add(image)
+    session.commit()
+    return ImagePublic.of(image)
 
 
 @router.delete("/{image_id}", status_code=204)

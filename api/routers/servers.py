@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, select
 
 from api.auth import AuthContext, scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
@@ -18,6 +18,7 @@ from api.schemas.servers import (
     ServerList,
     ServerPublic,
 )
+from api.services import flavors
 from api.services.guards import check_allowed
 from api.services.operations import (
     WORKFLOWS,
@@ -27,7 +28,7 @@ from api.services.operations import (
 )
 from api.services.preempt import cancel_and_wait
 from vmflow import states
-from vmflow.models import Flavor, Image, Instance, Keypair, Operation, User
+from vmflow.models import Image, Instance, Keypair, Operation, User
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"])
 
@@ -59,19 +60,6 @@ def resolve_image(session: Session, auth: AuthContext, ref: str) -> Image:
     return image
 
 
-def resolve_flavor(session: Session, auth: AuthContext, ref: str) -> Flavor:
-    stmt = select(Flavor).where(or_(Flavor.id == ref, Flavor.name == ref))
-    if not auth.is_admin:
-        stmt = stmt.where(col(Flavor.is_public).is_(True))
-    found = list(session.exec(stmt).all())
-    by_id = [f for f in found if f.id == ref]  # an id wins over another flavor's name
-    if by_id:
-        return by_id[0]
-    if not found:
-        raise BadRequest(f"flavor {ref!r} not found", type="FlavorNotFound")
-    return found[0]  # names are unique in the table
-
-
 def find_keypair(session: Session, auth: AuthContext, name: str) -> Keypair | None:
     """Keypairs belong to the user (Nova), whichever project the token is for."""
     return session.exec(select(Keypair).where(Keypair.user_id == auth.user_id,
@@ -92,7 +80,7 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
                                   operation=OperationBrief.of(earlier))
         # resolve everything before writing anything: bad input creates nothing
         image = resolve_image(session, auth, body.image)
-        flavor = resolve_flavor(session, auth, body.flavor)
+        flavor = flavors.resolve_flavor(session, auth, body.flavor)
         if body.key_name is not None and find_keypair(session, auth, body.key_name) is None:
             raise BadRequest(f"keypair {body.key_name!r} not found", type="KeypairNotFound")
         create = states.TRANSITIONS["create"]

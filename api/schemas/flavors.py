@@ -7,7 +7,7 @@ from pydantic import (
     Field,
 )
 
-from api.schemas.common import MetaKey, MetaValue, Name, Request
+from api.schemas.common import MetaKey, MetaValue, Name, Ref, Request
 from vmflow.models import Flavor
 
 # --- flavors -----------------------------------------------------------------------
@@ -38,3 +38,19 @@ class FlavorPublic(BaseModel):
 
 class FlavorList(BaseModel):
     flavors: list[FlavorPublic]
+
+
+# --- access lists (Nova's os-flavor-access) -----------------------------------------
+
+
+class FlavorAccessAdd(Request):
+    project: Ref  # a project id or its unique name
+
+
+class FlavorAccessPublic(BaseModel):
+    flavor_id: str
+    project_id: str
+
+
+class FlavorAccessList(BaseModel):
+    flavor_access: list[FlavorAccessPublic]

@@ -27,6 +27,10 @@ class ProjectPublic(BaseModel):
     created_at: datetime
 
 
+class ProjectList(BaseModel):
+    projects: list[ProjectPublic]
+
+
 class UserCreate(Request):
     name: Name
     password: str = Field(min_length=8, max_length=1024)
@@ -39,6 +43,10 @@ class UserPublic(BaseModel):
     name: str
     project_id: str
     role: str
+
+
+class UserList(BaseModel):
+    users: list[UserPublic]  # one entry per membership
 
 
 class TokenCreate(Request):

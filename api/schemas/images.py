@@ -42,6 +42,15 @@ class ImageCreate(Request):
         return self
 
 
+class ImageUpdate(Request):
+    """`vmflow image set`: only what is given changes; properties are merged."""
+
+    name: Name | None = None
+    visibility: Visibility | None = None
+    properties: dict[PropertyKey, PropertyValue] = Field(default_factory=dict, max_length=128)
+    remove_properties: list[PropertyKey] = Field(default_factory=list, max_length=128)
+
+
 class ImagePublic(BaseModel):
     id: str
     name: str

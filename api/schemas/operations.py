@@ -27,3 +27,7 @@ class OperationPublic(BaseModel):
     request_id: str
     started_at: datetime
     finished_at: datetime | None
+
+
+class OperationList(BaseModel):
+    operations: list[OperationPublic]

@@ -1,10 +1,11 @@
 """`vmflow`: the command line over the HTTP API (servers and their actions, keypairs,
-operations, images, flavors, hosts, shares, admin tools). It talks HTTP only and never
-imports temporalio; `main` still ends with os._exit so that nothing run at interpreter
-exit can change the exit code.
+operations, images, flavors, hosts, shares, projects, users, tokens, admin tools). It
+talks HTTP only and never imports temporalio; `main` still ends with os._exit so that
+nothing run at interpreter exit can change the exit code.
 
-common.py holds the client, rendering and --wait; servers.py, keypairs.py and
-catalog.py the commands."""
+common.py holds the client, rendering, --wait and @calls (the routes each command
+declares, checked against the API by tests/api/test_cli_coverage.py); the other
+modules hold the commands."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from vmflow.cli import common
+from vmflow.cli import common, share_catalog  # noqa: F401 (adds to `vmflow share`)
 from vmflow.cli.admin import admin_app
 from vmflow.cli.backup_schedules import backup_schedule_app
-from vmflow.cli.catalog import flavor_app, host_app, image_app, operation_app
+from vmflow.cli.catalog import flavor_app, host_app, operation_app
 from vmflow.cli.common import ApiError, err
+from vmflow.cli.identity import project_app, token_app, user_app
+from vmflow.cli.images import image_app
 from vmflow.cli.keypairs import keypair_app
 from vmflow.cli.servers import server_app
 from vmflow.cli.shares import share_app
@@ -36,6 +39,9 @@ app.add_typer(image_app, name="image")
 app.add_typer(flavor_app, name="flavor")
 app.add_typer(host_app, name="host")
 app.add_typer(share_app, name="share")
+app.add_typer(project_app, name="project")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 app.add_typer(admin_app, name="admin")
 
 

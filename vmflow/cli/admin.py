@@ -15,6 +15,7 @@ from vmflow.cli.common import (
     Api,
     Column,
     JsonOpt,
+    calls,
     col,
     emit,
     err,
@@ -94,6 +95,7 @@ def follow(api: Api, triggered_at: datetime) -> dict[str, Any]:
 
 
 @admin_app.command("reconcile-ledger")
+@calls("POST /v1/admin/reconcile-ledger", "GET /v1/admin/reconcile-ledger")
 def reconcile_ledger(wait: bool = typer.Option(False, "--wait", help="Follow the run to its "
                                                "result (exit 1 if it or a removal failed)."),
                      as_json: JsonOpt = False) -> None:
@@ -119,6 +121,7 @@ def reconcile_ledger(wait: bool = typer.Option(False, "--wait", help="Follow the
 
 
 @admin_app.command("reconcile-ledger-status")
+@calls("GET /v1/admin/reconcile-ledger")
 def reconcile_ledger_status(as_json: JsonOpt = False) -> None:
     """The ledger reconciler's schedule and its recent runs with their counts; the
     newest run's details."""

@@ -17,6 +17,7 @@ from vmflow.cli.common import (
     JsonOpt,
     ServerArg,
     WaitOpt,
+    calls,
     col,
     emit,
     err,
@@ -73,6 +74,7 @@ def show(data: Any, as_json: bool) -> None:
 
 
 @backup_schedule_app.command("create")
+@calls("POST /v1/servers/{server_id}/backup-schedules")
 def create(
     server: ServerArg,
     backup_type: Annotated[str, typer.Option("--type", help="Backup type, e.g. daily; "
@@ -96,6 +98,7 @@ def create(
 
 
 @backup_schedule_app.command("list")
+@calls("GET /v1/servers/{server_id}/backup-schedules")
 def list_(server: ServerArg, as_json: JsonOpt = False) -> None:
     """A server's backup schedules."""
     api = Api()
@@ -104,6 +107,7 @@ def list_(server: ServerArg, as_json: JsonOpt = False) -> None:
 
 
 @backup_schedule_app.command("show")
+@calls("GET /v1/servers/{server_id}/backup-schedules/{sid}")
 def show_one(server: ServerArg, schedule: ScheduleArg, as_json: JsonOpt = False) -> None:
     """One schedule, with its next and last run from Temporal."""
     api = Api()
@@ -112,6 +116,7 @@ def show_one(server: ServerArg, schedule: ScheduleArg, as_json: JsonOpt = False)
 
 
 @backup_schedule_app.command("delete")
+@calls("DELETE /v1/servers/{server_id}/backup-schedules/{sid}")
 def delete(server: ServerArg, schedule: ScheduleArg) -> None:
     """Delete a schedule (its Temporal Schedule too); backups made stay."""
     api = Api()
@@ -130,12 +135,14 @@ def schedule_action(server: str, schedule: str, key: str) -> tuple[Api, str, str
 
 
 @backup_schedule_app.command("pause")
+@calls("POST /v1/servers/{server_id}/backup-schedules/{sid}/action")
 def pause(server: ServerArg, schedule: ScheduleArg, as_json: JsonOpt = False) -> None:
     """No ticks until unpaused (trigger still works)."""
     show(schedule_action(server, schedule, "pause")[3], as_json)
 
 
 @backup_schedule_app.command("unpause")
+@calls("POST /v1/servers/{server_id}/backup-schedules/{sid}/action")
 def unpause(server: ServerArg, schedule: ScheduleArg, as_json: JsonOpt = False) -> None:
     """Tick again on the timetable."""
     show(schedule_action(server, schedule, "unpause")[3], as_json)
@@ -147,6 +154,8 @@ def backup_actions(api: Api, sid: str) -> list[dict[str, Any]]:
 
 
 @backup_schedule_app.command("trigger")
+@calls("POST /v1/servers/{server_id}/backup-schedules/{sid}/action",
+       "GET /v1/servers/{server_id}/actions")
 def trigger(server: ServerArg, schedule: ScheduleArg, wait: WaitOpt = False,
             as_json: JsonOpt = False) -> None:
     """A tick now, paused or not. With --wait, follow the backup it starts to its end

@@ -1,10 +1,11 @@
-"""`vmflow operation|image|flavor|host ...`: what the API shows about operations and
-the catalog."""
+"""`vmflow operation|flavor|host ...`: operations, flavors (and who may use a private
+one), hosts. Images are in images.py."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -14,19 +15,19 @@ from vmflow.cli.common import (
     Api,
     Column,
     JsonOpt,
+    calls,
     col,
     emit,
-    fmt_size,
-    image_id,
     kv_table,
     list_table,
     out,
+    parse_properties,
+    seg,
     styled,
 )
 from vmflow.settings import get_settings
 
 operation_app = typer.Typer(no_args_is_help=True, help="Operations (workflow runs).")
-image_app = typer.Typer(no_args_is_help=True, help="Images.")
 flavor_app = typer.Typer(no_args_is_help=True, help="Flavors.")
 host_app = typer.Typer(no_args_is_help=True, help="Hypervisor hosts (admin).")
 
@@ -58,6 +59,7 @@ def temporal_hint(workflow_id: str, run_id: str | None) -> str:
 
 
 @operation_app.command("show")
+@calls("GET /v1/operations/{operation_id}")
 def operation_show(operation_id: Annotated[str, typer.Argument(metavar="ID")],
                    as_json: JsonOpt = False) -> None:
     """Show an operation: status, step, progress, attempt, last error, workflow."""
@@ -68,37 +70,122 @@ def operation_show(operation_id: Annotated[str, typer.Argument(metavar="ID")],
         out().print(f"[dim]workflow history: {escape(hint)}[/dim]")
 
 
-@image_app.command("list")
-def image_list(as_json: JsonOpt = False) -> None:
-    """List images."""
-    images = Api().items("/v1/images", "images")
+class OpStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    compensated = "compensated"
+
+
+@operation_app.command("list")
+@calls("GET /v1/operations")
+def operation_list(
+    resource: Annotated[str | None, typer.Option(
+        help="Only this resource's (a server, share or image id).")] = None,
+    status: Annotated[OpStatus | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent operations of your project (admin: all), newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if resource:
+        params["resource_id"] = resource
+    if status:
+        params["status"] = status.value
+    ops = Api().get("/v1/operations", params=params)["operations"]
     columns: list[Column] = [
-        ("ID", col("id")), ("Name", col("name")), ("Status", col("status", styled)),
-        ("Format", col("disk_format")), ("Size", col("size", fmt_size)),
-        ("Visibility", col("visibility")),
+        ("ID", col("id")), ("Action", col("action")), ("Resource", col("resource_type")),
+        ("Resource ID", col("resource_id")), ("Status", col("status", styled)),
+        ("Started", col("started_at")), ("Finished", col("finished_at")),
+        ("Error", col("last_error")),
     ]
-    emit(images, as_json, lambda: list_table(images, columns))
+    emit(ops, as_json, lambda: list_table(ops, columns))
 
 
-@image_app.command("show")
-def image_show(image: Annotated[str, typer.Argument(metavar="ID_OR_NAME")],
-               as_json: JsonOpt = False) -> None:
-    """Show one image."""
-    api = Api()
-    data = api.get(f"/v1/images/{image_id(api, image)}")
-    emit(data, as_json, lambda: kv_table(data))
+FlavorArg = Annotated[str, typer.Argument(metavar="FLAVOR", help="Flavor id or name.")]
+FLAVOR_COLUMNS: list[Column] = [
+    ("ID", col("id")), ("Name", col("name")), ("vCPUs", col("vcpus")),
+    ("RAM (MiB)", col("ram")), ("Disk (GB)", col("disk")), ("Public", col("is_public")),
+    ("Extra specs", col("extra_specs")),
+]
 
 
 @flavor_app.command("list")
+@calls("GET /v1/flavors")
 def flavor_list(as_json: JsonOpt = False) -> None:
-    """List flavors."""
+    """List the flavors you may use (admin: all)."""
     flavors = Api().items("/v1/flavors", "flavors")
-    columns: list[Column] = [
-        ("ID", col("id")), ("Name", col("name")), ("vCPUs", col("vcpus")),
-        ("RAM (MiB)", col("ram")), ("Disk (GB)", col("disk")), ("Public", col("is_public")),
-        ("Extra specs", col("extra_specs")),
-    ]
-    emit(flavors, as_json, lambda: list_table(flavors, columns))
+    emit(flavors, as_json, lambda: list_table(flavors, FLAVOR_COLUMNS))
+
+
+@flavor_app.command("show")
+@calls("GET /v1/flavors/{flavor_ref}")
+def flavor_show(flavor: FlavorArg, as_json: JsonOpt = False) -> None:
+    """Show one flavor."""
+    data = Api().get(f"/v1/flavors/{seg(flavor)}")
+    emit(data, as_json, lambda: kv_table(data))
+
+
+@flavor_app.command("create")
+@calls("POST /v1/flavors")
+def flavor_create(
+    name: str,
+    vcpus: Annotated[int, typer.Option(min=1)],
+    ram: Annotated[int, typer.Option(min=1, help="MiB.")],
+    disk: Annotated[int, typer.Option(min=0, help="GB.")],
+    private: Annotated[bool, typer.Option("--private", help="Only admins and the projects "
+                                          "given access (flavor access-add) see it.")] = False,
+    prop: Annotated[list[str] | None, typer.Option(
+        "--property", metavar="KEY=VALUE", help="Extra spec, e.g. trait:HW_CPU_X86_AVX2="
+        "required; repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Admin: create a flavor."""
+    body = {"name": name, "vcpus": vcpus, "ram": ram, "disk": disk, "is_public": not private,
+            "extra_specs": parse_properties(prop or [])}
+    data = Api().call("POST", "/v1/flavors", json=body)
+    emit(data, as_json, lambda: kv_table(data))
+
+
+@flavor_app.command("delete")
+@calls("DELETE /v1/flavors/{flavor_ref}")
+def flavor_delete(flavor: FlavorArg) -> None:
+    """Admin: delete a flavor no server uses."""
+    Api().call("DELETE", f"/v1/flavors/{seg(flavor)}")
+    out().print(f"deleted flavor {escape(flavor)}")
+
+
+ACCESS_COLUMNS: list[Column] = [("Flavor", col("flavor_id")), ("Project", col("project_id"))]
+ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]
+
+
+def show_access(data: Any, as_json: bool) -> None:
+    rows = data["flavor_access"]
+    emit(data, as_json, lambda: list_table(rows, ACCESS_COLUMNS) if rows
+         else "no project has access")
+
+
+@flavor_app.command("access-add")
+@calls("POST /v1/flavors/{flavor_ref}/access")
+def flavor_access_add(flavor: FlavorArg, project: ProjectArg, as_json: JsonOpt = False) -> None:
+    """Admin: let a project see and boot a private flavor."""
+    show_access(Api().call("POST", f"/v1/flavors/{seg(flavor)}/access",
+                           json={"project": project}), as_json)
+
+
+@flavor_app.command("access-list")
+@calls("GET /v1/flavors/{flavor_ref}/access")
+def flavor_access_list(flavor: FlavorArg, as_json: JsonOpt = False) -> None:
+    """Admin: the projects a private flavor is given to."""
+    show_access(Api().get(f"/v1/flavors/{seg(flavor)}/access"), as_json)
+
+
+@flavor_app.command("access-remove")
+@calls("DELETE /v1/flavors/{flavor_ref}/access/{project}")
+def flavor_access_remove(flavor: FlavorArg, project: ProjectArg) -> None:
+    """Admin: take a private flavor away from a project (its servers keep running)."""
+    Api().call("DELETE", f"/v1/flavors/{seg(flavor)}/access/{seg(project)}")
+    out().print(f"project {escape(project)} no longer has flavor {escape(flavor)}")
 
 
 def used_of(key: str) -> Callable[[dict[str, Any]], str]:
@@ -106,6 +193,7 @@ def used_of(key: str) -> Callable[[dict[str, Any]], str]:
 
 
 @host_app.command("list")
+@calls("GET /v1/hosts")
 def host_list(as_json: JsonOpt = False) -> None:
     """List hypervisor hosts with capacity, usage and liveness."""
     hosts = Api().items("/v1/hosts", "hosts")
@@ -117,3 +205,12 @@ def host_list(as_json: JsonOpt = False) -> None:
         ("Instances", col("instances")), ("Traits", col("traits")),
     ]
     emit(hosts, as_json, lambda: list_table(hosts, columns))
+
+
+@host_app.command("show")
+@calls("GET /v1/hosts/{name}")
+def host_show(name: Annotated[str, typer.Argument(metavar="NAME")],
+              as_json: JsonOpt = False) -> None:
+    """One host: capacity, usage, traits, liveness."""
+    data = Api().get(f"/v1/hosts/{seg(name)}")
+    emit(data, as_json, lambda: kv_table(data))

@@ -9,9 +9,10 @@ import re
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -27,6 +28,11 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 STATUS_STYLE = {"ACTIVE": "green", "ERROR": "red", "SHUTOFF": "dim", "DELETED": "dim",
                 "succeeded": "green", "failed": "red", "compensated": "yellow",
                 "running": "yellow", "active": "green", "error": "red"}
+
+
+ROUTES_ATTR = "__vmflow_routes__"
+ROUTE_RE = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) (/v1(/[^ ]*)?)$")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ApiError(Exception):
@@ -96,6 +102,19 @@ class Api:
     def get(self, path: str, **kw: Any) -> Any:
         return self.call("GET", path, **kw)
 
+    @contextmanager
+    def stream(self, method: str, path: str, **kw: Any) -> Iterator[httpx.Response]:
+        """A response whose body is read as it arrives (a download), errors as call()."""
+        try:
+            with self.http.stream(method, path, **kw) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise ApiError(error_message(r), r.status_code)
+                yield r
+        except httpx.TransportError as e:
+            raise ApiError(f"cannot reach the vmflow API at {self.base} ({e}); "
+                           "is the stack up? (make up)") from e
+
     def items(self, path: str, key: str) -> list[dict[str, Any]]:
         data = self.get(path)
         return data[key] if isinstance(data, dict) else data
@@ -136,6 +155,37 @@ def image_id(api: Api, ref: str) -> str:
     if is_uuid(ref):
         return ref
     return str(find_by_name(api.items("/v1/images", "images"), ref, "image")["id"])
+
+
+# ---- which routes each command calls ---------------------------------------------------
+
+
+def calls(*routes: str) -> Callable[[F], F]:
+    """Declare the API routes (`"METHOD /v1/path/{param}"`) a command calls; put it
+    under the `@app.command(...)` line. tests/api/test_cli_coverage.py checks these
+    against the OpenAPI document both ways, so a /v1 route without a command (or a
+    command naming a route that is gone) fails the tests."""
+    for route in routes:
+        if not ROUTE_RE.match(route):
+            raise ValueError(f"{route!r} is not 'METHOD /v1/path'")
+
+    def mark(fn: F) -> F:
+        setattr(fn, ROUTES_ATTR, tuple(routes))
+        return fn
+    return mark
+
+
+def command_routes(app: typer.Typer, prefix: str = "") -> dict[str, tuple[str, ...] | None]:
+    """Every command under `app` (`"image create"`, ...) and the routes it declared
+    with @calls (None: it declared nothing)."""
+    found: dict[str, tuple[str, ...] | None] = {}
+    for cmd in app.registered_commands:
+        name = cmd.name or (cmd.callback.__name__.replace("_", "-") if cmd.callback else "?")
+        found[f"{prefix}{name}"] = getattr(cmd.callback, ROUTES_ATTR, None)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            found.update(command_routes(group.typer_instance, f"{prefix}{group.name} "))
+    return found
 
 
 # ---- rendering ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from vmflow.cli.common import (
     Api,
     Column,
     JsonOpt,
+    calls,
     col,
     emit,
     err,
@@ -50,6 +51,7 @@ def write_private_key(path: Path, key: str) -> None:
 
 
 @keypair_app.command("create")
+@calls("POST /v1/keypairs")
 def keypair_create(
     name: NameArg,
     public_key_file: Annotated[Path | None, typer.Option(
@@ -94,6 +96,7 @@ def keypair_create(
 
 
 @keypair_app.command("list")
+@calls("GET /v1/keypairs")
 def keypair_list(as_json: JsonOpt = False) -> None:
     """List keypairs."""
     keypairs = [unwrap(k, "keypair") for k in Api().items("/v1/keypairs", "keypairs")]
@@ -103,6 +106,7 @@ def keypair_list(as_json: JsonOpt = False) -> None:
 
 
 @keypair_app.command("show")
+@calls("GET /v1/keypairs/{name}")
 def keypair_show(name: NameArg, as_json: JsonOpt = False) -> None:
     """Show a keypair (its public key and fingerprint)."""
     data = Api().get(f"/v1/keypairs/{seg(name)}")
@@ -111,6 +115,7 @@ def keypair_show(name: NameArg, as_json: JsonOpt = False) -> None:
 
 
 @keypair_app.command("delete")
+@calls("DELETE /v1/keypairs/{name}")
 def keypair_delete(name: NameArg) -> None:
     """Delete a keypair (servers launched with it keep their key)."""
     Api().call("DELETE", f"/v1/keypairs/{seg(name)}")

@@ -19,6 +19,7 @@ from vmflow.cli.common import (
     JsonOpt,
     ServerArg,
     WaitOpt,
+    calls,
     col,
     emit,
     fmt,
@@ -48,6 +49,7 @@ SERVER_COLUMNS: list[Column] = [
 
 
 @server_app.command("create")
+@calls("POST /v1/servers")
 def server_create(
     name: str,
     image: Annotated[str, typer.Option(help="Image id or name.")],
@@ -81,6 +83,7 @@ def server_create(
 
 
 @server_app.command("list")
+@calls("GET /v1/servers")
 def server_list(as_json: JsonOpt = False) -> None:
     """List servers."""
     servers = Api().items("/v1/servers", "servers")
@@ -88,6 +91,7 @@ def server_list(as_json: JsonOpt = False) -> None:
 
 
 @server_app.command("show")
+@calls("GET /v1/servers/{server_id}")
 def server_show(server: ServerArg, as_json: JsonOpt = False) -> None:
     """Show one server."""
     api = Api()
@@ -96,6 +100,7 @@ def server_show(server: ServerArg, as_json: JsonOpt = False) -> None:
 
 
 @server_app.command("delete")
+@calls("DELETE /v1/servers/{server_id}")
 def server_delete(server: ServerArg, wait: WaitOpt = False, as_json: JsonOpt = False) -> None:
     """Delete a server (cancels a running operation on it first)."""
     api = Api()
@@ -105,6 +110,7 @@ def server_delete(server: ServerArg, wait: WaitOpt = False, as_json: JsonOpt = F
 
 
 @server_app.command("actions")
+@calls("GET /v1/servers/{server_id}/actions")
 def server_actions(server: ServerArg, as_json: JsonOpt = False) -> None:
     """A server's action history (like Nova's instance actions)."""
     api = Api()
@@ -156,10 +162,12 @@ def simple_action(verb: str, key: str) -> Callable[..., None]:
 
 
 for _verb, (_key, _help) in SIMPLE_ACTIONS.items():
-    server_app.command(_verb, help=_help)(simple_action(_verb, _key))
+    server_app.command(_verb, help=_help)(
+        calls("POST /v1/servers/{server_id}/action")(simple_action(_verb, _key)))
 
 
 @server_app.command("reboot")
+@calls("POST /v1/servers/{server_id}/action")
 def server_reboot(
     server: ServerArg,
     hard: Annotated[bool, typer.Option("--hard", help="Power off and on at once instead "
@@ -173,6 +181,7 @@ def server_reboot(
 
 
 @server_app.command("rescue")
+@calls("POST /v1/servers/{server_id}/action")
 def server_rescue(
     server: ServerArg,
     image: Annotated[str | None, typer.Option(
@@ -193,6 +202,7 @@ def server_rescue(
 
 
 @server_app.command("rebuild")
+@calls("POST /v1/servers/{server_id}/action")
 def server_rebuild(
     server: ServerArg,
     image: Annotated[str, typer.Argument(metavar="IMAGE", help="New image id or name.")],
@@ -205,6 +215,7 @@ def server_rebuild(
 
 
 @server_app.command("image-create")
+@calls("POST /v1/servers/{server_id}/action")
 def server_image_create(
     server: ServerArg,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the new image.")],
@@ -217,6 +228,7 @@ def server_image_create(
 
 
 @server_app.command("backup")
+@calls("POST /v1/servers/{server_id}/action")
 def server_backup(
     server: ServerArg,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Name of the backup image.")],
@@ -237,6 +249,7 @@ def show_server_answer(resp: Any, as_json: bool) -> None:
 
 
 @server_app.command("lock")
+@calls("POST /v1/servers/{server_id}/action")
 def server_lock(
     server: ServerArg,
     reason: Annotated[str | None, typer.Option(help="Why (shown to others).")] = None,
@@ -250,6 +263,7 @@ def server_lock(
 
 
 @server_app.command("unlock")
+@calls("POST /v1/servers/{server_id}/action")
 def server_unlock(server: ServerArg, as_json: JsonOpt = False) -> None:
     """Lift a lock (whoever locked it, or an admin)."""
     api = Api()
@@ -263,6 +277,7 @@ class ResetState(StrEnum):
 
 
 @server_app.command("reset-state")
+@calls("POST /v1/servers/{server_id}/action")
 def server_reset_state(
     server: ServerArg,
     to: Annotated[ResetState, typer.Option("--state", help="The vm_state to set.")],
@@ -294,16 +309,24 @@ PropertyOpt = Annotated[list[str], typer.Option("--property", metavar="KEY=VALUE
 
 
 @server_app.command("set")
-def server_set(server: ServerArg, prop: PropertyOpt, as_json: JsonOpt = False) -> None:
-    """Set metadata keys (merged into what is there)."""
+@calls("POST /v1/servers/{server_id}/metadata", "PUT /v1/servers/{server_id}/metadata")
+def server_set(
+    server: ServerArg,
+    prop: PropertyOpt,
+    replace: Annotated[bool, typer.Option("--replace", help="These keys become all the "
+                                          "metadata (the others are removed).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set metadata keys (merged into what is there, or --replace)."""
     meta = parse_properties(prop)
     api = Api()
     sid = server_id(api, server)
-    show_metadata(api.call("POST", f"/v1/servers/{sid}/metadata", json={"metadata": meta}),
-                  as_json)
+    show_metadata(api.call("PUT" if replace else "POST", f"/v1/servers/{sid}/metadata",
+                           json={"metadata": meta}), as_json)
 
 
 @server_app.command("unset")
+@calls("DELETE /v1/servers/{server_id}/metadata/{key}")
 def server_unset(
     server: ServerArg,
     keys: Annotated[list[str], typer.Option("--property", metavar="KEY", help="Repeatable.")],
@@ -317,7 +340,17 @@ def server_unset(
 
 
 @server_app.command("metadata")
-def server_metadata(server: ServerArg, as_json: JsonOpt = False) -> None:
-    """Show a server's metadata."""
+@calls("GET /v1/servers/{server_id}/metadata", "GET /v1/servers/{server_id}/metadata/{key}")
+def server_metadata(
+    server: ServerArg,
+    key: Annotated[str | None, typer.Argument(metavar="[KEY]", help="Only this key.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a server's metadata (or one key of it)."""
     api = Api()
-    show_metadata(api.get(f"/v1/servers/{server_id(api, server)}/metadata"), as_json)
+    sid = server_id(api, server)
+    if key is None:
+        show_metadata(api.get(f"/v1/servers/{sid}/metadata"), as_json)
+        return
+    data = api.get(f"/v1/servers/{sid}/metadata/{seg(key)}")
+    emit(data, as_json, lambda: metadata_table(data.get("meta", {})))

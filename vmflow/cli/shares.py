@@ -19,6 +19,7 @@ from vmflow.cli.common import (
     Column,
     JsonOpt,
     WaitOpt,
+    calls,
     col,
     emit,
     err,
@@ -74,6 +75,7 @@ def action(api: Api, ref: str, body: dict[str, Any]) -> tuple[str, Any]:
 
 
 @share_app.command("create")
+@calls("POST /v1/shares")
 def share_create(
     name: str,
     size: Annotated[int | None, typer.Option(min=1, help="GiB (default: the snapshot's).")]
@@ -105,6 +107,7 @@ def share_create(
 
 
 @share_app.command("list")
+@calls("GET /v1/shares")
 def share_list(as_json: JsonOpt = False) -> None:
     """List shares."""
     shares = Api().items("/v1/shares", "shares")
@@ -112,6 +115,7 @@ def share_list(as_json: JsonOpt = False) -> None:
 
 
 @share_app.command("show")
+@calls("GET /v1/shares/{share_id}")
 def share_show(share: ShareArg, as_json: JsonOpt = False) -> None:
     """Show one share."""
     api = Api()
@@ -120,6 +124,7 @@ def share_show(share: ShareArg, as_json: JsonOpt = False) -> None:
 
 
 @share_app.command("delete")
+@calls("DELETE /v1/shares/{share_id}")
 def share_delete(share: ShareArg, wait: WaitOpt = False, as_json: JsonOpt = False) -> None:
     """Delete a share (refused while it has snapshots or an operation runs)."""
     api = Api()
@@ -129,6 +134,7 @@ def share_delete(share: ShareArg, wait: WaitOpt = False, as_json: JsonOpt = Fals
 
 
 @share_app.command("force-delete")
+@calls("POST /v1/shares/{share_id}/action")
 def share_force_delete(share: ShareArg, wait: WaitOpt = False, as_json: JsonOpt = False) -> None:
     """Admin: delete from any status, ending a running operation first."""
     api = Api()
@@ -146,6 +152,7 @@ SizeArg = Annotated[int, typer.Argument(metavar="NEW_SIZE", min=1, help="GiB.")]
 
 
 @share_app.command("extend")
+@calls("POST /v1/shares/{share_id}/action")
 def share_extend(share: ShareArg, new_size: SizeArg, wait: WaitOpt = False,
                  as_json: JsonOpt = False) -> None:
     """Grow a share to NEW_SIZE GiB."""
@@ -153,6 +160,7 @@ def share_extend(share: ShareArg, new_size: SizeArg, wait: WaitOpt = False,
 
 
 @share_app.command("shrink")
+@calls("POST /v1/shares/{share_id}/action")
 def share_shrink(share: ShareArg, new_size: SizeArg, wait: WaitOpt = False,
                  as_json: JsonOpt = False) -> None:
     """Shrink a share to NEW_SIZE GiB (refused below what it holds)."""
@@ -160,6 +168,7 @@ def share_shrink(share: ShareArg, new_size: SizeArg, wait: WaitOpt = False,
 
 
 @share_app.command("reset-status")
+@calls("POST /v1/shares/{share_id}/action")
 def share_reset_status(
     share: ShareArg,
     status: Annotated[str, typer.Argument(metavar="STATUS", help="e.g. available, error.")],
@@ -216,6 +225,7 @@ def show_rule(api: Api, sid: str, rule: dict[str, Any], wait: bool, as_json: boo
 
 
 @share_app.command("access-allow")
+@calls("POST /v1/shares/{share_id}/action")
 def share_access_allow(
     share: ShareArg,
     access_type: Annotated[AccessType, typer.Argument(metavar="ip|user|cert")],
@@ -233,6 +243,7 @@ def share_access_allow(
 
 
 @share_app.command("access-deny")
+@calls("POST /v1/shares/{share_id}/action")
 def share_access_deny(
     share: ShareArg,
     rule_id: Annotated[str, typer.Argument(metavar="RULE_ID")],
@@ -247,65 +258,9 @@ def share_access_deny(
 
 
 @share_app.command("access-list")
+@calls("GET /v1/shares/{share_id}/access-rules")
 def share_access_list(share: ShareArg, as_json: JsonOpt = False) -> None:
     """A share's access rules and their states."""
     api = Api()
     rules = api.items(f"/v1/shares/{share_id(api, share)}/access-rules", "access_list")
     emit(rules, as_json, lambda: list_table(rules, RULE_COLUMNS))
-
-
-# ---- snapshots, types, quotas ---------------------------------------------------------
-
-
-@share_app.command("snapshot-create")
-def share_snapshot_create(share: ShareArg, name: str, wait: WaitOpt = False,
-                          as_json: JsonOpt = False) -> None:
-    """A read-only snapshot of a share."""
-    api = Api()
-    resp = api.call("POST", "/v1/share-snapshots",
-                    json={"share_id": share_id(api, share), "name": name})
-    snap = resp["snapshot"]
-    follow(api, resp["operation"], f"snapshot {snap['id']}", wait, as_json)
-
-
-@share_app.command("snapshot-list")
-def share_snapshot_list(as_json: JsonOpt = False) -> None:
-    """List share snapshots."""
-    snaps = Api().items("/v1/share-snapshots", "snapshots")
-    emit(snaps, as_json, lambda: list_table(snaps, SNAPSHOT_COLUMNS))
-
-
-@share_app.command("snapshot-delete")
-def share_snapshot_delete(
-    snapshot: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="Id or unique name.")],
-    wait: WaitOpt = False, as_json: JsonOpt = False,
-) -> None:
-    """Delete a share snapshot."""
-    api = Api()
-    snap = snapshot_id(api, snapshot)
-    op = api.call("DELETE", f"/v1/share-snapshots/{snap}")["operation"]
-    follow(api, op, f"delete snapshot {snap}", wait, as_json)
-
-
-@share_app.command("type-list")
-def share_type_list(as_json: JsonOpt = False) -> None:
-    """List share types."""
-    types = Api().items("/v1/share-types", "share_types")
-    columns: list[Column] = [("ID", col("id")), ("Name", col("name")),
-                             ("Public", col("is_public")), ("Extra specs", col("extra_specs"))]
-    emit(types, as_json, lambda: list_table(types, columns))
-
-
-@share_app.command("quota-show")
-def share_quota_show(
-    project: Annotated[str | None, typer.Argument(
-        metavar="[PROJECT]", help="Project id (default: the token's project).")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Share quotas of a project: limit, in use, and reserved by extends in flight."""
-    data = Api().get(f"/v1/quota-sets/{common.seg(project)}" if project else "/v1/quota-sets")
-    quota = data["quota_set"]
-    rows = [{"resource": k, **v} for k, v in quota.items() if isinstance(v, dict)]
-    columns: list[Column] = [("Resource", col("resource")), ("Limit", col("limit")),
-                             ("In use", col("in_use")), ("Reserved", col("reserved"))]
-    emit(data, as_json, lambda: list_table(rows, columns))
