@@ -93,8 +93,7 @@ class Api:
         try:
             r = self.http.request(method, path, **kw)
         except httpx.TransportError as e:
-            raise ApiError(f"cannot reach the vmflow API at {self.base} ({e}); "
-                           "is the stack up? (make up)") from e
+            raise self.transport_error(e) from e
         if r.status_code >= 400:
             raise ApiError(error_message(r), r.status_code)
         return r.json() if r.content else None
@@ -112,8 +111,13 @@ class Api:
                     raise ApiError(error_message(r), r.status_code)
                 yield r
         except httpx.TransportError as e:
-            raise ApiError(f"cannot reach the vmflow API at {self.base} ({e}); "
-                           "is the stack up? (make up)") from e
+            raise self.transport_error(e) from e
+
+    def transport_error(self, e: httpx.TransportError) -> ApiError:
+        if isinstance(e, httpx.ConnectError | httpx.ConnectTimeout):
+            return ApiError(f"cannot reach the vmflow API at {self.base} ({e}); "
+                            "is the stack up? (make up)")
+        return ApiError(f"the connection to the vmflow API at {self.base} failed: {e}")
 
     def items(self, path: str, key: str) -> list[dict[str, Any]]:
         data = self.get(path)
