@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import typer
+
 from api.app import create_app
 from vmflow.cli import app
 from vmflow.cli.common import command_routes
@@ -81,5 +83,16 @@ def test_the_check_sees_a_missing_command_and_a_missing_route() -> None:
     assert uncovered == {("POST", "/v1/images/{image_id}/import")}
     _, _, stale = mismatches(api, cli, CLI_LESS | {flavor_access, ("GET", "/v1/gone")})
     assert stale == {flavor_access, ("GET", "/v1/gone")}
-    # a registered command without @calls is noticed too
     assert command_routes(app)["flavor access-add"] == ("POST /v1/flavors/{flavor_ref}/access",)
+
+
+def test_a_command_without_calls_is_seen() -> None:
+    extra = typer.Typer()
+
+    @extra.command("bare")
+    def bare() -> None:
+        """A command that forgot @calls."""
+
+    root = typer.Typer()
+    root.add_typer(extra, name="group")
+    assert command_routes(root) == {"group bare": None}
