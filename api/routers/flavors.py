@@ -1,6 +1,7 @@
-"""Flavors: public ones for everybody, private ones for admins and the projects on
-their access list; admin creates, deletes and changes access. The logic is in
-api/services/flavors.py."""
+"""Flavors and their access lists; admin creates, deletes and changes access.
+
+A public flavor is everybody's, a private one its access list's projects' (and
+admins'). The logic is in api/services/flavors.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`vmflow operation|flavor|host ...`: operations, flavors (and who may use a private
-one), hosts. Images are in images.py."""
+"""`vmflow operation|flavor|host ...`: operations, flavors and their access, hosts.
+
+Images are in images.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`vmflow project|user|token ...`: projects and users (admin), and a token for a
-user's project (what VMFLOW_TOKEN or --token then carries)."""
+"""`vmflow project|user|token ...`: projects and users (admin), tokens.
+
+A token is for one user's project; VMFLOW_TOKEN or --token then carries it."""
 
 from __future__ import annotations
 

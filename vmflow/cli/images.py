@@ -1,6 +1,7 @@
-"""`vmflow image ...`: Glance-style images: create with an upload (streamed from the
-file with a progress bar, never read into memory), upload, download (checked against
-the sha256 the API sends), set, delete, and sharing with other projects (members)."""
+"""`vmflow image ...`: create and upload, download, set, delete, share (Glance-style).
+
+The upload is streamed from the file with a progress bar, never read into memory; a
+download is checked against the sha256 the API sends; sharing is Glance's members."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`vmflow share snapshot-*|type-*|quota-*`: share snapshots, share types and quotas
-(the commands of `vmflow share` that are not about one share's lifecycle)."""
+"""`vmflow share snapshot-*|type-*|quota-*`: share snapshots, types and quotas.
+
+The commands of `vmflow share` that are not about one share's lifecycle."""
 
 from __future__ import annotations
 
