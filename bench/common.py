@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import libvirt
 
-from activities.hypervisor.libvirt.connection import undefine
+from activities.hypervisor.libvirt.domain import Domain
 from vmflow import stack
 from vmflow.processes import free_port
 from vmflow.settings import Settings
@@ -73,8 +73,8 @@ def _cleanup(s: Settings) -> None:
         try:
             for dom in libvirt.open(s.libvirt_uri).listAllDomains():
                 if dom.name().startswith(PREFIX):
-                    if dom.isActive():
-                        dom.destroy()
-                    undefine(dom)
+                    guest = Domain(dom)
+                    guest.destroy()
+                    guest.undefine()
         finally:
             shutil.rmtree(s.home, ignore_errors=True)

@@ -32,7 +32,8 @@ from temporalio.api.enums.v1 import EventType
 
 from activities.hypervisor import qemu_img
 from activities.hypervisor.libvirt import domain_xml
-from activities.hypervisor.libvirt.connection import Connection, agent_command, undefine
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.domain import Domain
 from bench.common import PREFIX, RESULTS, private_stack, wait_op
 from vmflow import stack
 from vmflow.bootstrap import TINY_FILES
@@ -141,23 +142,23 @@ class Direct:
             console_log=str(d / "console.log"), kernel=paths["tiny-kernel"],
             initrd=paths["tiny-ramdisk"], cmdline=self.cmdline,
             extra_cmdline=["vmflow.root=/dev/vda"], agent=True)
-        dom = self.conn.get().defineXML(domain_xml.build(cfg))
+        dom = Domain(self.conn.get().defineXML(domain_xml.build(cfg)))
         mark("define")
-        dom.create()
+        dom.start()
         mark("start")
         deadline = time.monotonic() + self.s.agent_timeout
         while True:
             try:
-                agent_command(dom, "guest-ping", timeout=1)
+                dom.agent_command("guest-ping", timeout_s=1)
                 break
             except libvirt.libvirtError:
-                if time.monotonic() > deadline or not dom.isActive():
+                if time.monotonic() > deadline or not dom.is_active():
                     raise
                 time.sleep(0.2)
         mark("agent")
         seconds = time.monotonic() - t0
         dom.destroy()
-        undefine(dom)
+        dom.undefine()
         shutil.rmtree(d)
         return {"seconds": seconds, "steps": steps}
 

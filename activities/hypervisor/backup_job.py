@@ -22,6 +22,7 @@ import libvirt
 from temporalio.exceptions import ApplicationError
 
 from activities.hypervisor import qcow2_stream, qemu_img
+from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.nbd_reader import NbdReader
 from vmflow.contracts.instances import Errors
 from vmflow.settings import Settings
@@ -56,10 +57,10 @@ class JobFiles:
             self.socket_dir.rmdir()
 
 
-def root_disk(dom: libvirt.virDomain) -> RootDisk:
+def root_disk(dom: Domain) -> RootDisk:
     """The disk the server was built on (serial "root"; vda if none says so)."""
     disks = []
-    for disk in ET.fromstring(dom.XMLDesc(0)).findall("./devices/disk"):
+    for disk in ET.fromstring(dom.xml()).findall("./devices/disk"):
         target, source = disk.find("target"), disk.find("source")
         driver = disk.find("driver")
         if target is None:
@@ -89,9 +90,9 @@ def pull_xml(root: RootDisk, files: JobFiles) -> str:
     return ET.tostring(backup, encoding="unicode")
 
 
-def qemu_owner(dom: libvirt.virDomain) -> tuple[int, int]:
+def qemu_owner(dom: Domain) -> tuple[int, int]:
     """uid and gid QEMU runs as (the live XML's DAC label); root without one."""
-    for label in ET.fromstring(dom.XMLDesc(0)).findall("./seclabel"):
+    for label in ET.fromstring(dom.xml()).findall("./seclabel"):
         if label.get("model") == "dac":
             m = re.fullmatch(r"\+?(\d+):\+?(\d+)", label.findtext("label") or "")
             if m:
@@ -99,22 +100,22 @@ def qemu_owner(dom: libvirt.virDomain) -> tuple[int, int]:
     return 0, 0
 
 
-def prepare(settings: Settings, dom: libvirt.virDomain, root: RootDisk,
+def prepare(settings: Settings, dom: Domain, root: RootDisk,
             files: JobFiles) -> None:
     """Before the freeze, so that backupBegin only opens what exists: the scratch
     file (as large as the disk, reused by the job) and the socket's directory."""
     files.remove()
-    capacity = dom.blockInfo(root.target)[0]
+    capacity = dom.virdom.blockInfo(root.target)[0]
     qemu_img.create(settings, str(files.scratch), "qcow2", capacity)
     files.socket_dir.parent.mkdir(parents=True, exist_ok=True)
     files.socket_dir.mkdir(mode=0o700)
     os.chown(files.socket_dir, *qemu_owner(dom))
 
 
-def begin(dom: libvirt.virDomain, root: RootDisk, files: JobFiles) -> None:
+def begin(dom: Domain, root: RootDisk, files: JobFiles) -> None:
     """The point in time: call it while the guest is frozen."""
     try:
-        dom.backupBegin(pull_xml(root, files), None,
+        dom.virdom.backupBegin(pull_xml(root, files), None,
                         libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
     except libvirt.libvirtError as e:
         if e.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT,
@@ -137,17 +138,17 @@ def copy(settings: Settings, root: RootDisk, files: JobFiles, out: Path) -> tupl
         return qcow2_stream.write(str(out), lo, nbd.read)
 
 
-def end(dom: libvirt.virDomain) -> None:
+def end(dom: Domain) -> None:
     """End a backup job of ours if one runs (a pull job ends only this way; nothing
     else makes backups here)."""
     try:
-        if dom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
+        if dom.virdom.jobInfo()[0] == libvirt.VIR_DOMAIN_JOB_NONE:
             return
-        if dom.jobStats(0).get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+        if dom.virdom.jobStats(0).get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
             raise RuntimeError("another job runs on the domain")
-        dom.abortJob()
+        dom.virdom.abortJob()
         deadline = time.monotonic() + ABORT_S
-        while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
+        while dom.virdom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
             if time.monotonic() > deadline:
                 raise RuntimeError("the backup job did not end after abort")
             time.sleep(0.05)

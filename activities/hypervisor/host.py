@@ -28,7 +28,8 @@ from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
 from activities.hypervisor import image_transfer, qemu_img
 from activities.hypervisor.libvirt import domain_xml
-from activities.hypervisor.libvirt.connection import Connection, agent_command, undefine
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.domain import Domain, gone
 from activities.hypervisor.power import PowerActivities, config_for, save_spec
 from vmflow.contracts.instances import (
     ConfigDrive,
@@ -49,7 +50,6 @@ from vmflow.names import domain_name
 from vmflow.settings import Settings
 
 
-# errors a retry seconds later will not fix: fail the step so the workflow compensates
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -201,24 +201,19 @@ class HostActivities:
     @activity.defn(name=HostActs.START_DOMAIN)
     @heartbeating
     def start_domain(self, ref: InstanceRef) -> None:
-        dom = self.conn.domain(ref.instance_id)
-        if dom is None:
-            raise ApplicationError(f"domain {ref.instance_id} is not defined on this host",
-                                   type=Errors.NOT_FOUND, non_retryable=True)
-        if not dom.isActive():
-            dom.create()
+        Domain.require(self.conn.get(), ref.instance_id).start()
 
     @activity.defn(name=HostActs.WAIT_AGENT)
     def wait_agent(self, req: WaitAgent) -> float:
         """Wait until the guest agent answers guest-ping; returns the seconds waited."""
         t0 = time.monotonic()
         while True:
-            dom = self.conn.domain(req.instance_id)
-            if dom is None or not dom.isActive():
+            dom = Domain.find(self.conn.get(), req.instance_id)
+            if dom is None or not dom.is_active():
                 raise ApplicationError("the guest stopped while booting", type=Errors.GUEST_BOOT,
                                        non_retryable=True)
             try:
-                agent_command(dom, "guest-ping", timeout=1)
+                dom.agent_command("guest-ping", timeout_s=1)
                 return time.monotonic() - t0
             except libvirt.libvirtError as e:
                 if time.time() > req.deadline:
@@ -232,20 +227,10 @@ class HostActivities:
     @heartbeating
     def destroy_domain(self, ref: InstanceRef) -> None:
         """Stop and undefine, clearing managed-save and snapshot metadata; absent is fine."""
-        dom = self.conn.domain(ref.instance_id)
-        if dom is None:
-            return
-        if dom.isActive():
-            try:
-                dom.destroy()
-            except libvirt.libvirtError:
-                if dom.isActive():
-                    raise
-        try:
-            undefine(dom)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
+        dom = Domain.find(self.conn.get(), ref.instance_id)
+        if dom is not None:
+            dom.destroy()
+            dom.undefine()
 
     # ---- the ledger reconciler's view of this host ----------------------------------
     @activity.defn(name=HostActs.LIST_RESOURCES)
@@ -259,15 +244,15 @@ class HostActivities:
             raise ApplicationError(f"this worker is host {self.settings.host}, not {ref.host}",
                                    type=Errors.INVALID_STATE, non_retryable=True)
         domains = []
-        for dom in self.conn.get().listAllDomains(0):
+        for dom in map(Domain, self.conn.get().listAllDomains(0)):
             try:
-                iid = dom.UUIDString()
+                iid = dom.uuid()
                 if dom.name() != domain_name(self.settings.domain_prefix, iid):
                     continue
-                if self._disks_in_own_dir(dom.XMLDesc(0), iid):
-                    domains.append(HostDomain(iid, bool(dom.isActive())))
-            except libvirt.libvirtError as e:  # undefined meanwhile
-                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                if self._disks_in_own_dir(dom.xml(), iid):
+                    domains.append(HostDomain(iid, dom.is_active()))
+            except libvirt.libvirtError as e:
+                if not gone(e):  # undefined meanwhile: not listed
                     raise
         dirs = []
         now = time.time()

@@ -13,15 +13,14 @@ from typing import Any
 
 import libvirt
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import heartbeating
 from activities.hypervisor import qemu_img
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.domain import Domain
 from vmflow.contracts.instances import (
     DefineDomain,
-    Errors,
     HostActs,
     InstanceIds,
     InstanceRef,
@@ -34,15 +33,6 @@ from vmflow.contracts.instances import (
 from vmflow.names import domain_name
 from vmflow.settings import Settings
 
-POWER = {
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "running",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "running",  # shutting down: still running
-    libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
-}
 RESCUE_DISK = "rescue.disk"
 
 
@@ -81,23 +71,18 @@ class PowerActivities:
         self.conn = conn
         self.instance_dir = instance_dir
 
-    def _domain(self, instance_id: str) -> libvirt.virDomain:
-        dom = self.conn.domain(instance_id)
-        if dom is None:
-            raise ApplicationError(f"domain {instance_id} is not defined on this host",
-                                   type=Errors.NOT_FOUND, non_retryable=True)
-        return dom
+    def _domain(self, instance_id: str) -> Domain:
+        return Domain.require(self.conn.get(), instance_id)
 
     # ---- observing ------------------------------------------------------------------
     def _observe(self, instance_id: str) -> Observation:
-        dom = self.conn.domain(instance_id)
+        dom = Domain.find(self.conn.get(), instance_id)
         if dom is None:
             return Observation(instance_id, False, "absent", False, False)
-        state = dom.state()[0]
+        power = dom.power()
         rescue = (self.instance_dir(instance_id) / RESCUE_DISK).exists() and RESCUE_DISK in (
-            dom.XMLDesc(0))
-        return Observation(instance_id, True, POWER.get(state, "other"),
-                           bool(dom.hasManagedSaveImage(0)), rescue)
+            dom.xml())
+        return Observation(instance_id, True, power, dom.has_managed_save(), rescue)
 
     @activity.defn(name=HostActs.OBSERVE)
     @heartbeating
@@ -114,21 +99,13 @@ class PowerActivities:
     @heartbeating
     def power_on(self, ref: InstanceRef) -> None:
         """Start the domain; with a managed-save image this resumes it (libvirt's rule)."""
-        dom = self._domain(ref.instance_id)
-        if not dom.isActive():
-            dom.create()
+        self._domain(ref.instance_id).start()
 
     @activity.defn(name=HostActs.POWER_OFF)
     @heartbeating
     def power_off(self, ref: InstanceRef) -> None:
         """Pull the plug (the definition and disks stay)."""
-        dom = self._domain(ref.instance_id)
-        if dom.isActive():
-            try:
-                dom.destroy()
-            except libvirt.libvirtError:
-                if dom.isActive():
-                    raise
+        self._domain(ref.instance_id).destroy()
 
     @activity.defn(name=HostActs.SHUTDOWN)
     def shutdown(self, req: Shutdown) -> ShutdownResult:
@@ -137,13 +114,13 @@ class PowerActivities:
         dom = self._domain(req.instance_id)
         deadline = time.monotonic() + req.timeout_s
         asked = 0.0
-        while dom.isActive():
+        while dom.is_active():
             if time.monotonic() > deadline:
                 self.power_off(InstanceRef(req.instance_id))
                 return ShutdownResult(clean=False)
             if time.monotonic() - asked > 5:  # ask again: the first may come too early
                 try:
-                    dom.shutdown()
+                    dom.request_shutdown()
                 except libvirt.libvirtError as e:
                     activity.logger.info("shutdown request refused: %s", e)
                 asked = time.monotonic()
@@ -154,27 +131,18 @@ class PowerActivities:
     @activity.defn(name=HostActs.PAUSE)
     @heartbeating
     def pause(self, ref: InstanceRef) -> None:
-        dom = self._domain(ref.instance_id)
-        if dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
-            dom.suspend()
+        self._domain(ref.instance_id).pause()
 
     @activity.defn(name=HostActs.UNPAUSE)
     @heartbeating
     def unpause(self, ref: InstanceRef) -> None:
-        dom = self._domain(ref.instance_id)
-        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
-            dom.resume()
+        self._domain(ref.instance_id).unpause()
 
     @activity.defn(name=HostActs.MANAGED_SAVE)
     @heartbeating
     def managed_save(self, ref: InstanceRef) -> None:
         """Memory to disk, domain off; the next power_on restores it."""
-        dom = self._domain(ref.instance_id)
-        if dom.isActive():
-            dom.managedSave(0)
-        elif not dom.hasManagedSaveImage(0):
-            raise ApplicationError("the domain is off without a saved image",
-                                   type=Errors.INVALID_STATE, non_retryable=True)
+        self._domain(ref.instance_id).managed_save()
 
     # ---- rescue ---------------------------------------------------------------------
     def _spec(self, instance_id: str) -> DefineDomain:

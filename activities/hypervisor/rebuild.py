@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import libvirt
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -29,6 +28,7 @@ from activities.heartbeat import heartbeating
 from activities.hypervisor import qemu_img
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.power import config_for, save_spec, spec_path
 from vmflow.contracts.instances import (
     DefineDomain,
@@ -64,21 +64,12 @@ class RebuildActivities:
         self.conn.get().defineXML(domain_xml.build(cfg))
 
     def _power_off(self, instance_id: str) -> None:
-        dom = self.conn.domain(instance_id)
-        if dom is not None and dom.isActive():
-            try:
-                dom.destroy()
-            except libvirt.libvirtError:
-                if dom.isActive():
-                    raise
+        dom = Domain.find(self.conn.get(), instance_id)
+        if dom is not None:
+            dom.destroy()
 
     def _power_on(self, instance_id: str) -> None:
-        dom = self.conn.domain(instance_id)
-        if dom is None:
-            raise ApplicationError(f"domain {instance_id} is not defined on this host",
-                                   type=Errors.NOT_FOUND, non_retryable=True)
-        if not dom.isActive():
-            dom.create()
+        Domain.require(self.conn.get(), instance_id).start()
 
     # ---- forward --------------------------------------------------------------------
     @activity.defn(name=HostActs.PREPARE_REBUILD)
@@ -139,9 +130,9 @@ class RebuildActivities:
             tmp.write_text(spec_path(d).read_text())
             tmp.rename(old_spec)
         self._power_off(req.instance_id)
-        dom = self.conn.domain(req.instance_id)
-        if dom is not None and dom.hasManagedSaveImage(0):
-            dom.managedSaveRemove(0)
+        dom = Domain.find(self.conn.get(), req.instance_id)
+        if dom is not None:
+            dom.drop_managed_save()
         # the renames, from wherever an earlier attempt stopped
         if new.exists() and disk.exists() and not old.exists():
             disk.rename(old)

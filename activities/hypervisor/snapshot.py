@@ -45,21 +45,18 @@ from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
 from activities.hypervisor import backup_job, image_transfer, qemu_img
 from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.domain import NOTHING_TO_THAW, Domain
 from vmflow.contracts.instances import Errors, HostActs
 from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken
 from vmflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 QUIESCE_FAILED = "QuiesceFailed"
-AGENT_TIMEOUT_S = 10  # libvirt's default is to wait forever on a hung agent (NOTES 3)
+AGENT_TIMEOUT_S = 10  # for freeze and thaw: libvirt's default is to wait forever (NOTES 3)
 THAW_TRIES = 3
 GUARD_START_S = 15.0
 GUARD_PID = "thaw-guard.pid"
 NBD_SOCKETS = Path("/run/vmflow/nbd")
-
-# the agent is not there or the guest is not running: nothing is (or can be) frozen
-NOTHING_TO_THAW = (libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_OPERATION_INVALID,
-                   libvirt.VIR_ERR_NO_DOMAIN)
 
 
 def quiesce_error(why: str) -> ApplicationError:
@@ -98,13 +95,6 @@ class SnapshotActivities:
         return backup_job.JobFiles(d / f"{name}.scratch.qcow2",
                                    NBD_SOCKETS / str(uuid.UUID(image_id)))
 
-    def _domain(self, instance_id: str) -> libvirt.virDomain:
-        dom = self.conn.domain(instance_id)
-        if dom is None:
-            raise ApplicationError(f"domain {instance_id} is not defined on this host",
-                                   type=Errors.NOT_FOUND, non_retryable=True)
-        return dom
-
     # ---- the copy ----------------------------------------------------------------
     @activity.defn(name=HostActs.SNAPSHOT_DISK)
     @heartbeating
@@ -116,12 +106,12 @@ class SnapshotActivities:
         final, part, meta = self.files(req.instance_id, req.image_id)
         if final.exists() and meta.exists():  # a retry after the copy was made: keep it
             return SnapshotTaken(path=str(final), **json.loads(meta.read_text()))
-        dom = self._domain(req.instance_id)
+        dom = Domain.require(self.conn.get(), req.instance_id)
         guard_left = self._end_earlier_attempt(dom, req.instance_id)
         for f in (final, part, meta):  # a partial copy is never trusted
             f.unlink(missing_ok=True)
         root = backup_job.root_disk(dom)
-        state = dom.state()[0]
+        state = dom.state()
         if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                      libvirt.VIR_DOMAIN_PAUSED):
             paused = state == libvirt.VIR_DOMAIN_PAUSED
@@ -129,7 +119,7 @@ class SnapshotActivities:
             facts = self._live(dom, req, root, part, paused, guard_left)
         elif state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
             # nothing runs on the disk (the workflow id keeps anyone from starting it)
-            source = "suspended" if dom.hasManagedSaveImage(0) else "stopped"
+            source = "suspended" if dom.has_managed_save() else "stopped"
             facts = CopyFacts()
             qemu_img.convert(self.settings, root.path, root.fmt, str(part), "qcow2")
         else:
@@ -145,7 +135,7 @@ class SnapshotActivities:
                              if facts.frozen_s is not None else "")
         return taken
 
-    def _live(self, dom: libvirt.virDomain, req: SnapshotDisk, root: backup_job.RootDisk,
+    def _live(self, dom: Domain, req: SnapshotDisk, root: backup_job.RootDisk,
               part: Path, paused: bool, guard_left: bool) -> CopyFacts:
         """The backup-job route."""
         why = ("the guest is paused" if paused
@@ -157,7 +147,7 @@ class SnapshotActivities:
         job = self.job_files(req.instance_id, req.image_id)
         deadline = time.time() + req.thaw_deadline_s
         if not why:
-            dom.agentSetResponseTimeout(AGENT_TIMEOUT_S, 0)
+            dom.limit_agent_wait(AGENT_TIMEOUT_S)
         # the guard (a process of its own) starts while the scratch file is made
         guard = None if why else self._spawn_guard(req.instance_id, deadline)
         try:
@@ -180,7 +170,7 @@ class SnapshotActivities:
             job.remove()
         return facts
 
-    def _frozen_begin(self, dom: libvirt.virDomain, req: SnapshotDisk,
+    def _frozen_begin(self, dom: Domain, req: SnapshotDisk,
                       root: backup_job.RootDisk, job: backup_job.JobFiles,
                       guard: subprocess.Popen[bytes], deadline: float) -> CopyFacts:
         """Freeze, start the job, thaw (retried; the armed `guard` thaws at `deadline`
@@ -191,7 +181,7 @@ class SnapshotActivities:
         t0 = t_frozen = time.monotonic()
         try:
             try:
-                dom.fsFreeze()
+                dom.freeze()
                 froze = True
             except libvirt.libvirtError as e:
                 why = str(e)
@@ -232,11 +222,11 @@ class SnapshotActivities:
             raise RuntimeError(f"the copy {part.name} is not a standalone qcow2: {info}")
 
     # ---- freeze, thaw and the guard ----------------------------------------------
-    def _thaw(self, dom: libvirt.virDomain) -> bool:
+    def _thaw(self, dom: Domain) -> bool:
         """True once the guest is known not to be frozen."""
         for attempt in range(THAW_TRIES):
             try:
-                dom.fsThaw()
+                dom.thaw()
                 return True
             except libvirt.libvirtError as e:
                 if e.get_error_code() in NOTHING_TO_THAW:
@@ -282,7 +272,7 @@ class SnapshotActivities:
             return pid
         return None
 
-    def _end_earlier_attempt(self, dom: libvirt.virDomain, instance_id: str) -> bool:
+    def _end_earlier_attempt(self, dom: Domain, instance_id: str) -> bool:
         """Undo what an attempt that died may have left: its backup job, a frozen guest
         and its guard. Returns True when that guard must stay (the guest could not be
         thawed now), in which case this attempt must not freeze: the old guard would
@@ -334,10 +324,10 @@ class SnapshotActivities:
     @heartbeating
     def discard_snapshot(self, req: SnapshotFile) -> None:
         """Undo of the copy: no backup job left running, the guest not frozen, no file."""
-        dom = self.conn.domain(req.instance_id)
+        dom = Domain.find(self.conn.get(), req.instance_id)
         if dom is not None:
             backup_job.end(dom)
-            if req.thaw and dom.isActive():
+            if req.thaw and dom.is_active():
                 self._thaw(dom)  # best effort; the guard covers an agent that is away
         for f in (*self.files(req.instance_id, req.image_id), self.staged(req.image_id)):
             f.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ thawed the guest itself; a guard that fires anyway does no harm, thawing a thawe
 guest is a no-op (and a later snapshot of the same guest ends any guard still
 sleeping before it freezes, so an old guard never cuts a new freeze short).
 
-It prints "armed" once libvirt is importable and the arguments are valid, so the
+It prints "armed" once libvirt is imported and the arguments are valid, so the
 snapshot freezes only with a guard that can actually run.
 """
 
@@ -18,6 +18,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+
+import libvirt
+
+from activities.hypervisor.libvirt.domain import NOTHING_TO_THAW, Domain
 
 KEEP_TRYING_S = 300.0  # after the deadline: a hung agent may wake up this late
 RETRY_S = 1.0
@@ -29,20 +33,19 @@ def log(msg: str) -> None:
 
 def thaw_once(uri: str, uuid: str) -> bool:
     """True when nothing more can or needs to be done."""
-    import libvirt as lv
-
     try:
-        dom = lv.open(uri).lookupByUUIDString(uuid)
-        with contextlib.suppress(lv.libvirtError):  # an old libvirt: its default then
-            dom.agentSetResponseTimeout(5, 0)
-        n = dom.fsThaw()
+        dom = Domain.find(libvirt.open(uri), uuid)
+        if dom is None:
+            log(f"nothing to thaw for {uuid}: the domain is not defined")
+            return True
+        with contextlib.suppress(libvirt.libvirtError):  # an old libvirt: its default then
+            dom.limit_agent_wait(5)
+        n = dom.thaw()
         log(f"thawed {uuid} ({n} file systems were frozen)")
         return True
-    except lv.libvirtError as e:
-        code = e.get_error_code()
+    except libvirt.libvirtError as e:
         # gone, not running or no agent configured: nothing is frozen, or nothing can be
-        if code in (lv.VIR_ERR_NO_DOMAIN, lv.VIR_ERR_OPERATION_INVALID,
-                    lv.VIR_ERR_ARGUMENT_UNSUPPORTED):
+        if e.get_error_code() in NOTHING_TO_THAW:
             log(f"nothing to thaw for {uuid}: {e}")
             return True
         log(f"thaw of {uuid} failed, will retry: {e}")
@@ -55,9 +58,6 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     uri, uuid, deadline = argv[1], argv[2], float(argv[3])
-    import libvirt
-
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     print("armed", flush=True)
     sys.stdout.close()  # the worker reads one line; nothing else goes there
     time.sleep(max(0.0, deadline - time.time()))

@@ -1,28 +1,15 @@
-"""A thin wrapper over a libvirt connection: one per worker, reopened when it drops,
-plus the few lookups every host activity needs."""
+"""A thin wrapper over a libvirt connection: one per worker, reopened when it drops.
+A domain on it is looked up and driven through domain.Domain."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
 import libvirt
-import libvirt_qemu
 
 # libvirt prints every error to stderr by default; we handle them as exceptions
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
-NOT_FOUND = libvirt.VIR_ERR_NO_DOMAIN
-# newest first: drivers refuse flags they do not know (the test driver knows only
-# managed save and snapshot metadata), so fall back step by step
-UNDEFINE_FLAGS = [
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
-    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-]
 
 
 class Connection:
@@ -36,14 +23,6 @@ class Connection:
             if self._conn is None or not self._conn.isAlive():
                 self._conn = libvirt.open(self.uri)
             return self._conn
-
-    def domain(self, uuid: str) -> libvirt.virDomain | None:
-        try:
-            return self.get().lookupByUUIDString(uuid)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() == NOT_FOUND:
-                return None
-            raise
 
     def virt_type(self, wanted: str) -> str:
         """kvm where libvirt offers it and the CPU has hardware virtualization, else qemu.
@@ -61,20 +40,3 @@ class Connection:
             return "qemu"
         return "kvm"
 
-
-def undefine(dom: libvirt.virDomain) -> None:
-    """Undefine, clearing managed save, snapshot and checkpoint metadata and NVRAM,
-    so nothing of the domain stays behind."""
-    for flags in UNDEFINE_FLAGS[:-1]:
-        try:
-            dom.undefineFlags(flags)
-            return
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-                raise
-    dom.undefineFlags(UNDEFINE_FLAGS[-1])
-
-
-def agent_command(dom: libvirt.virDomain, command: str, timeout: int = 5) -> object:
-    out = libvirt_qemu.qemuAgentCommand(dom, json.dumps({"execute": command}), timeout, 0)
-    return json.loads(out).get("return")
