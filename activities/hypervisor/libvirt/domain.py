@@ -124,13 +124,18 @@ class Domain:
 
     def destroy(self) -> None:
         """Off, the plug pulled (definition and disks stay). A destroy that fails
-        while the domain stopped anyway (the guest powered off meanwhile) is done."""
-        if self.virdom.isActive():
-            try:
-                self.virdom.destroy()
-            except libvirt.libvirtError:
-                if self.virdom.isActive():
-                    raise
+        while the domain stopped anyway (the guest powered off meanwhile) is done, and
+        so is one of a domain undefined meanwhile: it is not running either."""
+        try:
+            if self.virdom.isActive():
+                try:
+                    self.virdom.destroy()
+                except libvirt.libvirtError:
+                    if self.virdom.isActive():
+                        raise
+        except libvirt.libvirtError as e:
+            if not gone(e):
+                raise
 
     def pause(self) -> None:
         if self.state() != libvirt.VIR_DOMAIN_PAUSED:
