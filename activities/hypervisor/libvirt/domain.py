@@ -1,7 +1,8 @@
-"""One libvirt domain as the host activities use it (Nova's virt/libvirt/guest.py in
-small): lookup by instance with the one "not defined on this host" error, one-line
-verbs that each ensure a state, undefine with every flag fallback, and guest-agent
-calls bounded by a timeout.
+"""The domain wrapper: lookup by instance, one-line verbs, agent calls with a timeout.
+
+Nova's virt/libvirt/guest.py in small: the one "not defined on this host" error,
+power verbs that each ensure a state, destroy that rechecks, undefine with every
+flag fallback, and guest-agent calls bounded by a timeout.
 
 Activities ensure a state (DESIGN 7), and so do these verbs: starting a running
 domain, destroying a stopped one, pausing a paused one, undefining a gone one all
