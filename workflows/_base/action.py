@@ -13,14 +13,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionEnd,
         ActionStart,
-        ControlActs,
-        HostActs,
         InstanceFacts,
         InstanceRef,
-        Observation,
         WaitAgent,
     )
 
@@ -29,6 +28,8 @@ from workflows._base.steps import Reporting, control, describe, error_type, on_h
 
 # the body returns a note for the action history (e.g. "escalated to hard"), or None
 Body = Callable[[InstanceFacts, Compensations], Awaitable[str | None]]
+# a host step whose only input is the instance (power_on, pause, unrescue, ...)
+InstanceStep = Callable[[HostStub, InstanceRef], Awaitable[None]]
 
 
 class InstanceAction(Reporting):
@@ -40,7 +41,7 @@ class InstanceAction(Reporting):
         (an action whose end state depends on where it began, e.g. rebuild).
         on_failure: records the fault elsewhere (a snapshot's image) before the
         operation ends, so whoever sees the operation end sees that too."""
-        facts = await control(ControlActs.BEGIN_ACTION, start, InstanceFacts)
+        facts = await control(ControlStub.begin_action, start)
         self.at("starting", None, facts.host)
         undo = Compensations()
         try:
@@ -53,27 +54,27 @@ class InstanceAction(Reporting):
             outcome = "compensated" if state == facts.vm_state and not failed else "failed"
             if on_failure:
                 await on_failure(fault)
-            await control(ControlActs.END_ACTION, ActionEnd(
+            await control(ControlStub.end_action, ActionEnd(
                 start.instance_id, start.operation_id, state, outcome, fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
         if target is None:
             target = await self.real_state(facts)
-        await control(ControlActs.END_ACTION, ActionEnd(
+        await control(ControlStub.end_action, ActionEnd(
             start.instance_id, start.operation_id, target, "succeeded", note))
 
     async def real_state(self, facts: InstanceFacts) -> str:
         try:
-            obs = await on_host(facts.host, HostActs.OBSERVE, InstanceRef(facts.instance_id),
-                                Observation, give_up_after_s=300)
+            obs = await on_host(facts.host, HostStub.observe, InstanceRef(facts.instance_id),
+                                give_up_after_s=300)
         except Exception:
             return "error"  # the host cannot tell us: say so rather than guess
         return obs.vm_state()
 
-    async def host(self, facts: InstanceFacts, name: str, step: str, *,
+    async def host(self, facts: InstanceFacts, act: InstanceStep, step: str, *,
                    timeout_s: float = 120) -> None:
         self.at(step)
-        await on_host(facts.host, name, InstanceRef(facts.instance_id), timeout_s=timeout_s)
+        await on_host(facts.host, act, InstanceRef(facts.instance_id), timeout_s=timeout_s)
 
     async def wait_agent(self, facts: InstanceFacts) -> None:
         if not facts.agent:
@@ -81,6 +82,5 @@ class InstanceAction(Reporting):
         timeout_s = facts.agent_timeout_s
         self.at("waiting for the guest agent")
         deadline = workflow.now().timestamp() + timeout_s
-        await on_host(facts.host, HostActs.WAIT_AGENT, WaitAgent(facts.instance_id, deadline),
-                      float, heartbeat_s=10, timeout_s=timeout_s + 30,
-                      give_up_after_s=timeout_s * 3)
+        await on_host(facts.host, HostStub.wait_agent, WaitAgent(facts.instance_id, deadline),
+                      heartbeat_s=10, timeout_s=timeout_s + 30, give_up_after_s=timeout_s * 3)

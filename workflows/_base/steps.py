@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,10 +20,14 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import Errors, StepStatus
     from vmflow.names import CONTROL_QUEUE, hv_queue
 
 T = TypeVar("T")
+A = TypeVar("A")  # an activity's input
+R = TypeVar("R")  # ... and its result, both read off its stub
 
 
 def retry(attempts: int) -> RetryPolicy:
@@ -37,40 +41,39 @@ def retry(attempts: int) -> RetryPolicy:
     )
 
 
-async def control(name: str, arg: Any, result_type: type[T] | None = None) -> T:
-    result: T = await workflow.execute_activity(
-        name,
+async def control(act: Callable[[ControlStub, A], Awaitable[R]], arg: A) -> R:
+    """Run a control step: `control(ControlStub.schedule, request)`; the stub gives
+    the activity's name and its result type, and mypy checks the input against it."""
+    return await workflow.execute_activity_method(
+        act,
         arg,
         task_queue=CONTROL_QUEUE,
         start_to_close_timeout=timedelta(seconds=30),
         schedule_to_close_timeout=timedelta(minutes=10),
         retry_policy=retry(0),
-        result_type=result_type,
     )
-    return result
 
 
 async def on_host(
     host: str,
-    name: str,
-    arg: Any,
-    result_type: type[T] | None = None,
+    act: Callable[[HostStub, A], Awaitable[R]],
+    arg: A,
     *,
     schedule_to_start_s: float | None = None,
     timeout_s: float = 120,
     heartbeat_s: float = 10,
     give_up_after_s: float = 900,
     attempts: int = 5,
-) -> T:
-    """Run a step on a host's own queue.
+) -> R:
+    """Run a step on a host's own queue: `on_host(host, HostStub.observe, ref)`.
 
     schedule_to_start_s bounds how long a host may take to pick the step up, so a
     dead host is noticed in seconds; every host step heartbeats (see
     activities/heartbeat.py), so a retry starts soon after a worker dies mid-step.
     Forward steps try a few times; undo steps pass attempts=0.
     """
-    result: T = await workflow.execute_activity(
-        name,
+    return await workflow.execute_activity_method(
+        act,
         arg,
         task_queue=hv_queue(host),
         schedule_to_start_timeout=(
@@ -80,9 +83,7 @@ async def on_host(
         schedule_to_close_timeout=timedelta(seconds=give_up_after_s),
         heartbeat_timeout=timedelta(seconds=heartbeat_s),
         retry_policy=retry(attempts),
-        result_type=result_type,
     )
-    return result
 
 
 def root_cause(err: BaseException) -> BaseException:

@@ -15,7 +15,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import AutoUnrescueRequest, AutoUnrescueStep, ControlActs
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.instances import AutoUnrescueRequest
 
 from workflows._base.steps import control
 
@@ -29,7 +30,7 @@ class AutoUnrescue:
         await workflow.sleep(timedelta(seconds=req.after_s))
         give_up = workflow.now() + BUSY_FOR_AT_MOST
         while True:
-            step = await control(ControlActs.START_AUTO_UNRESCUE, req, AutoUnrescueStep)
+            step = await control(ControlStub.start_auto_unrescue, req)
             if not step.busy:
                 return (f"unrescue started: operation {step.operation_id}"
                         if step.operation_id else f"nothing to do: {step.reason}")

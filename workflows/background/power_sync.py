@@ -7,13 +7,11 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
-        ControlActs,
-        HostActs,
         InstanceIds,
-        Observations,
         SyncApply,
-        SyncCandidates,
         SyncResult,
     )
 
@@ -24,15 +22,15 @@ from workflows._base.steps import control, on_host
 class PowerSync:
     @workflow.run
     async def run(self, only: InstanceIds) -> SyncResult:
-        candidates = await control(ControlActs.SYNC_CANDIDATES, only, SyncCandidates)
+        candidates = await control(ControlStub.power_sync_candidates, only)
         fixed: list[str] = []
         for host, ids in sorted(candidates.by_host.items()):
             try:
-                seen = await on_host(host, HostActs.OBSERVE_MANY, InstanceIds(ids), Observations,
+                seen = await on_host(host, HostStub.observe_many, InstanceIds(ids),
                                      schedule_to_start_s=10, attempts=2, give_up_after_s=60)
             except Exception as err:  # a dead host says nothing about its guests
                 workflow.logger.warning("power sync skipped host %s: %s", host, err)
                 continue
-            result = await control(ControlActs.SYNC_APPLY, SyncApply(seen.items), SyncResult)
+            result = await control(ControlStub.power_sync_apply, SyncApply(seen.items))
             fixed += result.fixed
         return SyncResult(fixed)

@@ -16,9 +16,9 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
-        ControlActs,
-        HostActs,
         InstanceHost,
         InstanceRef,
         LedgerEntries,
@@ -26,18 +26,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.contracts.reconcile import (
         HostRef,
-        HostResources,
-        ImageStoreReport,
         ImageStoreRequest,
         OrphanRemoval,
-        ReconcileHosts,
         ReconcileLedgerRequest,
         ReconcileLedgerResult,
         ReconcilePlan,
         ReconcilePlanRequest,
         StoragePlan,
         StoragePlanRequest,
-        StorageResources,
         StoredOrphan,
     )
     from vmflow.contracts.shares import (
@@ -45,8 +41,8 @@ with workflow.unsafe.imports_passed_through():
         ShareLedger,
         ShareSpec,
         SnapshotSpec,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
 
 from workflows._base.steps import control, describe, on_host
 from workflows.share.steps import on_storage
@@ -62,19 +58,18 @@ class ReconcileLedger:
 
     @workflow.run
     async def run(self, req: ReconcileLedgerRequest) -> ReconcileLedgerResult:
-        hosts = await control(ControlActs.RECONCILE_HOSTS, req, ReconcileHosts)
+        hosts = await control(ControlStub.reconcile_hosts, req)
         for host in hosts.dead:
             self._skip(host, f"no worker polls hv.{host}")
         for host in hosts.alive:
             try:
-                listing = await on_host(host, HostActs.LIST_RESOURCES, HostRef(host),
-                                        HostResources, schedule_to_start_s=10, attempts=2,
-                                        give_up_after_s=60)
+                listing = await on_host(host, HostStub.list_instance_resources, HostRef(host),
+                                        schedule_to_start_s=10, attempts=2, give_up_after_s=60)
             except Exception as err:  # a host that does not answer says nothing
                 self._skip(host, describe(err))
                 continue
-            plan = await control(ControlActs.RECONCILE_PLAN,
-                                 ReconcilePlanRequest(listing, req.grace_s), ReconcilePlan)
+            plan = await control(ControlStub.reconcile_plan,
+                                 ReconcilePlanRequest(listing, req.grace_s))
             await self._apply(plan)
         await self._storage_hosts(req)
         if not req.hosts:  # the store is no host: a run over named hosts leaves it be
@@ -95,8 +90,8 @@ class ReconcileLedger:
         """The image store's files against the image rows
         (activities/control/image_store_orphans.py): on the control worker, which shares
         the store with the API."""
-        report = await control(ControlActs.RECONCILE_IMAGE_STORE,
-                               ImageStoreRequest(req.grace_s), ImageStoreReport)
+        report = await control(ControlStub.reconcile_image_store,
+                               ImageStoreRequest(req.grace_s))
         self.removed += report.removed
         self.repaired += report.repaired
         self.reported += report.reported
@@ -119,7 +114,7 @@ class ReconcileLedger:
     async def _forget(self, entries: list[LedgerEntry], lines: list[str]) -> None:
         """Ledger entries whose resource is gone already."""
         if entries:
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries(entries))
+            await control(ControlStub.ledger_forget, LedgerEntries(entries))
             self.forgotten += len(entries)
             self.details += lines
 
@@ -147,19 +142,18 @@ class ReconcileLedger:
 
     async def _storage_hosts(self, req: ReconcileLedgerRequest) -> None:
         """Shares and share snapshots, each storage host as a hypervisor host above."""
-        hosts = await control(ControlActs.RECONCILE_STORAGE_HOSTS, req, ReconcileHosts)
+        hosts = await control(ControlStub.reconcile_storage_hosts, req)
         for host in hosts.dead:
             self._skip(f"storage.{host}", f"no worker polls storage.{host}")
         for host in hosts.alive:
             try:
-                listing = await on_storage(host, StorageActs.LIST_SHARES, HostRef(host),
-                                           StorageResources, schedule_to_start_s=10,
-                                           attempts=2, give_up_after_s=60)
+                listing = await on_storage(host, StorageStub.list_shares, HostRef(host),
+                                           schedule_to_start_s=10, attempts=2, give_up_after_s=60)
             except Exception as err:  # a host that does not answer says nothing
                 self._skip(f"storage.{host}", describe(err))
                 continue
-            plan = await control(ControlActs.RECONCILE_SHARES,
-                                 StoragePlanRequest(listing, req.grace_s), StoragePlan)
+            plan = await control(ControlStub.reconcile_shares,
+                                 StoragePlanRequest(listing, req.grace_s))
             await self._apply_storage(plan)
 
     async def _apply_storage(self, plan: StoragePlan) -> None:
@@ -174,34 +168,34 @@ class ReconcileLedger:
         self._tell(where, plan.reported, plan.deferred)
         for resync in plan.resync:
             if await self._attempt(where, resync.why, control(
-                    ControlActs.RESYNC_SHARE_ACCESS, ShareAccessSync(resync.share_id, plan.host))):
+                    ControlStub.resync_share_access, ShareAccessSync(resync.share_id, plan.host))):
                 self.repaired += 1
 
     async def _remove_stored(self, host: str, orphan: StoredOrphan) -> None:
         """What the delete workflows' storage step does (unexport, unmount, delete the
         subvolume; "already gone" is done), then the ledger entries."""
         if orphan.kind == ShareLedger.SNAPSHOT:  # only the snapshot id is read
-            await on_storage(host, StorageActs.DELETE_SNAPSHOT,
+            await on_storage(host, StorageStub.delete_snapshot,
                              SnapshotSpec(orphan.share_id or "", orphan.id),
                              schedule_to_start_s=10, attempts=3, give_up_after_s=300)
         else:
-            await on_storage(host, StorageActs.DELETE_SHARE, ShareSpec(orphan.id, 0),
+            await on_storage(host, StorageStub.delete_share, ShareSpec(orphan.id, 0),
                              schedule_to_start_s=10, timeout_s=300, attempts=3,
                              give_up_after_s=300)
         if orphan.entries:
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))
+            await control(ControlStub.ledger_forget, LedgerEntries(orphan.entries))
 
     async def _remove(self, host: str, orphan: OrphanRemoval) -> None:
         """What delete does, for one gone instance: domain (destroy, undefine with its
         managed save and NVRAM), then its files, then its claim, then its entries."""
         ref = InstanceRef(orphan.instance_id)
         if orphan.domain:
-            await on_host(host, HostActs.DESTROY_DOMAIN, ref, schedule_to_start_s=10,
+            await on_host(host, HostStub.destroy_domain, ref, schedule_to_start_s=10,
                           attempts=3, give_up_after_s=300)
         if orphan.dir:
-            await on_host(host, HostActs.DELETE_DISKS, ref, schedule_to_start_s=10,
+            await on_host(host, HostStub.delete_instance_files, ref, schedule_to_start_s=10,
                           attempts=3, give_up_after_s=300)
         if orphan.claim:
-            await control(ControlActs.RELEASE_CLAIM, InstanceHost(orphan.instance_id, host))
+            await control(ControlStub.release_claim, InstanceHost(orphan.instance_id, host))
         if orphan.entries:
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries(orphan.entries))
+            await control(ControlStub.ledger_forget, LedgerEntries(orphan.entries))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import ControlActs, HostInfo
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.instances import HostInfo
 
 from workflows._base.steps import control
 
@@ -15,4 +16,4 @@ from workflows._base.steps import control
 class RegisterHost:
     @workflow.run
     async def run(self, info: HostInfo) -> None:
-        await control(ControlActs.REGISTER_HOST, info)
+        await control(ControlStub.register_host, info)

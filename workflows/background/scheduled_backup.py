@@ -19,13 +19,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import ControlActs
+    from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.snapshots import (
         AwaitOperation,
-        OperationOutcome,
         ScheduledBackupRequest,
         ScheduledBackupResult,
-        ScheduledBackupStart,
     )
     from vmflow.names import CONTROL_QUEUE
 
@@ -39,19 +37,19 @@ FOLLOW_FOR = timedelta(hours=24)
 class ScheduledBackup:
     @workflow.run
     async def run(self, req: ScheduledBackupRequest) -> ScheduledBackupResult:
-        start = await control(ControlActs.START_SCHEDULED_BACKUP, req, ScheduledBackupStart)
+        start = await control(ControlStub.start_scheduled_backup, req)
         if not start.started:
             return ScheduledBackupResult("skipped", start.operation_id, None, start.reason)
         assert start.operation_id and start.workflow_id and start.run_id
-        outcome: OperationOutcome = await workflow.execute_activity(
-            ControlActs.AWAIT_OPERATION,
+        # control() with a day's timeouts and a heartbeat: it follows the backup
+        outcome = await workflow.execute_activity_method(
+            ControlStub.await_operation,
             AwaitOperation(start.operation_id, start.workflow_id, start.run_id),
             task_queue=CONTROL_QUEUE,
             start_to_close_timeout=FOLLOW_FOR,
             schedule_to_close_timeout=FOLLOW_FOR,
             heartbeat_timeout=timedelta(seconds=60),
             retry_policy=retry(0),
-            result_type=OperationOutcome,
         )
         if outcome.status != "succeeded":
             raise ApplicationError(

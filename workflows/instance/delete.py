@@ -8,11 +8,10 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
-        ControlActs,
-        DeletePlan,
         FinishOperation,
-        HostActs,
         InstanceHost,
         InstanceRef,
         InstanceUpdate,
@@ -28,29 +27,29 @@ class DeleteInstance(Reporting):
     async def run(self, ref: OperationRef) -> None:
         inst = InstanceRef(ref.instance_id)
         try:
-            plan = await control(ControlActs.BEGIN_DELETE, ref, DeletePlan)
+            plan = await control(ControlStub.begin_delete, ref)
             if workflow.patched("delete-backup-schedules"):
                 # its timetables go first, so no tick starts a backup of a vanishing server
                 self.at("removing backup schedules", None, plan.host)
-                await control(ControlActs.DELETE_BACKUP_SCHEDULES, inst, int)
+                await control(ControlStub.delete_backup_schedules, inst)
             if plan.host:
                 self.at("destroying domain", None, plan.host)
-                await on_host(plan.host, HostActs.DESTROY_DOMAIN, inst, give_up_after_s=3600,
+                await on_host(plan.host, HostStub.destroy_domain, inst, give_up_after_s=3600,
                               attempts=0)
                 self.at("deleting disks", None, plan.host)
-                await on_host(plan.host, HostActs.DELETE_DISKS, inst, give_up_after_s=3600,
+                await on_host(plan.host, HostStub.delete_instance_files, inst, give_up_after_s=3600,
                               attempts=0)
-                await control(ControlActs.RELEASE_CLAIM, InstanceHost(ref.instance_id, plan.host))
-            await control(ControlActs.LEDGER_FORGET_INSTANCE, inst)
-            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+                await control(ControlStub.release_claim, InstanceHost(ref.instance_id, plan.host))
+            await control(ControlStub.ledger_forget_instance, inst)
+            await control(ControlStub.update_instance, InstanceUpdate(
                 ref.instance_id, vm_state="deleted", clear_task_state=True))
         except Exception as err:
             # nothing to undo (each step only removes); ERROR says a retry is needed
             fault = f"delete failed: {describe(err)}"
-            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+            await control(ControlStub.update_instance, InstanceUpdate(
                 ref.instance_id, vm_state="error", clear_task_state=True, fault=fault))
-            await control(ControlActs.FINISH_OPERATION,
+            await control(ControlStub.finish_operation,
                           FinishOperation(ref.operation_id, "failed", fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
-        await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))
+        await control(ControlStub.finish_operation, FinishOperation(ref.operation_id, "succeeded"))

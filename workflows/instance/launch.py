@@ -10,17 +10,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ClaimRequest,
-        ConfigDriveCreated,
-        ControlActs,
         CreateDisk,
         DefineDomain,
-        DiskCreated,
-        FetchedImage,
         FetchImage,
         FinishOperation,
-        HostActs,
         ImageFile,
         InstanceHost,
         InstanceRef,
@@ -30,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
         OperationRef,
         ScheduleRequest,
-        ScheduleResult,
         WaitAgent,
     )
     from vmflow.names import SA_HOST
@@ -56,16 +52,16 @@ class LaunchInstance(Reporting):
     async def run(self, ref: OperationRef) -> str:
         undo = Compensations()
         try:
-            plan = await control(ControlActs.VALIDATE_LAUNCH, ref, LaunchPlan)
+            plan = await control(ControlStub.validate_launch, ref)
             host, images = await self._place(plan, undo)
             await self._spawn(plan, host, images, undo)
         except (Exception, asyncio.CancelledError) as err:
             await self._compensate(ref, err, undo)
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
-        await control(ControlActs.UPDATE_INSTANCE,
+        await control(ControlStub.update_instance,
                       InstanceUpdate(ref.instance_id, vm_state="active", clear_task_state=True))
-        await control(ControlActs.FINISH_OPERATION, FinishOperation(ref.operation_id, "succeeded"))
+        await control(ControlStub.finish_operation, FinishOperation(ref.operation_id, "succeeded"))
         return host
 
     async def _place(
@@ -78,20 +74,20 @@ class LaunchInstance(Reporting):
             self.at("scheduling")
             request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
                                       plan.required_traits, plan.forbidden_traits, excluded)
-            host = (await control(ControlActs.SCHEDULE, request, ScheduleResult)).hosts[0]
+            host = (await control(ControlStub.schedule, request)).hosts[0]
             self.at("claiming", None, host)
             workflow.upsert_search_attributes([SA_HOST.value_set(host)])
             claim = LedgerEntry(host, "claim", plan.instance_id, plan.instance_id)
 
             async def release(host: str = host, claim: LedgerEntry = claim) -> None:
-                await control(ControlActs.RELEASE_CLAIM, InstanceHost(plan.instance_id, host))
-                await control(ControlActs.LEDGER_FORGET, LedgerEntries([claim]))
+                await control(ControlStub.release_claim, InstanceHost(plan.instance_id, host))
+                await control(ControlStub.ledger_forget, LedgerEntries([claim]))
 
             undo.push("claim", release)
-            await control(ControlActs.LEDGER_RECORD, LedgerEntries([claim]))
-            await control(ControlActs.CLAIM, ClaimRequest(plan.instance_id, host, plan.vcpus,
+            await control(ControlStub.ledger_record, LedgerEntries([claim]))
+            await control(ControlStub.claim, ClaimRequest(plan.instance_id, host, plan.vcpus,
                                                           plan.ram_mb, plan.disk_gb))
-            await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+            await control(ControlStub.update_instance, InstanceUpdate(
                 plan.instance_id, host=host, task_state="block_device_mapping"))
             try:
                 return host, await self._fetch_images(plan, host)
@@ -107,10 +103,10 @@ class LaunchInstance(Reporting):
         once verified, so a failure leaves nothing to undo; they are still ledgered."""
         self.at("fetching image")
         images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
-        await control(ControlActs.LEDGER_RECORD,
+        await control(ControlStub.ledger_record,
                       LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
         fetched = await all_of(*[
-            on_host(host, HostActs.FETCH_IMAGE, FetchImage(i), FetchedImage,
+            on_host(host, HostStub.fetch_image, FetchImage(i),
                     schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30, timeout_s=1800)
             for i in images
         ])
@@ -124,44 +120,42 @@ class LaunchInstance(Reporting):
         disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
 
         async def delete_disk() -> None:
-            await on_host(host, HostActs.DELETE_DISKS, ref, attempts=0)
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries([disk_entry]))
+            await on_host(host, HostStub.delete_instance_files, ref, attempts=0)
+            await control(ControlStub.ledger_forget, LedgerEntries([disk_entry]))
 
         undo.push("disk", delete_disk)
-        await control(ControlActs.LEDGER_RECORD, LedgerEntries([disk_entry]))
-        disk = await on_host(host, HostActs.CREATE_DISK, CreateDisk(
-            plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb),
-            DiskCreated)
+        await control(ControlStub.ledger_record, LedgerEntries([disk_entry]))
+        disk = await on_host(host, HostStub.create_disk, CreateDisk(
+            plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb))
 
         drive = None
         if plan.config_drive:  # inside the instance dir: the disk undo removes it too
             self.at("writing the config drive")
-            drive = await on_host(host, HostActs.CONFIG_DRIVE, plan.config_drive,
-                                  ConfigDriveCreated)
+            drive = await on_host(host, HostStub.create_config_drive, plan.config_drive)
 
         self.at("defining domain")
-        await control(ControlActs.UPDATE_INSTANCE,
+        await control(ControlStub.update_instance,
                       InstanceUpdate(plan.instance_id, task_state="spawning"))
         domain_entry = LedgerEntry(host, "domain", plan.instance_id, plan.instance_id)
 
         async def undefine() -> None:  # also undoes the start below: destroy + undefine
-            await on_host(host, HostActs.DESTROY_DOMAIN, ref, attempts=0)
-            await control(ControlActs.LEDGER_FORGET, LedgerEntries([domain_entry]))
+            await on_host(host, HostStub.destroy_domain, ref, attempts=0)
+            await control(ControlStub.ledger_forget, LedgerEntries([domain_entry]))
 
         undo.push("domain", undefine)
-        await control(ControlActs.LEDGER_RECORD, LedgerEntries([domain_entry]))
-        await on_host(host, HostActs.DEFINE_DOMAIN, DefineDomain(
+        await control(ControlStub.ledger_record, LedgerEntries([domain_entry]))
+        await on_host(host, HostStub.define_domain, DefineDomain(
             plan.instance_id, plan.vcpus, plan.ram_mb, disk.path,
             paths[plan.kernel.image_id] if plan.kernel else None,
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
             plan.cmdline, plan.agent, drive.path if drive else None))
 
         self.at("starting")
-        await on_host(host, HostActs.START_DOMAIN, ref)
+        await on_host(host, HostStub.start_domain, ref)
         if plan.agent:
             self.at("waiting for the guest agent")
             deadline = workflow.now().timestamp() + plan.agent_timeout_s
-            await on_host(host, HostActs.WAIT_AGENT, WaitAgent(plan.instance_id, deadline), float,
+            await on_host(host, HostStub.wait_agent, WaitAgent(plan.instance_id, deadline),
                           heartbeat_s=10, timeout_s=plan.agent_timeout_s + 30,
                           give_up_after_s=plan.agent_timeout_s * 3)
 
@@ -171,8 +165,8 @@ class LaunchInstance(Reporting):
         fault = describe(err)
         if failed:
             fault += f" (cleanup of {', '.join(failed)} failed; deleting the server retries it)"
-        await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+        await control(ControlStub.update_instance, InstanceUpdate(
             ref.instance_id, vm_state="error", clear_task_state=True, clear_host=not failed,
             fault=fault))
-        await control(ControlActs.FINISH_OPERATION, FinishOperation(
+        await control(ControlStub.finish_operation, FinishOperation(
             ref.operation_id, "failed" if failed else "compensated", fault))

@@ -6,15 +6,14 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionStart,
-        ControlActs,
-        HostActs,
         InstanceFacts,
         InstanceUpdate,
         RebootRequest,
         Shutdown,
-        ShutdownResult,
     )
 
 from workflows._base.action import InstanceAction
@@ -29,19 +28,18 @@ class RebootInstance(InstanceAction):
         async def body(facts: InstanceFacts, undo: Compensations) -> str | None:
             note = None
             if req.hard:
-                await self.host(facts, HostActs.POWER_OFF, "powering off")
+                await self.host(facts, HostStub.power_off, "powering off")
             else:
                 self.at("shutting down")
-                result = await on_host(facts.host, HostActs.SHUTDOWN,
+                result = await on_host(facts.host, HostStub.shutdown,
                                        Shutdown(facts.instance_id, facts.reboot_timeout_s),
-                                       ShutdownResult, heartbeat_s=15,
-                                       timeout_s=facts.reboot_timeout_s + 60)
+                                       heartbeat_s=15, timeout_s=facts.reboot_timeout_s + 60)
                 if not result.clean:
                     note = (f"soft reboot ignored for {facts.reboot_timeout_s:g}s; "
                             "escalated to hard")
-                    await control(ControlActs.UPDATE_INSTANCE, InstanceUpdate(
+                    await control(ControlStub.update_instance, InstanceUpdate(
                         facts.instance_id, task_state="rebooting_hard"))
-            await self.host(facts, HostActs.POWER_ON, "powering on")
+            await self.host(facts, HostStub.power_on, "powering on")
             await self.wait_agent(facts)
             return note
 

@@ -22,24 +22,21 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionStart,
-        ControlActs,
-        FetchedImage,
         FetchImage,
-        HostActs,
         ImageFile,
         InstanceFacts,
         InstanceImage,
         InstanceRef,
         LedgerEntries,
         LedgerEntry,
-        Observation,
         RebuildDisk,
         RebuildRequest,
         RestoreOldDisk,
         Shutdown,
-        ShutdownResult,
     )
 
 from workflows._base.action import InstanceAction
@@ -55,7 +52,7 @@ class RebuildInstance(InstanceAction):
             new = facts.rebuild
             assert new is not None
             ref = InstanceRef(facts.instance_id)
-            obs = await on_host(facts.host, HostActs.OBSERVE, ref, Observation)
+            obs = await on_host(facts.host, HostStub.observe, ref)
             was_running = obs.power == "running"
             paths = await self._fetch(facts, [i for i in (new.root, new.kernel, new.ramdisk)
                                               if i])
@@ -67,31 +64,32 @@ class RebuildInstance(InstanceAction):
 
             async def restore_old() -> None:
                 if not committed:
-                    await on_host(facts.host, HostActs.RESTORE_OLD_DISK,
+                    await on_host(facts.host, HostStub.restore_old_disk,
                                   RestoreOldDisk(facts.instance_id, was_running),
                                   timeout_s=300, attempts=0)
 
             undo.push("disk", restore_old)
             self.at("creating the new disk")
-            await on_host(facts.host, HostActs.PREPARE_REBUILD, disk, timeout_s=300)
+            await on_host(facts.host, HostStub.prepare_rebuild, disk, timeout_s=300)
             if was_running:
                 self.at("shutting down")
-                await on_host(facts.host, HostActs.SHUTDOWN,
-                              Shutdown(facts.instance_id, facts.stop_timeout_s), ShutdownResult,
+                await on_host(facts.host, HostStub.shutdown,
+                              Shutdown(facts.instance_id, facts.stop_timeout_s),
                               timeout_s=facts.stop_timeout_s + 60)
             self.at("booting the new disk")
-            await on_host(facts.host, HostActs.SWAP_IN_REBUILD, disk, timeout_s=300)
+            await on_host(facts.host, HostStub.swap_in_rebuild, disk, timeout_s=300)
             await self.wait_agent(facts)  # facts.agent: the new image's
             if facts.vm_state == "stopped":  # it stays off, as the user left it
                 self.at("shutting down after the verifying boot")
-                await on_host(facts.host, HostActs.SHUTDOWN,
-                              Shutdown(facts.instance_id, facts.stop_timeout_s), ShutdownResult,
+                await on_host(facts.host, HostStub.shutdown,
+                              Shutdown(facts.instance_id, facts.stop_timeout_s),
                               timeout_s=facts.stop_timeout_s + 60)
             # the guest booted from the new disk: no way back from here
             committed = True
             self.at("deleting the old disk")
-            await control(ControlActs.SET_IMAGE, InstanceImage(facts.instance_id, new.image_id))
-            await on_host(facts.host, HostActs.COMMIT_REBUILD, ref, attempts=0)
+            await control(ControlStub.set_instance_image,
+                          InstanceImage(facts.instance_id, new.image_id))
+            await on_host(facts.host, HostStub.commit_rebuild, ref, attempts=0)
             return f"rebuilt from image {new.image_id}"
 
         await self.run_action(
@@ -100,11 +98,11 @@ class RebuildInstance(InstanceAction):
     async def _fetch(self, facts: InstanceFacts, images: list[ImageFile]) -> dict[str, str]:
         """Into the host's cache, ledgered like launch's (cache entries are shared)."""
         self.at("fetching image")
-        await control(ControlActs.LEDGER_RECORD, LedgerEntries(
+        await control(ControlStub.ledger_record, LedgerEntries(
             [LedgerEntry(facts.host, "cache", i.image_id) for i in images]))
         fetched = await all_of(*[
-            on_host(facts.host, HostActs.FETCH_IMAGE, FetchImage(i), FetchedImage,
-                    heartbeat_s=30, timeout_s=1800)
+            on_host(facts.host, HostStub.fetch_image, FetchImage(i), heartbeat_s=30,
+                    timeout_s=1800)
             for i in images
         ])
         return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}

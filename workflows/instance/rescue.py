@@ -8,12 +8,11 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionStart,
         AutoUnrescueRequest,
-        FetchedImage,
         FetchImage,
-        HostActs,
         InstanceFacts,
         InstanceRef,
         RescueRequest,
@@ -34,19 +33,19 @@ class RescueInstance(InstanceAction):
         async def body(facts: InstanceFacts, undo: Compensations) -> None:
             assert facts.rescue_image is not None
             self.at("fetching rescue image")
-            cached = await on_host(facts.host, HostActs.FETCH_IMAGE,
-                                   FetchImage(facts.rescue_image), FetchedImage,
-                                   heartbeat_s=30, timeout_s=1800)
+            cached = await on_host(facts.host, HostStub.fetch_image,
+                                   FetchImage(facts.rescue_image), heartbeat_s=30,
+                                   timeout_s=1800)
             ref = InstanceRef(facts.instance_id)
 
             async def back_to_original() -> None:
-                await on_host(facts.host, HostActs.UNRESCUE, ref, attempts=0)
+                await on_host(facts.host, HostStub.unrescue, ref, attempts=0)
                 if facts.vm_state != "active":  # it was off before the rescue
-                    await on_host(facts.host, HostActs.POWER_OFF, ref, attempts=0)
+                    await on_host(facts.host, HostStub.power_off, ref, attempts=0)
 
             undo.push("rescue", back_to_original)
             self.at("booting the rescue image")
-            await on_host(facts.host, HostActs.RESCUE, RescueSpec(
+            await on_host(facts.host, HostStub.rescue, RescueSpec(
                 facts.instance_id, cached.path, facts.rescue_image.disk_format), timeout_s=300)
             await self.wait_agent(facts)
             return None

@@ -18,23 +18,20 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionStart,
-        ControlActs,
-        HostActs,
         InstanceFacts,
         InstanceUpdate,
     )
     from vmflow.contracts.snapshots import (
         RotateBackups,
-        RotatedBackups,
         SnapshotDisk,
         SnapshotDone,
         SnapshotFailed,
         SnapshotFile,
-        SnapshotPlan,
         SnapshotRequest,
-        SnapshotTaken,
     )
 
 from workflows._base.action import InstanceAction
@@ -52,26 +49,26 @@ class SnapshotInstance(InstanceAction):
         backup = req.backup_type is not None
 
         async def body(facts: InstanceFacts, undo: Compensations) -> str | None:
-            plan = await control(ControlActs.SNAPSHOT_BEGIN, req, SnapshotPlan)
+            plan = await control(ControlStub.snapshot_begin, req)
             file = SnapshotFile(req.instance_id, req.image_id, thaw=plan.quiesce)
 
             async def discard() -> None:  # no job, no frozen guest, no local file
-                await on_host(facts.host, HostActs.DISCARD_SNAPSHOT, file, attempts=0)
+                await on_host(facts.host, HostStub.discard_snapshot, file, attempts=0)
 
             undo.push("snapshot", discard)
             self.at("copying the disk")
             taken = await on_host(
-                facts.host, HostActs.SNAPSHOT_DISK,
+                facts.host, HostStub.snapshot_disk,
                 SnapshotDisk(req.instance_id, req.image_id, plan.quiesce, plan.require_quiesce,
                              plan.thaw_deadline_s),
-                SnapshotTaken, timeout_s=COPY_TIMEOUT_S, give_up_after_s=COPY_TIMEOUT_S * 3)
+                timeout_s=COPY_TIMEOUT_S, give_up_after_s=COPY_TIMEOUT_S * 3)
 
             self.at("uploading the image", 50)
-            await control(ControlActs.UPDATE_INSTANCE,
+            await control(ControlStub.update_instance,
                           InstanceUpdate(req.instance_id, task_state="image_uploading"))
-            await on_host(facts.host, HostActs.UPLOAD_SNAPSHOT, file,
+            await on_host(facts.host, HostStub.upload_snapshot, file,
                           timeout_s=UPLOAD_TIMEOUT_S, give_up_after_s=UPLOAD_TIMEOUT_S * 3)
-            await control(ControlActs.SNAPSHOT_DONE,
+            await control(ControlStub.snapshot_done,
                           SnapshotDone(req.image_id, taken.consistency, taken.source))
             note = f"image {req.image_id}: {taken.consistency} ({taken.source})"
             if taken.frozen_s is not None:
@@ -79,8 +76,8 @@ class SnapshotInstance(InstanceAction):
             if backup:
                 assert req.backup_type is not None and req.rotation is not None
                 self.at("rotating backups", 90)
-                rotated = await control(ControlActs.ROTATE_BACKUPS, RotateBackups(
-                    req.instance_id, req.backup_type, req.rotation), RotatedBackups)
+                rotated = await control(ControlStub.rotate_backups, RotateBackups(
+                    req.instance_id, req.backup_type, req.rotation))
                 if rotated.deleted:
                     note += f"; rotation deleted {', '.join(rotated.deleted)}"
             return note
@@ -89,7 +86,7 @@ class SnapshotInstance(InstanceAction):
 
         async def image_in_error(fault: str) -> None:
             nonlocal recorded
-            await control(ControlActs.SNAPSHOT_FAILED, SnapshotFailed(req.image_id, fault))
+            await control(ControlStub.snapshot_failed, SnapshotFailed(req.image_id, fault))
             recorded = True
 
         # the image in error before the operation ends (older runs: right after it)
@@ -100,6 +97,6 @@ class SnapshotInstance(InstanceAction):
                 None, body, on_failure=first)
         except (Exception, asyncio.CancelledError) as err:
             if not recorded:  # the frame could not even begin, or an older run
-                await control(ControlActs.SNAPSHOT_FAILED,
+                await control(ControlStub.snapshot_failed,
                               SnapshotFailed(req.image_id, describe(err)))
             raise

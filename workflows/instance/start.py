@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionStart,
-        HostActs,
         InstanceFacts,
         InstanceRef,
         OperationRef,
@@ -23,9 +23,9 @@ class StartInstance(InstanceAction):
     @workflow.run
     async def run(self, ref: OperationRef) -> None:
         async def body(facts: InstanceFacts, undo: Compensations) -> None:
-            undo.push("power on", lambda: on_host(facts.host, HostActs.POWER_OFF,
+            undo.push("power on", lambda: on_host(facts.host, HostStub.power_off,
                                                   InstanceRef(facts.instance_id), attempts=0))
-            await self.host(facts, HostActs.POWER_ON, "powering on")
+            await self.host(facts, HostStub.power_on, "powering on")
             await self.wait_agent(facts)
             return None
 

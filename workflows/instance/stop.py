@@ -5,13 +5,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ActionStart,
-        HostActs,
         InstanceFacts,
         OperationRef,
         Shutdown,
-        ShutdownResult,
     )
 
 from workflows._base.action import InstanceAction
@@ -26,10 +25,9 @@ class StopInstance(InstanceAction):
         async def body(facts: InstanceFacts, undo: Compensations) -> str | None:
             # nothing to undo: a guest that is off stays off (the real state decides)
             self.at("shutting down")
-            result = await on_host(facts.host, HostActs.SHUTDOWN,
+            result = await on_host(facts.host, HostStub.shutdown,
                                    Shutdown(facts.instance_id, facts.stop_timeout_s),
-                                   ShutdownResult, heartbeat_s=15,
-                                   timeout_s=facts.stop_timeout_s + 60)
+                                   heartbeat_s=15, timeout_s=facts.stop_timeout_s + 60)
             if not result.clean:
                 return f"the guest ignored shutdown for {facts.stop_timeout_s:g}s; destroyed"
             return None

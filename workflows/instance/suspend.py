@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import ActionStart, HostActs, InstanceFacts, OperationRef
+    from vmflow.contracts.host_stub import HostStub
+    from vmflow.contracts.instances import ActionStart, InstanceFacts, OperationRef
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -17,7 +18,7 @@ class SuspendInstance(InstanceAction):
     async def run(self, ref: OperationRef) -> None:
         async def body(facts: InstanceFacts, undo: Compensations) -> None:
             # one libvirt call: on failure the real domain state is recorded as is
-            await self.host(facts, HostActs.MANAGED_SAVE, "saving memory to disk", timeout_s=300)
+            await self.host(facts, HostStub.managed_save, "saving memory to disk", timeout_s=300)
             return None
 
         await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "suspend"),

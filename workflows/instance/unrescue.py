@@ -5,7 +5,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import ActionStart, HostActs, InstanceFacts, OperationRef
+    from vmflow.contracts.host_stub import HostStub
+    from vmflow.contracts.instances import ActionStart, InstanceFacts, OperationRef
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -17,7 +18,7 @@ class UnrescueInstance(InstanceAction):
     async def run(self, ref: OperationRef) -> None:
         async def body(facts: InstanceFacts, undo: Compensations) -> None:
             # unrescue is its own undo: re-running it converges on the original domain
-            await self.host(facts, HostActs.UNRESCUE, "booting the original disk",
+            await self.host(facts, HostStub.unrescue, "booting the original disk",
                             timeout_s=300)
             await self.wait_agent(facts)
             return None

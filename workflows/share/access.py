@@ -16,18 +16,16 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.shares import (
         RULES_CHANGED_SIGNAL,
-        AccessApplied,
         ApplyAccess,
         RulesApplied,
         ShareAccessSync,
-        ShareControlActs,
         ShareErrors,
         ShareRef,
-        ShareRuleIds,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
 
 from workflows._base.steps import control, error_type
 from workflows.share.steps import ShareWorkflow, on_storage, reason
@@ -73,16 +71,15 @@ class SyncShareAccess(ShareWorkflow):
         self._rounds += 1
         self.at(f"round {self._rounds}: reading the rules")
         try:
-            ids = await control(ShareControlActs.RULES_TO_APPLY, ShareRef(req.share_id),
-                                ShareRuleIds)
+            ids = await control(ControlStub.share_rules_to_apply, ShareRef(req.share_id))
         except Exception as err:
             if error_type(err) == ShareErrors.NOT_FOUND:
                 return False
             raise
         self.at(f"round {self._rounds}: applying {len(ids.rules)} rule(s)")
         try:
-            done = await on_storage(req.host, StorageActs.APPLY_ACCESS,
-                                    ApplyAccess(req.share_id, ids.rules), AccessApplied,
+            done = await on_storage(req.host, StorageStub.apply_access,
+                                    ApplyAccess(req.share_id, ids.rules),
                                     schedule_to_start_s=wait_s)
             outcome = RulesApplied(req.share_id, done.applied, ids.denying, done.errors)
         except Exception as err:
@@ -91,5 +88,5 @@ class SyncShareAccess(ShareWorkflow):
             why = reason(err, req.host)
             failed = [r.rule_id for r in ids.rules] + ids.denying
             outcome = RulesApplied(req.share_id, [], [], {i: why for i in failed})
-        await control(ShareControlActs.RULES_APPLIED, outcome)
+        await control(ControlStub.share_rules_applied, outcome)
         return True

@@ -13,17 +13,16 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import ControlActs, LedgerEntries, LedgerEntry
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.instances import LedgerEntries, LedgerEntry
     from vmflow.contracts.shares import (
-        ShareControlActs,
-        ShareExported,
         ShareLedger,
         ShareOp,
         ShareRef,
         ShareSpec,
         ShareUpdate,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
     from vmflow.share_states import ShareStatus
 
 from workflows._base.saga import Compensations
@@ -43,23 +42,23 @@ class CreateShare(ShareWorkflow):
             entry = LedgerEntries([LedgerEntry(op.host, ShareLedger.SHARE, op.share_id)])
 
             async def delete_share() -> None:  # unexport, unmount, delete: gone is success
-                await on_storage(op.host, StorageActs.DELETE_SHARE, spec,
+                await on_storage(op.host, StorageStub.delete_share, spec,
                                  schedule_to_start_s=wait_s, attempts=0, give_up_after_s=300)
                 # forgotten only once the backend holds nothing of it
-                await control(ControlActs.LEDGER_FORGET, entry)
+                await control(ControlStub.ledger_forget, entry)
 
             undo.push("share", delete_share)
-            await control(ControlActs.LEDGER_RECORD, entry)
+            await control(ControlStub.ledger_record, entry)
             self.at("creating the share" + (" from a snapshot" if op.snapshot_id else ""))
-            exported = await on_storage(op.host, StorageActs.CREATE_SHARE, spec, ShareExported,
+            exported = await on_storage(op.host, StorageStub.create_share, spec,
                                         schedule_to_start_s=wait_s, timeout_s=300)
         except (Exception, asyncio.CancelledError) as err:
             async def in_error(fault: str) -> None:
-                await control(ShareControlActs.SET_SHARE, ShareUpdate(
+                await control(ControlStub.share_set, ShareUpdate(
                     op.share_id, status=ShareStatus.ERROR, fault=fault))
 
             await self.undo_and_fail(err, undo, op.host, op.operation_id, "share", in_error)
-        await control(ShareControlActs.SET_SHARE, ShareUpdate(
+        await control(ControlStub.share_set, ShareUpdate(
             op.share_id, status=ShareStatus.AVAILABLE, export_locations=exported.export_locations,
             clear_fault=True))
         await self.finish(op.operation_id, "succeeded")

@@ -16,9 +16,9 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.instances import Errors
     from vmflow.contracts.shares import (
-        ShareControlActs,
         ShareLedger,
         ShareOp,
         ShareRef,
@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
         ShareUpdate,
         SnapshotSpec,
         SnapshotUpdate,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
     from vmflow.share_states import ShareStatus
 
 from workflows._base.steps import control, error_type
@@ -49,30 +49,30 @@ class DeleteShare(ShareWorkflow):
             await self.finish(op.operation_id, "failed", fault)
             raise ApplicationError(fault, type=Errors.INVALID_STATE, non_retryable=True)
         wait_s = plan.schedule_to_start_s
-        await control(ShareControlActs.SET_SHARE,
+        await control(ControlStub.share_set,
                       ShareUpdate(op.share_id, status=ShareStatus.DELETING))
         try:
             for snapshot_id in plan.snapshot_ids:  # only with force (refused above otherwise)
                 self.at("deleting snapshot " + snapshot_id)
-                await control(ShareControlActs.SET_SNAPSHOT,
+                await control(ControlStub.share_snapshot_set,
                               SnapshotUpdate(snapshot_id, "deleting"))
-                await on_storage(op.host, StorageActs.DELETE_SNAPSHOT,
+                await on_storage(op.host, StorageStub.delete_snapshot,
                                  SnapshotSpec(op.share_id, snapshot_id),
                                  schedule_to_start_s=wait_s)
                 await self.forget(op.host, ShareLedger.SNAPSHOT, snapshot_id)
-                await control(ShareControlActs.FINISH_SNAPSHOT,
+                await control(ControlStub.share_snapshot_finish,
                               SnapshotSpec(op.share_id, snapshot_id))
             self.at("deleting the share")
-            await on_storage(op.host, StorageActs.DELETE_SHARE,
+            await on_storage(op.host, StorageStub.delete_share,
                              ShareSpec(op.share_id, plan.size_gb), schedule_to_start_s=wait_s,
                              timeout_s=300)
             await self.forget(op.host, ShareLedger.SHARE, op.share_id)
         except Exception as err:
             # nothing to undo (each step only removes); a retried delete finishes it
             fault = "delete failed: " + reason(err, op.host)
-            await control(ShareControlActs.SET_SHARE, ShareUpdate(
+            await control(ControlStub.share_set, ShareUpdate(
                 op.share_id, status=ShareStatus.ERROR_DELETING, fault=fault))
             await self.finish(op.operation_id, "failed", fault)
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
-        await control(ShareControlActs.FINISH_SHARE, ShareRef(op.share_id))
+        await control(ControlStub.share_finish, ShareRef(op.share_id))
         await self.finish(op.operation_id, "succeeded")

@@ -12,16 +12,16 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import ControlActs, LedgerEntries, LedgerEntry
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.instances import LedgerEntries, LedgerEntry
     from vmflow.contracts.shares import (
-        ShareControlActs,
         ShareLedger,
         ShareRef,
         ShareSnapshotOp,
         SnapshotSpec,
         SnapshotUpdate,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
 
 from workflows._base.saga import Compensations
 from workflows._base.steps import control
@@ -40,20 +40,20 @@ class CreateShareSnapshot(ShareWorkflow):
             wait_s = plan.schedule_to_start_s
 
             async def delete_snapshot() -> None:  # gone is success
-                await on_storage(op.host, StorageActs.DELETE_SNAPSHOT, spec,
+                await on_storage(op.host, StorageStub.delete_snapshot, spec,
                                  schedule_to_start_s=wait_s, attempts=0, give_up_after_s=300)
-                await control(ControlActs.LEDGER_FORGET, entry)  # once it is gone
+                await control(ControlStub.ledger_forget, entry)  # once it is gone
 
             undo.push("snapshot", delete_snapshot)
-            await control(ControlActs.LEDGER_RECORD, entry)
+            await control(ControlStub.ledger_record, entry)
             self.at("taking the snapshot")
-            await on_storage(op.host, StorageActs.CREATE_SNAPSHOT, spec,
+            await on_storage(op.host, StorageStub.create_snapshot, spec,
                              schedule_to_start_s=wait_s, timeout_s=300)
         except (Exception, asyncio.CancelledError) as err:
             async def in_error(fault: str) -> None:
-                await control(ShareControlActs.SET_SNAPSHOT,
+                await control(ControlStub.share_snapshot_set,
                               SnapshotUpdate(op.snapshot_id, "error", fault))
 
             await self.undo_and_fail(err, undo, op.host, op.operation_id, "snapshot", in_error)
-        await control(ShareControlActs.SET_SNAPSHOT, SnapshotUpdate(op.snapshot_id, "available"))
+        await control(ControlStub.share_snapshot_set, SnapshotUpdate(op.snapshot_id, "available"))
         await self.finish(op.operation_id, "succeeded")

@@ -8,15 +8,15 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.shares import (
-        ShareControlActs,
         ShareLedger,
         ShareRef,
         ShareSnapshotOp,
         SnapshotSpec,
         SnapshotUpdate,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
 
 from workflows._base.steps import control, error_type
 from workflows.share.steps import ShareWorkflow, on_storage, reason
@@ -32,17 +32,17 @@ class DeleteShareSnapshot(ShareWorkflow):
         except Exception as err:  # e.g. the row is gone: nothing changed
             await self.finish(op.operation_id, "failed", reason(err, op.host))
             raise
-        await control(ShareControlActs.SET_SNAPSHOT, SnapshotUpdate(op.snapshot_id, "deleting"))
+        await control(ControlStub.share_snapshot_set, SnapshotUpdate(op.snapshot_id, "deleting"))
         try:
             self.at("deleting the snapshot")
-            await on_storage(op.host, StorageActs.DELETE_SNAPSHOT, spec,
+            await on_storage(op.host, StorageStub.delete_snapshot, spec,
                              schedule_to_start_s=plan.schedule_to_start_s, timeout_s=300)
             await self.forget(op.host, ShareLedger.SNAPSHOT, op.snapshot_id)
         except Exception as err:
             fault = "delete failed: " + reason(err, op.host)
-            await control(ShareControlActs.SET_SNAPSHOT,
+            await control(ControlStub.share_snapshot_set,
                           SnapshotUpdate(op.snapshot_id, "error_deleting", fault))
             await self.finish(op.operation_id, "failed", fault)
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
-        await control(ShareControlActs.FINISH_SNAPSHOT, spec)
+        await control(ControlStub.share_snapshot_finish, spec)
         await self.finish(op.operation_id, "succeeded")

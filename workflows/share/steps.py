@@ -7,30 +7,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.instances import (
-        ControlActs,
-        Errors,
-        FinishOperation,
-        LedgerEntries,
-        LedgerEntry,
-    )
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.instances import Errors, FinishOperation, LedgerEntries, LedgerEntry
     from vmflow.contracts.shares import (
-        ShareControlActs,
         ShareErrors,
         SharePlan,
         ShareRef,
         ShareResize,
         ShareResizeOp,
         ShareUpdate,
-        StorageActs,
     )
+    from vmflow.contracts.storage_stub import StorageStub
     from vmflow.names import SA_HOST, storage_queue
     from vmflow.share_states import ShareStatus
 
@@ -44,7 +38,8 @@ from workflows._base.steps import (
     root_cause,
 )
 
-T = TypeVar("T")
+A = TypeVar("A")  # a storage activity's input
+R = TypeVar("R")  # ... and its result, both read off StorageStub
 
 # what a storage worker says when retrying cannot help (it changed nothing)
 REFUSALS = [ShareErrors.SHRINK_BELOW_USED, ShareErrors.POOL_FULL, ShareErrors.NOT_FOUND]
@@ -52,21 +47,21 @@ REFUSALS = [ShareErrors.SHRINK_BELOW_USED, ShareErrors.POOL_FULL, ShareErrors.NO
 
 async def on_storage(
     host: str,
-    name: str,
-    arg: Any,
-    result_type: type[T] | None = None,
+    act: Callable[[StorageStub, A], Awaitable[R]],
+    arg: A,
     *,
     schedule_to_start_s: float,
     timeout_s: float = 120,
     give_up_after_s: float = 600,
     attempts: int = 5,
-) -> T:
-    """Run a step on the storage worker of `host`. schedule_to_start_s bounds how
+) -> R:
+    """Run a step on the storage worker of `host`: `on_storage(host,
+    StorageStub.create_share, spec, schedule_to_start_s=...)`. schedule_to_start_s bounds how
     long it may take to pick the step up, so a dead storage worker is noticed in
     seconds and the operation compensates instead of hanging. Undo steps pass
     attempts=0 (retry until give_up_after_s)."""
-    result: T = await workflow.execute_activity(
-        name,
+    return await workflow.execute_activity_method(
+        act,
         arg,
         task_queue=storage_queue(host),
         schedule_to_start_timeout=timedelta(seconds=schedule_to_start_s),
@@ -79,9 +74,7 @@ async def on_storage(
             maximum_attempts=attempts,
             non_retryable_error_types=[*Errors.ALL, *REFUSALS],
         ),
-        result_type=result_type,
     )
-    return result
 
 
 def reason(err: BaseException, host: str) -> str:
@@ -103,18 +96,18 @@ class ShareWorkflow(Reporting):
     async def plan(self, ref: ShareRef, host: str) -> SharePlan:
         self.at("starting", None, host)
         workflow.upsert_search_attributes([SA_HOST.value_set(host)])
-        return await control(ShareControlActs.PLAN, ref, SharePlan)
+        return await control(ControlStub.share_plan, ref)
 
     @staticmethod
     async def forget(host: str, kind: str, key: str) -> None:
         """A share's or snapshot's ledger entry (DESIGN decision 9), once the storage
         host holds nothing of it any more."""
-        await control(ControlActs.LEDGER_FORGET, LedgerEntries([LedgerEntry(host, kind, key)]))
+        await control(ControlStub.ledger_forget, LedgerEntries([LedgerEntry(host, kind, key)]))
 
     async def finish(self, operation_id: str, status: str, error: str | None = None) -> None:
         if status == "succeeded":
             self.at("done", 100)
-        await control(ControlActs.FINISH_OPERATION, FinishOperation(operation_id, status, error))
+        await control(ControlStub.finish_operation, FinishOperation(operation_id, status, error))
 
     async def undo_and_fail(self, err: BaseException, undo: Compensations, host: str,
                             operation_id: str, what: str,
@@ -146,10 +139,10 @@ class ShareWorkflow(Reporting):
             await self.finish(op.operation_id, "failed", reason(err, op.host))
             raise
         old, wait_s = plan.size_gb, plan.schedule_to_start_s
-        await control(ShareControlActs.SET_SHARE, ShareUpdate(op.share_id, status=during))
+        await control(ControlStub.share_set, ShareUpdate(op.share_id, status=during))
         try:
             self.at(f"{verb} to {op.new_size_gb} GiB")
-            await on_storage(op.host, StorageActs.RESIZE_SHARE,
+            await on_storage(op.host, StorageStub.resize_share,
                              ShareResize(op.share_id, op.new_size_gb), schedule_to_start_s=wait_s)
         except (Exception, asyncio.CancelledError) as err:
             fault = f"{verb} to {op.new_size_gb} GiB failed: {reason(err, op.host)}"
@@ -159,17 +152,17 @@ class ShareWorkflow(Reporting):
             if not refused(err) and not not_picked_up(err):
                 self.at("compensating")
                 try:
-                    await on_storage(op.host, StorageActs.RESIZE_SHARE,
+                    await on_storage(op.host, StorageStub.resize_share,
                                      ShareResize(op.share_id, old), schedule_to_start_s=wait_s,
                                      attempts=0, give_up_after_s=300)
                 except Exception as undo_err:
                     status = stuck
                     fault += f"; setting the {old} GiB limit back failed: " \
                              f"{reason(undo_err, op.host)}"
-            await control(ShareControlActs.SET_SHARE, ShareUpdate(
+            await control(ControlStub.share_set, ShareUpdate(
                 op.share_id, status=status, size_gb=old, fault=fault))
             await self.finish(op.operation_id, "failed", fault)
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
-        await control(ShareControlActs.SET_SHARE, ShareUpdate(
+        await control(ControlStub.share_set, ShareUpdate(
             op.share_id, status=ShareStatus.AVAILABLE, size_gb=op.new_size_gb, clear_fault=True))
         await self.finish(op.operation_id, "succeeded")

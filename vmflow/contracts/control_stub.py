@@ -1,0 +1,228 @@
+"""The activities of the `control` queue as workflows see them: name, input, output.
+
+Workflows call these (workflows/_base/steps.py `control(ControlStub.schedule, req)`);
+the control worker runs the real ones in activities/control/, registered under the
+same names. tests/unit/test_activity_stubs.py keeps both sides in step.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from vmflow.contracts.instances import (
+    ActionEnd,
+    ActionStart,
+    AutoUnrescueRequest,
+    AutoUnrescueStep,
+    ClaimRequest,
+    ControlActs,
+    DeletePlan,
+    FinishOperation,
+    HostInfo,
+    InstanceFacts,
+    InstanceHost,
+    InstanceIds,
+    InstanceImage,
+    InstanceRef,
+    InstanceUpdate,
+    LaunchPlan,
+    LedgerEntries,
+    OperationRef,
+    ScheduleRequest,
+    ScheduleResult,
+    SyncApply,
+    SyncCandidates,
+    SyncResult,
+)
+from vmflow.contracts.reconcile import (
+    ImageStoreReport,
+    ImageStoreRequest,
+    ReconcileHosts,
+    ReconcileLedgerRequest,
+    ReconcilePlan,
+    ReconcilePlanRequest,
+    StoragePlan,
+    StoragePlanRequest,
+)
+from vmflow.contracts.shares import (
+    RulesApplied,
+    ShareAccessSync,
+    ShareControlActs,
+    SharePlan,
+    ShareRef,
+    ShareRuleIds,
+    ShareUpdate,
+    SnapshotSpec,
+    SnapshotUpdate,
+)
+from vmflow.contracts.snapshots import (
+    AwaitOperation,
+    OperationOutcome,
+    RotateBackups,
+    RotatedBackups,
+    ScheduledBackupRequest,
+    ScheduledBackupStart,
+    SnapshotDone,
+    SnapshotFailed,
+    SnapshotPlan,
+    SnapshotRequest,
+)
+
+RUNS_ON_THE_WORKER = "declared here; the control worker runs this activity"
+
+
+class ControlStub:
+    """Database steps, the scheduler and the reconcilers' judgements (queue `control`)."""
+
+    # ---- launch and delete ---------------------------------------------------------
+    @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
+    async def validate_launch(self, ref: OperationRef) -> LaunchPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SCHEDULE)
+    async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.CLAIM)
+    async def claim(self, req: ClaimRequest) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RELEASE_CLAIM)
+    async def release_claim(self, req: InstanceHost) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.LEDGER_RECORD)
+    async def ledger_record(self, req: LedgerEntries) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.LEDGER_FORGET)
+    async def ledger_forget(self, req: LedgerEntries) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.LEDGER_FORGET_INSTANCE)
+    async def ledger_forget_instance(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.UPDATE_INSTANCE)
+    async def update_instance(self, u: InstanceUpdate) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.FINISH_OPERATION)
+    async def finish_operation(self, f: FinishOperation) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.BEGIN_DELETE)
+    async def begin_delete(self, ref: OperationRef) -> DeletePlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.REGISTER_HOST)
+    async def register_host(self, info: HostInfo) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- instance actions --------------------------------------------------------------
+    @activity.defn(name=ControlActs.BEGIN_ACTION)
+    async def begin_action(self, req: ActionStart) -> InstanceFacts:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.END_ACTION)
+    async def end_action(self, req: ActionEnd) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SET_IMAGE)
+    async def set_instance_image(self, req: InstanceImage) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.START_AUTO_UNRESCUE)
+    async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> AutoUnrescueStep:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- snapshots, backups and their schedules ------------------------------------------
+    @activity.defn(name=ControlActs.SNAPSHOT_BEGIN)
+    async def snapshot_begin(self, req: SnapshotRequest) -> SnapshotPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SNAPSHOT_DONE)
+    async def snapshot_done(self, req: SnapshotDone) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SNAPSHOT_FAILED)
+    async def snapshot_failed(self, req: SnapshotFailed) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.ROTATE_BACKUPS)
+    async def rotate_backups(self, req: RotateBackups) -> RotatedBackups:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.START_SCHEDULED_BACKUP)
+    async def start_scheduled_backup(self, req: ScheduledBackupRequest) -> ScheduledBackupStart:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.AWAIT_OPERATION)
+    async def await_operation(self, req: AwaitOperation) -> OperationOutcome:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.DELETE_BACKUP_SCHEDULES)
+    async def delete_backup_schedules(self, ref: InstanceRef) -> int:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- reconcilers ---------------------------------------------------------------------
+    @activity.defn(name=ControlActs.SYNC_CANDIDATES)
+    async def power_sync_candidates(self, req: InstanceIds) -> SyncCandidates:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SYNC_APPLY)
+    async def power_sync_apply(self, req: SyncApply) -> SyncResult:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RECONCILE_HOSTS)
+    async def reconcile_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RECONCILE_PLAN)
+    async def reconcile_plan(self, req: ReconcilePlanRequest) -> ReconcilePlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RECONCILE_IMAGE_STORE)
+    async def reconcile_image_store(self, req: ImageStoreRequest) -> ImageStoreReport:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RECONCILE_STORAGE_HOSTS)
+    async def reconcile_storage_hosts(self, req: ReconcileLedgerRequest) -> ReconcileHosts:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RECONCILE_SHARES)
+    async def reconcile_shares(self, req: StoragePlanRequest) -> StoragePlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RESYNC_SHARE_ACCESS)
+    async def resync_share_access(self, req: ShareAccessSync) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- shares (database side) ------------------------------------------------------------
+    @activity.defn(name=ShareControlActs.PLAN)
+    async def share_plan(self, ref: ShareRef) -> SharePlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ShareControlActs.SET_SHARE)
+    async def share_set(self, u: ShareUpdate) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ShareControlActs.FINISH_SHARE)
+    async def share_finish(self, ref: ShareRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ShareControlActs.RULES_TO_APPLY)
+    async def share_rules_to_apply(self, ref: ShareRef) -> ShareRuleIds:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ShareControlActs.RULES_APPLIED)
+    async def share_rules_applied(self, r: RulesApplied) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ShareControlActs.SET_SNAPSHOT)
+    async def share_snapshot_set(self, u: SnapshotUpdate) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ShareControlActs.FINISH_SNAPSHOT)
+    async def share_snapshot_finish(self, spec: SnapshotSpec) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -1,0 +1,150 @@
+"""The activities of a hypervisor host's queue (`hv.<host>`) as workflows see them:
+name, input, output.
+
+Workflows call these (workflows/_base/steps.py `on_host(host, HostStub.fetch_image,
+arg)`); each host's worker runs the real ones in activities/hypervisor/, registered
+under the same names. tests/unit/test_activity_stubs.py keeps both sides in step.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from vmflow.contracts.instances import (
+    ConfigDrive,
+    ConfigDriveCreated,
+    CreateDisk,
+    DefineDomain,
+    DiskCreated,
+    FetchedImage,
+    FetchImage,
+    HostActs,
+    InstanceIds,
+    InstanceRef,
+    Observation,
+    Observations,
+    RebuildDisk,
+    Rescue,
+    RestoreOldDisk,
+    Shutdown,
+    ShutdownResult,
+    WaitAgent,
+)
+from vmflow.contracts.reconcile import HostRef, HostResources
+from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken
+
+RUNS_ON_THE_WORKER = "declared here; a hypervisor worker (hv.<host>) runs this activity"
+
+
+class HostStub:
+    """libvirt and qemu-img steps on one host (queue `hv.<host>`)."""
+
+    # ---- launch and delete ---------------------------------------------------------
+    @activity.defn(name=HostActs.FETCH_IMAGE)
+    async def fetch_image(self, req: FetchImage) -> FetchedImage:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.CREATE_DISK)
+    async def create_disk(self, req: CreateDisk) -> DiskCreated:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.CONFIG_DRIVE)
+    async def create_config_drive(self, req: ConfigDrive) -> ConfigDriveCreated:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DEFINE_DOMAIN)
+    async def define_domain(self, req: DefineDomain) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.START_DOMAIN)
+    async def start_domain(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.WAIT_AGENT)
+    async def wait_agent(self, req: WaitAgent) -> float:
+        """Seconds until the guest agent answered."""
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DESTROY_DOMAIN)
+    async def destroy_domain(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DELETE_DISKS)
+    async def delete_instance_files(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- power and state -----------------------------------------------------------------
+    @activity.defn(name=HostActs.OBSERVE)
+    async def observe(self, ref: InstanceRef) -> Observation:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.OBSERVE_MANY)
+    async def observe_many(self, req: InstanceIds) -> Observations:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.POWER_ON)
+    async def power_on(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.POWER_OFF)
+    async def power_off(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.SHUTDOWN)
+    async def shutdown(self, req: Shutdown) -> ShutdownResult:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.PAUSE)
+    async def pause(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.UNPAUSE)
+    async def unpause(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.MANAGED_SAVE)
+    async def managed_save(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.RESCUE)
+    async def rescue(self, req: Rescue) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.UNRESCUE)
+    async def unrescue(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- rebuild -------------------------------------------------------------------------
+    @activity.defn(name=HostActs.PREPARE_REBUILD)
+    async def prepare_rebuild(self, req: RebuildDisk) -> DiskCreated:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.SWAP_IN_REBUILD)
+    async def swap_in_rebuild(self, req: RebuildDisk) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.COMMIT_REBUILD)
+    async def commit_rebuild(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.RESTORE_OLD_DISK)
+    async def restore_old_disk(self, req: RestoreOldDisk) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- snapshots -----------------------------------------------------------------------
+    @activity.defn(name=HostActs.SNAPSHOT_DISK)
+    async def snapshot_disk(self, req: SnapshotDisk) -> SnapshotTaken:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.UPLOAD_SNAPSHOT)
+    async def upload_snapshot(self, req: SnapshotFile) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DISCARD_SNAPSHOT)
+    async def discard_snapshot(self, req: SnapshotFile) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- the ledger reconciler -------------------------------------------------------------
+    @activity.defn(name=HostActs.LIST_RESOURCES)
+    async def list_instance_resources(self, ref: HostRef) -> HostResources:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
