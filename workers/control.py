@@ -5,8 +5,10 @@ the ledger one."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -39,20 +41,25 @@ from workers.common import connect_patiently, run_until_signalled, setup_logging
 from workflows.registry import ALL as WORKFLOWS
 
 
+def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
+    """Every activity this worker registers (each declared in ControlStub)."""
+    return [*ControlActivities(settings, client).all(),
+            *BackupScheduleActivities(settings, client).all(),
+            *ActionActivities(settings).all(),
+            *AutoUnrescueActivities(settings, client).all(),
+            *SnapshotImageActivities(settings).all(),
+            *LedgerReconcileActivities(settings, client).all(),
+            *ImageStoreReconcileActivities(settings, client).all(),
+            *ShareReconcileActivities(settings, client).all(),
+            *ShareControlActivities(settings).all()]
+
+
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
         client,
         task_queue=CONTROL_QUEUE,
         workflows=WORKFLOWS,
-        activities=[*ControlActivities(settings, client).all(),
-                    *BackupScheduleActivities(settings, client).all(),
-                    *ActionActivities(settings).all(),
-                    *AutoUnrescueActivities(settings, client).all(),
-                    *SnapshotImageActivities(settings).all(),
-                    *LedgerReconcileActivities(settings, client).all(),
-                    *ImageStoreReconcileActivities(settings, client).all(),
-                    *ShareReconcileActivities(settings, client).all(),
-                    *ShareControlActivities(settings).all()],
+        activities=activities(settings, client),
         activity_executor=executor,
         max_concurrent_activities=16,
     )

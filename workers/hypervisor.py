@@ -7,7 +7,9 @@ through the control plane; it never touches the database itself.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -21,13 +23,18 @@ from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging
 
 
-def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+def activities(settings: Settings) -> list[Callable[..., Any]]:
+    """Every activity this worker registers (each declared in HostStub), on one
+    libvirt connection to settings.libvirt_uri."""
     acts = HostActivities(settings, Connection(settings.libvirt_uri))
+    return [*acts.all(), *SnapshotActivities(settings, acts.conn, acts.instance_dir).all()]
+
+
+def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     return Worker(
         client,
         task_queue=hv_queue(settings.host),
-        activities=[*acts.all(),
-                    *SnapshotActivities(settings, acts.conn, acts.instance_dir).all()],
+        activities=activities(settings),
         activity_executor=executor,
         max_concurrent_activities=16,
     )

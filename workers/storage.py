@@ -9,7 +9,9 @@ exports. It never touches the database itself.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -30,13 +32,17 @@ def exporter(settings: Settings) -> Exporter:
     return GaneshaExports(settings)
 
 
+def activities(settings: Settings, export: Exporter) -> list[Callable[..., Any]]:
+    """Every activity this worker registers (each declared in StorageStub)."""
+    return StorageActivities(settings, export).all()
+
+
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor,
           export: Exporter | None = None) -> Worker:
-    acts = StorageActivities(settings, export if export is not None else exporter(settings))
     return Worker(
         client,
         task_queue=storage_queue(settings.storage_name),
-        activities=acts.all(),
+        activities=activities(settings, export if export is not None else exporter(settings)),
         activity_executor=executor,
         max_concurrent_activities=MAX_ACTIVITIES,
     )
