@@ -4,6 +4,7 @@ activity groups (control, hypervisor, storage) never import each other, since ea
 runs in a different worker on a different machine."""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,14 @@ def test_workflows_import_only_contracts_states_and_names() -> None:
                "workflows", "temporalio", "__future__", "asyncio", "datetime", "typing",
                "collections", "dataclasses")
     bad = [(f, m) for f, m in imports("workflows") if not m.startswith(allowed)]
+    assert bad == []
+
+
+def test_contracts_import_only_the_standard_library_and_temporalio() -> None:
+    """Payloads and activity stubs stay cheap to load in the workflow sandbox."""
+    bad = [(f, m) for f, m in imports("vmflow/contracts")
+           if m.split(".")[0] not in sys.stdlib_module_names
+           and not m.startswith(("temporalio", "vmflow.contracts"))]
     assert bad == []
 
 

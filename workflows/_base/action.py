@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         InstanceRef,
         WaitAgent,
     )
+    from vmflow.states import VmState
 
 from workflows._base.saga import Compensations
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
@@ -68,7 +69,7 @@ class InstanceAction(Reporting):
             obs = await on_host(facts.host, HostStub.observe, InstanceRef(facts.instance_id),
                                 give_up_after_s=300)
         except Exception:
-            return "error"  # the host cannot tell us: say so rather than guess
+            return VmState.ERROR  # the host cannot tell us: say so rather than guess
         return obs.vm_state()
 
     async def host(self, facts: InstanceFacts, act: InstanceStep, step: str, *,

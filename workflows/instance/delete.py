@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         InstanceUpdate,
         OperationRef,
     )
+    from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
 
@@ -42,12 +43,12 @@ class DeleteInstance(Reporting):
                 await control(ControlStub.release_claim, InstanceHost(ref.instance_id, plan.host))
             await control(ControlStub.ledger_forget_instance, inst)
             await control(ControlStub.update_instance, InstanceUpdate(
-                ref.instance_id, vm_state="deleted", clear_task_state=True))
+                ref.instance_id, vm_state=TRANSITIONS["delete"].target, clear_task_state=True))
         except Exception as err:
             # nothing to undo (each step only removes); ERROR says a retry is needed
             fault = f"delete failed: {describe(err)}"
             await control(ControlStub.update_instance, InstanceUpdate(
-                ref.instance_id, vm_state="error", clear_task_state=True, fault=fault))
+                ref.instance_id, vm_state=VmState.ERROR, clear_task_state=True, fault=fault))
             await control(ControlStub.finish_operation,
                           FinishOperation(ref.operation_id, "failed", fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         WaitAgent,
     )
     from vmflow.names import SA_HOST
+    from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.saga import Compensations
 from workflows._base.steps import (
@@ -60,7 +61,8 @@ class LaunchInstance(Reporting):
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
         await control(ControlStub.update_instance,
-                      InstanceUpdate(ref.instance_id, vm_state="active", clear_task_state=True))
+                      InstanceUpdate(ref.instance_id, vm_state=TRANSITIONS["create"].target,
+                                     clear_task_state=True))
         await control(ControlStub.finish_operation, FinishOperation(ref.operation_id, "succeeded"))
         return host
 
@@ -166,7 +168,7 @@ class LaunchInstance(Reporting):
         if failed:
             fault += f" (cleanup of {', '.join(failed)} failed; deleting the server retries it)"
         await control(ControlStub.update_instance, InstanceUpdate(
-            ref.instance_id, vm_state="error", clear_task_state=True, clear_host=not failed,
+            ref.instance_id, vm_state=VmState.ERROR, clear_task_state=True, clear_host=not failed,
             fault=fault))
         await control(ControlStub.finish_operation, FinishOperation(
             ref.operation_id, "failed" if failed else "compensated", fault))

@@ -7,6 +7,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import ActionStart, InstanceFacts, OperationRef
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -21,5 +22,5 @@ class PauseInstance(InstanceAction):
             await self.host(facts, HostStub.pause, "pausing", timeout_s=300)
             return None
 
-        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "pause"),
-                              "paused", body)
+        start = ActionStart(ref.instance_id, ref.operation_id, "pause")
+        await self.run_action(start, TRANSITIONS[start.action].target, body)

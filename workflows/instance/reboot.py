@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
         RebootRequest,
         Shutdown,
     )
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -44,5 +45,5 @@ class RebootInstance(InstanceAction):
             return note
 
         action = "reboot-hard" if req.hard else "reboot-soft"
-        await self.run_action(ActionStart(req.instance_id, req.operation_id, action),
-                              "active", body)
+        start = ActionStart(req.instance_id, req.operation_id, action)
+        await self.run_action(start, TRANSITIONS[start.action].target, body)

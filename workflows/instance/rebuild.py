@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         RestoreOldDisk,
         Shutdown,
     )
+    from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -79,7 +80,7 @@ class RebuildInstance(InstanceAction):
             self.at("booting the new disk")
             await on_host(facts.host, HostStub.swap_in_rebuild, disk, timeout_s=300)
             await self.wait_agent(facts)  # facts.agent: the new image's
-            if facts.vm_state == "stopped":  # it stays off, as the user left it
+            if facts.vm_state == VmState.STOPPED:  # it stays off, as the user left it
                 self.at("shutting down after the verifying boot")
                 await on_host(facts.host, HostStub.shutdown,
                               Shutdown(facts.instance_id, facts.stop_timeout_s),
@@ -92,8 +93,8 @@ class RebuildInstance(InstanceAction):
             await on_host(facts.host, HostStub.commit_rebuild, ref, attempts=0)
             return f"rebuilt from image {new.image_id}"
 
-        await self.run_action(
-            ActionStart(req.instance_id, req.operation_id, "rebuild", req.image_id), None, body)
+        start = ActionStart(req.instance_id, req.operation_id, "rebuild", req.image_id)
+        await self.run_action(start, TRANSITIONS[start.action].target, body)
 
     async def _fetch(self, facts: InstanceFacts, images: list[ImageFile]) -> dict[str, str]:
         """Into the host's cache, ledgered like launch's (cache entries are shared)."""

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.contracts.instances import Rescue as RescueSpec
     from vmflow.names import auto_unrescue_workflow_id
+    from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -40,7 +41,7 @@ class RescueInstance(InstanceAction):
 
             async def back_to_original() -> None:
                 await on_host(facts.host, HostStub.unrescue, ref, attempts=0)
-                if facts.vm_state != "active":  # it was off before the rescue
+                if facts.vm_state != VmState.ACTIVE:  # it was off before the rescue
                     await on_host(facts.host, HostStub.power_off, ref, attempts=0)
 
             undo.push("rescue", back_to_original)
@@ -50,9 +51,8 @@ class RescueInstance(InstanceAction):
             await self.wait_agent(facts)
             return None
 
-        await self.run_action(
-            ActionStart(req.instance_id, req.operation_id, "rescue", req.image_id),
-            "rescued", body)
+        start = ActionStart(req.instance_id, req.operation_id, "rescue", req.image_id)
+        await self.run_action(start, TRANSITIONS[start.action].target, body)
         if req.unrescue_after_s:
             await workflow.start_child_workflow(
                 AutoUnrescue.run,

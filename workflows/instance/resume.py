@@ -7,6 +7,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import ActionStart, InstanceFacts, OperationRef
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -22,5 +23,5 @@ class ResumeInstance(InstanceAction):
             await self.wait_agent(facts)
             return None
 
-        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "resume"),
-                              "active", body)
+        start = ActionStart(ref.instance_id, ref.operation_id, "resume")
+        await self.run_action(start, TRANSITIONS[start.action].target, body)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         SnapshotFile,
         SnapshotRequest,
     )
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -91,10 +92,10 @@ class SnapshotInstance(InstanceAction):
 
         # the image in error before the operation ends (older runs: right after it)
         first = image_in_error if workflow.patched("snapshot-image-error-first") else None
+        start = ActionStart(req.instance_id, req.operation_id, "backup" if backup else "snapshot")
         try:
-            await self.run_action(
-                ActionStart(req.instance_id, req.operation_id, "backup" if backup else "snapshot"),
-                None, body, on_failure=first)
+            await self.run_action(start, TRANSITIONS[start.action].target, body,
+                                  on_failure=first)
         except (Exception, asyncio.CancelledError) as err:
             if not recorded:  # the frame could not even begin, or an older run
                 await control(ControlStub.snapshot_failed,

@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
         InstanceRef,
         OperationRef,
     )
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -29,5 +30,5 @@ class StartInstance(InstanceAction):
             await self.wait_agent(facts)
             return None
 
-        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "start"),
-                              "active", body)
+        start = ActionStart(ref.instance_id, ref.operation_id, "start")
+        await self.run_action(start, TRANSITIONS[start.action].target, body)

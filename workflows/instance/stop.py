@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
         OperationRef,
         Shutdown,
     )
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -32,5 +33,5 @@ class StopInstance(InstanceAction):
                 return f"the guest ignored shutdown for {facts.stop_timeout_s:g}s; destroyed"
             return None
 
-        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "stop"),
-                              "stopped", body)
+        start = ActionStart(ref.instance_id, ref.operation_id, "stop")
+        await self.run_action(start, TRANSITIONS[start.action].target, body)

@@ -7,6 +7,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import ActionStart, InstanceFacts, OperationRef
+    from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -21,5 +22,5 @@ class UnpauseInstance(InstanceAction):
             await self.host(facts, HostStub.unpause, "unpausing", timeout_s=300)
             return None
 
-        await self.run_action(ActionStart(ref.instance_id, ref.operation_id, "unpause"),
-                              "active", body)
+        start = ActionStart(ref.instance_id, ref.operation_id, "unpause")
+        await self.run_action(start, TRANSITIONS[start.action].target, body)
