@@ -1,5 +1,4 @@
-"""The activities of a hypervisor host's queue (`hv.<host>`) as workflows see them:
-name, input, output.
+"""The activities of the `hv.<host>` queue as workflows see them: name, input, output.
 
 Workflows call these (workflows/_base/steps.py `on_host(host, HostStub.fetch_image,
 arg)`); each host's worker runs the real ones in activities/hypervisor/, registered

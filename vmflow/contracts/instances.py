@@ -1,7 +1,8 @@
 """Workflow and activity contracts: one frozen dataclass in, one out.
 
 Only the standard library here, so the workflow sandbox stays cheap. Activity names
-are constants so workflows can call host activities without importing libvirt code.
+are constants (ControlActs, HostActs), used by the real activities and by the typed
+stubs workflows call (control_stub.py, host_stub.py), so neither side restates a name.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 frozen dataclass in, one out, only the standard library (the workflow sandbox).
 
 Storage activities run on the storage worker's queue (`storage.<host>`,
-vmflow.names.storage_queue); share control activities on `control`.
+vmflow.names.storage_queue; workflows call them through storage_stub.StorageStub);
+share control activities on `control` (control_stub.ControlStub).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""The activities of a storage host's queue (`storage.<host>`) as workflows see them:
-name, input, output.
+"""The activities of the `storage.<host>` queue as workflows see them: name, input, output.
 
 Workflows call these (workflows/share/steps.py `on_storage(host, StorageStub.create_share,
 spec, ...)`); the storage worker runs the real ones in activities/storage/shares.py,
