@@ -31,6 +31,7 @@ from activities.control.image_store import ImageStoreReconcileActivities
 from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
 from activities.control.ledger import LedgerReconcileActivities
+from activities.control.operation_rows import OperationRowActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
 from vmflow.contracts.instances import InstanceIds
@@ -51,7 +52,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *LedgerReconcileActivities(settings, client).all(),
             *ImageStoreReconcileActivities(settings, client).all(),
             *ShareReconcileActivities(settings, client).all(),
-            *ShareControlActivities(settings).all()]
+            *ShareControlActivities(settings).all(),
+            *OperationRowActivities(settings, client).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

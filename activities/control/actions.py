@@ -61,8 +61,14 @@ class ActionActivities(DbActivities):
     @activity.defn(name=ControlActs.BEGIN_ACTION)
     def begin_action(self, req: ActionStart) -> InstanceFacts:
         """Check the table once more (the state may have moved since the API looked)
-        and set the action's task_state."""
+        and set the action's task_state. An operation whose row already ended (its
+        workflow was cancelled before this step ran) never begins."""
         with self.session() as s:
+            op = s.exec(select(Operation).where(Operation.id == req.operation_id)
+                        .with_for_update()).first()
+            if op is not None and op.status != "running":
+                raise permanent(f"operation {op.id} already ended ({op.status})",
+                                Errors.INVALID_STATE)
             inst = s.get(Instance, req.instance_id)
             if inst is None or inst.vm_state == states.VmState.DELETED:
                 raise permanent(f"instance {req.instance_id} does not exist", Errors.NOT_FOUND)

@@ -1,8 +1,11 @@
 """Ending the operation that holds an instance, so another can start.
 
 - delete cancels it and waits: the workflows compensate on cancellation and finish
-  their own Operation row, so the instance is back in a known state before deletion;
-- forceDelete terminates it: no compensation, the delete that follows cleans up;
+  their own Operation row, so the instance is back in a known state before deletion
+  (a row the closed workflow still left running is settled here, as the ledger
+  reconciler would: vmflow/operation_rows.py);
+- forceDelete terminates it: no compensation, the delete that follows cleans up; a
+  terminated workflow runs no more code, so its row is finished here at once;
 - os-resetState only asks whether one runs (it must not pull state from under it).
 """
 
@@ -19,7 +22,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import Conflict, ServiceUnavailable
 from api.services.guards import PREEMPTING
 from api.services.operations import RPC_TIMEOUT, describe_running, described_operation
-from vmflow.models import Instance, Operation, now
+from vmflow.models import Instance, Operation
+from vmflow.operation_rows import CLOSED, settle
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ async def cancel_and_wait(client: Client, session: Session, inst: Instance) -> N
     while True:
         closed = await handle.describe(rpc_timeout=RPC_TIMEOUT)
         if closed.status != WorkflowExecutionStatus.RUNNING:
+            settle_closed(session, op, closed.status)
             return
         if time.monotonic() >= deadline:
             which = f"{op.id} ({action})" if op else action
@@ -71,10 +76,22 @@ async def terminate_running(client: Client, session: Session, inst: Instance,
         if e.status != RPCStatusCode.NOT_FOUND:
             raise ServiceUnavailable(f"could not terminate the running operation: {e}",
                                      type="TemporalUnavailable") from e
-    if op is not None and op.status == "running":
-        op.status, op.finished_at = "failed", now()
-        op.last_error = "terminated by force-delete"
-        session.add(op)
+    if op is not None:
+        session.refresh(op)
+        if op.status == "running":
+            settle(session, op, "failed", "terminated by force-delete")
+            session.commit()
+
+
+def settle_closed(session: Session, op: Operation | None,
+                  status: WorkflowExecutionStatus | None) -> None:
+    """The row of a workflow that has just closed, if the workflow left it running."""
+    if op is None or status is None:
+        return
+    session.refresh(op)
+    if op.status == "running":
+        row_status, error = CLOSED[status.name]
+        settle(session, op, row_status, error)
         session.commit()
 
 

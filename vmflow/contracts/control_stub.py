@@ -35,12 +35,16 @@ from vmflow.contracts.instances import (
     SyncResult,
 )
 from vmflow.contracts.reconcile import (
+    ClosedRowsReport,
+    ClosedRowsRequest,
     ImageStoreReport,
     ImageStoreRequest,
     ReconcileHosts,
     ReconcileLedgerRequest,
     ReconcilePlan,
     ReconcilePlanRequest,
+    RowActs,
+    SettleOperation,
     StoragePlan,
     StoragePlanRequest,
 )
@@ -225,4 +229,13 @@ class ControlStub:
 
     @activity.defn(name=ShareControlActs.FINISH_SNAPSHOT)
     async def share_snapshot_finish(self, spec: SnapshotSpec) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- operation rows left running (workflows/_base/operation.py, the reconciler) ------
+    @activity.defn(name=RowActs.SETTLE_OPERATION)
+    async def settle_operation(self, req: SettleOperation) -> bool:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=RowActs.SETTLE_CLOSED)
+    async def settle_closed_operations(self, req: ClosedRowsRequest) -> ClosedRowsReport:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -161,6 +161,7 @@ class ReconcileLedgerResult:
     details: list[str]  # one line per thing done, reported, deferred or failed
     repaired: int = 0  # images moved out of a state nobody would move them out of, and
     # shares whose access rules were left in flight, signalled again
+    settled: int = 0  # Operation rows left running by a workflow that had closed
 
 
 # ---- the image store (activities/control/image_store.py) ---------------------------
@@ -179,4 +180,35 @@ class ImageStoreReport:
     reported: int
     deferred: int
     failed: int
+    details: list[str]
+
+
+# ---- operation rows (activities/control/operation_rows.py) --------------------------
+
+class RowActs:
+    """Control activities that finish Operation rows their workflow left running."""
+
+    SETTLE_OPERATION = "control.settle_operation"
+    SETTLE_CLOSED = "control.settle_closed_operations"
+
+
+@dataclass(frozen=True)
+class SettleOperation:
+    """Finish the row if it still runs (a row the workflow finished is left alone)."""
+
+    operation_id: str
+    status: str  # failed | compensated
+    error: str
+
+
+@dataclass(frozen=True)
+class ClosedRowsRequest:
+    grace_s: float | None = None  # rows younger than this are not judged
+
+
+@dataclass(frozen=True)
+class ClosedRowsReport:
+    """What the ledger reconciler's row check did (a part of ReconcileLedgerResult)."""
+
+    settled: int  # rows of closed workflows finished with the workflow's final status
     details: list[str]

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.states import VmState
 
+from workflows._base.operation import RowOwner, to_the_end
 from workflows._base.saga import Compensations
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
 
@@ -33,7 +34,7 @@ Body = Callable[[InstanceFacts, Compensations], Awaitable[str | None]]
 InstanceStep = Callable[[HostStub, InstanceRef], Awaitable[None]]
 
 
-class InstanceAction(Reporting):
+class InstanceAction(Reporting, RowOwner):
     """Base for action workflows: the `status` query and the shared run frame."""
 
     async def run_action(self, start: ActionStart, target: str | None, body: Body,
@@ -41,28 +42,53 @@ class InstanceAction(Reporting):
         """target: the vm_state on success; None: the state the domain really reached
         (an action whose end state depends on where it began, e.g. rebuild).
         on_failure: records the fault elsewhere (a snapshot's image) before the
-        operation ends, so whoever sees the operation end sees that too."""
-        facts = await control(ControlStub.begin_action, start)
-        self.at("starting", None, facts.host)
+        operation ends, so whoever sees the operation end sees that too.
+        The operation row is finished on every way out, a cancel included, wherever it
+        lands (workflows/_base/operation.py)."""
+        facts: InstanceFacts | None = None
         undo = Compensations()
         try:
+            facts = await control(ControlStub.begin_action, start)
+            self.at("starting", None, facts.host)
             note = await body(facts, undo)
         except (Exception, asyncio.CancelledError) as err:
-            self.at("compensating")
-            failed = await undo.run()
-            state = await self.real_state(facts)
-            fault = describe(err) + (f" (undo of {', '.join(failed)} failed)" if failed else "")
-            outcome = "compensated" if state == facts.vm_state and not failed else "failed"
+            fault = await to_the_end(self._unwind(start, facts, undo, err, on_failure))
+            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        await to_the_end(self._succeed(start, facts, target, note))
+
+    async def _unwind(self, start: ActionStart, facts: InstanceFacts | None,
+                      undo: Compensations, err: BaseException,
+                      on_failure: Callable[[str], Awaitable[None]] | None) -> str:
+        """Undo, then record the state the domain really reached; an action that never
+        began (refused, or cancelled before its first step) changed nothing: its row
+        ends and the instance keeps its vm_state, without a task_state."""
+        self.at("compensating")
+        if facts is None:
+            fault = describe(err)
             if on_failure:
                 await on_failure(fault)
-            await control(ControlStub.end_action, ActionEnd(
-                start.instance_id, start.operation_id, state, outcome, fault))
-            raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+            await self.settle_row(start.operation_id, "compensated"
+                                  if error_type(err) == "Cancelled" else "failed", fault)
+            return fault
+        failed = await undo.run()
+        state = await self.real_state(facts)
+        fault = describe(err) + (f" (undo of {', '.join(failed)} failed)" if failed else "")
+        outcome = "compensated" if state == facts.vm_state and not failed else "failed"
+        if on_failure:
+            await on_failure(fault)
+        await control(ControlStub.end_action, ActionEnd(
+            start.instance_id, start.operation_id, state, outcome, fault))
+        self.row_finished = True
+        return fault
+
+    async def _succeed(self, start: ActionStart, facts: InstanceFacts, target: str | None,
+                       note: str | None) -> None:
         self.at("done", 100)
         if target is None:
             target = await self.real_state(facts)
         await control(ControlStub.end_action, ActionEnd(
             start.instance_id, start.operation_id, target, "succeeded", note))
+        self.row_finished = True
 
     async def real_state(self, facts: InstanceFacts) -> str:
         try:

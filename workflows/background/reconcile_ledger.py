@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
     )
     from vmflow.contracts.reconcile import (
+        ClosedRowsRequest,
         HostRef,
         ImageStoreRequest,
         OrphanRemoval,
@@ -52,7 +53,7 @@ from workflows.share.steps import on_storage
 class ReconcileLedger:
     def __init__(self) -> None:
         self.removed = self.forgotten = self.reported = self.deferred = self.failed = 0
-        self.repaired = 0
+        self.repaired = self.settled = 0
         self.skipped: list[str] = []
         self.details: list[str] = []
 
@@ -74,14 +75,15 @@ class ReconcileLedger:
         await self._storage_hosts(req)
         if not req.hosts:  # the store is no host: a run over named hosts leaves it be
             await self._image_store(req)
+            await self._operation_rows(req)
         result = ReconcileLedgerResult(self.removed, self.forgotten, self.reported,
                                        self.deferred, self.failed, self.skipped, self.details,
-                                       self.repaired)
+                                       self.repaired, self.settled)
         workflow.logger.info(
             "ledger reconcile: %d removed, %d ledger entries forgotten, %d reported, "
-            "%d deferred, %d failed, %d repaired, hosts skipped: %s", result.removed,
-            result.forgotten, result.reported, result.deferred, result.failed,
-            result.repaired, ", ".join(self.skipped) or "none")
+            "%d deferred, %d failed, %d repaired, %d operations settled, hosts skipped: %s",
+            result.removed, result.forgotten, result.reported, result.deferred, result.failed,
+            result.repaired, result.settled, ", ".join(self.skipped) or "none")
         for line in self.details:
             workflow.logger.info("ledger reconcile: %s", line)
         return result
@@ -98,6 +100,16 @@ class ReconcileLedger:
         self.deferred += report.deferred
         self.failed += report.failed
         self.details += [f"image store: {line}" for line in report.details]
+
+    async def _operation_rows(self, req: ReconcileLedgerRequest) -> None:
+        """Operation rows still running whose workflow closed (terminated, timed out,
+        or older code that did not finish them): settled to how the workflow ended."""
+        if not workflow.patched("settle-operation-rows"):
+            return
+        report = await control(ControlStub.settle_closed_operations,
+                               ClosedRowsRequest(req.grace_s))
+        self.settled += report.settled
+        self.details += [f"operations: settled {line}" for line in report.details]
 
     async def _attempt(self, where: str, why: str, step: Coroutine[Any, Any, object]) -> bool:
         """One removal or repair: told when done; a failure is counted and told, and the

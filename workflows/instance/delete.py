@@ -19,12 +19,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.states import TRANSITIONS, VmState
 
+from workflows._base.operation import RowOwner, owns_operation, to_the_end
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
 
 
 @workflow.defn(name="DeleteInstance")
-class DeleteInstance(Reporting):
+class DeleteInstance(Reporting, RowOwner):
     @workflow.run
+    @owns_operation
     async def run(self, ref: OperationRef) -> None:
         inst = InstanceRef(ref.instance_id)
         try:
@@ -47,10 +49,15 @@ class DeleteInstance(Reporting):
         except Exception as err:
             # nothing to undo (each step only removes); ERROR says a retry is needed
             fault = f"delete failed: {describe(err)}"
-            await control(ControlStub.update_instance, InstanceUpdate(
-                ref.instance_id, vm_state=VmState.ERROR, clear_task_state=True, fault=fault))
-            await control(ControlStub.finish_operation,
-                          FinishOperation(ref.operation_id, "failed", fault))
+            await to_the_end(self._end(ref, "failed", fault))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
-        await control(ControlStub.finish_operation, FinishOperation(ref.operation_id, "succeeded"))
+        await to_the_end(self._end(ref, "succeeded"))
+
+    async def _end(self, ref: OperationRef, status: str, fault: str | None = None) -> None:
+        if fault is not None:  # ERROR says a retry is needed
+            await control(ControlStub.update_instance, InstanceUpdate(
+                ref.instance_id, vm_state=VmState.ERROR, clear_task_state=True, fault=fault))
+        await control(ControlStub.finish_operation,
+                      FinishOperation(ref.operation_id, status, fault))
+        self.row_finished = True

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.names import SA_HOST
     from vmflow.states import TRANSITIONS, VmState
 
+from workflows._base.operation import RowOwner, owns_operation, to_the_end
 from workflows._base.saga import Compensations
 from workflows._base.steps import (
     Reporting,
@@ -45,11 +46,12 @@ from workflows._base.steps import (
 
 
 @workflow.defn(name="LaunchInstance")
-class LaunchInstance(Reporting):
+class LaunchInstance(Reporting, RowOwner):
     def __init__(self) -> None:
         super().__init__("validating")
 
     @workflow.run
+    @owns_operation
     async def run(self, ref: OperationRef) -> str:
         undo = Compensations()
         try:
@@ -57,14 +59,18 @@ class LaunchInstance(Reporting):
             host, images = await self._place(plan, undo)
             await self._spawn(plan, host, images, undo)
         except (Exception, asyncio.CancelledError) as err:
-            await self._compensate(ref, err, undo)
+            await to_the_end(self._compensate(ref, err, undo))
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
+        await to_the_end(self._succeed(ref))
+        return host
+
+    async def _succeed(self, ref: OperationRef) -> None:
         self.at("done", 100)
         await control(ControlStub.update_instance,
                       InstanceUpdate(ref.instance_id, vm_state=TRANSITIONS["create"].target,
                                      clear_task_state=True))
         await control(ControlStub.finish_operation, FinishOperation(ref.operation_id, "succeeded"))
-        return host
+        self.row_finished = True
 
     async def _place(
         self, plan: LaunchPlan, undo: Compensations
@@ -172,3 +178,4 @@ class LaunchInstance(Reporting):
             fault=fault))
         await control(ControlStub.finish_operation, FinishOperation(
             ref.operation_id, "failed" if failed else "compensated", fault))
+        self.row_finished = True

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.storage_stub import StorageStub
     from vmflow.share_states import ShareStatus
 
+from workflows._base.operation import owns_operation
 from workflows._base.saga import Compensations
 from workflows._base.steps import control
 from workflows.share.steps import ShareWorkflow, on_storage
@@ -33,6 +34,7 @@ from workflows.share.steps import ShareWorkflow, on_storage
 @workflow.defn(name="CreateShare")
 class CreateShare(ShareWorkflow):
     @workflow.run
+    @owns_operation
     async def run(self, op: ShareOp) -> list[str]:
         undo = Compensations()
         try:

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.storage_stub import StorageStub
     from vmflow.share_states import ShareStatus
 
+from workflows._base.operation import owns_operation
 from workflows._base.steps import control, error_type
 from workflows.share.steps import ShareWorkflow, on_storage, reason
 
@@ -37,6 +38,7 @@ from workflows.share.steps import ShareWorkflow, on_storage, reason
 @workflow.defn(name="DeleteShare")
 class DeleteShare(ShareWorkflow):
     @workflow.run
+    @owns_operation
     async def run(self, op: ShareOp) -> None:
         try:
             plan = await self.plan(ShareRef(op.share_id), op.host)

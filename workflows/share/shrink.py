@@ -10,11 +10,13 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.shares import ShareResizeOp
     from vmflow.share_states import ShareStatus
 
+from workflows._base.operation import owns_operation
 from workflows.share.steps import ShareWorkflow
 
 
 @workflow.defn(name="ShrinkShare")
 class ShrinkShare(ShareWorkflow):
     @workflow.run
+    @owns_operation
     async def run(self, op: ShareResizeOp) -> None:
         await self.resize(op, "shrink", ShareStatus.SHRINKING, ShareStatus.SHRINKING_ERROR)

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.contracts.storage_stub import StorageStub
 
+from workflows._base.operation import owns_operation
 from workflows._base.saga import Compensations
 from workflows._base.steps import control
 from workflows.share.steps import ShareWorkflow, on_storage
@@ -31,6 +32,7 @@ from workflows.share.steps import ShareWorkflow, on_storage
 @workflow.defn(name="CreateShareSnapshot")
 class CreateShareSnapshot(ShareWorkflow):
     @workflow.run
+    @owns_operation
     async def run(self, op: ShareSnapshotOp) -> None:
         undo = Compensations()
         spec = SnapshotSpec(op.share_id, op.snapshot_id)

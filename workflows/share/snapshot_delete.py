@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.contracts.storage_stub import StorageStub
 
+from workflows._base.operation import owns_operation
 from workflows._base.steps import control, error_type
 from workflows.share.steps import ShareWorkflow, on_storage, reason
 
@@ -25,6 +26,7 @@ from workflows.share.steps import ShareWorkflow, on_storage, reason
 @workflow.defn(name="DeleteShareSnapshot")
 class DeleteShareSnapshot(ShareWorkflow):
     @workflow.run
+    @owns_operation
     async def run(self, op: ShareSnapshotOp) -> None:
         spec = SnapshotSpec(op.share_id, op.snapshot_id)
         try:

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.names import SA_HOST, storage_queue
     from vmflow.share_states import ShareStatus
 
+from workflows._base.operation import RowOwner, to_the_end
 from workflows._base.saga import Compensations
 from workflows._base.steps import (
     Reporting,
@@ -90,7 +91,7 @@ def refused(err: BaseException) -> bool:
     return getattr(cause, "type", None) in REFUSALS
 
 
-class ShareWorkflow(Reporting):
+class ShareWorkflow(Reporting, RowOwner):
     """Base of the share workflows: the `status` query the API reads, the plan."""
 
     async def plan(self, ref: ShareRef, host: str) -> SharePlan:
@@ -108,23 +109,30 @@ class ShareWorkflow(Reporting):
         if status == "succeeded":
             self.at("done", 100)
         await control(ControlStub.finish_operation, FinishOperation(operation_id, status, error))
+        self.row_finished = True
 
     async def undo_and_fail(self, err: BaseException, undo: Compensations, host: str,
                             operation_id: str, what: str,
                             mark_error: Callable[[str], Awaitable[None]]) -> NoReturn:
         """A create that failed: undo what the storage host made, record the fault on
         the resource (`mark_error`) and the operation (compensated, or failed when the
-        undo failed too), then fail the workflow with it."""
-        fault = reason(err, host)
-        self.at("compensating")
-        if await undo.run():
-            fault += (f"; removing what the storage host made failed (deleting the {what} "
-                      "retries it)")
-            status = "failed"
-        else:
-            status = "compensated"
-        await mark_error(fault)
-        await self.finish(operation_id, status, fault)
+        undo failed too), then fail the workflow with it; a cancel arriving meanwhile
+        does not cut this short."""
+
+        async def unwind() -> str:
+            fault = reason(err, host)
+            self.at("compensating")
+            if await undo.run():
+                fault += (f"; removing what the storage host made failed (deleting the {what} "
+                          "retries it)")
+                status = "failed"
+            else:
+                status = "compensated"
+            await mark_error(fault)
+            await self.finish(operation_id, status, fault)
+            return fault
+
+        fault = await to_the_end(unwind())
         raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
 
     async def resize(self, op: ShareResizeOp, verb: str, during: ShareStatus,
@@ -145,24 +153,32 @@ class ShareWorkflow(Reporting):
             await on_storage(op.host, StorageStub.resize_share,
                              ShareResize(op.share_id, op.new_size_gb), schedule_to_start_s=wait_s)
         except (Exception, asyncio.CancelledError) as err:
-            fault = f"{verb} to {op.new_size_gb} GiB failed: {reason(err, op.host)}"
-            status = ShareStatus.AVAILABLE
-            # a refusal changed nothing, and a step never picked up did not run; any
-            # other failure may come after the new limit was set: set the old one back
-            if not refused(err) and not not_picked_up(err):
-                self.at("compensating")
-                try:
-                    await on_storage(op.host, StorageStub.resize_share,
-                                     ShareResize(op.share_id, old), schedule_to_start_s=wait_s,
-                                     attempts=0, give_up_after_s=300)
-                except Exception as undo_err:
-                    status = stuck
-                    fault += f"; setting the {old} GiB limit back failed: " \
-                             f"{reason(undo_err, op.host)}"
-            await control(ControlStub.share_set, ShareUpdate(
-                op.share_id, status=status, size_gb=old, fault=fault))
-            await self.finish(op.operation_id, "failed", fault)
+            fault = await to_the_end(self._resize_back(op, err, verb, old, wait_s, stuck))
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
+        await to_the_end(self._resized(op))
+
+    async def _resized(self, op: ShareResizeOp) -> None:
         await control(ControlStub.share_set, ShareUpdate(
             op.share_id, status=ShareStatus.AVAILABLE, size_gb=op.new_size_gb, clear_fault=True))
         await self.finish(op.operation_id, "succeeded")
+
+    async def _resize_back(self, op: ShareResizeOp, err: BaseException, verb: str, old: int,
+                           wait_s: float, stuck: ShareStatus) -> str:
+        fault = f"{verb} to {op.new_size_gb} GiB failed: {reason(err, op.host)}"
+        status = ShareStatus.AVAILABLE
+        # a refusal changed nothing, and a step never picked up did not run; any
+        # other failure may come after the new limit was set: set the old one back
+        if not refused(err) and not not_picked_up(err):
+            self.at("compensating")
+            try:
+                await on_storage(op.host, StorageStub.resize_share,
+                                 ShareResize(op.share_id, old), schedule_to_start_s=wait_s,
+                                 attempts=0, give_up_after_s=300)
+            except Exception as undo_err:
+                status = stuck
+                fault += f"; setting the {old} GiB limit back failed: " \
+                         f"{reason(undo_err, op.host)}"
+        await control(ControlStub.share_set, ShareUpdate(
+            op.share_id, status=status, size_gb=old, fault=fault))
+        await self.finish(op.operation_id, "failed", fault)
+        return fault
