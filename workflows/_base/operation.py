@@ -18,7 +18,6 @@ their rows (activities/control/operation_rows.py)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -70,7 +69,6 @@ def owns_operation(run: R) -> R:
     anything escaping it finishes the row as failed with a readable fault, unless the
     workflow finished the row itself."""
 
-    @functools.wraps(run)
     async def guarded(self: RowOwner, req: HasOperation) -> Any:
         try:
             return await run(self, req)
@@ -80,4 +78,8 @@ def owns_operation(run: R) -> R:
                                                      describe(err)))
             raise
 
+    # what functools.wraps copies: Temporal reads the run's name and argument types
+    for name in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__"):
+        setattr(guarded, name, getattr(run, name))
+    guarded.__wrapped__ = run  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]
