@@ -25,10 +25,10 @@ from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionSta
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.control.base import ClientActivities
+from vmflow.contracts.instances import ControlActs
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,
-    RowActs,
     SettleOperation,
 )
 from vmflow.models import Operation, now
@@ -49,7 +49,7 @@ class Verdict:
 
 
 class OperationRowActivities(ClientActivities):
-    @activity.defn(name=RowActs.SETTLE_OPERATION)
+    @activity.defn(name=ControlActs.SETTLE_OPERATION)
     def settle_operation(self, req: SettleOperation) -> bool:
         """Called by the workflow that owns the row, so the resource is its own."""
         with self.session() as s:  # the row first: a late begin_action waits for it
@@ -62,7 +62,7 @@ class OperationRowActivities(ClientActivities):
         activity.logger.info("settled by its workflow: %s", told)
         return True
 
-    @activity.defn(name=RowActs.SETTLE_CLOSED)
+    @activity.defn(name=ControlActs.SETTLE_CLOSED)
     async def settle_closed_operations(self, req: ClosedRowsRequest) -> ClosedRowsReport:
         grace = self.settings.reconcile_grace if req.grace_s is None else req.grace_s
         rows = await asyncio.to_thread(self._stale, grace)

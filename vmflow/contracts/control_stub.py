@@ -43,7 +43,6 @@ from vmflow.contracts.reconcile import (
     ReconcileLedgerRequest,
     ReconcilePlan,
     ReconcilePlanRequest,
-    RowActs,
     SettleOperation,
     StoragePlan,
     StoragePlanRequest,
@@ -232,10 +231,10 @@ class ControlStub:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     # ---- operation rows left running (workflows/_base/operation.py, the reconciler) ------
-    @activity.defn(name=RowActs.SETTLE_OPERATION)
+    @activity.defn(name=ControlActs.SETTLE_OPERATION)
     async def settle_operation(self, req: SettleOperation) -> bool:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
-    @activity.defn(name=RowActs.SETTLE_CLOSED)
+    @activity.defn(name=ControlActs.SETTLE_CLOSED)
     async def settle_closed_operations(self, req: ClosedRowsRequest) -> ClosedRowsReport:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

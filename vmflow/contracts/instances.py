@@ -59,6 +59,8 @@ class ControlActs:
     RECONCILE_SHARES = "control.reconcile_shares"  # ... one storage host's shares and snapshots
     RESYNC_SHARE_ACCESS = "control.resync_share_access"  # ... rules left in flight
     RECONCILE_IMAGE_STORE = "control.reconcile_image_store"  # ... and the image store's files
+    SETTLE_OPERATION = "control.settle_operation"  # a row its own workflow left running
+    SETTLE_CLOSED = "control.settle_closed_operations"  # ... rows of closed workflows
 
 
 class HostActs:
