@@ -40,9 +40,9 @@ from vmflow.names import (
     backup_schedule_id,
     instance_workflow_id,
 )
+from vmflow.operations import RPC_TIMEOUT
 
 WORKFLOW = "ScheduledBackup"
-RPC_TIMEOUT = timedelta(seconds=5)
 # a tick missed while Temporal was down still runs if it is at most this late (once:
 # overlap SKIP); an older one is dropped rather than run at a surprising time
 CATCHUP_WINDOW = timedelta(hours=1)

@@ -2,46 +2,29 @@
 (queued), the Operation row and SnapshotInstance on the instance's workflow id.
 
 One function for every caller: the API's createImage/createBackup actions and the
-control activity behind a backup schedule's tick (activities/control/instances.py). The caller
-checks who may and the instance's state first; this makes the rows and starts the
-workflow with conflict policy FAIL (Temporal is the one-operation-per-instance
-mutex), and leaves no row behind when it cannot start it.
+control activity behind a backup schedule's tick (activities/control/backup_schedules.py).
+The caller checks who may and the instance's state first; this makes the image record
+and starts the operation the way every operation starts
+(vmflow.operations.start_operation: the Operation row with task_state image_snapshot,
+conflict policy FAIL, the retry while the previous workflow closes), and leaves no
+row behind when it cannot start it.
 
-Errors: InstanceBusy when another workflow holds the instance; whatever the Temporal
+Errors: ResourceBusy when another operation holds the instance; whatever the Temporal
 client raises otherwise (RPCError when the server is unreachable, RuntimeError from
 a client that never connected), after removing the rows it made.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session
 from temporalio.client import Client
-from temporalio.common import (
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
 from vmflow.contracts.snapshots import SnapshotRequest
 from vmflow.models import Image, Instance, Operation
-from vmflow.names import (
-    CONTROL_QUEUE,
-    SA_OPERATION,
-    instance_workflow_id,
-    operation_attributes,
-)
-from vmflow.states import TRANSITIONS
-
-log = logging.getLogger(__name__)
-
-RPC_TIMEOUT = timedelta(seconds=5)
+from vmflow.operations import instance_spec, start_operation
 
 # a snapshot inherits its base image's properties (kernel_id, os_command_line,
 # hw_qemu_guest_agent, ... so that it boots the same way), as Nova does, except these,
@@ -51,14 +34,6 @@ NOT_INHERITED = frozenset({
     "image_location", "image_state", "consistency", "snapshot_source", "backup_schedule_id",
     "error",
 })
-
-
-class InstanceBusy(Exception):
-    """Another operation's workflow holds `instance-<id>`."""
-
-    def __init__(self, instance_id: str, action: str):
-        super().__init__(f"another operation ({action}) is running on instance {instance_id}")
-        self.instance_id, self.action = instance_id, action
 
 
 @dataclass(frozen=True)
@@ -89,21 +64,6 @@ def image_record(session: Session, inst: Instance, *, name: str, user_id: str,
                  visibility="private", owner=inst.project_id, properties=props)
 
 
-def _search_attributes(inst: Instance, action: str) -> TypedSearchAttributes:
-    return operation_attributes(instance_workflow_id(inst.id), inst.project_id, action)
-
-
-async def holder(client: Client, instance_id: str) -> str:
-    """The action of the workflow holding the instance (its search attribute)."""
-    try:
-        desc = await client.get_workflow_handle(instance_workflow_id(instance_id)).describe(
-            rpc_timeout=RPC_TIMEOUT)
-    except RPCError as e:
-        log.info("describe of instance %s failed: %s", instance_id, e)
-        return "unknown"
-    return desc.typed_search_attributes.get(SA_OPERATION) or desc.workflow_type
-
-
 async def start_snapshot(
     client: Client,
     session: Session,
@@ -125,39 +85,14 @@ async def start_snapshot(
     if (backup_type is None) != (rotation is None):
         raise ValueError("backup_type and rotation go together (createBackup)")
     action = "backup" if backup_type else "snapshot"
-    workflow = TRANSITIONS[action].workflow
-    assert workflow is not None
     image = image_record(session, inst, name=name, user_id=user_id, backup_type=backup_type,
                          metadata=metadata)
-    workflow_id = instance_workflow_id(inst.id)
-    op = Operation(resource_type="instance", resource_id=inst.id, action=action,
-                   status="running", workflow_id=workflow_id, project_id=inst.project_id,
-                   user_id=user_id, idempotency_key=idempotency_key)
     session.add(image)
-    session.add(op)
-    session.commit()
-    try:
-        handle = await client.start_workflow(
-            workflow,
-            SnapshotRequest(inst.id, op.id, image.id, backup_type, rotation),
-            id=workflow_id,
-            task_queue=CONTROL_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=_search_attributes(inst, action),
-            memo={**(memo or {}), "operation_id": op.id, "user_id": user_id,
-                  "image_id": image.id},
-            static_summary=f"{action} instance {inst.id} to image {image.id}",  # ids only
-            rpc_timeout=RPC_TIMEOUT,
-        )
-    except Exception as e:
-        session.delete(op)
-        session.delete(image)
-        session.commit()
-        if isinstance(e, WorkflowAlreadyStartedError):
-            raise InstanceBusy(inst.id, await holder(client, inst.id)) from None
-        raise
-    op.run_id = handle.first_execution_run_id or handle.result_run_id
-    session.add(op)
-    session.commit()
+    spec = instance_spec(
+        inst, action, user_id,
+        lambda op_id: SnapshotRequest(inst.id, op_id, image.id, backup_type, rotation),
+        idempotency_key=idempotency_key, new_rows=(image,),
+        memo={**(memo or {}), "image_id": image.id},
+        summary=f"{action} instance {inst.id} to image {image.id}")
+    op = await start_operation(client, session, spec)
     return StartedSnapshot(image=image, operation=op)

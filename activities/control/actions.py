@@ -61,8 +61,10 @@ class ActionActivities(DbActivities):
     @activity.defn(name=ControlActs.BEGIN_ACTION)
     def begin_action(self, req: ActionStart) -> InstanceFacts:
         """Check the table once more (the state may have moved since the API looked)
-        and set the action's task_state. An operation whose row already ended (its
-        workflow was cancelled before this step ran) never begins."""
+        and set the action's task_state. The API set that task_state already with the
+        Operation row (vmflow.operations): it is this operation's own, not a conflict;
+        a refusal here gives it back, since nothing else would. An operation whose row
+        already ended (its workflow was cancelled before this step ran) never begins."""
         with self.session() as s:
             op = s.exec(select(Operation).where(Operation.id == req.operation_id)
                         .with_for_update()).first()
@@ -72,13 +74,19 @@ class ActionActivities(DbActivities):
             inst = s.get(Instance, req.instance_id)
             if inst is None or inst.vm_state == states.VmState.DELETED:
                 raise permanent(f"instance {req.instance_id} does not exist", Errors.NOT_FOUND)
-            try:
-                transition = states.check_action(req.action, inst.vm_state)
-            except states.ActionNotAllowed as e:
-                raise permanent(str(e), Errors.INVALID_STATE) from e
+            transition = states.TRANSITIONS[req.action]
+
+            def refuse(message: str) -> Exception:
+                if inst.task_state == transition.task_state:  # this operation's own
+                    inst.task_state, inst.updated_at = None, now()
+                    s.add(inst)
+                    s.commit()
+                return permanent(message, Errors.INVALID_STATE)
+
+            if states.VmState(inst.vm_state) not in transition.allowed_from:
+                raise refuse(str(states.ActionNotAllowed(req.action, inst.vm_state)))
             if not inst.host:
-                raise permanent("the instance has no host (it was never built)",
-                                Errors.INVALID_STATE)
+                raise refuse("the instance has no host (it was never built)")
             before = inst.vm_state
             inst.task_state = transition.task_state
             inst.updated_at = now()

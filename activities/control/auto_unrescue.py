@@ -9,13 +9,10 @@ the start is made again."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 from temporalio import activity
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.control.base import ClientActivities
@@ -26,10 +23,15 @@ from vmflow.contracts.instances import (
     OperationRef,
 )
 from vmflow.models import Instance, Operation, now
-from vmflow.names import CONTROL_QUEUE, instance_workflow_id, operation_attributes
-from vmflow.states import TRANSITIONS, VmState
-
-RPC_TIMEOUT = timedelta(seconds=10)
+from vmflow.operations import (
+    RPC_TIMEOUT,
+    Claim,
+    ResourceBusy,
+    instance_spec,
+    release,
+    start_operation,
+)
+from vmflow.states import TaskState, VmState
 
 
 class AutoUnrescueActivities(ClientActivities):
@@ -43,8 +45,8 @@ class AutoUnrescueActivities(ClientActivities):
                     return AutoUnrescueStep(reason=earlier.last_error)
                 if earlier.status != "running" or await self._started(earlier):
                     return AutoUnrescueStep(operation_id=earlier.id)
-                s.delete(earlier)  # the first attempt died before its workflow started
-                s.commit()
+                # the first attempt died before its workflow started: its row and claim go
+                self._forget(s, earlier)
             inst = s.get(Instance, req.instance_id)
             why = self._nothing_to_do(s, inst, req)
             if why is not None:
@@ -75,32 +77,14 @@ class AutoUnrescueActivities(ClientActivities):
                      key: str) -> AutoUnrescueStep:
         rescue = s.get(Operation, req.rescue_operation_id)
         assert rescue is not None  # _nothing_to_do found it
-        op = Operation(resource_type="instance", resource_id=inst.id, action="unrescue",
-                       status="running", workflow_id=instance_workflow_id(inst.id),
-                       project_id=inst.project_id, user_id=rescue.user_id, idempotency_key=key)
-        s.add(op)
-        s.commit()
-        workflow = TRANSITIONS["unrescue"].workflow
-        assert workflow is not None
+        spec = instance_spec(
+            inst, "unrescue", rescue.user_id, lambda op_id: OperationRef(inst.id, op_id),
+            idempotency_key=key, memo={"auto": True},
+            summary=f"unrescue instance {inst.id} (its rescue's timer)")
         try:
-            handle = await self.client.start_workflow(
-                workflow, OperationRef(inst.id, op.id), id=instance_workflow_id(inst.id),
-                task_queue=CONTROL_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                search_attributes=operation_attributes(instance_workflow_id(inst.id),
-                                                       inst.project_id, "unrescue"),
-                memo={"operation_id": op.id, "user_id": op.user_id, "auto": True},
-                static_summary=f"unrescue instance {inst.id} (its rescue's timer)",
-                rpc_timeout=RPC_TIMEOUT)
-        except BaseException as e:
-            s.delete(op)  # nothing runs for it
-            s.commit()
-            if isinstance(e, WorkflowAlreadyStartedError):
-                return AutoUnrescueStep(busy=True, reason="another operation is running")
-            raise
-        op.run_id = handle.first_execution_run_id or handle.result_run_id
-        s.add(op)
-        s.commit()
+            op = await start_operation(self.client, s, spec)
+        except ResourceBusy as e:  # nothing of this attempt remains
+            return AutoUnrescueStep(busy=True, reason=str(e))
         activity.logger.info("auto-unrescue of instance %s: operation %s", inst.id, op.id)
         return AutoUnrescueStep(operation_id=op.id)
 
@@ -114,6 +98,14 @@ class AutoUnrescueActivities(ClientActivities):
                 return False
             raise
         return bool(await desc.memo_value("operation_id", None) == op.id)
+
+    @staticmethod
+    def _forget(s: Session, op: Operation) -> None:
+        inst = s.get(Instance, op.resource_id)
+        if inst is not None:
+            release(s, Claim(inst, "task_state", TaskState.UNRESCUING))
+        s.delete(op)
+        s.commit()
 
     @staticmethod
     def _skip(s: Session, inst: Instance, key: str, why: str) -> AutoUnrescueStep:

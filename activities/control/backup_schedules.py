@@ -1,8 +1,8 @@
 """Control activities of backup schedules: a tick's backup (started through the one
-shared path, vmflow.backups.start_snapshot), waiting for it, and removing an
-instance's schedules when it is deleted. They run on the control worker next to
-ControlActivities and, like them, are the only code of a workflow that touches the
-database or the Temporal client."""
+shared path, vmflow.backups.start_snapshot over vmflow.operations.start_operation),
+waiting for it, and removing an instance's schedules when it is deleted. They run on
+the control worker next to ControlActivities and, like them, are the only code of a
+workflow that touches the database or the Temporal client."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 
 from activities.control.base import ClientActivities
 from vmflow import backup_schedules
-from vmflow.backups import InstanceBusy, start_snapshot
+from vmflow.backups import start_snapshot
 from vmflow.contracts.instances import ControlActs, InstanceRef
 from vmflow.contracts.snapshots import (
     AwaitOperation,
@@ -29,7 +29,8 @@ from vmflow.contracts.snapshots import (
 )
 from vmflow.models import BackupSchedule, Image, Instance, Operation, now
 from vmflow.names import instance_workflow_id
-from vmflow.states import TRANSITIONS, VmState, status
+from vmflow.operations import RPC_TIMEOUT, Claim, ResourceBusy, release
+from vmflow.states import TRANSITIONS, TaskState, VmState, status
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class BackupScheduleActivities(ClientActivities):
                     user_id=row.user_id, backup_type=req.backup_type, rotation=req.rotation,
                     metadata={"backup_schedule_id": row.id}, idempotency_key=key,
                     memo={"backup_schedule_id": row.id})
-            except InstanceBusy as e:
+            except ResourceBusy as e:
                 return self._skip(s, inst, row, key, f"another operation ({e.action}) is running")
             op = started.operation
             assert op.run_id is not None
@@ -117,7 +118,7 @@ class BackupScheduleActivities(ClientActivities):
         handle = self.client.get_workflow_handle(instance_workflow_id(req.instance_id),
                                                  run_id=op.run_id)
         try:
-            desc = await handle.describe()
+            desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
             memo_op = await desc.memo_value("operation_id", None)
             image_id = await desc.memo_value("image_id", None)
         except RPCError as e:
@@ -134,6 +135,9 @@ class BackupScheduleActivities(ClientActivities):
         reason = "skipped: the tick was interrupted before its backup started"
         op.status, op.last_error, op.finished_at = "skipped", reason, now()
         s.add(op)
+        inst = s.get(Instance, req.instance_id)
+        if inst is not None:  # the task_state its start claimed
+            release(s, Claim(inst, "task_state", TaskState.IMAGE_SNAPSHOT))
         for image in s.exec(select(Image).where(Image.status == "queued",
                                                 Image.owner == op.project_id)):
             props = image.properties or {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, or_, select
@@ -35,7 +35,6 @@ from vmflow.share_states import RuleState
 
 RULES_IN_FLIGHT = (RuleState.QUEUED_TO_APPLY, RuleState.APPLYING, RuleState.QUEUED_TO_DENY,
                    RuleState.DENYING)
-RESYNC_TIMEOUT = timedelta(seconds=10)
 
 
 class ShareReconcileActivities(ClientActivities):
@@ -115,8 +114,7 @@ class ShareReconcileActivities(ClientActivities):
         share = await asyncio.to_thread(self._share, req.share_id)
         if share is None:  # gone meanwhile: nothing to enforce
             return
-        await access_sync.signal_access_sync(self.client, share.id, share.project_id, req.host,
-                                             RESYNC_TIMEOUT)
+        await access_sync.signal_access_sync(self.client, share.id, share.project_id, req.host)
 
     def _share(self, share_id: str) -> Share | None:
         with self.session() as s:

@@ -19,6 +19,7 @@ from api.errors import NotFound
 from api.schemas.hosts import HostList, HostPublic, HostUsage
 from vmflow.models import Allocation, Host
 from vmflow.names import hv_queue
+from vmflow.operations import RPC_TIMEOUT
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ async def host_alive(client: Client | None, host: str) -> bool:
                     task_queue=TaskQueue(name=hv_queue(host),
                                          kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
                     task_queue_type=queue_type),
-                timeout=timedelta(seconds=5))
+                timeout=RPC_TIMEOUT)
         except Exception as e:  # liveness is best effort; an error reads as "not alive"
             log.info("describe_task_queue %s failed: %s", hv_queue(host), e)
             return False

@@ -13,7 +13,7 @@ result, as the Temporal Web UI shows it too.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,10 +31,10 @@ from api.deps import AdminDep, TemporalDep
 from api.errors import ServiceUnavailable
 from vmflow.models import now
 from vmflow.names import LEDGER_RECONCILE_SCHEDULE
+from vmflow.operations import RPC_TIMEOUT
 
 router = APIRouter(prefix="/v1/admin", tags=["reconcilers"])
 
-RPC_TIMEOUT = timedelta(seconds=5)
 
 
 class ReconcilerRun(BaseModel):

@@ -22,7 +22,6 @@ from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.servers import ServerPublic
 from api.services.guards import check_lock, check_state, require_admin, user_name
 from api.services.operations import (
-    WORKFLOWS,
     InputFactory,
     find_idempotent,
     idempotency_guard,
@@ -86,9 +85,8 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
         if parsed.action == "force-delete":
             await terminate_running(client, session, inst,
                                     f"force-delete by {user_name(session, auth)}")
-        op = await start_instance_operation(client, session, inst, parsed.action,
-                                            WORKFLOWS[parsed.action], auth, idempotency_key,
-                                            make_input)
+        op = await start_instance_operation(client, session, inst, parsed.action, auth,
+                                            idempotency_key, make_input)
         return OperationAccepted(operation=OperationBrief.of(op))
 
 

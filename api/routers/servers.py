@@ -21,7 +21,6 @@ from api.schemas.servers import (
 from api.services import flavors
 from api.services.guards import check_allowed
 from api.services.operations import (
-    WORKFLOWS,
     find_idempotent,
     idempotency_guard,
     start_instance_operation,
@@ -91,8 +90,8 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
             meta=body.metadata,
         )
         session.add(inst)
-        op = await start_instance_operation(client, session, inst, "create",
-                                            WORKFLOWS["create"], auth, idempotency_key)
+        op = await start_instance_operation(client, session, inst, "create", auth,
+                                            idempotency_key)
         return ServerAccepted(server=ServerPublic.of(inst), operation=OperationBrief.of(op))
 
 
@@ -123,8 +122,8 @@ async def delete_server(server_id: str, session: SessionDep, auth: WriterDep,
         inst = get_instance(session, auth, server_id)
         check_allowed("delete", inst, auth)  # lock (non-admins) and state: 409
         await cancel_and_wait(client, session, inst)
-        op = await start_instance_operation(client, session, inst, "delete",
-                                            WORKFLOWS["delete"], auth, idempotency_key)
+        op = await start_instance_operation(client, session, inst, "delete", auth,
+                                            idempotency_key)
         return OperationAccepted(operation=OperationBrief.of(op))
 
 

@@ -42,8 +42,9 @@ from vmflow.access_rules import validate
 from vmflow.contracts.shares import ShareResizeOp
 from vmflow.models import Operation, Share, ShareAccessRule, ShareSnapshot, now
 from vmflow.names import share_workflow_id
+from vmflow.operations import Claim
 from vmflow.settings import get_settings
-from vmflow.share_states import RESETTABLE, RuleState, ShareStatus
+from vmflow.share_states import RESETTABLE, SHARE_ACTIONS, RuleState, ShareStatus
 
 router = APIRouter(prefix="/v1/shares", tags=["share actions"])
 
@@ -117,21 +118,15 @@ async def resize(client: Client, session: Session, share: Share, auth: AuthConte
                                gigabytes=new_size - share.size_gb)
         except share_quotas.QuotaExceeded as e:
             raise quota_error(e) from None
-    before = share.status
-    share.status = ShareStatus.EXTENDING if action == "extend" else ShareStatus.SHRINKING
     share.extending_to_gb = new_size if action == "extend" else None
     share.updated_at = now()
     session.add(share)
     host = share.host or get_settings().storage_name
-
-    def undo() -> None:
-        share.status = before
-        session.add(share)
-
+    status = ShareStatus.EXTENDING if action == "extend" else ShareStatus.SHRINKING
     return await start_share_operation(
         client, session, share, action, EXTEND_SHARE if action == "extend" else SHRINK_SHARE,
         auth, idempotency_key, lambda op_id: ShareResizeOp(share.id, op_id, host, new_size),
-        undo)
+        claim=Claim(share, "status", status, expect=SHARE_ACTIONS[action]))
 
 
 async def force_delete(client: Client, session: Session, share: Share, auth: AuthContext,

@@ -30,6 +30,7 @@ from api.services.shares import (
 from vmflow import share_quotas
 from vmflow.contracts.shares import ShareSnapshotOp
 from vmflow.models import Share, ShareSnapshot, ShareType, now
+from vmflow.operations import Claim
 from vmflow.settings import get_settings
 
 router = APIRouter(prefix="/v1/share-snapshots", tags=["share snapshots"])
@@ -69,7 +70,7 @@ async def create_snapshot(body: SnapshotCreate, session: SessionDep, auth: Write
         op = await start_share_operation(
             client, session, share, "snapshot_create", CREATE_SHARE_SNAPSHOT, auth,
             idempotency_key, lambda op_id: ShareSnapshotOp(snap.id, share.id, op_id, host),
-            undo=lambda: session.delete(snap), resource_type="share_snapshot",
+            new_rows=(snap,), resource_type="share_snapshot",
             resource_id=snap.id)
         return SnapshotAccepted(snapshot=SnapshotPublic.of(snap),
                                 operation=OperationBrief.of(op))
@@ -103,17 +104,12 @@ async def delete_snapshot(snapshot_id: str, session: SessionDep, auth: WriterDep
         share = session.get(Share, snap.share_id)
         if share is None:  # a snapshot keeps its share (delete refuses): not expected
             raise NotFound(f"share {snap.share_id} not found")
-        before = snap.status
-        snap.status, snap.updated_at = "deleting", now()
+        snap.updated_at = now()
         session.add(snap)
         host = share.host or get_settings().storage_name
-
-        def undo() -> None:
-            snap.status = before
-            session.add(snap)
-
         op = await start_share_operation(
             client, session, share, "snapshot_delete", DELETE_SHARE_SNAPSHOT, auth,
             idempotency_key, lambda op_id: ShareSnapshotOp(snap.id, share.id, op_id, host),
-            undo, resource_type="share_snapshot", resource_id=snap.id)
+            claim=Claim(snap, "status", "deleting", expect=DELETABLE),
+            resource_type="share_snapshot", resource_id=snap.id)
         return OperationAccepted(operation=OperationBrief.of(op))

@@ -25,8 +25,9 @@ from vmflow import share_quotas
 from vmflow.bootstrap import DEFAULT_SHARE_TYPE
 from vmflow.contracts.shares import ShareOp
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
+from vmflow.operations import Claim
 from vmflow.settings import get_settings
-from vmflow.share_states import ShareStatus
+from vmflow.share_states import SHARE_ACTIONS, ShareStatus
 
 router = APIRouter(prefix="/v1/shares", tags=["shares"])
 
@@ -103,7 +104,7 @@ async def create_share(body: ShareCreate, session: SessionDep, auth: WriterDep,
         op = await start_share_operation(
             client, session, share, "create", CREATE_SHARE, auth, idempotency_key,
             lambda op_id: ShareOp(share.id, op_id, host, size, share.snapshot_id),
-            undo=lambda: session.delete(share))
+            new_rows=(share,))
         return ShareAccepted(share=view(session, auth, share), operation=OperationBrief.of(op))
 
 
@@ -141,16 +142,12 @@ async def delete_share(share_id: str, session: SessionDep, auth: WriterDep, clie
 async def start_deleting(client: Client, session: Session, share: Share, auth: AuthContext,
                          idempotency_key: str | None, force: bool) -> Operation:
     """DeleteShare (force for force_delete) with the share shown as deleting meanwhile."""
-    before = share.status
-    share.status, share.updated_at = ShareStatus.DELETING, now()
+    share.updated_at = now()
     session.add(share)
     host = share.host or get_settings().storage_name
-
-    def undo() -> None:
-        share.status = before
-        session.add(share)
-
     return await start_share_operation(
         client, session, share, "force_delete" if force else "delete", DELETE_SHARE, auth,
         idempotency_key,
-        lambda op_id: ShareOp(share.id, op_id, host, share.size_gb, force=force), undo)
+        lambda op_id: ShareOp(share.id, op_id, host, share.size_gb, force=force),
+        claim=Claim(share, "status", ShareStatus.DELETING,
+                    expect=None if force else SHARE_ACTIONS["delete"]))

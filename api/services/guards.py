@@ -13,9 +13,7 @@ from api.auth import AuthContext
 from api.errors import Conflict, Forbidden
 from vmflow import states
 from vmflow.models import Instance, User
-
-# they end whatever runs on the instance themselves, so a task_state does not stop them
-PREEMPTING = frozenset({"delete", "force-delete"})
+from vmflow.operations import PREEMPTING
 
 
 def require_admin(action: str, auth: AuthContext) -> states.Transition:

@@ -1,8 +1,6 @@
-"""Starting operations as Temporal workflows, and reading their live state.
-
-The Operation row is committed before the workflow starts (its activities read it).
-The workflow id is derived from the instance, with conflict policy FAIL, so Temporal
-itself refuses a second concurrent operation on one instance; we turn that into 409.
+"""The API's side of operations: Idempotency-Key replay, starting an instance
+operation through vmflow.operations.start_operation (its errors as 409 and 503), and
+reading an operation's live state from Temporal.
 """
 
 from __future__ import annotations
@@ -10,24 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 from sqlmodel import Session, col, or_, select
-from temporalio.client import (
-    Client,
-    WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-)
-from temporalio.common import (
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AuthContext
@@ -36,21 +22,12 @@ from api.schemas.common import utc
 from api.schemas.operations import OperationPublic
 from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
-from vmflow.names import (
-    CONTROL_QUEUE,
-    SA_OPERATION,
-    instance_workflow_id,
-    operation_attributes,
-)
-from vmflow.states import TRANSITIONS
+from vmflow.names import SA_OPERATION, instance_workflow_id
+from vmflow.operations import RPC_TIMEOUT, ResourceBusy, instance_spec, start_operation
 
 log = logging.getLogger(__name__)
 
-RPC_TIMEOUT = timedelta(seconds=5)
 QUERY_TIMEOUT = timedelta(seconds=2)
-
-# workflow type names, as registered by the control worker: from the state table
-WORKFLOWS = {a: t.workflow for a, t in TRANSITIONS.items() if t.workflow}
 
 _CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "succeeded",
@@ -121,8 +98,19 @@ def remember_key(session: Session, auth: AuthContext, key: str | None, resource_
 # the workflow's input, made from the new Operation's id (default: OperationRef)
 InputFactory = Callable[[str], object]
 
-def search_attributes(instance: Instance, action: str) -> TypedSearchAttributes:
-    return operation_attributes(instance_workflow_id(instance.id), instance.project_id, action)
+
+@asynccontextmanager
+async def http_errors(action: str) -> AsyncIterator[None]:
+    """vmflow.operations' errors as the API answers them: 409 when another operation
+    holds the resource, 503 when Temporal cannot be reached (RPCError from a server
+    that went away, RuntimeError from a client that never connected)."""
+    try:
+        yield
+    except ResourceBusy as e:
+        raise Conflict(str(e)) from None
+    except (RPCError, RuntimeError) as e:
+        raise ServiceUnavailable(f"could not start the {action} workflow: {e}",
+                                 type="TemporalUnavailable") from e
 
 
 async def start_instance_operation(
@@ -130,113 +118,28 @@ async def start_instance_operation(
     session: Session,
     instance: Instance,
     action: str,
-    workflow: str,
     auth: AuthContext,
     idempotency_key: str | None = None,
     make_input: InputFactory | None = None,
 ) -> Operation:
-    """Record an Operation and start `workflow` for it on the instance's workflow id,
-    with `make_input(operation_id)` as its argument (default: an OperationRef).
+    """Record an Operation, show its task_state on the instance and start the state
+    table's workflow for it (vmflow.operations.start_operation), with
+    `make_input(operation_id)` as its argument (default: an OperationRef).
 
     Returns the Operation (an earlier one for a repeated Idempotency-Key). Raises
     Conflict if another operation holds the instance, ServiceUnavailable if Temporal
-    cannot be reached. On failure no row of this request is left behind; for
-    action "create" the Instance row is removed too.
+    cannot be reached. On failure no row of this request is left behind (for action
+    "create" the new Instance row goes too) and the task_state is as it was.
     """
     earlier = find_idempotent(session, auth, idempotency_key, "instance", action, instance.id)
     if earlier is not None:
         return earlier
-
-    workflow_id = instance_workflow_id(instance.id)
-    op = Operation(
-        resource_type="instance", resource_id=instance.id, action=action, status="running",
-        workflow_id=workflow_id, project_id=instance.project_id, user_id=auth.user_id,
-        idempotency_key=idempotency_key,
-    )
-    session.add(op)
-    session.commit()
-    arg = make_input(op.id) if make_input else OperationRef(instance.id, op.id)
-    try:
-        handle = await _start(client, session, instance.id, op.id, lambda: client.start_workflow(
-            workflow,
-            arg,
-            id=workflow_id,
-            task_queue=CONTROL_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=search_attributes(instance, action),
-            memo={"operation_id": op.id, "user_id": auth.user_id},
-            static_summary=f"{action} instance {instance.id}",  # ids only: no user text in the UI
-            rpc_timeout=RPC_TIMEOUT,
-        ))
-    except WorkflowAlreadyStartedError:
-        running = await running_action(client, session, instance.id, exclude=op.id)
-        _forget(session, op, instance if action == "create" else None)
-        raise Conflict(
-            f"another operation ({running}) is running on instance {instance.id}"
-        ) from None
-    except Exception as e:
-        # RPCError from a server that went away, RuntimeError from a client that never
-        # connected: either way nothing runs, so nothing of this request may remain
-        _forget(session, op, instance if action == "create" else None)
-        if isinstance(e, RPCError | RuntimeError):
-            raise ServiceUnavailable(f"could not start the {action} workflow: {e}",
-                                     type="TemporalUnavailable") from e
-        raise
-    op.run_id = handle.first_execution_run_id or handle.result_run_id
-    session.add(op)
-    session.commit()
-    return op
-
-
-CLOSING_GRACE_S = 3.0
-
-
-async def _start(client: Client, session: Session, instance_id: str, op_id: str,
-                 start: Callable[[], Awaitable[WorkflowHandle[Any, Any]]]
-                 ) -> WorkflowHandle[Any, Any]:
-    """Start the workflow; if the instance's id is held by a workflow whose operation
-    has already finished (it is only closing), wait a moment and try again, so
-    back-to-back actions do not see a spurious 409."""
-    deadline = asyncio.get_running_loop().time() + CLOSING_GRACE_S
-    while True:
-        try:
-            return await start()
-        except WorkflowAlreadyStartedError:
-            still_running = session.exec(select(Operation).where(
-                Operation.resource_id == instance_id, Operation.status == "running",
-                Operation.id != op_id)).first()
-            if still_running is not None or asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-def _forget(session: Session, op: Operation, instance: Instance | None) -> None:
-    session.delete(op)
-    if instance is not None:
-        session.delete(instance)
-    session.commit()
-
-
-async def running_action(client: Client, session: Session, instance_id: str,
-                         exclude: str | None = None) -> str:
-    """The action of the workflow holding the instance: its search attribute, else the
-    newest running Operation row."""
-    try:
-        desc = await client.get_workflow_handle(instance_workflow_id(instance_id)).describe(
-            rpc_timeout=RPC_TIMEOUT)
-        name = desc.typed_search_attributes.get(SA_OPERATION)
-        if name:
-            return name
-    except RPCError as e:
-        log.info("describe of instance %s failed: %s", instance_id, e)
-    row = session.exec(
-        select(Operation)
-        .where(Operation.resource_type == "instance", Operation.resource_id == instance_id)
-        .where(Operation.status == "running", Operation.id != (exclude or ""))
-        .order_by(col(Operation.started_at).desc())
-    ).first()
-    return row.action if row else "unknown"
+    spec = instance_spec(
+        instance, action, auth.user_id,
+        make_input or (lambda op_id: OperationRef(instance.id, op_id)),
+        idempotency_key=idempotency_key, new_rows=(instance,) if action == "create" else ())
+    async with http_errors(action):
+        return await start_operation(client, session, spec)
 
 
 async def describe_running(client: Client,

@@ -20,10 +20,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, ServiceUnavailable
-from api.services.guards import PREEMPTING
-from api.services.operations import RPC_TIMEOUT, describe_running, described_operation
+from api.services.operations import describe_running, described_operation
 from vmflow.models import Instance, Operation
 from vmflow.operation_rows import CLOSED, settle
+from vmflow.operations import PREEMPTING, RPC_TIMEOUT
 
 log = logging.getLogger(__name__)
 

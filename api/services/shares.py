@@ -9,32 +9,20 @@ deny requests queue on one run instead of racing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import (
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AuthContext
 from api.errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable
-from api.services.operations import CLOSING_GRACE_S, RPC_TIMEOUT, described_operation
+from api.services.operations import described_operation, http_errors
 from vmflow import access_sync
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
-from vmflow.names import (
-    CONTROL_QUEUE,
-    SA_OPERATION,
-    operation_attributes,
-    share_workflow_id,
-)
+from vmflow.names import SA_OPERATION, share_workflow_id
+from vmflow.operations import RPC_TIMEOUT, Claim, OperationSpec, start_operation
 from vmflow.share_quotas import QuotaExceeded
 from vmflow.share_states import SHARE_ACTIONS, allowed
 
@@ -84,78 +72,25 @@ def quota_error(e: QuotaExceeded) -> PayloadTooLarge:
 
 # --- starting ------------------------------------------------------------------------
 
-def search_attributes(share: Share, action: str) -> TypedSearchAttributes:
-    return operation_attributes(share_workflow_id(share.id), share.project_id, action)
-
-
 async def start_share_operation(
     client: Client, session: Session, share: Share, action: str, workflow: str,
-    auth: AuthContext, idempotency_key: str | None, make_input: Callable[[str], object],
-    undo: Callable[[], None], resource_type: str = "share", resource_id: str | None = None,
+    auth: AuthContext, idempotency_key: str | None, make_input: Callable[[str], object], *,
+    claim: Claim | None = None, new_rows: Sequence[SQLModel] = (),
+    resource_type: str = "share", resource_id: str | None = None,
 ) -> Operation:
-    """Commit what the caller changed in `session` with a new Operation row, then start
-    `workflow(make_input(operation_id))` as share-<share.id>. If it cannot start, the
-    row goes and `undo()` puts back what the caller changed: 409 when another operation
-    holds the share, 503 when Temporal cannot be reached."""
-    workflow_id = share_workflow_id(share.id)
-    op = Operation(resource_type=resource_type, resource_id=resource_id or share.id,
-                   action=action, workflow_id=workflow_id, project_id=share.project_id,
-                   user_id=auth.user_id, idempotency_key=idempotency_key)
-    session.add(op)
-    session.commit()
-    arg = make_input(op.id)
-
-    async def start() -> Any:
-        return await client.start_workflow(
-            workflow, arg, id=workflow_id, task_queue=CONTROL_QUEUE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=search_attributes(share, action),
-            memo={"operation_id": op.id, "user_id": auth.user_id},
-            static_summary=f"{action} share {share.id}",  # ids only: no user text in the UI
-            rpc_timeout=RPC_TIMEOUT)
-
-    try:
-        handle = await _start_with_grace(session, workflow_id, op.id, start)
-    except WorkflowAlreadyStartedError:
-        running = await running_action(client, share.id)
-        _forget(session, op, undo)
-        raise Conflict(f"another operation ({running or 'unknown'}) is running on share "
-                       f"{share.id}") from None
-    except (RPCError, RuntimeError) as e:
-        _forget(session, op, undo)
-        raise ServiceUnavailable(f"could not start the {action} workflow: {e}",
-                                 type="TemporalUnavailable") from e
-    except BaseException:
-        _forget(session, op, undo)
-        raise
-    op.run_id = handle.first_execution_run_id or handle.result_run_id
-    session.add(op)
-    session.commit()
-    return op
-
-
-async def _start_with_grace(session: Session, workflow_id: str, op_id: str,
-                            start: Callable[[], Any]) -> Any:
-    """As api.services.operations does for instances: a workflow whose operation has finished
-    and is only closing does not turn the next request into a 409."""
-    deadline = asyncio.get_running_loop().time() + CLOSING_GRACE_S
-    while True:
-        try:
-            return await start()
-        except WorkflowAlreadyStartedError:
-            busy = session.exec(select(Operation).where(
-                Operation.workflow_id == workflow_id, Operation.status == "running",
-                Operation.id != op_id)).first()
-            if busy is not None or asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-def _forget(session: Session, op: Operation, undo: Callable[[], None]) -> None:
-    session.delete(op)
-    undo()
-    session.commit()
+    """Start `workflow(make_input(operation_id))` as share-<share.id> the way every
+    operation starts (vmflow.operations.start_operation): the Operation row and the
+    `claim` (the status the share or snapshot shows meanwhile) in one transaction.
+    If it cannot start, the row and `new_rows` go and the claim is given back: 409
+    when another operation holds the share, 503 when Temporal cannot be reached."""
+    spec = OperationSpec(
+        resource_type=resource_type, resource_id=resource_id or share.id,
+        resource=f"share {share.id}", action=action, workflow=workflow,
+        workflow_id=share_workflow_id(share.id), project_id=share.project_id,
+        user_id=auth.user_id, make_input=make_input, idempotency_key=idempotency_key,
+        claim=claim, new_rows=new_rows)
+    async with http_errors(action):
+        return await start_operation(client, session, spec)
 
 
 async def running_action(client: Client, share_id: str) -> str | None:
@@ -203,8 +138,7 @@ async def signal_access_sync(client: Client, share: Share) -> None:
     and picks the new rules up, otherwise one starts."""
     host = share.host or ""  # the caller has checked it is set
     try:
-        await access_sync.signal_access_sync(client, share.id, share.project_id, host,
-                                             RPC_TIMEOUT)
+        await access_sync.signal_access_sync(client, share.id, share.project_id, host)
     except (RPCError, RuntimeError) as e:
         raise ServiceUnavailable(f"could not signal the access rule sync: {e}",
                                  type="TemporalUnavailable") from e

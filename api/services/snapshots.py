@@ -19,12 +19,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import AuthContext
-from api.errors import Conflict, ServiceUnavailable
 from api.schemas.common import OperationBrief
-from api.services.operations import RPC_TIMEOUT
+from api.services.operations import http_errors
 from api.services.server_actions import CreateBackupArgs, CreateImageArgs
-from vmflow.backups import InstanceBusy, start_snapshot
+from vmflow.backups import start_snapshot
 from vmflow.models import Image, Instance, Operation
+from vmflow.operations import RPC_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,11 @@ async def accept_snapshot(client: Client, session: Session, auth: AuthContext, i
         backup_type, rotation, metadata = args.backup_type, args.rotation, None
     else:
         backup_type, rotation, metadata = None, None, dict(args.metadata)
-    try:
+    async with http_errors("snapshot"):  # start_snapshot removed its rows
         started = await start_snapshot(
             client, session, inst, name=args.name, user_id=auth.user_id,
             backup_type=backup_type, rotation=rotation, metadata=metadata,
             idempotency_key=idempotency_key)
-    except InstanceBusy as e:
-        raise Conflict(str(e)) from None
-    except (RPCError, RuntimeError) as e:  # start_snapshot removed its rows
-        raise ServiceUnavailable(f"could not start the snapshot workflow: {e}",
-                                 type="TemporalUnavailable") from e
     return accepted(response, started.operation, started.image.id, started.image.status)
 
 

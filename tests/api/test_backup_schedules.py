@@ -28,7 +28,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.control.backup_schedules import BackupScheduleActivities
-from tests.api.conftest import World, add_instance, operations_of, session, set_state
+from tests.api.conftest import (
+    World,
+    add_instance,
+    instance_row,
+    operations_of,
+    session,
+    set_state,
+)
 from tests.api.test_auth import assert_error
 from vmflow import settings
 from vmflow.contracts.instances import InstanceRef
@@ -360,18 +367,19 @@ async def test_tick_starts_the_backup_once(api: httpx.AsyncClient, world: World,
     (op,) = operations_of(inst.id)
     assert (op.id, op.action, op.status, op.user_id, op.run_id) == (
         start.operation_id, "backup", "running", world.alice.user_id, start.run_id)
+    assert instance_row(inst.id).task_state == "image_snapshot"  # shown from the start
 
     # the next tick while that backup runs: skipped, recorded, nothing left behind
     images_before = count_images()
     skipped = await tick_env("busy").run(acts.start_scheduled_backup, req)
     assert not skipped.started
-    assert skipped.reason == "skipped: another operation (backup) is running"
+    assert skipped.reason == "skipped: another operation (image_snapshot) is in progress"
     assert count_images() == images_before
     actions = (await api.get(f"/v1/servers/{inst.id}/actions", headers=world.alice.h)
                ).json()["actions"]
     assert [(a["action"], a["result"], a["fault"]) for a in actions] == [
         ("backup", "running", None),
-        ("backup", "skipped", "skipped: another operation (backup) is running")]
+        ("backup", "skipped", "skipped: another operation (image_snapshot) is in progress")]
     await handle.terminate("test done")
 
 

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-import api.services.operations
+import vmflow.operations
 from tests.api.conftest import World, create_server, operations_of
 from vmflow.contracts.instances import OperationRef
 
@@ -43,7 +43,7 @@ class PendingDelete:
 @pytest.fixture
 async def worker(temporal: Client, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     queue = f"test-cancel-{uuid.uuid4()}"
-    monkeypatch.setattr(api.services.operations, "CONTROL_QUEUE", queue)
+    monkeypatch.setattr(vmflow.operations, "CONTROL_QUEUE", queue)
     async with Worker(temporal, task_queue=queue, workflows=[CancellableLaunch, PendingDelete],
                       workflow_runner=UnsandboxedWorkflowRunner()):
         yield queue

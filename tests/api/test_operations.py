@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-import api.services.operations
+import vmflow.operations
 from tests.api.conftest import World, create_server
 from vmflow.contracts.instances import OperationRef, StepStatus
 
@@ -62,7 +62,7 @@ class QuickDelete:
 @pytest.fixture
 async def worker(temporal: Client, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     queue = f"test-control-{uuid.uuid4()}"
-    monkeypatch.setattr(api.services.operations, "CONTROL_QUEUE", queue)
+    monkeypatch.setattr(vmflow.operations, "CONTROL_QUEUE", queue)
     async with Worker(temporal, task_queue=queue, workflows=[StuckLaunch, QuickDelete],
                       activities=[flaky], workflow_runner=UnsandboxedWorkflowRunner()):
         yield queue

@@ -142,9 +142,10 @@ async def test_allowed_state_starts_the_tables_workflow(
     (op,) = operations_of(inst.id)
     assert (op.id, op.action, op.status, op.run_id, op.user_id) == (
         brief["id"], action, "running", desc.run_id, world.alice.user_id)
-    # the workflow claims the task_state when it begins, not the API
+    # the server shows the operation from its 202 on (as Nova does), not only once
+    # the workflow begins
     after = instance_row(inst.id)
-    assert (after.vm_state, after.task_state) == (vm_state, None)
+    assert (after.vm_state, after.task_state) == (vm_state, TRANSITIONS[action].task_state)
     await temporal.get_workflow_handle(wf_id).terminate(reason="test")
 
 
@@ -155,9 +156,12 @@ async def test_second_request_while_one_runs_is_409(api: httpx.AsyncClient, worl
     assert r.status_code == 202, r.text
     before = counts()
     for action in ("stop", "reboot-hard", "pause", "rescue"):
-        err = assert_error(await act(api, world.alice.h, action, inst.id), 409, "Conflict")
-        assert err["message"] == f"another operation (stop) is running on instance {inst.id}"
+        err = assert_error(await act(api, world.alice.h, action, inst.id), 409,
+                           "ActionNotAllowed")
+        assert err["message"] == (f"Cannot '{action}' an instance while task_state "
+                                  "powering-off is in progress")
     assert counts() == before
+    assert instance_row(inst.id).task_state == "powering-off"  # the first one's, kept
     await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
 
 
