@@ -177,6 +177,8 @@ async def test_concurrent_conflicting_requests_exactly_one_runs(
     running = operations_of(inst.id)
     assert [o.status for o in running] == ["running"]
     assert counts() == (before[0], before[1] + 1)
+    # the winner's task_state, never one a loser set and took back
+    assert instance_row(inst.id).task_state == TRANSITIONS[running[0].action].task_state
     await temporal.get_workflow_handle(f"instance-{inst.id}").terminate(reason="test")
 
 
