@@ -239,13 +239,12 @@ async def _start_in_grace(client: Client, session: Session, spec: OperationSpec,
 
 async def holder(client: Client, session: Session | None, workflow_id: str,
                  exclude: str | None = None) -> str:
-    """The action of the workflow holding `workflow_id`: its search attribute, else
-    the newest running Operation row on it, else "unknown"."""
+    """The action of the workflow holding `workflow_id`: its search attribute (its
+    type if it has none); if Temporal cannot say, the newest running Operation row on
+    it; else "unknown"."""
     try:
         desc = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
-        name = desc.typed_search_attributes.get(SA_OPERATION)
-        if name:
-            return name
+        return desc.typed_search_attributes.get(SA_OPERATION) or desc.workflow_type
     except RPCError as e:
         log.info("describe of %s failed: %s", workflow_id, e)
     if session is None:
