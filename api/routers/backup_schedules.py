@@ -33,10 +33,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, MaybeTemporalDep, SessionDep, TemporalDep, WriterDep
 from api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
-from api.routers.servers import get_instance
 from api.schemas.common import Request, utc
 from api.services.guards import user_name
 from api.services.operations import find_idempotent, idempotency_guard, remember_key
+from api.services.servers import get_instance
 from vmflow import backup_schedules
 from vmflow.models import BackupSchedule, Instance
 from vmflow.names import backup_schedule_id

@@ -1,78 +1,20 @@
-"""Images (Glance): create, list, show, delete; who sees which image.
-
-Visibility as in Glance: public and community images are everyone's, private ones
-their owner project's, shared ones also their members' once they accepted the share
-(a project may not even boot a share it has not accepted). Uploads and downloads are
-in image_files.py, members in image_members.py.
-"""
+"""Images (Glance): create, list, show, delete. Who sees which image, and the logic,
+are in api/services/images.py; uploads and downloads in image_files.py, members in
+image_members.py."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Response
-from sqlmodel import Session, and_, col, delete, or_, select
-from sqlmodel.sql.expression import SelectOfScalar
 
-from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
-from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.schemas.images import ImageCreate, ImageList, ImagePublic, ImageUpdate
-from api.services.operations import find_idempotent, idempotency_guard, remember_key
-from vmflow.models import Image, ImageMember, now
-from vmflow.settings import get_settings
+from api.services import images
+from api.services.images import MemberFilter, get_image
+from api.services.operations import find_idempotent, idempotency_guard
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
-
-MemberFilter = Literal["accepted", "pending", "rejected", "all"]
-TRUE = ("true", "yes", "1")
-
-
-def visible_images(auth: AuthContext,
-                   member_status: MemberFilter = "accepted") -> SelectOfScalar[Image]:
-    """Images the caller may see and boot: public, community, its project's own and
-    those shared with it whose share has `member_status`; admin (and the hosts' service
-    role) see all. Deleted ones are gone for everybody."""
-    stmt = select(Image).where(Image.status != "deleted")
-    if auth.is_admin or auth.is_service:
-        return stmt
-    shared = select(ImageMember.image_id).where(ImageMember.member == auth.project_id)
-    if member_status != "all":
-        shared = shared.where(ImageMember.status == member_status)
-    return stmt.where(or_(col(Image.visibility).in_(("public", "community")),
-                          Image.owner == auth.project_id,
-                          and_(Image.visibility == "shared", col(Image.id).in_(shared))))
-
-
-def get_image(session: Session, auth: AuthContext, image_id: str,
-              member_status: MemberFilter = "all") -> Image:
-    """An image the caller may see (a member: whatever its share's status), else 404."""
-    image = session.exec(visible_images(auth, member_status).where(Image.id == image_id)).first()
-    if image is None:
-        raise NotFound(f"image {image_id} not found")
-    return image
-
-
-def require_owner(image: Image, auth: AuthContext, doing: str) -> None:
-    if not (auth.is_admin or image.owner == auth.project_id):
-        raise Forbidden(f"only the owner of image {image.id} may {doing}")
-
-
-def is_protected(image: Image) -> bool:
-    value = (image.properties or {}).get("protected")
-    return value is True or str(value).lower() in TRUE
-
-
-def check_linked_images(session: Session, auth: AuthContext, props: dict[str, Any]) -> None:
-    """kernel_id / ramdisk_id must name images the caller may boot, of the right kind:
-    a launch reads them without asking whose they are."""
-    for key, kind in (("kernel_id", "aki"), ("ramdisk_id", "ari")):
-        ref = props.get(key)
-        if ref is None:
-            continue
-        linked = session.exec(visible_images(auth).where(Image.id == str(ref))).first()
-        if linked is None or linked.disk_format != kind:
-            raise BadRequest(f"properties.{key}: no {kind} image {ref!r}", type="ImageNotFound")
 
 
 @router.post("", status_code=201, response_model=ImagePublic)
@@ -82,16 +24,7 @@ async def create_image(body: ImageCreate, session: SessionDep, auth: WriterDep,
         earlier = find_idempotent(session, auth, idempotency_key, "image", "create")
         if earlier is not None:
             return ImagePublic.of(get_image(session, auth, earlier.resource_id))
-        if body.visibility == "public" and not auth.is_admin:
-            raise Forbidden("only role admin may make an image public")
-        check_linked_images(session, auth, body.properties)
-        image = Image(name=body.name, disk_format=body.disk_format,
-                      container_format=body.container_format, visibility=body.visibility,
-                      owner=auth.project_id, properties=dict(body.properties))
-        session.add(image)
-        remember_key(session, auth, idempotency_key, "image", image.id, "create")
-        session.commit()
-        return ImagePublic.of(image)
+        return ImagePublic.of(images.create(session, auth, body, idempotency_key))
 
 
 @router.get("", response_model=ImageList)
@@ -100,11 +33,8 @@ def list_images(session: SessionDep, auth: AuthDep, member_status: MemberFilter 
                 ) -> ImageList:
     """Glance's default list: shares only once accepted; ?member_status=pending shows
     the shares still waiting for an answer."""
-    stmt = visible_images(auth, member_status)
-    if visibility is not None:
-        stmt = stmt.where(Image.visibility == visibility)
-    stmt = stmt.order_by(col(Image.created_at))
-    return ImageList(images=[ImagePublic.of(i) for i in session.exec(stmt)])
+    return ImageList(images=[ImagePublic.of(i) for i in
+                             images.listed(session, auth, member_status, visibility)])
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
@@ -117,22 +47,7 @@ def update_image(image_id: str, body: ImageUpdate, session: SessionDep,
                  auth: WriterDep) -> ImagePublic:
     """Name, visibility and properties, by the owner; public only by admin. Members of
     an image that stops being shared lose it (their rows stay, as in Glance)."""
-    image = get_image(session, auth, image_id)
-    require_owner(image, auth, "change it")
-    if body.visibility == "public" and image.visibility != "public" and not auth.is_admin:
-        raise Forbidden("only role admin may make an image public")
-    props = {k: v for k, v in (image.properties or {}).items()
-             if k not in body.remove_properties}
-    props.update(body.properties)
-    if len(props) > 128:
-        raise BadRequest("an image has at most 128 properties")
-    check_linked_images(session, auth, body.properties)
-    image.name = body.name or image.name
-    image.visibility = body.visibility or image.visibility
-    image.properties, image.updated_at = props, now()
-    session.add(image)
-    session.commit()
-    return ImagePublic.of(image)
+    return ImagePublic.of(images.update(session, auth, image_id, body))
 
 
 @router.delete("/{image_id}", status_code=204)
@@ -140,18 +55,6 @@ def delete_image(image_id: str, session: SessionDep, auth: WriterDep,
                  idempotency_key: IdempotencyKey = None) -> Response:
     """Deleted for everybody, its data removed from the store; hosts keep what they
     cached (a running server does not lose its base). A protected image stays."""
-    if find_idempotent(session, auth, idempotency_key, "image", "delete", image_id):
-        return Response(status_code=204)
-    image = get_image(session, auth, image_id)
-    require_owner(image, auth, "delete it")
-    if is_protected(image):
-        raise Conflict(f"image {image_id} is protected", type="ImageProtected")
-    store = get_settings().image_store
-    for f in (store / image.id, store / f"{image.id}.part"):
-        f.unlink(missing_ok=True)  # an upload in flight finds its image deleted and stops
-    image.status, image.location, image.updated_at = "deleted", None, now()
-    session.add(image)
-    session.exec(delete(ImageMember).where(col(ImageMember.image_id) == image.id))
-    remember_key(session, auth, idempotency_key, "image", image.id, "delete")
-    session.commit()
+    if not find_idempotent(session, auth, idempotency_key, "image", "delete", image_id):
+        images.delete_image(session, auth, image_id, idempotency_key)
     return Response(status_code=204)

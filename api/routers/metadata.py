@@ -16,7 +16,6 @@ from sqlmodel import Session
 from api.auth import AuthContext
 from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
 from api.errors import BadRequest, NotFound
-from api.routers.servers import get_instance
 from api.schemas.servers import (
     MAX_METADATA_ITEMS,
     MetadataBody,
@@ -26,6 +25,7 @@ from api.schemas.servers import (
 )
 from api.services.guards import check_allowed
 from api.services.operations import find_idempotent, remember_key
+from api.services.servers import get_instance
 from vmflow.models import Instance, now
 
 router = APIRouter(prefix="/v1/servers", tags=["server metadata"])

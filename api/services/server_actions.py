@@ -1,5 +1,7 @@
 """The body of `POST /v1/servers/{id}/action`: exactly one key, named as in Nova,
-whose value is that action's arguments (null or {} when it takes none).
+whose value is that action's arguments (null or {} when it takes none); each
+workflow action's input, and the actions that are database changes (lock, unlock,
+os-resetState).
 
 Each key maps to a transition of vmflow.states.TRANSITIONS (reboot to two of them,
 by its type) and a strict argument model, so a wrong type is refused before anything
@@ -14,9 +16,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, StringConstraints, ValidationError, field_validator
+from sqlmodel import Session
+from temporalio.client import Client
 
-from api.errors import BadRequest
+from api.auth import AuthContext
+from api.errors import BadRequest, Conflict
 from api.schemas.common import MetaKey, MetaValue, Name, Ref, Request
+from api.services.guards import user_name
+from api.services.operations import InputFactory
+from api.services.preempt import running_operation
+from api.services.servers import resolve_image
+from vmflow.contracts.instances import OperationRef, RebootRequest, RebuildRequest, RescueRequest
+from vmflow.models import Instance, Operation, now
 
 
 class NoArgs(Request):
@@ -143,3 +154,82 @@ def parse_action(body: Any) -> ParsedAction:
         raise RequestValidationError(
             [{**err, "loc": ("body", key, *err["loc"])} for err in e.errors()]) from None
     return ParsedAction(key=key, action=spec.transition(args), args=args)
+
+
+# --- what the route runs ---------------------------------------------------------------
+
+DATABASE_ACTIONS = frozenset({"lock", "unlock", "reset-state"})
+
+
+async def database_action(client: Client | None, session: Session, inst: Instance,
+                          auth: AuthContext, parsed: ParsedAction,
+                          idempotency_key: str | None) -> None:
+    """lock, unlock or reset-state, committed with its finished Operation row."""
+    note = None
+    if parsed.action == "lock":
+        lock(inst, auth, parsed.args.locked_reason)
+    elif parsed.action == "unlock":
+        unlock(inst, auth)
+    else:
+        note = await reset_state(client, session, inst, auth, parsed.args.state)
+    record(session, inst, auth, parsed.action, idempotency_key, note)
+
+
+def workflow_input(session: Session, auth: AuthContext, inst: Instance,
+                   parsed: ParsedAction) -> InputFactory:
+    """The workflow's input for an operation id (contracts.py)."""
+    if parsed.action in ("reboot-soft", "reboot-hard"):
+        hard = parsed.action == "reboot-hard"
+        return lambda op_id: RebootRequest(inst.id, op_id, hard)
+    if parsed.action == "rescue":
+        ref = parsed.args.rescue_image_ref
+        image_id = resolve_image(session, auth, ref).id if ref else None  # 400 if bad
+        after = parsed.args.unrescue_after
+        return lambda op_id: RescueRequest(inst.id, op_id, image_id, after)
+    if parsed.action == "rebuild":
+        new_image = resolve_image(session, auth, parsed.args.image_ref).id  # 400 if bad
+        return lambda op_id: RebuildRequest(inst.id, op_id, new_image)
+    return lambda op_id: OperationRef(inst.id, op_id)
+
+
+def lock(inst: Instance, auth: AuthContext, reason: str | None) -> None:
+    if inst.locked and inst.locked_by == "admin" and not auth.is_admin:
+        # re-locking would turn an administrator's lock into one the owner may lift
+        raise Conflict(f"server {inst.id} is locked by an administrator",
+                       type="InstanceLocked")
+    inst.locked, inst.locked_reason = True, reason
+    inst.locked_by = "admin" if auth.is_admin else "owner"
+
+
+def unlock(inst: Instance, auth: AuthContext) -> None:
+    if inst.locked and inst.locked_by == "admin" and not auth.is_admin:
+        raise Conflict(f"server {inst.id} is locked by an administrator; only an "
+                       "administrator can unlock it", type="InstanceLocked")
+    inst.locked, inst.locked_by, inst.locked_reason = False, None, None
+
+
+async def reset_state(client: Client | None, session: Session, inst: Instance,
+                      auth: AuthContext, state: str) -> str:
+    """Set vm_state, clear task_state; the audit text for the action history."""
+    running = await running_operation(client, session, inst)
+    if running is not None:
+        raise Conflict(f"operation {running} is running on server {inst.id}; wait for it to "
+                       "finish, or forceDelete the server")
+    audit = (f"reset by {user_name(session, auth)} from "
+             f"{inst.vm_state}/{inst.task_state or '-'} to {state}")
+    inst.vm_state, inst.task_state = state, None
+    return audit
+
+
+def record(session: Session, inst: Instance, auth: AuthContext, action: str,
+           idempotency_key: str | None, note: str | None) -> None:
+    """Commit the change with a finished Operation row: the action history shows it
+    and a repeated Idempotency-Key finds it."""
+    inst.updated_at = now()
+    session.add(inst)
+    session.add(Operation(
+        resource_type="instance", resource_id=inst.id, action=action, status="succeeded",
+        workflow_id="", project_id=inst.project_id, user_id=auth.user_id,
+        idempotency_key=idempotency_key, last_error=note,
+        finished_at=now()))
+    session.commit()

@@ -1,0 +1,82 @@
+"""Servers (Nova's instances), the logic behind api/routers/servers.py: finding a
+server the caller may see, resolving what a launch names (image, flavor, keypair),
+the new server's row and its action history."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from api.auth import AuthContext
+from api.errors import BadRequest, NotFound
+from api.schemas.common import utc
+from api.schemas.servers import ActionPublic, ServerCreate
+from api.services import flavors
+from api.services.images import visible_images
+from vmflow import states
+from vmflow.models import Image, Instance, Keypair, Operation, User
+
+
+def get_instance(session: Session, auth: AuthContext, server_id: str) -> Instance:
+    """A live instance the caller may see, else 404."""
+    inst = session.get(Instance, server_id)
+    if (inst is None or inst.vm_state == states.VmState.DELETED or inst.deleted_at is not None
+            or not auth.can_see(inst.project_id)):
+        raise NotFound(f"server {server_id} not found")
+    return inst
+
+
+def resolve_image(session: Session, auth: AuthContext, ref: str) -> Image:
+    """An active image visible to the caller, by id or by a name only one image has."""
+    image = session.exec(visible_images(auth).where(Image.id == ref)).first()
+    if image is None:
+        named = list(session.exec(visible_images(auth).where(Image.name == ref)).all())
+        active = [i for i in named if i.status == "active"]
+        if len(active) > 1:
+            raise BadRequest(
+                f"{len(active)} images are named {ref!r}; use the image id "
+                f"({', '.join(i.id for i in active)})", type="AmbiguousName")
+        image = active[0] if active else (named[0] if named else None)
+    if image is None:
+        raise BadRequest(f"image {ref!r} not found", type="ImageNotFound")
+    if image.status != "active":
+        raise BadRequest(f"image {ref!r} is {image.status}, not active", type="ImageNotActive")
+    return image
+
+
+def find_keypair(session: Session, auth: AuthContext, name: str) -> Keypair | None:
+    """Keypairs belong to the user (Nova), whichever project the token is for."""
+    return session.exec(select(Keypair).where(Keypair.user_id == auth.user_id,
+                                              Keypair.name == name)).first()
+
+
+def new_instance(session: Session, auth: AuthContext, body: ServerCreate) -> Instance:
+    """The row of a new server (not added), after resolving everything it names:
+    bad input creates nothing."""
+    image = resolve_image(session, auth, body.image)
+    flavor = flavors.resolve_flavor(session, auth, body.flavor)
+    if body.key_name is not None and find_keypair(session, auth, body.key_name) is None:
+        raise BadRequest(f"keypair {body.key_name!r} not found", type="KeypairNotFound")
+    create = states.TRANSITIONS["create"]
+    return Instance(
+        name=body.name, project_id=auth.project_id, user_id=auth.user_id,
+        image_id=image.id, flavor_id=flavor.id, vm_state=states.VmState.BUILDING,
+        task_state=create.task_state, key_name=body.key_name, user_data=body.user_data,
+        meta=body.metadata,
+    )
+
+
+def action_history(session: Session, inst: Instance) -> list[ActionPublic]:
+    ops = session.exec(
+        select(Operation)
+        .where(Operation.resource_type == "instance", Operation.resource_id == inst.id)
+        .order_by(col(Operation.started_at))
+    ).all()
+    names = {u.id: u.name for u in session.exec(
+        select(User).where(col(User.id).in_({o.user_id for o in ops})))}
+    return [
+        ActionPublic(action=o.action, request_id=o.request_id, user_id=o.user_id,
+                     user=names.get(o.user_id), start=utc(o.started_at),
+                     finish=utc(o.finished_at), result=o.status, fault=o.last_error,
+                     workflow_id=o.workflow_id, operation_id=o.id)
+        for o in ops
+    ]
