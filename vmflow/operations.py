@@ -1,6 +1,7 @@
-"""One way to start an operation's workflow, for every resource and every caller (the
-API's routes, the control activities behind a backup schedule's tick and a rescue's
-timer, the ledger reconciler's access re-sync).
+"""One start_operation for every operation of every resource.
+
+Every caller uses it: the API's routes, the control activities behind a backup
+schedule's tick and a rescue's timer, the ledger reconciler's access re-sync.
 
 `start_operation` owns, once:
 - the Operation row, committed before the workflow starts (its activities read it),

@@ -1,6 +1,8 @@
-"""Image data routes: upload (streamed into the store, inspected before it becomes
-active), import of a host's staged copy, and download. The logic and the reasoning
-behind it are in api/services/image_files.py."""
+"""Image data routes: upload, staged import, download.
+
+An upload is streamed into the store and inspected before it becomes active; a host
+that shares the store imports its staged copy. The logic and the reasoning behind it
+are in api/services/image_files.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Image members (Glance): the owner of a shared image adds projects, each member
-project accepts or rejects its share. Who may do what: api/services/image_members.py.
+"""Image members routes (Glance).
+
+The owner of a shared image adds projects, each member project accepts or rejects
+its share. Who may do what: api/services/image_members.py.
 """
 
 from __future__ import annotations

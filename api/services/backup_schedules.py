@@ -1,6 +1,7 @@
-"""Backup schedules of a server, the logic behind api/routers/backup_schedules.py:
-the row and its Temporal Schedule (vmflow/backup_schedules.py), made, shown, paused,
-triggered and deleted.
+"""Backup schedules of a server: the rows and their Temporal Schedules.
+
+The logic behind api/routers/backup_schedules.py: the row and its Temporal Schedule
+(vmflow/backup_schedules.py), made, shown, paused, triggered and deleted.
 
 The row is written first and the Temporal Schedule made from it; when Temporal
 refuses, the row goes again, so a bad request leaves nothing behind. Deleting goes

@@ -1,6 +1,8 @@
-"""Image data, the logic behind api/routers/image_files.py: upload (streamed into
-the store, inspected before it becomes active) and download (hosts fetch images this
-way, with the service token).
+"""Image data: streamed upload with inspection, staged import, download.
+
+The logic behind api/routers/image_files.py: upload (streamed into the store,
+inspected before it becomes active) and download (hosts fetch images this way, with
+the service token).
 
 An upload takes a queued image to saving, streams the body into <store>/<id>.part
 while hashing it, then inspects it (vmflow.image_inspect: nothing else has read it

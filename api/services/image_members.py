@@ -1,6 +1,8 @@
-"""Image members (Glance), the logic behind api/routers/image_members.py: the owner
-of a shared image adds projects; each member project accepts (or rejects) the share
-itself, and only then may it see the image in its default list and boot it.
+"""Image members (Glance): who may add, answer and remove a share.
+
+The logic behind api/routers/image_members.py: the owner of a shared image adds
+projects; each member project accepts (or rejects) the share itself, and only then
+may it see the image in its default list and boot it.
 
 Who may do what, as in Glance: the owner (or admin) adds, lists and removes members;
 a member sees and updates only its own membership; everyone else gets 404.

@@ -1,5 +1,4 @@
-"""Server metadata (Nova's server metadata API), the logic behind
-api/routers/metadata.py: database only, no workflow.
+"""Server metadata (Nova's server metadata API): database only, no workflow.
 
 Changes go through the state table as "set-metadata", so a locked server refuses
 them from non-admins. Limits (keys 1-255, values up to 255, at most 128 items) are

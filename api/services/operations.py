@@ -1,6 +1,7 @@
-"""The API's side of operations: Idempotency-Key replay, starting an instance
-operation through vmflow.operations.start_operation (its errors as 409 and 503), and
-reading an operation's live state from Temporal.
+"""The API's side of operations: Idempotency-Key replay, starting, live state.
+
+An instance operation starts through vmflow.operations.start_operation (its errors
+as 409 and 503); an operation's live state is read from Temporal.
 """
 
 from __future__ import annotations

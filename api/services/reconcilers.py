@@ -1,7 +1,8 @@
-"""The ledger reconciler (admin), the logic behind api/routers/reconcilers.py: a run
-now through its Temporal Schedule `reconcile-ledger` (made by the control worker when
-it starts, workers/control.py; overlap SKIP), and its recent runs with their results
-as Temporal keeps them.
+"""The ledger reconciler (admin): a run now, and its recent runs.
+
+The logic behind api/routers/reconcilers.py: a run now through its Temporal Schedule
+`reconcile-ledger` (made by the control worker when it starts, workers/control.py;
+overlap SKIP), and its recent runs with their results as Temporal keeps them.
 """
 
 from __future__ import annotations

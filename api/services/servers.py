@@ -1,6 +1,8 @@
-"""Servers (Nova's instances), the logic behind api/routers/servers.py: finding a
-server the caller may see, resolving what a launch names (image, flavor, keypair),
-the new server's row and its action history."""
+"""Servers (Nova's instances): lookup, what a launch names, action history.
+
+The logic behind api/routers/servers.py: finding a server the caller may see,
+resolving what a launch names (image, flavor, keypair), the new server's row and its
+action history."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Manila's share actions, the logic behind api/routers/share_actions.py: extend,
-shrink, force_delete and reset_status on the share's workflow id, and access
-allow/deny, which change the rule rows and signal the share's access reconcile.
+"""Manila's share actions: resize, force_delete, reset_status, access rules.
+
+The logic behind api/routers/share_actions.py: extend, shrink, force_delete and
+reset_status on the share's workflow id, and access allow/deny, which change the rule
+rows and signal the share's access reconcile.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Share snapshots (Manila), the logic behind api/routers/share_snapshots.py:
-creating and deleting one runs on the share's workflow id share-<share_id>, so it
-waits for no other operation on the share: it is refused (409) while one runs."""
+"""Share snapshots (Manila): create and delete on the share's workflow id.
+
+The logic behind api/routers/share_snapshots.py: creating and deleting one runs on
+the share's workflow id share-<share_id>, so it waits for no other operation on the
+share: it is refused (409) while one runs."""
 
 from __future__ import annotations
 
