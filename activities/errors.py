@@ -1,5 +1,5 @@
 """The one way activities say "retrying cannot fix this": a typed, non-retryable
-ApplicationError the workflows list in their retry policy (vmflow.contracts.instances.Errors)."""
+ApplicationError the workflows list in their retry policy (vmflow.contracts.errors.Errors)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from vmflow.contracts.instances import Errors
+from vmflow.contracts.errors import Errors
 
 # a host's disk refuses: retrying the same step will not make room or grant access
 PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EROFS, errno.ENOSPC,

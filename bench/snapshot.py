@@ -40,7 +40,7 @@ from activities.hypervisor.libvirt.connection import Connection
 from bench.common import GUEST, RESULTS, private_stack, wait_op
 from bench.snapshot_analysis import TICKS, freeze_window, plot, report
 from vmflow import stack
-from vmflow.contracts.instances import HostActs
+from vmflow.contracts.activity_names import HostActs
 from vmflow.settings import Settings
 from vmflow.temporal import connect
 

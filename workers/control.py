@@ -34,7 +34,7 @@ from activities.control.ledger import LedgerReconcileActivities
 from activities.control.operation_rows import OperationRowActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
-from vmflow.contracts.instances import InstanceIds
+from vmflow.contracts.actions import InstanceIds
 from vmflow.contracts.reconcile import ReconcileLedgerRequest
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings

@@ -12,12 +12,9 @@ from activities.control.base import DbActivities
 from activities.control.instances import agent_enabled, image_file
 from activities.errors import permanent
 from vmflow import states
-from vmflow.contracts.instances import (
+from vmflow.contracts.actions import (
     ActionEnd,
     ActionStart,
-    ControlActs,
-    Errors,
-    ImageFile,
     InstanceFacts,
     InstanceIds,
     InstanceImage,
@@ -26,6 +23,9 @@ from vmflow.contracts.instances import (
     SyncCandidates,
     SyncResult,
 )
+from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.errors import Errors
+from vmflow.contracts.instances import ImageFile
 from vmflow.models import Flavor, Image, Instance, Operation, now
 from vmflow.names import instance_workflow_id
 

@@ -16,12 +16,9 @@ from temporalio import activity
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.control.base import ClientActivities
-from vmflow.contracts.instances import (
-    AutoUnrescueRequest,
-    AutoUnrescueStep,
-    ControlActs,
-    OperationRef,
-)
+from vmflow.contracts.actions import AutoUnrescueRequest, AutoUnrescueStep
+from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
 from vmflow.operations import (
     RPC_TIMEOUT,

@@ -20,7 +20,8 @@ from temporalio.service import RPCError
 from activities.control.base import ClientActivities
 from vmflow import backup_schedules
 from vmflow.backups import start_snapshot
-from vmflow.contracts.instances import ControlActs, InstanceRef
+from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.instances import InstanceRef
 from vmflow.contracts.snapshots import (
     AwaitOperation,
     OperationOutcome,

@@ -25,7 +25,7 @@ from activities.control import image_store_orphans as rules
 from activities.control.base import ClientActivities
 from activities.control.ledger import aware
 from activities.control.liveness import workflows_running
-from vmflow.contracts.instances import ControlActs
+from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.reconcile import ImageStoreReport, ImageStoreRequest
 from vmflow.models import Image, now
 from vmflow.names import instance_workflow_id

@@ -15,7 +15,8 @@ from temporalio import activity
 from activities.control.base import DbActivities
 from activities.control.instances import agent_enabled
 from activities.errors import permanent
-from vmflow.contracts.instances import ControlActs, Errors
+from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.errors import Errors
 from vmflow.contracts.snapshots import (
     RotateBackups,
     RotatedBackups,

@@ -17,12 +17,12 @@ from activities.control import scheduler
 from activities.control.base import ClientActivities
 from activities.control.liveness import host_alive
 from activities.errors import permanent
+from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.errors import Errors
 from vmflow.contracts.instances import (
     ClaimRequest,
     ConfigDrive,
-    ControlActs,
     DeletePlan,
-    Errors,
     FinishOperation,
     HostInfo,
     ImageFile,

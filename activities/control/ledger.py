@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.control import host_orphans as orphans
 from activities.control.base import ClientActivities
 from activities.control.liveness import host_alive, workflows_running
-from vmflow.contracts.instances import ControlActs
+from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.reconcile import (
     HostResources,
     ReconcileHosts,

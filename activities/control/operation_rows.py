@@ -25,7 +25,7 @@ from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionSta
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.control.base import ClientActivities
-from vmflow.contracts.instances import ControlActs
+from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,

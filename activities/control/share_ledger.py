@@ -20,7 +20,7 @@ from activities.control.base import ClientActivities
 from activities.control.ledger import aware
 from activities.control.liveness import storage_alive, workflows_running
 from vmflow import access_sync
-from vmflow.contracts.instances import ControlActs
+from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.reconcile import (
     ReconcileHosts,
     ReconcileLedgerRequest,

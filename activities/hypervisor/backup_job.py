@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities.hypervisor import qcow2_stream, qemu_img
 from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.nbd_reader import NbdReader
-from vmflow.contracts.instances import Errors
+from vmflow.contracts.errors import Errors
 from vmflow.settings import Settings
 
 ABORT_S = 30.0

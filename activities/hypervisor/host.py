@@ -31,19 +31,19 @@ from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain, gone
 from activities.hypervisor.power import PowerActivities, config_for, save_spec
+from vmflow.contracts.actions import WaitAgent
+from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.errors import Errors
 from vmflow.contracts.instances import (
     ConfigDrive,
     ConfigDriveCreated,
     CreateDisk,
     DefineDomain,
     DiskCreated,
-    Errors,
     FetchedImage,
     FetchImage,
-    HostActs,
     HostInfo,
     InstanceRef,
-    WaitAgent,
 )
 from vmflow.contracts.reconcile import HostDir, HostDomain, HostRef, HostResources
 from vmflow.names import domain_name

@@ -18,7 +18,8 @@ from typing import BinaryIO
 import httpx
 
 from activities.errors import permanent
-from vmflow.contracts.instances import CHECKSUM_HEADER, Errors
+from vmflow.contracts.errors import Errors
+from vmflow.contracts.instances import CHECKSUM_HEADER
 from vmflow.settings import Settings
 
 CHUNK = 4 << 20

@@ -19,17 +19,16 @@ from activities.hypervisor import qemu_img
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain
-from vmflow.contracts.instances import (
-    DefineDomain,
-    HostActs,
+from vmflow.contracts.actions import (
     InstanceIds,
-    InstanceRef,
     Observation,
     Observations,
     Rescue,
     Shutdown,
     ShutdownResult,
 )
+from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.instances import DefineDomain, InstanceRef
 from vmflow.names import domain_name
 from vmflow.settings import Settings
 

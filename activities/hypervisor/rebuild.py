@@ -30,15 +30,10 @@ from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.power import config_for, save_spec, spec_path
-from vmflow.contracts.instances import (
-    DefineDomain,
-    DiskCreated,
-    Errors,
-    HostActs,
-    InstanceRef,
-    RebuildDisk,
-    RestoreOldDisk,
-)
+from vmflow.contracts.actions import RebuildDisk, RestoreOldDisk
+from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.errors import Errors
+from vmflow.contracts.instances import DefineDomain, DiskCreated, InstanceRef
 from vmflow.settings import Settings
 
 DISK, NEW, OLD = "disk", "disk.new", "disk.old"

@@ -46,7 +46,8 @@ from activities.heartbeat import heartbeating
 from activities.hypervisor import backup_job, image_transfer, qemu_img
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import NOTHING_TO_THAW, Domain
-from vmflow.contracts.instances import Errors, HostActs
+from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.errors import Errors
 from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken
 from vmflow.settings import Settings
 

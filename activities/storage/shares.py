@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import permanent
 from activities.heartbeat import heartbeating
 from activities.storage.share_pool import INVALID, SharePool
-from vmflow.contracts.instances import Errors
+from vmflow.contracts.errors import Errors
 from vmflow.contracts.reconcile import HostRef, StorageResources, StoredExport
 from vmflow.contracts.shares import (
     AccessApplied,

@@ -26,7 +26,8 @@ from api.services.guards import user_name
 from api.services.operations import InputFactory
 from api.services.preempt import running_operation
 from api.services.servers import resolve_image
-from vmflow.contracts.instances import OperationRef, RebootRequest, RebuildRequest, RescueRequest
+from vmflow.contracts.actions import RebootRequest, RebuildRequest, RescueRequest
+from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
 
 

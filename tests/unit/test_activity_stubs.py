@@ -19,9 +19,11 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.storage.ganesha import GaneshaExports
+from vmflow.contracts.actions import Observation
+from vmflow.contracts.activity_names import ControlActs, HostActs
 from vmflow.contracts.control_stub import ControlStub
 from vmflow.contracts.host_stub import HostStub
-from vmflow.contracts.instances import ControlActs, HostActs, InstanceRef, Observation
+from vmflow.contracts.instances import InstanceRef
 from vmflow.contracts.shares import ShareControlActs, StorageActs
 from vmflow.contracts.storage_stub import StorageStub
 from vmflow.settings import Settings

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.hypervisor import thaw_guard
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.domain import NOTHING_TO_THAW, Domain
-from vmflow.contracts.instances import Errors
+from vmflow.contracts.errors import Errors
 
 TEST = "test:///default"
 

@@ -24,7 +24,8 @@ from activities.control.share_orphans import (
 from activities.storage.btrfs import parse_subvolume_list
 from activities.storage.ganesha import GaneshaExports
 from activities.storage.shares import StorageActivities
-from vmflow.contracts.instances import Errors, LedgerEntry
+from vmflow.contracts.errors import Errors
+from vmflow.contracts.instances import LedgerEntry
 from vmflow.contracts.reconcile import HostRef, StorageResources, StoredExport, StoredSubvolume
 from vmflow.settings import Settings
 

@@ -11,13 +11,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
-from vmflow.contracts.instances import (
-    InstanceIds,
-    OperationRef,
-    RebootRequest,
-    RescueRequest,
-    SyncResult,
-)
+from vmflow.contracts.actions import InstanceIds, RebootRequest, RescueRequest, SyncResult
+from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.settings import Settings

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
 from tests.workflows.test_actions import TEST, act, new_op
-from vmflow.contracts.instances import AutoUnrescueRequest, RescueRequest
+from vmflow.contracts.actions import AutoUnrescueRequest, RescueRequest
 from vmflow.models import Instance, Operation
 from vmflow.names import CONTROL_QUEUE, auto_unrescue_workflow_id, instance_workflow_id
 from vmflow.settings import Settings

@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.hypervisor import image_transfer
 from activities.hypervisor.snapshot import SnapshotActivities
 from tests.workflows.conftest import session
-from vmflow.contracts.instances import Errors
+from vmflow.contracts.errors import Errors
 from vmflow.contracts.snapshots import SnapshotFile
 from vmflow.models import Image
 from vmflow.settings import Settings

@@ -23,7 +23,8 @@ from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run
 from tests.workflows.share_rows import new_op as new_share_op
 from tests.workflows.share_rows import new_share, op_row, share_row
 from tests.workflows.test_actions import new_op, state
-from vmflow.contracts.instances import OperationRef, RebootRequest
+from vmflow.contracts.actions import RebootRequest
+from vmflow.contracts.instances import OperationRef
 from vmflow.contracts.reconcile import ReconcileLedgerRequest, ReconcileLedgerResult
 from vmflow.contracts.shares import ShareOp
 from vmflow.models import Instance, Operation

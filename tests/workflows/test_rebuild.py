@@ -24,7 +24,7 @@ from activities.hypervisor.power import spec_path
 from activities.hypervisor.rebuild import RebuildActivities
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
 from tests.workflows.test_actions import act, new_op, state
-from vmflow.contracts.instances import RebuildDisk, RebuildRequest, RestoreOldDisk
+from vmflow.contracts.actions import RebuildDisk, RebuildRequest, RestoreOldDisk
 from vmflow.models import Image, Instance, Ledger, Operation
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.settings import Settings

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from vmflow.contracts.instances import (
+from vmflow.contracts.actions import (
     ActionEnd,
     ActionStart,
     AutoUnrescueRequest,
     AutoUnrescueStep,
+    InstanceFacts,
+    InstanceIds,
+    InstanceImage,
+    SyncApply,
+    SyncCandidates,
+    SyncResult,
+)
+from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.instances import (
     ClaimRequest,
-    ControlActs,
     DeletePlan,
     FinishOperation,
     HostInfo,
-    InstanceFacts,
     InstanceHost,
-    InstanceIds,
-    InstanceImage,
     InstanceRef,
     InstanceUpdate,
     LaunchPlan,
@@ -30,9 +35,6 @@ from vmflow.contracts.instances import (
     OperationRef,
     ScheduleRequest,
     ScheduleResult,
-    SyncApply,
-    SyncCandidates,
-    SyncResult,
 )
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,

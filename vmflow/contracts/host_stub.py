@@ -9,17 +9,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from vmflow.contracts.instances import (
-    ConfigDrive,
-    ConfigDriveCreated,
-    CreateDisk,
-    DefineDomain,
-    DiskCreated,
-    FetchedImage,
-    FetchImage,
-    HostActs,
+from vmflow.contracts.actions import (
     InstanceIds,
-    InstanceRef,
     Observation,
     Observations,
     RebuildDisk,
@@ -28,6 +19,17 @@ from vmflow.contracts.instances import (
     Shutdown,
     ShutdownResult,
     WaitAgent,
+)
+from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.instances import (
+    ConfigDrive,
+    ConfigDriveCreated,
+    CreateDisk,
+    DefineDomain,
+    DiskCreated,
+    FetchedImage,
+    FetchImage,
+    InstanceRef,
 )
 from vmflow.contracts.reconcile import HostRef, HostResources
 from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken

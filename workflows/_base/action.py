@@ -13,15 +13,10 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import ActionEnd, ActionStart, InstanceFacts, WaitAgent
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
-        ActionEnd,
-        ActionStart,
-        InstanceFacts,
-        InstanceRef,
-        WaitAgent,
-    )
+    from vmflow.contracts.instances import InstanceRef
     from vmflow.states import VmState
 
 from workflows._base.operation import RowOwner, to_the_end

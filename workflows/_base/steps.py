@@ -21,8 +21,9 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.errors import Errors
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import Errors, StepStatus
+    from vmflow.contracts.instances import StepStatus
     from vmflow.names import CONTROL_QUEUE, hv_queue
 
 T = TypeVar("T")

@@ -15,8 +15,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import AutoUnrescueRequest
     from vmflow.contracts.control_stub import ControlStub
-    from vmflow.contracts.instances import AutoUnrescueRequest
 
 from workflows._base.steps import control
 

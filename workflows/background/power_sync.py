@@ -7,13 +7,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import InstanceIds, SyncApply, SyncResult
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
-        InstanceIds,
-        SyncApply,
-        SyncResult,
-    )
 
 from workflows._base.steps import control, on_host
 

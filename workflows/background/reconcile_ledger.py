@@ -18,12 +18,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
-        InstanceHost,
-        InstanceRef,
-        LedgerEntries,
-        LedgerEntry,
-    )
+    from vmflow.contracts.instances import InstanceHost, InstanceRef, LedgerEntries, LedgerEntry
     from vmflow.contracts.reconcile import (
         ClosedRowsRequest,
         HostRef,

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import WaitAgent
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
@@ -27,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
         OperationRef,
         ScheduleRequest,
-        WaitAgent,
     )
     from vmflow.names import SA_HOST
     from vmflow.states import TRANSITIONS, VmState

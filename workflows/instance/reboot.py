@@ -6,15 +6,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import ActionStart, InstanceFacts, RebootRequest, Shutdown
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
-        ActionStart,
-        InstanceFacts,
-        InstanceUpdate,
-        RebootRequest,
-        Shutdown,
-    )
+    from vmflow.contracts.instances import InstanceUpdate
     from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction

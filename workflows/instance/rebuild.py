@@ -22,21 +22,23 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.control_stub import ControlStub
-    from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
+    from vmflow.contracts.actions import (
         ActionStart,
-        FetchImage,
-        ImageFile,
         InstanceFacts,
         InstanceImage,
-        InstanceRef,
-        LedgerEntries,
-        LedgerEntry,
         RebuildDisk,
         RebuildRequest,
         RestoreOldDisk,
         Shutdown,
+    )
+    from vmflow.contracts.control_stub import ControlStub
+    from vmflow.contracts.host_stub import HostStub
+    from vmflow.contracts.instances import (
+        FetchImage,
+        ImageFile,
+        InstanceRef,
+        LedgerEntries,
+        LedgerEntry,
     )
     from vmflow.states import TRANSITIONS, VmState
 

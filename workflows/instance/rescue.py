@@ -8,16 +8,15 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
+    from vmflow.contracts.actions import (
         ActionStart,
         AutoUnrescueRequest,
-        FetchImage,
         InstanceFacts,
-        InstanceRef,
         RescueRequest,
     )
-    from vmflow.contracts.instances import Rescue as RescueSpec
+    from vmflow.contracts.actions import Rescue as RescueSpec
+    from vmflow.contracts.host_stub import HostStub
+    from vmflow.contracts.instances import FetchImage, InstanceRef
     from vmflow.names import auto_unrescue_workflow_id
     from vmflow.states import TRANSITIONS, VmState
 

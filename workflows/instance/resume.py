@@ -5,8 +5,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import ActionStart, InstanceFacts
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import ActionStart, InstanceFacts, OperationRef
+    from vmflow.contracts.instances import OperationRef
     from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction

@@ -18,13 +18,10 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import ActionStart, InstanceFacts
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
-        ActionStart,
-        InstanceFacts,
-        InstanceUpdate,
-    )
+    from vmflow.contracts.instances import InstanceUpdate
     from vmflow.contracts.snapshots import (
         RotateBackups,
         SnapshotDisk,

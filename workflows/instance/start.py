@@ -5,13 +5,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from vmflow.contracts.actions import ActionStart, InstanceFacts
     from vmflow.contracts.host_stub import HostStub
-    from vmflow.contracts.instances import (
-        ActionStart,
-        InstanceFacts,
-        InstanceRef,
-        OperationRef,
-    )
+    from vmflow.contracts.instances import InstanceRef, OperationRef
     from vmflow.states import TRANSITIONS
 
 from workflows._base.action import InstanceAction

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
-    from vmflow.contracts.instances import Errors
+    from vmflow.contracts.errors import Errors
     from vmflow.contracts.shares import (
         ShareLedger,
         ShareOp,

@@ -15,7 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
-    from vmflow.contracts.instances import Errors, FinishOperation, LedgerEntries, LedgerEntry
+    from vmflow.contracts.errors import Errors
+    from vmflow.contracts.instances import FinishOperation, LedgerEntries, LedgerEntry
     from vmflow.contracts.shares import (
         ShareErrors,
         SharePlan,

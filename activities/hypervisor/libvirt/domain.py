@@ -61,7 +61,7 @@ def not_defined(instance_id: str) -> ApplicationError:
     """The one error of a step that needs a domain this host does not have."""
     from temporalio.exceptions import ApplicationError
 
-    from vmflow.contracts.instances import Errors
+    from vmflow.contracts.errors import Errors
 
     return ApplicationError(f"domain {instance_id} is not defined on this host",
                             type=Errors.NOT_FOUND, non_retryable=True)
@@ -154,7 +154,7 @@ class Domain:
         elif not self.virdom.hasManagedSaveImage(0):
             from temporalio.exceptions import ApplicationError
 
-            from vmflow.contracts.instances import Errors
+            from vmflow.contracts.errors import Errors
 
             raise ApplicationError("the domain is off without a saved image",
                                    type=Errors.INVALID_STATE, non_retryable=True)

@@ -1,0 +1,69 @@
+"""The names of the control and host activities: the single source of each name, used
+by the real activities and by the typed stubs workflows call (control_stub.py,
+host_stub.py)."""
+
+from __future__ import annotations
+
+
+class ControlActs:
+    VALIDATE_LAUNCH = "control.validate_launch"
+    SCHEDULE = "control.schedule"
+    CLAIM = "control.claim"
+    RELEASE_CLAIM = "control.release_claim"
+    LEDGER_RECORD = "control.ledger_record"
+    LEDGER_FORGET = "control.ledger_forget"
+    LEDGER_FORGET_INSTANCE = "control.ledger_forget_instance"
+    UPDATE_INSTANCE = "control.update_instance"
+    FINISH_OPERATION = "control.finish_operation"
+    BEGIN_DELETE = "control.begin_delete"
+    REGISTER_HOST = "control.register_host"
+    START_SCHEDULED_BACKUP = "control.start_scheduled_backup"  # a backup schedule's tick
+    AWAIT_OPERATION = "control.await_operation"  # until an instance workflow closes
+    START_AUTO_UNRESCUE = "control.start_auto_unrescue"  # a rescue's timer ran out
+    DELETE_BACKUP_SCHEDULES = "control.delete_backup_schedules"  # delete: the timetables
+    BEGIN_ACTION = "control.begin_action"
+    END_ACTION = "control.end_action"
+    SYNC_CANDIDATES = "control.power_sync_candidates"
+    SYNC_APPLY = "control.power_sync_apply"
+    SNAPSHOT_BEGIN = "control.snapshot_begin"  # createImage/createBackup: image queued?
+    SNAPSHOT_DONE = "control.snapshot_done"  # image active with its consistency
+    SNAPSHOT_FAILED = "control.snapshot_failed"  # image error with the reason
+    ROTATE_BACKUPS = "control.rotate_backups"
+    SET_IMAGE = "control.set_instance_image"  # rebuild: the new image, once it booted
+    RECONCILE_HOSTS = "control.reconcile_hosts"  # ledger reconciler: the hosts to look at
+    RECONCILE_PLAN = "control.reconcile_plan"  # ... one host's listing against ledger and DB
+    RECONCILE_STORAGE_HOSTS = "control.reconcile_storage_hosts"  # ... the storage hosts
+    RECONCILE_SHARES = "control.reconcile_shares"  # ... one storage host's shares and snapshots
+    RESYNC_SHARE_ACCESS = "control.resync_share_access"  # ... rules left in flight
+    RECONCILE_IMAGE_STORE = "control.reconcile_image_store"  # ... and the image store's files
+    SETTLE_OPERATION = "control.settle_operation"  # a row its own workflow left running
+    SETTLE_CLOSED = "control.settle_closed_operations"  # ... rows of closed workflows
+
+
+class HostActs:
+    FETCH_IMAGE = "host.fetch_image"
+    CREATE_DISK = "host.create_disk"
+    DELETE_DISKS = "host.delete_instance_files"
+    DEFINE_DOMAIN = "host.define_domain"
+    START_DOMAIN = "host.start_domain"
+    WAIT_AGENT = "host.wait_agent"
+    DESTROY_DOMAIN = "host.destroy_domain"
+    OBSERVE = "host.observe"
+    OBSERVE_MANY = "host.observe_many"
+    POWER_ON = "host.power_on"
+    POWER_OFF = "host.power_off"
+    SHUTDOWN = "host.shutdown"
+    PAUSE = "host.pause"
+    UNPAUSE = "host.unpause"
+    MANAGED_SAVE = "host.managed_save"
+    RESCUE = "host.rescue"
+    UNRESCUE = "host.unrescue"
+    CONFIG_DRIVE = "host.create_config_drive"
+    SNAPSHOT_DISK = "host.snapshot_disk"
+    UPLOAD_SNAPSHOT = "host.upload_snapshot"
+    DISCARD_SNAPSHOT = "host.discard_snapshot"
+    PREPARE_REBUILD = "host.prepare_rebuild"
+    SWAP_IN_REBUILD = "host.swap_in_rebuild"
+    COMMIT_REBUILD = "host.commit_rebuild"
+    RESTORE_OLD_DISK = "host.restore_old_disk"
+    LIST_RESOURCES = "host.list_instance_resources"  # ledger reconciler: domains and dirs
