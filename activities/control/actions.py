@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.control.base import DbActivities
-from activities.control.instances import agent_enabled, image_file
+from activities.control.instances import agent_enabled, image_file, linked_image
 from activities.errors import permanent
 from vmflow import states
 from vmflow.contracts.actions import (
@@ -25,7 +25,6 @@ from vmflow.contracts.actions import (
 )
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
-from vmflow.contracts.instances import ImageFile
 from vmflow.models import Flavor, Image, Instance, Operation, now
 from vmflow.names import instance_workflow_id
 
@@ -40,19 +39,9 @@ def rebuild_image(s: Session, image_id: str | None, flavor_id: str) -> RebuildIm
     if flavor is None:
         raise permanent("the instance's flavor no longer exists", Errors.NOT_FOUND)
     props = image.properties or {}
-
-    def linked(key: str) -> ImageFile | None:
-        linked_id = props.get(key)
-        if not linked_id:
-            return None
-        linked_image = s.get(Image, linked_id)
-        if linked_image is None:
-            raise permanent(f"image {image.id} refers to missing {key} {linked_id}",
-                            Errors.IMAGE_INVALID)
-        return image_file(linked_image)
-
-    return RebuildImage(image_id=image.id, root=image_file(image), kernel=linked("kernel_id"),
-                        ramdisk=linked("ramdisk_id"),
+    return RebuildImage(image_id=image.id, root=image_file(image),
+                        kernel=linked_image(s, image, "kernel_id"),
+                        ramdisk=linked_image(s, image, "ramdisk_id"),
                         cmdline=str(props.get("os_command_line", "")),
                         agent=agent_enabled(image), disk_gb=flavor.disk_gb)
 

@@ -64,6 +64,19 @@ def image_file(image: Image) -> ImageFile:
                      image.disk_format)
 
 
+def linked_image(s: Session, image: Image, key: str) -> ImageFile | None:
+    """The kernel or ramdisk an image names in its property `key` (kernel_id,
+    ramdisk_id), as Glance links them; None when it names none."""
+    linked_id = (image.properties or {}).get(key)
+    if not linked_id:
+        return None
+    linked = s.get(Image, linked_id)
+    if linked is None:
+        raise permanent(f"image {image.id} refers to missing {key} {linked_id}",
+                        Errors.IMAGE_INVALID)
+    return image_file(linked)
+
+
 class ControlActivities(ClientActivities):
     # ---- launch ---------------------------------------------------------------
     @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
@@ -80,16 +93,6 @@ class ControlActivities(ClientActivities):
                 raise permanent("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
             props = image.properties or {}
 
-            def linked(key: str) -> ImageFile | None:
-                linked_id = props.get(key)
-                if not linked_id:
-                    return None
-                linked_image = s.get(Image, linked_id)
-                if linked_image is None:
-                    raise permanent(f"image {image.id} refers to missing {key} {linked_id}",
-                                    Errors.IMAGE_INVALID)
-                return image_file(linked_image)
-
             drive = ConfigDrive(inst.id, json.dumps(self._meta_data(s, inst)), inst.user_data)
             required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
             return LaunchPlan(
@@ -101,8 +104,8 @@ class ControlActivities(ClientActivities):
                 required_traits=required,
                 forbidden_traits=forbidden,
                 root=image_file(image),
-                kernel=linked("kernel_id"),
-                ramdisk=linked("ramdisk_id"),
+                kernel=linked_image(s, image, "kernel_id"),
+                ramdisk=linked_image(s, image, "ramdisk_id"),
                 cmdline=str(props.get("os_command_line", "")),
                 agent=agent_enabled(image),
                 config_drive=drive,
