@@ -1,88 +1,24 @@
-"""Hypervisor hosts (admin): capacity, what is allocated on them, and liveness."""
+"""Hypervisor hosts (admin): capacity, what is allocated on them, and liveness. The
+logic is in api/services/hosts.py."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from datetime import UTC, datetime, timedelta
-
 from fastapi import APIRouter
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
 
 from api.deps import AdminDep, MaybeTemporalDep, SessionDep
-from api.errors import NotFound
-from api.schemas.hosts import HostList, HostPublic, HostUsage
-from vmflow.models import Allocation, Host
-from vmflow.names import hv_queue
-from vmflow.operations import RPC_TIMEOUT
+from api.schemas.hosts import HostList, HostPublic
+from api.services import hosts
+from api.services.hosts import host_views
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
-log = logging.getLogger(__name__)
-
-ALIVE_WITHIN = timedelta(seconds=60)
-_QUEUE_TYPES = (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
-
-
-async def host_alive(client: Client | None, host: str) -> bool:
-    """A worker polled the host's queue within ALIVE_WITHIN (Temporal keeps the last
-    poll time per poller); without Temporal we cannot tell, so: not alive."""
-    if client is None:
-        return False
-    cutoff = datetime.now(UTC) - ALIVE_WITHIN
-    for queue_type in _QUEUE_TYPES:
-        try:
-            resp = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=client.namespace,
-                    task_queue=TaskQueue(name=hv_queue(host),
-                                         kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-                    task_queue_type=queue_type),
-                timeout=RPC_TIMEOUT)
-        except Exception as e:  # liveness is best effort; an error reads as "not alive"
-            log.info("describe_task_queue %s failed: %s", hv_queue(host), e)
-            return False
-        if any(p.last_access_time.ToDatetime(tzinfo=UTC) >= cutoff for p in resp.pollers):
-            return True
-    return False
-
-
-async def host_views(session: Session, client: Client | None,
-                     hosts: list[Host]) -> list[HostPublic]:
-    used = {
-        row[0]: row[1:]
-        for row in session.exec(
-            select(  # type: ignore[call-overload]  # 5 columns: beyond the typed overloads
-                Allocation.host, func.sum(Allocation.vcpus), func.sum(Allocation.ram_mb),
-                func.sum(Allocation.disk_gb), func.count())
-            .group_by(col(Allocation.host)))
-    }
-    alive = await asyncio.gather(*(host_alive(client, h.name) for h in hosts))
-    views = []
-    for h, up in zip(hosts, alive, strict=True):
-        vcpus, ram, disk, count = used.get(h.name, (0, 0, 0, 0))
-        views.append(HostPublic(
-            name=h.name, hostname=h.hostname, vcpus=h.vcpus, ram_mb=h.ram_mb,
-            disk_gb=h.disk_gb, traits=list(h.traits or []), virt_type=h.virt_type,
-            used=HostUsage(vcpus=vcpus or 0, ram_mb=ram or 0, disk_gb=disk or 0),
-            instances=count, alive=up))
-    return views
 
 
 @router.get("", response_model=HostList)
 async def list_hosts(session: SessionDep, auth: AdminDep, client: MaybeTemporalDep) -> HostList:
-    hosts = list(session.exec(select(Host).order_by(col(Host.name))))
-    return HostList(hosts=await host_views(session, client, hosts))
+    return HostList(hosts=await host_views(session, client, hosts.listed(session)))
 
 
 @router.get("/{name}", response_model=HostPublic)
 async def show_host(name: str, session: SessionDep, auth: AdminDep,
                     client: MaybeTemporalDep) -> HostPublic:
-    host = session.get(Host, name)
-    if host is None:
-        raise NotFound(f"host {name} not found")
-    return (await host_views(session, client, [host]))[0]
+    return (await host_views(session, client, [hosts.get_host(session, name)]))[0]

@@ -4,11 +4,8 @@ logic is in api/services/servers.py; actions in server_actions.py."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlmodel import col, select
 
-from api.auth import scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
-from api.errors import NotFound
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.servers import (
     ActionList,
@@ -17,15 +14,16 @@ from api.schemas.servers import (
     ServerList,
     ServerPublic,
 )
+from api.services import servers
 from api.services.guards import check_allowed
 from api.services.operations import (
     find_idempotent,
     idempotency_guard,
+    replayed_row,
     start_instance_operation,
 )
 from api.services.preempt import cancel_and_wait
-from api.services.servers import action_history, get_instance, new_instance
-from vmflow import states
+from api.services.servers import action_history, get_instance
 from vmflow.models import Instance
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"])
@@ -38,25 +36,16 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
     async with idempotency_guard(auth, idempotency_key):
         earlier = find_idempotent(session, auth, idempotency_key, "instance", "create")
         if earlier is not None:
-            inst = session.get(Instance, earlier.resource_id)
-            if inst is None:
-                raise NotFound(f"server {earlier.resource_id} not found")
+            inst = replayed_row(session, Instance, earlier.resource_id, "server")
             return ServerAccepted(server=ServerPublic.of(inst),
                                   operation=OperationBrief.of(earlier))
-        inst = new_instance(session, auth, body)
-        session.add(inst)
-        op = await start_instance_operation(client, session, inst, "create", auth,
-                                            idempotency_key)
+        inst, op = await servers.create(client, session, auth, body, idempotency_key)
         return ServerAccepted(server=ServerPublic.of(inst), operation=OperationBrief.of(op))
 
 
 @router.get("", response_model=ServerList)
 def list_servers(session: SessionDep, auth: AuthDep) -> ServerList:
-    stmt = (scoped(select(Instance), Instance.project_id, auth)
-            .where(Instance.vm_state != states.VmState.DELETED)
-            .where(col(Instance.deleted_at).is_(None))
-            .order_by(col(Instance.created_at)))
-    return ServerList(servers=[ServerPublic.of(i) for i in session.exec(stmt)])
+    return ServerList(servers=[ServerPublic.of(i) for i in servers.listed(session, auth)])
 
 
 @router.get("/{server_id}", response_model=ServerPublic)

@@ -13,16 +13,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
-from sqlmodel import col, select
 
 from api.deps import AuthDep, IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.shares import AccessList, AccessOne, AccessPublic, SharePublic
 from api.services.operations import find_idempotent, idempotency_guard
-from api.services.share_actions import access_action, parse_action, run_action
+from api.services.share_actions import access_action, access_rules, parse_action, run_action
 from api.services.shares import get_share, view
-from vmflow.models import ShareAccessRule
-from vmflow.share_states import RuleState
 
 router = APIRouter(prefix="/v1/shares", tags=["share actions"])
 
@@ -55,9 +52,5 @@ async def share_action(share_id: str, response: Response, session: SessionDep,
 
 @router.get("/{share_id}/access-rules", response_model=AccessList)
 def list_access_rules(share_id: str, session: SessionDep, auth: AuthDep) -> AccessList:
-    share = get_share(session, auth, share_id)
-    rules = session.exec(select(ShareAccessRule)
-                         .where(ShareAccessRule.share_id == share.id)
-                         .where(ShareAccessRule.state != RuleState.DELETED)
-                         .order_by(col(ShareAccessRule.created_at)))
+    rules = access_rules(session, get_share(session, auth, share_id))
     return AccessList(access_list=[AccessPublic.of(r) for r in rules])

@@ -5,11 +5,8 @@ other operation on the share: it is refused (409) while one runs."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlmodel import col, select
 
-from api.auth import scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
-from api.errors import NotFound
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.share_snapshots import (
     SnapshotAccepted,
@@ -18,7 +15,7 @@ from api.schemas.share_snapshots import (
     SnapshotPublic,
 )
 from api.services import share_snapshots
-from api.services.operations import find_idempotent, idempotency_guard
+from api.services.operations import find_idempotent, idempotency_guard, replayed_row
 from api.services.shares import get_snapshot
 from vmflow.models import ShareSnapshot
 
@@ -32,9 +29,7 @@ async def create_snapshot(body: SnapshotCreate, session: SessionDep, auth: Write
     async with idempotency_guard(auth, idempotency_key):
         earlier = find_idempotent(session, auth, idempotency_key, "share_snapshot", "create")
         if earlier is not None:
-            snap = session.get(ShareSnapshot, earlier.resource_id)
-            if snap is None:
-                raise NotFound(f"share snapshot {earlier.resource_id} not found")
+            snap = replayed_row(session, ShareSnapshot, earlier.resource_id, "share snapshot")
             return SnapshotAccepted(snapshot=SnapshotPublic.of(snap),
                                     operation=OperationBrief.of(earlier))
         snap, op = await share_snapshots.create(client, session, auth, body, idempotency_key)
@@ -44,9 +39,8 @@ async def create_snapshot(body: SnapshotCreate, session: SessionDep, auth: Write
 
 @router.get("", response_model=SnapshotList)
 def list_snapshots(session: SessionDep, auth: AuthDep) -> SnapshotList:
-    stmt = scoped(select(ShareSnapshot), ShareSnapshot.project_id, auth).order_by(
-        col(ShareSnapshot.created_at))
-    return SnapshotList(snapshots=[SnapshotPublic.of(s) for s in session.exec(stmt)])
+    return SnapshotList(snapshots=[SnapshotPublic.of(s)
+                                   for s in share_snapshots.listed(session, auth)])
 
 
 @router.get("/{snapshot_id}", response_model=SnapshotPublic)

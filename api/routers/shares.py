@@ -4,16 +4,13 @@ api/services/shares.py; actions in share_actions.py."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlmodel import col, select
 
-from api.auth import scoped
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
-from api.errors import NotFound
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.shares import ShareAccepted, ShareCreate, ShareList, SharePublic
 from api.services import shares
-from api.services.operations import find_idempotent, idempotency_guard
-from api.services.shares import get_share, type_names, view
+from api.services.operations import find_idempotent, idempotency_guard, replayed_row
+from api.services.shares import get_share, view
 from vmflow.models import Share
 
 router = APIRouter(prefix="/v1/shares", tags=["shares"])
@@ -26,9 +23,7 @@ async def create_share(body: ShareCreate, session: SessionDep, auth: WriterDep,
     async with idempotency_guard(auth, idempotency_key):
         earlier = find_idempotent(session, auth, idempotency_key, "share", "create")
         if earlier is not None:
-            share = session.get(Share, earlier.resource_id)
-            if share is None:
-                raise NotFound(f"share {earlier.resource_id} not found")
+            share = replayed_row(session, Share, earlier.resource_id, "share")
             return ShareAccepted(share=view(session, auth, share),
                                  operation=OperationBrief.of(earlier))
         share, op = await shares.create_share(client, session, auth, body, idempotency_key)
@@ -37,10 +32,7 @@ async def create_share(body: ShareCreate, session: SessionDep, auth: WriterDep,
 
 @router.get("", response_model=ShareList)
 def list_shares(session: SessionDep, auth: AuthDep) -> ShareList:
-    stmt = scoped(select(Share), Share.project_id, auth).order_by(col(Share.created_at))
-    names = type_names(session)
-    return ShareList(shares=[SharePublic.of(sh, names.get(sh.share_type_id), auth.is_admin)
-                             for sh in session.exec(stmt)])
+    return ShareList(shares=shares.listed(session, auth))
 
 
 @router.get("/{share_id}", response_model=SharePublic)

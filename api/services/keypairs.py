@@ -1,5 +1,7 @@
-"""OpenSSH public keys: strict parsing of an imported key, its fingerprint, and
-generating a keypair with ssh-keygen.
+"""Keypairs (Nova's os-keypairs): the caller's SSH public keys, strictly parsed.
+
+The logic behind api/routers/keypairs.py. A keypair belongs to the user, not the
+project (as in Nova); without a public_key one is generated with ssh-keygen.
 
 An imported key must be exactly what a `.pub` file holds: one line of
 `<type> <base64 blob> [comment]`, where the blob is the SSH wire encoding whose
@@ -9,12 +11,25 @@ rather than stored and found broken inside a guest later.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
+import logging
 import subprocess
 import tempfile
 from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.auth import AuthContext
+from api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from api.schemas.keypairs import KeypairCreate
+from api.services.operations import remember_key
+from vmflow.models import Keypair
+
+log = logging.getLogger(__name__)
 
 # type -> how many wire fields follow the type name
 KEY_FIELDS = {
@@ -105,3 +120,66 @@ def generate(comment: str) -> tuple[str, str]:
                         "-C", comment], check=True, capture_output=True,
                        stdin=subprocess.DEVNULL, timeout=KEYGEN_TIMEOUT_S)
         return path.read_text(), path.with_suffix(".pub").read_text().strip()
+
+
+# --- the user's keypairs -------------------------------------------------------------
+
+def find(session: Session, auth: AuthContext, name: str) -> Keypair | None:
+    """The caller's keypair of that name (whichever project the token is for)."""
+    return session.exec(select(Keypair).where(Keypair.user_id == auth.user_id,
+                                              Keypair.name == name)).first()
+
+
+def get_keypair(session: Session, auth: AuthContext, name: str) -> Keypair:
+    """The caller's keypair of that name, else 404."""
+    kp = find(session, auth, name)
+    if kp is None:
+        raise NotFound(f"keypair {name!r} not found")
+    return kp
+
+
+def listed(session: Session, auth: AuthContext) -> list[Keypair]:
+    return list(session.exec(select(Keypair).where(Keypair.user_id == auth.user_id)
+                             .order_by(col(Keypair.name))))
+
+
+async def create(session: Session, auth: AuthContext, body: KeypairCreate,
+                 idempotency_key: str | None) -> tuple[Keypair, str | None]:
+    """(the new keypair, committed; its private key if one was generated, else None).
+    409 KeypairExists when the name is taken, 400 InvalidKey for a bad public key, 503
+    KeygenFailed when ssh-keygen fails."""
+    if find(session, auth, body.name):
+        raise Conflict(f"a keypair named {body.name!r} exists", type="KeypairExists")
+    private_key = None
+    if body.public_key is None:
+        try:
+            private_key, public_key = await asyncio.to_thread(generate, body.name)
+        except (OSError, subprocess.SubprocessError) as e:
+            log.error("ssh-keygen failed: %s", e)
+            raise ServiceUnavailable("could not generate a keypair (ssh-keygen failed)",
+                                     type="KeygenFailed") from e
+    else:
+        public_key = body.public_key
+    try:
+        public_key, key_fingerprint = parse_public_key(public_key)
+    except InvalidKey as e:
+        raise BadRequest(f"public_key: {e}", type="InvalidKey") from None
+    kp = Keypair(user_id=auth.user_id, name=body.name, public_key=public_key,
+                 fingerprint=key_fingerprint, type=body.type)
+    session.add(kp)
+    remember_key(session, auth, idempotency_key, "keypair", kp.id, "create")
+    try:
+        session.commit()
+    except IntegrityError:  # created by a concurrent request since the check above
+        session.rollback()
+        raise Conflict(f"a keypair named {body.name!r} exists",
+                       type="KeypairExists") from None
+    return kp, private_key
+
+
+def delete(session: Session, auth: AuthContext, name: str, idempotency_key: str | None) -> None:
+    """Deleted and committed, else 404. Servers launched with it keep the key."""
+    kp = get_keypair(session, auth, name)
+    session.delete(kp)
+    remember_key(session, auth, idempotency_key, "keypair", kp.id, "delete")
+    session.commit()

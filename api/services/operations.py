@@ -12,13 +12,14 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import TypeVar
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, SQLModel, col, or_, select
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import AuthContext
-from api.errors import Conflict, ServiceUnavailable
+from api.errors import Conflict, NotFound, ServiceUnavailable
 from api.schemas.common import utc
 from api.schemas.operations import OperationPublic
 from vmflow.contracts.instances import OperationRef
@@ -29,6 +30,7 @@ from vmflow.operations import RPC_TIMEOUT, ResourceBusy, instance_spec, start_op
 log = logging.getLogger(__name__)
 
 QUERY_TIMEOUT = timedelta(seconds=2)
+Row = TypeVar("Row", bound=SQLModel)
 
 _CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "succeeded",
@@ -92,6 +94,15 @@ def remember_key(session: Session, auth: AuthContext, key: str | None, resource_
             resource_type=resource_type, resource_id=resource_id, action=action,
             status="succeeded", workflow_id="", project_id=auth.project_id,
             user_id=auth.user_id, idempotency_key=key, finished_at=now()))
+
+
+def replayed_row(session: Session, model: type[Row], resource_id: str, noun: str) -> Row:
+    """The row a replayed create made (found by id, whatever its state now), else 404
+    "<noun> <id> not found"."""
+    row = session.get(model, resource_id)
+    if row is None:
+        raise NotFound(f"{noun} {resource_id} not found")
+    return row
 
 
 # --- starting ------------------------------------------------------------------------
@@ -213,3 +224,25 @@ async def operation_view(client: Client | None, op: Operation) -> OperationPubli
         view.step = step if isinstance(step, str) else None
         view.progress = progress if isinstance(progress, int) else None
     return view
+
+
+def get_operation(session: Session, auth: AuthContext, operation_id: str) -> Operation:
+    """An operation of a project the caller may see, else 404."""
+    op = session.get(Operation, operation_id)
+    if op is None or not auth.can_see(op.project_id):
+        raise NotFound(f"operation {operation_id} not found")
+    return op
+
+
+def listed(session: Session, auth: AuthContext, resource_id: str | None,
+           status: str | None, limit: int) -> list[Operation]:
+    """Workflow runs (not idempotency records) of the caller's project (admin: every
+    project's), newest first."""
+    stmt = select(Operation).where(Operation.workflow_id != "")
+    if not auth.is_admin:
+        stmt = stmt.where(Operation.project_id == auth.project_id)
+    if resource_id is not None:
+        stmt = stmt.where(Operation.resource_id == resource_id)
+    if status is not None:
+        stmt = stmt.where(Operation.status == status)
+    return list(session.exec(stmt.order_by(col(Operation.started_at).desc()).limit(limit)))

@@ -1,21 +1,23 @@
-"""Servers (Nova's instances): lookup, what a launch names, action history.
+"""Servers (Nova's instances): lookup, listing, creating, action history.
 
-The logic behind api/routers/servers.py: finding a server the caller may see,
-resolving what a launch names (image, flavor, keypair), the new server's row and its
-action history."""
+The logic behind api/routers/servers.py: finding a server the caller may see, listing
+them, resolving what a launch names (image, flavor, keypair), the new server's row and
+its create operation, and its action history."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, col, select
+from temporalio.client import Client
 
-from api.auth import AuthContext
+from api.auth import AuthContext, scoped
 from api.errors import BadRequest, NotFound
 from api.schemas.common import utc
 from api.schemas.servers import ActionPublic, ServerCreate
-from api.services import flavors
+from api.services import flavors, keypairs
 from api.services.images import visible_images
+from api.services.operations import start_instance_operation
 from vmflow import states
-from vmflow.models import Image, Instance, Keypair, Operation, User
+from vmflow.models import Image, Instance, Operation, User
 
 
 def get_instance(session: Session, auth: AuthContext, server_id: str) -> Instance:
@@ -45,18 +47,12 @@ def resolve_image(session: Session, auth: AuthContext, ref: str) -> Image:
     return image
 
 
-def find_keypair(session: Session, auth: AuthContext, name: str) -> Keypair | None:
-    """Keypairs belong to the user (Nova), whichever project the token is for."""
-    return session.exec(select(Keypair).where(Keypair.user_id == auth.user_id,
-                                              Keypair.name == name)).first()
-
-
 def new_instance(session: Session, auth: AuthContext, body: ServerCreate) -> Instance:
     """The row of a new server (not added), after resolving everything it names:
     bad input creates nothing."""
     image = resolve_image(session, auth, body.image)
     flavor = flavors.resolve_flavor(session, auth, body.flavor)
-    if body.key_name is not None and find_keypair(session, auth, body.key_name) is None:
+    if body.key_name is not None and keypairs.find(session, auth, body.key_name) is None:
         raise BadRequest(f"keypair {body.key_name!r} not found", type="KeypairNotFound")
     create = states.TRANSITIONS["create"]
     return Instance(
@@ -65,6 +61,25 @@ def new_instance(session: Session, auth: AuthContext, body: ServerCreate) -> Ins
         task_state=create.task_state, key_name=body.key_name, user_data=body.user_data,
         meta=body.metadata,
     )
+
+
+def listed(session: Session, auth: AuthContext) -> list[Instance]:
+    """The live servers of the caller's project (admin: every project's), oldest first."""
+    stmt = (scoped(select(Instance), Instance.project_id, auth)
+            .where(Instance.vm_state != states.VmState.DELETED)
+            .where(col(Instance.deleted_at).is_(None))
+            .order_by(col(Instance.created_at)))
+    return list(session.exec(stmt))
+
+
+async def create(client: Client, session: Session, auth: AuthContext, body: ServerCreate,
+                 idempotency_key: str | None) -> tuple[Instance, Operation]:
+    """A new server and its create operation (api.services.operations'
+    start_instance_operation: on failure no row of it is left)."""
+    inst = new_instance(session, auth, body)
+    session.add(inst)
+    op = await start_instance_operation(client, session, inst, "create", auth, idempotency_key)
+    return inst, op
 
 
 def action_history(session: Session, inst: Instance) -> list[ActionPublic]:

@@ -156,6 +156,14 @@ def key_row(session: Session, auth: AuthContext, key: str | None, rule: ShareAcc
     return row
 
 
+def access_rules(session: Session, share: Share) -> list[ShareAccessRule]:
+    """The share's rules that are not deleted, oldest first."""
+    return list(session.exec(select(ShareAccessRule)
+                             .where(ShareAccessRule.share_id == share.id)
+                             .where(ShareAccessRule.state != RuleState.DELETED)
+                             .order_by(col(ShareAccessRule.created_at))))
+
+
 async def access_action(session: Session, auth: AuthContext, client: Client | None,
                         share_id: str, action: str, args: Any, key: str | None,
                         response: Response) -> AccessOne:

@@ -1,4 +1,4 @@
-"""Share snapshots (Manila): create and delete on the share's workflow id.
+"""Share snapshots (Manila): listing, and create and delete on the share's workflow id.
 
 The logic behind api/routers/share_snapshots.py: creating and deleting one runs on
 the share's workflow id share-<share_id>, so it waits for no other operation on the
@@ -6,10 +6,10 @@ share: it is refused (409) while one runs."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from temporalio.client import Client
 
-from api.auth import AuthContext
+from api.auth import AuthContext, scoped
 from api.errors import BadRequest, Conflict, NotFound
 from api.schemas.common import spec_true
 from api.schemas.share_snapshots import SnapshotCreate
@@ -30,6 +30,12 @@ from vmflow.settings import get_settings
 
 # Manila: a snapshot may be deleted from these statuses
 DELETABLE = frozenset({"available", "error", "error_deleting"})
+
+
+def listed(session: Session, auth: AuthContext) -> list[ShareSnapshot]:
+    """The caller's project's share snapshots (admin: every project's), oldest first."""
+    return list(session.exec(scoped(select(ShareSnapshot), ShareSnapshot.project_id, auth)
+                             .order_by(col(ShareSnapshot.created_at))))
 
 
 async def create(client: Client, session: Session, auth: AuthContext, body: SnapshotCreate,

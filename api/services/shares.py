@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, col, or_, select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.auth import AuthContext
+from api.auth import AuthContext, scoped
 from api.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable
 from api.schemas.shares import ShareCreate, SharePublic
 from api.services.operations import described_operation, http_errors
@@ -117,6 +117,14 @@ async def running_action(client: Client, share_id: str) -> str | None:
 def view(session: Session, auth: AuthContext, share: Share) -> SharePublic:
     t = session.get(ShareType, share.share_type_id)
     return SharePublic.of(share, t.name if t else None, auth.is_admin)
+
+
+def listed(session: Session, auth: AuthContext) -> list[SharePublic]:
+    """The caller's project's shares (admin: every project's), oldest first."""
+    stmt = scoped(select(Share), Share.project_id, auth).order_by(col(Share.created_at))
+    names = type_names(session)
+    return [SharePublic.of(sh, names.get(sh.share_type_id), auth.is_admin)
+            for sh in session.exec(stmt)]
 
 
 def resolve_type(session: Session, auth: AuthContext, ref: str | None,
