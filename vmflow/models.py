@@ -102,7 +102,14 @@ class Host(SQLModel, table=True):
     disk_gb: int
     traits: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     virt_type: str = "qemu"
+    libvirt_uri: str = ""
     registered_at: datetime = Field(default_factory=now)
+    # Nova's service state, set by an admin (PUT /v1/hosts/{name}); whether the host is
+    # up comes from its heartbeat in Temporal (vmflow.host_liveness), not from here
+    status: str = "enabled"  # enabled | disabled
+    disabled_reason: str | None = None
+    forced_down: bool = False
+    updated_at: datetime | None = None  # the last change of the three above
 
 
 class Allocation(SQLModel, table=True):

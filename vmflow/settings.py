@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     reserved_host_ram_mb: int = 512
+    host_down_after: float = 60.0  # seconds without a heartbeat before a host is down
 
     # timeouts (seconds)
     schedule_to_start_timeout: float = 10.0

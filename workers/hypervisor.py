@@ -1,7 +1,8 @@
 """The hypervisor worker of one host: libvirt and qemu-img steps on `hv.<host>`.
 
-On start it announces the host (capacity from libvirt, traits from settings)
-through the control plane; it never touches the database itself.
+On start it announces the host (capacity from libvirt, traits from settings, its
+libvirt URI) through the control plane, then heartbeats (vmflow.host_liveness.beat)
+while it runs; it never touches the database itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from temporalio.worker import Worker
 from activities.hypervisor.host import HostActivities
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.snapshot import SnapshotActivities
+from vmflow.host_liveness import beat
 from vmflow.names import CONTROL_QUEUE, host_workflow_id, hv_queue
 from vmflow.settings import Settings, get_settings
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging
@@ -59,8 +61,12 @@ async def main() -> None:
     settings = get_settings()
     client = await connect_patiently(settings)
     await register(client, settings)
-    with ThreadPoolExecutor(max_workers=16) as executor:
-        await run_until_signalled(build(client, settings, executor))
+    beating = asyncio.create_task(beat(client, settings.host, settings.host_down_after))
+    try:
+        with ThreadPoolExecutor(max_workers=16) as executor:
+            await run_until_signalled(build(client, settings, executor))
+    finally:
+        beating.cancel()  # the host reads as down once its last beat ages
 
 
 if __name__ == "__main__":

@@ -132,7 +132,11 @@ class ControlActivities(ClientActivities):
     @activity.defn(name=ControlActs.SCHEDULE)
     async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
         hosts = await asyncio.to_thread(self._read_host_states)
-        states = [replace(h, alive=await host_alive(self.client, h.name)) for h in hosts]
+        # disabled and forced-down hosts are rejected whatever their heartbeat says
+        down_after = self.settings.host_down_after
+        alive = await asyncio.gather(*(host_alive(self.client, h.name, down_after)
+                                       for h in hosts))
+        states = [replace(h, alive=up) for h, up in zip(hosts, alive, strict=True)]
         fit, reasons = scheduler.select(
             states,
             scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
@@ -168,6 +172,7 @@ class ControlActivities(ClientActivities):
                 used_vcpus=used.get(h.name, (0, 0, 0))[0],
                 used_ram_mb=used.get(h.name, (0, 0, 0))[1],
                 used_disk_gb=used.get(h.name, (0, 0, 0))[2],
+                status=h.status, disabled_reason=h.disabled_reason, forced_down=h.forced_down,
             )
             for h in s.exec(select(Host)).all()
         ]
@@ -184,9 +189,9 @@ class ControlActivities(ClientActivities):
                 return
             if existing is not None:
                 s.delete(existing)
+            # room only: a host disabled after it was chosen still takes the guest (Nova)
             state = next(h for h in self._host_states(s) if h.name == req.host)
-            state = replace(state, alive=True)
-            why = scheduler.rejection(
+            why = scheduler.capacity_rejection(
                 state, scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb), self._ratios()
             )
             if why:
@@ -282,6 +287,7 @@ class ControlActivities(ClientActivities):
             host = s.get(Host, info.name) or Host(name=info.name, vcpus=0, ram_mb=0, disk_gb=0)
             host.hostname, host.vcpus, host.ram_mb = info.hostname, info.vcpus, info.ram_mb
             host.disk_gb, host.traits, host.virt_type = info.disk_gb, info.traits, info.virt_type
+            host.libvirt_uri = info.libvirt_uri  # status and forced_down are the admin's: kept
             host.registered_at = now()
             s.add(host)
             s.commit()

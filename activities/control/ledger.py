@@ -44,7 +44,8 @@ class LedgerReconcileActivities(ClientActivities):
         schedule-to-start timeout)."""
         names = sorted(set(req.hosts)) if req.hosts else await asyncio.to_thread(
             self._known_hosts)
-        alive = await asyncio.gather(*(host_alive(self.client, h) for h in names))
+        alive = await asyncio.gather(*(host_alive(self.client, h, self.settings.host_down_after)
+                                     for h in names))
         return ReconcileHosts(alive=[h for h, up in zip(names, alive, strict=True) if up],
                               dead=[h for h, up in zip(names, alive, strict=True) if not up])
 

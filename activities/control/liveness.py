@@ -1,5 +1,6 @@
-"""What Temporal knows is alive: a host's worker (its task queue has recent
-pollers), a workflow (its id has a running execution)."""
+"""What Temporal knows is alive: a hypervisor host (its heartbeat, judged by
+vmflow.host_liveness with VMFLOW_HOST_DOWN_AFTER), a storage worker (its task queue
+has recent pollers), a workflow (its id has a running execution)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from vmflow.names import hv_queue, storage_queue
+from vmflow.host_liveness import fresh, last_seen
+from vmflow.names import storage_queue
 
-POLLER_FRESH_S = 60
+POLLER_FRESH_S = 60  # storage workers: their idle long poll is re-issued about every 55 s
 DESCRIBE_TIMEOUT = timedelta(seconds=10)
 DESCRIBE_CONCURRENCY = 16
 
 
-async def host_alive(client: Client, host: str) -> bool:
-    return await queue_polled(client, hv_queue(host))
+async def host_alive(client: Client, host: str, down_after_s: float) -> bool:
+    """The host's heartbeat is fresh (forced_down is the caller's to apply)."""
+    return fresh(await last_seen(client, host), down_after_s)
 
 
 async def storage_alive(client: Client, host: str) -> bool:

@@ -1,4 +1,7 @@
-"""Pure host selection: filters (alive, traits, capacity) then a weigher (free RAM).
+"""Pure host selection: filters (state, traits, capacity) then a weigher (free RAM).
+
+State is Nova's service state: a disabled host (with its reason), a forced-down one
+and one whose heartbeat stopped (`alive` false) take no new guests.
 
 Flavor extra_specs ask for host traits the placement way: `trait:HW_X=required`
 (or `forbidden`). Every rejected host gets a reason, so NoValidHost says why.
@@ -16,10 +19,13 @@ class HostState:
     ram_mb: int
     disk_gb: int
     traits: list[str]
-    alive: bool
+    alive: bool  # a fresh heartbeat
     used_vcpus: int = 0
     used_ram_mb: int = 0
     used_disk_gb: int = 0
+    status: str = "enabled"
+    disabled_reason: str | None = None
+    forced_down: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,14 +68,30 @@ def free(h: HostState, r: Ratios) -> tuple[float, float, float]:
 def rejection(h: HostState, req: Request, r: Ratios) -> str | None:
     if h.name in req.exclude:
         return "did not pick up work in time"
+    return state_rejection(h) or trait_rejection(h, req) or capacity_rejection(h, req, r)
+
+
+def state_rejection(h: HostState) -> str | None:
+    if h.status != "enabled":
+        return f"disabled: {h.disabled_reason}" if h.disabled_reason else "disabled"
+    if h.forced_down:
+        return "forced down"
     if not h.alive:
-        return "its worker is not running"
+        return "down (no heartbeat from its worker)"
+    return None
+
+
+def trait_rejection(h: HostState, req: Request) -> str | None:
     missing = [t for t in req.required_traits if t not in h.traits]
     if missing:
         return f"lacks trait {', '.join(missing)}"
     bad = [t for t in req.forbidden_traits if t in h.traits]
     if bad:
         return f"has forbidden trait {', '.join(bad)}"
+    return None
+
+
+def capacity_rejection(h: HostState, req: Request, r: Ratios) -> str | None:
     cpu, ram, disk = free(h, r)
     if cpu < req.vcpus:
         return f"only {cpu:g} free vCPUs"

@@ -79,6 +79,7 @@ class HostActivities:
             disk_gb=st.f_blocks * st.f_frsize // 2**30,
             traits=self.settings.traits,
             virt_type=self.conn.virt_type(self.settings.virt_type),
+            libvirt_uri=self.settings.libvirt_uri,
         )
 
     def instance_dir(self, instance_id: str) -> Path:

@@ -1,12 +1,13 @@
-"""Hypervisor hosts (admin): capacity, what is allocated on them, and liveness. The
-logic is in api/services/hosts.py."""
+"""Hypervisor hosts (admin): capacity, what is allocated on them, state and liveness;
+an admin enables, disables (with a reason) and forces down a host. The logic is in
+api/services/hosts.py."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from api.deps import AdminDep, MaybeTemporalDep, SessionDep
-from api.schemas.hosts import HostList, HostPublic
+from api.schemas.hosts import HostList, HostPublic, HostUpdate
 from api.services import hosts
 from api.services.hosts import host_views
 
@@ -22,3 +23,10 @@ async def list_hosts(session: SessionDep, auth: AdminDep, client: MaybeTemporalD
 async def show_host(name: str, session: SessionDep, auth: AdminDep,
                     client: MaybeTemporalDep) -> HostPublic:
     return (await host_views(session, client, [hosts.get_host(session, name)]))[0]
+
+
+@router.put("/{name}", response_model=HostPublic)
+async def update_host(name: str, body: HostUpdate, session: SessionDep, auth: AdminDep,
+                      client: MaybeTemporalDep) -> HostPublic:
+    """Nova's os-services update; setting the same values again changes nothing."""
+    return (await host_views(session, client, [hosts.update_host(session, name, body)]))[0]

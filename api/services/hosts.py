@@ -1,32 +1,29 @@
-"""Hypervisor hosts: capacity, what is allocated on them, and liveness.
+"""Hypervisor hosts: capacity, what is allocated on them, their state (Nova's
+os-services: enabled/disabled with a reason, forced_down) and whether they are up.
 
-The logic behind api/routers/hosts.py. A host is alive while a worker polls its task
-queue (Temporal keeps each poller's last access time).
+The logic behind api/routers/hosts.py. Up means a fresh heartbeat (Temporal's record
+of the worker's polls, vmflow.host_liveness, within VMFLOW_HOST_DOWN_AFTER) and not
+forced down: the same judgement the scheduler makes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
-from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from api.errors import NotFound
-from api.schemas.hosts import HostPublic, HostUsage
-from vmflow.models import Allocation, Host
-from vmflow.names import hv_queue
-from vmflow.operations import RPC_TIMEOUT
+from api.schemas.common import utc
+from api.schemas.hosts import HostPublic, HostUpdate, HostUsage
+from vmflow.host_liveness import fresh, last_seen, state
+from vmflow.models import Allocation, Host, now
+from vmflow.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-ALIVE_WITHIN = timedelta(seconds=60)
-_QUEUE_TYPES = (TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
 
 
 def listed(session: Session) -> list[Host]:
@@ -40,32 +37,42 @@ def get_host(session: Session, name: str) -> Host:
     return host
 
 
-async def host_alive(client: Client | None, host: str) -> bool:
-    """A worker polled the host's queue within ALIVE_WITHIN (Temporal keeps the last
-    poll time per poller); without Temporal we cannot tell, so: not alive."""
+async def seen(client: Client | None, host: str) -> datetime | None:
+    """The host's last heartbeat; without Temporal (or when it does not answer) we
+    cannot tell, which reads as never seen, so: down."""
     if client is None:
-        return False
-    cutoff = datetime.now(UTC) - ALIVE_WITHIN
-    for queue_type in _QUEUE_TYPES:
-        try:
-            resp = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=client.namespace,
-                    task_queue=TaskQueue(name=hv_queue(host),
-                                         kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-                    task_queue_type=queue_type),
-                timeout=RPC_TIMEOUT)
-        except Exception as e:  # liveness is best effort; an error reads as "not alive"
-            log.info("describe_task_queue %s failed: %s", hv_queue(host), e)
-            return False
-        if any(p.last_access_time.ToDatetime(tzinfo=UTC) >= cutoff for p in resp.pollers):
-            return True
-    return False
+        return None
+    try:
+        return await last_seen(client, host)
+    except Exception as e:  # liveness is best effort here; the scheduler's raises
+        log.info("heartbeat of host %s unknown: %s", host, e)
+        return None
+
+
+def update_host(session: Session, name: str, body: HostUpdate) -> Host:
+    """Nova's service update: enabling clears the reason; disabling without one leaves
+    none. Setting what is already set changes nothing (updated_at included)."""
+    host = get_host(session, name)
+    status, reason, forced = host.status, host.disabled_reason, host.forced_down
+    if body.status == "enabled":
+        status, reason = "enabled", None
+    elif body.status == "disabled":
+        status, reason = "disabled", body.disabled_reason
+    if body.forced_down is not None:
+        forced = body.forced_down
+    if (status, reason, forced) != (host.status, host.disabled_reason, host.forced_down):
+        host.status, host.disabled_reason, host.forced_down = status, reason, forced
+        host.updated_at = now()
+        session.add(host)
+        session.commit()
+        session.refresh(host)
+        log.info("host %s: status %s (%s), forced_down %s", name, status, reason, forced)
+    return host
 
 
 async def host_views(session: Session, client: Client | None,
                      hosts: list[Host]) -> list[HostPublic]:
-    """Each host with its allocations summed and whether it is alive."""
+    """Each host with its allocations summed, its state and its last heartbeat."""
     used = {
         row[0]: row[1:]
         for row in session.exec(
@@ -74,13 +81,19 @@ async def host_views(session: Session, client: Client | None,
                 func.sum(Allocation.disk_gb), func.count())
             .group_by(col(Allocation.host)))
     }
-    alive = await asyncio.gather(*(host_alive(client, h.name) for h in hosts))
+    down_after = get_settings().host_down_after
+    beats = await asyncio.gather(*(seen(client, h.name) for h in hosts))
     views = []
-    for h, up in zip(hosts, alive, strict=True):
+    for h, beat in zip(hosts, beats, strict=True):
         vcpus, ram, disk, count = used.get(h.name, (0, 0, 0, 0))
+        up = state(fresh(beat, down_after), h.forced_down)
         views.append(HostPublic(
             name=h.name, hostname=h.hostname, vcpus=h.vcpus, ram_mb=h.ram_mb,
             disk_gb=h.disk_gb, traits=list(h.traits or []), virt_type=h.virt_type,
+            libvirt_uri=h.libvirt_uri,
             used=HostUsage(vcpus=vcpus or 0, ram_mb=ram or 0, disk_gb=disk or 0),
-            instances=count, alive=up))
+            instances=count, alive=up == "up", state=up, last_seen=beat,
+            status="disabled" if h.status == "disabled" else "enabled",
+            disabled_reason=h.disabled_reason, forced_down=h.forced_down,
+            updated_at=utc(h.updated_at)))
     return views

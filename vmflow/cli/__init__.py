@@ -19,8 +19,9 @@ from rich.markup import escape
 from vmflow.cli import common, share_catalog  # noqa: F401 (adds to `vmflow share`)
 from vmflow.cli.admin import admin_app
 from vmflow.cli.backup_schedules import backup_schedule_app
-from vmflow.cli.catalog import flavor_app, host_app, operation_app
+from vmflow.cli.catalog import flavor_app, operation_app
 from vmflow.cli.common import ApiError, err
+from vmflow.cli.hosts import host_app
 from vmflow.cli.identity import project_app, token_app, user_app
 from vmflow.cli.images import image_app
 from vmflow.cli.keypairs import keypair_app

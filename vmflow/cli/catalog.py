@@ -1,11 +1,10 @@
-"""`vmflow operation|flavor|host ...`: operations, flavors and their access, hosts.
+"""`vmflow operation|flavor ...`: operations, flavors and their access.
 
-Images are in images.py."""
+Images are in images.py, hosts in hosts.py."""
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -30,7 +29,6 @@ from vmflow.settings import get_settings
 
 operation_app = typer.Typer(no_args_is_help=True, help="Operations (workflow runs).")
 flavor_app = typer.Typer(no_args_is_help=True, help="Flavors.")
-host_app = typer.Typer(no_args_is_help=True, help="Hypervisor hosts (admin).")
 
 # "why is it stuck?": where it is, how far, which try, what last went wrong, and the
 # workflow to look at; shown in this order even when the API leaves a field out
@@ -187,31 +185,3 @@ def flavor_access_remove(flavor: FlavorArg, project: ProjectArg) -> None:
     """Admin: take a private flavor away from a project (its servers keep running)."""
     Api().call("DELETE", f"/v1/flavors/{seg(flavor)}/access/{seg(project)}")
     out().print(f"project {escape(project)} no longer has flavor {escape(flavor)}")
-
-
-def used_of(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda h: f"{(h.get('used') or {}).get(key, '-')} / {h.get(key, '-')}"
-
-
-@host_app.command("list")
-@calls("GET /v1/hosts")
-def host_list(as_json: JsonOpt = False) -> None:
-    """List hypervisor hosts with capacity, usage and liveness."""
-    hosts = Api().items("/v1/hosts", "hosts")
-    columns: list[Column] = [
-        ("Name", col("name")), ("Hostname", col("hostname")),
-        ("Alive", lambda h: "[green]yes[/green]" if h.get("alive") else "[red]no[/red]"),
-        ("Virt", col("virt_type")), ("vCPUs used", used_of("vcpus")),
-        ("RAM MiB used", used_of("ram_mb")), ("Disk GB used", used_of("disk_gb")),
-        ("Instances", col("instances")), ("Traits", col("traits")),
-    ]
-    emit(hosts, as_json, lambda: list_table(hosts, columns))
-
-
-@host_app.command("show")
-@calls("GET /v1/hosts/{name}")
-def host_show(name: Annotated[str, typer.Argument(metavar="NAME")],
-              as_json: JsonOpt = False) -> None:
-    """One host: capacity, usage, traits, liveness."""
-    data = Api().get(f"/v1/hosts/{seg(name)}")
-    emit(data, as_json, lambda: kv_table(data))

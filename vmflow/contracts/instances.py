@@ -181,6 +181,7 @@ class HostInfo:
     traits: list[str]
     virt_type: str
     hostname: str
+    libvirt_uri: str = ""  # how an operator reaches the host's libvirt (`virsh -c`)
 
 
 @dataclass(frozen=True)
