@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     ram_allocation_ratio: float = 1.0
     reserved_host_ram_mb: int = 512
     host_down_after: float = 60.0  # seconds without a heartbeat before a host is down
+    # hosts one placement tries when a chosen host's worker does not take the step
+    schedule_attempts: int = Field(default=3, ge=1)
 
     # timeouts (seconds)
     schedule_to_start_timeout: float = 10.0

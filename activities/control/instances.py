@@ -111,6 +111,7 @@ class ControlActivities(ClientActivities):
                 config_drive=drive,
                 schedule_to_start_s=self.settings.schedule_to_start_timeout,
                 agent_timeout_s=self.settings.agent_timeout,
+                schedule_attempts=self.settings.schedule_attempts,
             )
 
     @staticmethod
@@ -140,7 +141,8 @@ class ControlActivities(ClientActivities):
         fit, reasons = scheduler.select(
             states,
             scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
-                              req.forbidden_traits, req.exclude_hosts),
+                              req.forbidden_traits, req.exclude_hosts, req.tried,
+                              req.attempts),
             self._ratios(),
         )
         if not fit:

@@ -5,6 +5,11 @@ and one whose heartbeat stopped (`alive` false) take no new guests.
 
 Flavor extra_specs ask for host traits the placement way: `trait:HW_X=required`
 (or `forbidden`). Every rejected host gets a reason, so NoValidHost says why.
+
+Rescheduling: the request carries the hosts this placement already tried with why
+each failed (their worker did not take the step) and how many hosts it may try; once
+that many were tried, the hosts still fit are rejected too ("not tried"), so one
+message names every host and why.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class Request:
     required_traits: list[str] = field(default_factory=list)
     forbidden_traits: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    tried: dict[str, str] = field(default_factory=dict)  # host: why it failed this placement
+    attempts: int = 0  # hosts a placement may try; 0: no bound
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,8 @@ def free(h: HostState, r: Ratios) -> tuple[float, float, float]:
 
 
 def rejection(h: HostState, req: Request, r: Ratios) -> str | None:
+    if h.name in req.tried:  # what happened on it, not what it looks like now
+        return req.tried[h.name]
     if h.name in req.exclude:
         return "did not pick up work in time"
     return state_rejection(h) or trait_rejection(h, req) or capacity_rejection(h, req, r)
@@ -105,9 +114,17 @@ def capacity_rejection(h: HostState, req: Request, r: Ratios) -> str | None:
 def select(hosts: list[HostState], req: Request, r: Ratios) -> tuple[list[str], dict[str, str]]:
     """Return (hosts that fit, best first; reasons for the others)."""
     reasons = {h.name: why for h in hosts if (why := rejection(h, req, r))}
+    reasons |= {name: why for name, why in req.tried.items() if name not in reasons}
     fit = [h for h in hosts if h.name not in reasons]
     fit.sort(key=lambda h: (-free(h, r)[1], h.name))
+    if req.attempts and len(req.tried) >= req.attempts:
+        reasons |= {h.name: attempts_used(req.attempts) for h in fit}
+        return [], reasons
     return [h.name for h in fit], reasons
+
+
+def attempts_used(attempts: int) -> str:
+    return f"not tried: the {attempts} schedule attempt(s) are used up"
 
 
 def no_valid_host_message(reasons: dict[str, str]) -> str:

@@ -60,6 +60,7 @@ class LaunchPlan:
     config_drive: ConfigDrive | None
     schedule_to_start_s: float  # how long a chosen host may take to pick up work
     agent_timeout_s: float
+    schedule_attempts: int = 3  # hosts to try (VMFLOW_SCHEDULE_ATTEMPTS); default: older plans
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class ScheduleRequest:
     required_traits: list[str]
     forbidden_traits: list[str]
     exclude_hosts: list[str] = field(default_factory=list)
+    # hosts this placement already tried, with why each failed: rejected with that reason
+    tried: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0  # once `tried` has this many hosts, none is left (0: no bound)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
+from workflows._base.placement import place
 from workflows._base.saga import Compensations
 from workflows._base.steps import (
     Reporting,
@@ -40,7 +41,6 @@ from workflows._base.steps import (
     control,
     describe,
     error_type,
-    not_picked_up,
     on_host,
 )
 
@@ -76,18 +76,15 @@ class LaunchInstance(Reporting, RowOwner):
         self, plan: LaunchPlan, undo: Compensations
     ) -> tuple[str, dict[str, str]]:
         """Pick a host, claim it, and fetch the images there; a host that does not
-        pick up the fetch in time loses its claim and the next host is tried."""
-        excluded: list[str] = []
-        while True:
-            self.at("scheduling")
-            request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
-                                      plan.required_traits, plan.forbidden_traits, excluded)
-            host = (await control(ControlStub.schedule, request)).hosts[0]
+        pick up the fetch in time loses its claim and the next host is tried, up to
+        the plan's attempts (workflows._base.placement)."""
+
+        async def attempt(host: str) -> dict[str, str]:
             self.at("claiming", None, host)
             workflow.upsert_search_attributes([SA_HOST.value_set(host)])
             claim = LedgerEntry(host, "claim", plan.instance_id, plan.instance_id)
 
-            async def release(host: str = host, claim: LedgerEntry = claim) -> None:
+            async def release() -> None:
                 await control(ControlStub.release_claim, InstanceHost(plan.instance_id, host))
                 await control(ControlStub.ledger_forget, LedgerEntries([claim]))
 
@@ -97,14 +94,17 @@ class LaunchInstance(Reporting, RowOwner):
                                                           plan.ram_mb, plan.disk_gb))
             await control(ControlStub.update_instance, InstanceUpdate(
                 plan.instance_id, host=host, task_state="block_device_mapping"))
-            try:
-                return host, await self._fetch_images(plan, host)
-            except Exception as err:
-                if not not_picked_up(err):
-                    raise
-                workflow.logger.warning("host %s did not pick up the launch; rescheduling", host)
-                await undo.run_one("claim")
-                excluded.append(host)
+            return await self._fetch_images(plan, host)
+
+        async def give_up(host: str) -> None:
+            await undo.run_one("claim")
+            self.at("scheduling")
+
+        self.at("scheduling")
+        request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
+                                  plan.required_traits, plan.forbidden_traits)
+        return await place(request, plan.schedule_attempts, plan.schedule_to_start_s,
+                           attempt, give_up)
 
     async def _fetch_images(self, plan: LaunchPlan, host: str) -> dict[str, str]:
         """Images into the host's cache. Cache entries are shared and appear only
