@@ -24,7 +24,7 @@ from tests.conftest import ROOT, db_session, qemu_home, temporal_dev_server
 from vmflow import stack
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import OperationRef
-from vmflow.models import Flavor, Image, Instance, Operation, Project, User
+from vmflow.models import Flavor, Host, Image, Instance, Operation, Project, User
 from vmflow.names import CONTROL_QUEUE, instance_workflow_id
 from vmflow.processes import free_port
 from vmflow.settings import Settings
@@ -107,14 +107,33 @@ def hv_worker(
         # a host on qemu:///system needs libvirtd, which a bare CI machine has not started
         stack.ensure_libvirt(s)
         await (await hypervisor.register(temporal.client, s)).result()
-        with ThreadPoolExecutor(16) as ex:
-            async with hypervisor.build(temporal.client, s, ex):
-                yield s
+        mark_stopped(s, False)  # a host started again under its name takes work again
+        try:
+            with ThreadPoolExecutor(16) as ex:
+                async with hypervisor.build(temporal.client, s, ex):
+                    yield s
+        finally:
+            mark_stopped(s, True)
 
     return start
 
 
 session = db_session
+
+STOPPED = "test worker stopped"
+
+
+def mark_stopped(s: Settings, stopped: bool) -> None:
+    """A test's host outlives its worker in the shared database and looks alive for
+    VMFLOW_HOST_DOWN_AFTER; disabled, later tests' launches never choose it. A test that
+    wants such a dead-but-fresh host enables it again."""
+    with session(s) as db_s:
+        host = db_s.get(Host, s.host)
+        if host is None or (not stopped and host.disabled_reason != STOPPED):
+            return
+        host.status, host.disabled_reason = ("disabled", STOPPED) if stopped else ("enabled", None)
+        db_s.add(host)
+        db_s.commit()
 
 
 def new_server(s: Settings, image: str = "tiny-noagent", flavor: str = "t1.micro") -> OperationRef:

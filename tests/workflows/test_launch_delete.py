@@ -194,6 +194,7 @@ async def test_host_that_does_not_pick_up_is_skipped(
         row = db_s.get(Host, dead.host)
         assert row is not None
         row.ram_mb = 10**7
+        row.status, row.disabled_reason = "enabled", None  # the fixture disabled it
         db_s.add(row)
         db_s.commit()
     async with hv_worker() as live:

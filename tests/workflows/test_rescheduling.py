@@ -46,6 +46,7 @@ async def dead_and_live(
             row = db_s.get(Host, dead.host)
             assert row is not None
             row.ram_mb = 10**7
+            row.status, row.disabled_reason = "enabled", None  # the fixture disabled it
             db_s.add(row)
             db_s.add(Flavor(name=f"rs.{trait}", vcpus=1, ram_mb=256, disk_gb=1,
                             extra_specs={f"trait:{trait}": "required"}))
