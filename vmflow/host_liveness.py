@@ -41,22 +41,23 @@ def beat_period(down_after_s: float) -> float:
     return min(BEAT_MAX_S, max(BEAT_MIN_S, down_after_s / 3))
 
 
+async def newest_poll(client: Client, queue: str) -> datetime | None:
+    """When a worker last polled `queue` (None: never, or Temporal forgot it)."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue),
+                                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        timeout=DESCRIBE_TIMEOUT)
+    times = [p.last_access_time.ToDatetime(tzinfo=UTC) for p in resp.pollers
+             if p.HasField("last_access_time")]
+    return max(times, default=None)
+
+
 async def last_seen(client: Client, host: str) -> datetime | None:
     """The newest poll of the host's queue or its beat queue (None: never seen, or
     Temporal forgot it). Errors raise: the caller decides what a failed question means."""
-
-    async def newest(queue: str) -> datetime | None:
-        resp = await client.workflow_service.describe_task_queue(
-            DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue),
-                                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
-            timeout=DESCRIBE_TIMEOUT)
-        times = [p.last_access_time.ToDatetime(tzinfo=UTC) for p in resp.pollers
-                 if p.HasField("last_access_time")]
-        return max(times, default=None)
-
-    seen = [t for t in await asyncio.gather(newest(hv_queue(host)), newest(beat_queue(host)))
-            if t is not None]
-    return max(seen, default=None)
+    polls = await asyncio.gather(newest_poll(client, hv_queue(host)),
+                                 newest_poll(client, beat_queue(host)))
+    return max((t for t in polls if t is not None), default=None)
 
 
 def fresh(seen: datetime | None, down_after_s: float, now: datetime | None = None) -> bool:

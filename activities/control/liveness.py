@@ -5,21 +5,15 @@ has recent pollers), a workflow (its id has a running execution)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
-from datetime import timedelta
 
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from vmflow.host_liveness import fresh, last_seen
+from vmflow.host_liveness import DESCRIBE_TIMEOUT, fresh, last_seen, newest_poll
 from vmflow.names import storage_queue
 
 POLLER_FRESH_S = 60  # storage workers: their idle long poll is re-issued about every 55 s
-DESCRIBE_TIMEOUT = timedelta(seconds=10)
 DESCRIBE_CONCURRENCY = 16
 
 
@@ -30,19 +24,7 @@ async def host_alive(client: Client, host: str, down_after_s: float) -> bool:
 
 async def storage_alive(client: Client, host: str) -> bool:
     """A storage host's worker polls storage.<host>."""
-    return await queue_polled(client, storage_queue(host))
-
-
-async def queue_polled(client: Client, queue: str) -> bool:
-    resp = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        )
-    )
-    now = time.time()
-    return any(now - p.last_access_time.ToSeconds() < POLLER_FRESH_S for p in resp.pollers)
+    return fresh(await newest_poll(client, storage_queue(host)), POLLER_FRESH_S)
 
 
 async def workflows_running(client: Client, workflow_ids: Iterable[str]) -> set[str]:
