@@ -20,7 +20,7 @@ from sqlmodel import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import ROOT, db_session, qemu_home, temporal_dev_server
+from tests.conftest import ROOT, db_session, qemu_home, stop, temporal_dev_server
 from vmflow import stack
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import OperationRef
@@ -74,12 +74,7 @@ def image_api(temporal: WorkflowEnvironment, wf_settings: Settings) -> Iterator[
             time.sleep(0.2)
         yield wf_settings.base_url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
