@@ -177,8 +177,10 @@ def _is_row(claim: Claim) -> Any:
     return table.c.id == claim.row.id  # type: ignore[attr-defined]
 
 
-def _give_back(session: Session, claim: Claim, before: str | None) -> None:
-    """The claim's column back to `before`, unless something else has set it since."""
+def release(session: Session, claim: Claim, before: str | None = None) -> None:
+    """The claim's column back to `before`, unless something else has set it since
+    (also for a claim whose workflow never started: a worker died between the commit
+    and the start); the caller commits."""
     table = type(claim.row).__table__  # type: ignore[attr-defined]
     session.exec(update(table).where(_is_row(claim))
                  .where(table.c[claim.column] == claim.value)
@@ -192,14 +194,8 @@ def _forget(session: Session, spec: OperationSpec, op: Operation, before: str | 
     for row in spec.new_rows:
         session.delete(row)
     if spec.claim is not None:
-        _give_back(session, spec.claim, before)
+        release(session, spec.claim, before)
     session.commit()
-
-
-def release(session: Session, claim: Claim, before: str | None = None) -> None:
-    """Give back a claim whose workflow never started (a worker died between the
-    commit and the start); the caller commits."""
-    _give_back(session, claim, before)
 
 
 async def _start(client: Client, spec: OperationSpec, arg: object,
