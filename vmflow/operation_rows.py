@@ -14,16 +14,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from vmflow.models import Instance, Operation, Share, ShareSnapshot, now
-from vmflow.share_states import ShareStatus
-
-# what a share or share snapshot shows when the operation that held it ended unfinished
-SHARE_STUCK = {
-    ShareStatus.CREATING: ShareStatus.ERROR,
-    ShareStatus.EXTENDING: ShareStatus.EXTENDING_ERROR,
-    ShareStatus.SHRINKING: ShareStatus.SHRINKING_ERROR,
-    ShareStatus.DELETING: ShareStatus.ERROR_DELETING,
-}
-SNAPSHOT_STUCK = {"creating": "error", "deleting": "error_deleting"}
+from vmflow.share_states import SHARE_STUCK, SNAPSHOT_STUCK, ShareStatus
 
 # a closed workflow's status (WorkflowExecutionStatus name) -> the row's status and fault
 CLOSED = {

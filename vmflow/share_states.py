@@ -49,6 +49,11 @@ SHARE_ACTIONS: dict[str, frozenset[ShareStatus]] = {
 RESETTABLE = frozenset(S)
 # while one of these is the status, an operation is (or was) running on the share
 TRANSITIONAL = frozenset({S.CREATING, S.EXTENDING, S.SHRINKING, S.DELETING})
+# where a transitional status goes when the operation that held it ended unfinished
+# (vmflow.operation_rows), as Manila leaves a share whose operation failed
+SHARE_STUCK = {S.CREATING: S.ERROR, S.EXTENDING: S.EXTENDING_ERROR,
+               S.SHRINKING: S.SHRINKING_ERROR, S.DELETING: S.ERROR_DELETING}
+SNAPSHOT_STUCK = {"creating": "error", "deleting": "error_deleting"}
 
 
 def allowed(action: str, status: str) -> bool:
