@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -143,6 +143,36 @@ class Instance(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
     deleted_at: datetime | None = None
+
+
+class Migration(SQLModel, table=True):
+    """One move of an instance between hosts (Nova's migrations table): a resize, a
+    cold migration, a live migration or an evacuation, with its progress."""
+
+    id: int | None = Field(default=None, primary_key=True)  # Nova's API shows an integer
+    uuid: str = Field(default_factory=new_id, unique=True)
+    instance_id: str = Field(index=True)
+    project_id: str = Field(index=True)
+    user_id: str
+    operation_id: str | None = None
+    migration_type: str  # resize | migration | live-migration | evacuation
+    # resize/migration: pre-migrating, migrating, post-migrating, finished, confirming,
+    # confirmed, reverting, reverted, error; live-migration: queued, preparing, running,
+    # completed, failed, cancelled; evacuation: accepted, pre-migrating, done, failed
+    status: str
+    source_host: str | None = None
+    dest_host: str | None = None
+    old_flavor_id: str | None = None
+    new_flavor_id: str | None = None
+    # progress in bytes, from the copy or the migration job (None until known)
+    memory_total: int | None = Field(default=None, sa_column=Column(BigInteger))
+    memory_processed: int | None = Field(default=None, sa_column=Column(BigInteger))
+    memory_remaining: int | None = Field(default=None, sa_column=Column(BigInteger))
+    disk_total: int | None = Field(default=None, sa_column=Column(BigInteger))
+    disk_processed: int | None = Field(default=None, sa_column=Column(BigInteger))
+    disk_remaining: int | None = Field(default=None, sa_column=Column(BigInteger))
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
 
 
 class Keypair(SQLModel, table=True):

@@ -47,6 +47,14 @@ class TaskState(StrEnum):
     IMAGE_SNAPSHOT = "image_snapshot"
     IMAGE_UPLOADING = "image_uploading"
     REBUILDING = "rebuilding"
+    REBUILD_SPAWNING = "rebuild_spawning"
+    RESIZE_PREP = "resize_prep"
+    RESIZE_MIGRATING = "resize_migrating"
+    RESIZE_MIGRATED = "resize_migrated"
+    RESIZE_FINISH = "resize_finish"
+    RESIZE_REVERTING = "resize_reverting"
+    RESIZE_CONFIRMING = "resize_confirming"
+    MIGRATING = "migrating"
 
 
 V = VmState
@@ -106,6 +114,28 @@ TRANSITIONS: dict[str, Transition] = {
            summary="new disk from an image, same id; the old disk goes once the new one boots "
                    "(from stopped it boots once to prove itself, then stops again; from error "
                    "it ends active)"),
+        _t("resize", frozenset({V.ACTIVE, V.STOPPED}), T.RESIZE_PREP, V.RESIZED,
+           "ResizeInstance",
+           summary="another flavor on another host: claim there, stop, copy the disks, start "
+                   "there; the source copy stays until confirm or revert"),
+        _t("migrate", frozenset({V.ACTIVE, V.STOPPED}), T.RESIZE_PREP, V.RESIZED,
+           "ResizeInstance", admin_only=True,
+           summary="cold migration: a resize to the same flavor on another host"),
+        _t("confirm-resize", frozenset({V.RESIZED}), T.RESIZE_CONFIRMING, None,
+           "ConfirmResize",
+           summary="remove the source's copy and claim; back to the state before the resize "
+                   "(also done by itself after VMFLOW_RESIZE_CONFIRM_WINDOW)"),
+        _t("revert-resize", frozenset({V.RESIZED}), T.RESIZE_REVERTING, None,
+           "RevertResize",
+           summary="remove the destination's copy and claim, run the source again with the "
+                   "old flavor"),
+        _t("live-migrate", frozenset({V.ACTIVE, V.PAUSED}), T.MIGRATING, None,
+           "LiveMigrateInstance", admin_only=True,
+           summary="move the running guest and its disks to another host without stopping it"),
+        _t("evacuate", frozenset({V.ACTIVE, V.STOPPED, V.ERROR}), T.REBUILDING, None,
+           "EvacuateInstance", admin_only=True,
+           summary="the server's host is down: rebuild it on another host from its image "
+                   "(local disk contents are lost, as in Nova)"),
         _t("lock", LIVE, None, None, None, honours_lock=False,
            summary="refuse mutating actions from non-admins (owner or admin)"),
         _t("unlock", LIVE, None, None, None, honours_lock=False,
@@ -135,7 +165,10 @@ _STATUS = {
     V.DELETED: "DELETED",
 }
 _TASK_STATUS = {T.REBOOTING: "REBOOT", T.REBOOTING_HARD: "HARD_REBOOT",
-                T.REBUILDING: "REBUILD"}
+                T.REBUILDING: "REBUILD", T.REBUILD_SPAWNING: "REBUILD",
+                T.RESIZE_PREP: "RESIZE", T.RESIZE_MIGRATING: "RESIZE",
+                T.RESIZE_MIGRATED: "RESIZE", T.RESIZE_FINISH: "RESIZE",
+                T.RESIZE_REVERTING: "REVERT_RESIZE", T.MIGRATING: "MIGRATING"}
 
 
 class ActionNotAllowed(Exception):

@@ -84,6 +84,23 @@ class CreateBackupArgs(Request):
     rotation: int = Field(ge=0, description="keep the newest this many backups of the type")
 
 
+class ResizeArgs(Request):
+    flavor_ref: Ref = Field(alias="flavorRef", description="the new flavor: id or unique name")
+    disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")
+
+
+class TargetHostArgs(Request):
+    """migrate, evacuate: an optional destination (admin; the scheduler picks if None)."""
+
+    host: Name | None = None
+
+
+class LiveMigrateArgs(Request):
+    host: Name | None = None  # None: the scheduler picks
+    # auto: copy the disks unless the instance's storage is shared (it never is here)
+    block_migration: bool | Literal["auto"] = "auto"
+
+
 class LockArgs(Request):
     locked_reason: Annotated[str, StringConstraints(max_length=255)] | None = None
 
@@ -119,12 +136,17 @@ ACTIONS: dict[str, ActionSpec] = {
     "unlock": ActionSpec(NoArgs, _fixed("unlock")),
     "os-resetState": ActionSpec(ResetStateArgs, _fixed("reset-state")),
     "forceDelete": ActionSpec(NoArgs, _fixed("force-delete")),
+    "resize": ActionSpec(ResizeArgs, _fixed("resize")),
+    "migrate": ActionSpec(TargetHostArgs, _fixed("migrate")),
+    "confirmResize": ActionSpec(NoArgs, _fixed("confirm-resize")),
+    "revertResize": ActionSpec(NoArgs, _fixed("revert-resize")),
+    "os-migrateLive": ActionSpec(LiveMigrateArgs, _fixed("live-migrate")),
+    "evacuate": ActionSpec(TargetHostArgs, _fixed("evacuate")),
 }
 
 # in API.md, built by later work (images, moving hosts): refused by name, not as unknown
 LATER = frozenset({
     "shelve", "shelveOffload", "unshelve",
-    "migrate", "confirmResize", "revertResize", "os-migrateLive",
 })
 
 
