@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
-TIERS := unit api workflows storage integration faults
+TIERS := unit api workflows storage integration multihost faults
 PYTEST_ARGS ?=
 
 .PHONY: deps up down status test lint fmt-check bench

@@ -103,6 +103,10 @@ class Host(SQLModel, table=True):
     traits: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     virt_type: str = "qemu"
     libvirt_uri: str = ""
+    # the host's underlay address (disk copies between hosts) and what a peer's libvirtd
+    # dials for a peer-to-peer migration
+    migration_address: str = ""
+    migration_uri: str = ""
     registered_at: datetime = Field(default_factory=now)
     # Nova's service state, set by an admin (PUT /v1/hosts/{name}); whether the host is
     # up comes from its heartbeat in Temporal (vmflow.host_liveness), not from here

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     host: str = Field(default_factory=socket.gethostname)
     hosts: int = 1  # hypervisor hosts started by `make up`
     libvirt_uri: str = "qemu:///system"
+    # the host's own network namespace (vmflow.hostbed); empty: the machine's own
+    host_netns: str = ""
+    migration_address: str = ""  # the host's underlay address; empty: 127.0.0.1
+    migration_uri: str = ""  # what a peer's libvirtd dials; empty: libvirt_uri
     virt_type: str = "auto"  # auto | kvm | qemu
     host_traits: str = ""  # comma-separated, matched against flavor extra_specs trait:X=required
     domain_prefix: str = "vmflow-"
@@ -61,6 +65,7 @@ class Settings(BaseSettings):
 
     # shares (storage worker; vmflow.share_states)
     storage_host: str = ""  # the storage worker's host name; empty: `host`
+    storage_hosts: int = Field(default=1, ge=0, le=1)  # 0: `make up` runs no storage side
     share_pool_gb: int = 20  # the file-backed btrfs pool (sparse) made when absent
     nfs_address: str = "127.0.0.1"  # the address in export locations (ganesha binds all)
     quota_shares: int = 50  # per-project defaults (Manila's); -1 is unlimited

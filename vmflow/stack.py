@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from vmflow import hostbed
 from vmflow.processes import (
     BIN,
     REPO,
@@ -68,19 +69,18 @@ def temporal_port(s: Settings) -> int:
 
 
 def hypervisor_hosts(s: Settings) -> list[tuple[str, str]]:
-    """(component name, host) for each hypervisor worker.
+    """(component name, host) for each hypervisor worker: `hypervisor` for the first
+    host (settings.host), `hypervisor-<host>` for the others (VMFLOW_HOSTS=N)."""
+    names = hostbed.host_names(s)
+    return [("hypervisor", names[0])] + [(f"hypervisor-{h}", h) for h in names[1:]]
 
-    The first host is always `hypervisor` / settings.host, so going from one host to
-    two leaves it running. Extra hosts (VMFLOW_HOSTS=2, for migration) are named
-    `<host>-<i>`. They still share qemu:///system for now: giving each one its own
-    libvirtd in a mount+network namespace (testbed hypervisor NOTES) is a later
-    change, made here and in the per-host environment below (VMFLOW_LIBVIRT_URI).
-    """
-    hosts = [("hypervisor", s.host)]
-    for i in range(2, s.hosts + 1):
-        host = f"{s.host}-{i}"
-        hosts.append((f"hypervisor-{host}", host))
-    return hosts
+
+def worker_env(s: Settings, host: str) -> tuple[tuple[str, str], ...]:
+    """A hypervisor worker's own settings: its host, and that host's libvirt, network
+    namespace and underlay address (vmflow.hostbed)."""
+    if not hostbed.namespaced(s):
+        return (("VMFLOW_HOST", host),)
+    return tuple(hostbed.host(s, host).env().items())
 
 
 def components(s: Settings) -> list[Component]:
@@ -104,8 +104,8 @@ def components(s: Settings) -> list[Component]:
     ]
     for name, host in hypervisor_hosts(s):
         comps.append(Component(name, (py, "-m", "workers.hypervisor"),
-                               ("-m", "workers.hypervisor"), env=(("VMFLOW_HOST", host),)))
-    comps += storage_components(s)
+                               ("-m", "workers.hypervisor"), env=worker_env(s, host)))
+    comps += storage_components(s) if s.storage_hosts else []
     comps.append(Component("api", (py, "-m", "api"), ("-m", "api")))
     return comps
 
@@ -188,6 +188,25 @@ def ensure_libvirt(s: Settings) -> None:
     print(f"  libvirt: started ({time.monotonic() - t0:.1f} s)", flush=True)
 
 
+def ensure_hosts(s: Settings) -> None:
+    """The stack's hypervisor hosts, each its own libvirtd in its own namespaces."""
+    if not hostbed.namespaced(s):
+        return
+    t0 = time.monotonic()
+    for h in hostbed.bed(s):
+        if h.pid("libvirtd") is None:
+            hostbed.start(s, h)
+            print(f"  host {h.name}: {h.libvirt_uri} ({time.monotonic() - t0:.1f} s)",
+                  flush=True)
+        else:
+            hostbed.start(s, h)  # its links, should a crash have left them half-made
+
+
+def hosts_ok(s: Settings) -> bool:
+    return all(run_ok(["virsh", "-c", h.libvirt_uri, "uri"]) is not None
+               for h in hostbed.bed(s)) if hostbed.namespaced(s) else True
+
+
 def ensure_guest(s: Settings) -> None:
     """The tiny guest image (a no-op once built)."""
     if (s.guest_cache / ".done").exists():
@@ -234,7 +253,7 @@ def stop_component(settings: Settings | None, name: str) -> None:
 def _all_healthy(s: Settings) -> bool:
     names = [c.name for c in components(s)]
     return (all(pid_of(s, n) is not None for n in names)
-            and (s.libvirt_uri.startswith("test:") or libvirt_ok())
+            and hosts_ok(s)
             and temporal_ok(s) and api_ok(s)
             and all(check(s) for n, (check, _) in READY.items() if n in names))
 
@@ -249,7 +268,7 @@ def up(settings: Settings | None = None) -> None:
             return
         print(f"vmflow: starting the stack in {s.home}", flush=True)
         s.home.mkdir(parents=True, exist_ok=True)
-        ensure_libvirt(s)
+        ensure_hosts(s)
         ensure_guest(s)
         _bootstrap(s)
         comps = components(s)
@@ -282,6 +301,7 @@ def down(settings: Settings | None = None) -> None:
         for name in others + known:
             terminate(s, name, _find(s, name))
         unmount_storage(s)
+        hostbed.stop_all(s)
 
 
 def status(settings: Settings | None = None) -> dict:
@@ -303,7 +323,9 @@ def status(settings: Settings | None = None) -> dict:
         "api_url": s.base_url,
         "temporal_ui_url": f"http://127.0.0.1:{s.temporal_ui_port}",
         "admin_token_file": str(s.admin_token_file),
-        "libvirt": {"running": libvirt_ok()},
+        "hosts": {h.name: {"running": h.pid("libvirtd") is not None,
+                           "libvirt_uri": h.libvirt_uri, "netns": h.netns,
+                           "underlay": h.address} for h in hostbed.bed(s)},
         "rpcbind": {"running": rpcbind_ok()},
         "components": comps,
     }
@@ -332,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(st, indent=2))
             else:
-                print(f"libvirt ({SYSTEM_URI}): {'up' if st['libvirt']['running'] else 'down'}")
+                for name, h in st["hosts"].items():
+                    print(f"host {name:<19} {'up' if h['running'] else 'down':<10} "
+                          f"{h['libvirt_uri']}")
                 print(f"rpcbind: {'up' if st['rpcbind']['running'] else 'down'}")
                 for name, info in st["components"].items():
                     state = "running" if info["running"] else "stopped"

@@ -290,6 +290,7 @@ class ControlActivities(ClientActivities):
             host.hostname, host.vcpus, host.ram_mb = info.hostname, info.vcpus, info.ram_mb
             host.disk_gb, host.traits, host.virt_type = info.disk_gb, info.traits, info.virt_type
             host.libvirt_uri = info.libvirt_uri  # status and forced_down are the admin's: kept
+            host.migration_address, host.migration_uri = info.migration_address, info.migration_uri
             host.registered_at = now()
             s.add(host)
             s.commit()

@@ -31,6 +31,7 @@ from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain, gone
 from activities.hypervisor.power import PowerActivities, config_for, save_spec
+from activities.hypervisor.underlay import underlay_address
 from vmflow.contracts.actions import WaitAgent
 from vmflow.contracts.activity_names import HostActs
 from vmflow.contracts.errors import Errors
@@ -80,6 +81,8 @@ class HostActivities:
             traits=self.settings.traits,
             virt_type=self.conn.virt_type(self.settings.virt_type),
             libvirt_uri=self.settings.libvirt_uri,
+            migration_address=underlay_address(self.settings),
+            migration_uri=self.settings.migration_uri or self.settings.libvirt_uri,
         )
 
     def instance_dir(self, instance_id: str) -> Path:

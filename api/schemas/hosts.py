@@ -26,6 +26,8 @@ class HostPublic(BaseModel):
     traits: list[str]
     virt_type: str
     libvirt_uri: str  # `virsh -c <libvirt_uri>` reaches the host's libvirt
+    migration_address: str  # the host's underlay address (disk copies between hosts)
+    migration_uri: str  # what a peer's libvirtd dials for a peer-to-peer migration
     used: HostUsage
     instances: int
     alive: bool  # = state == "up"

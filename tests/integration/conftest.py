@@ -16,7 +16,8 @@ from sqlmodel import select
 
 from tests.conftest import bearer, db_session, qemu_home
 from tests.home_cleanup import teardown_home
-from vmflow import stack
+from tests.integration import guest
+from vmflow import hostbed, stack
 from vmflow.models import Allocation, Ledger
 from vmflow.processes import free_port
 from vmflow.settings import Settings
@@ -39,6 +40,9 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
                  temporal_ui_port=free_port(), host="ithv", domain_prefix=PREFIX,
                  guest_cache=tiny_guest, agent_timeout=30, stop_timeout=30,
                  reboot_timeout=10, power_sync_interval=10, **stack_overrides)
+    # the stack's host runs its own libvirtd (vmflow.hostbed): tests look at that one
+    s = s.model_copy(update={"libvirt_uri": hostbed.host(s, s.host).libvirt_uri})
+    guest.HOST["uri"] = s.libvirt_uri
     try:
         stack.up(s)
     except BaseException:
@@ -46,13 +50,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
         teardown_home(home)  # the error carries the failing component's log tail
         raise
     yield s
-    stack.down(s)
-    conn = libvirt.open("qemu:///system")
-    for dom in conn.listAllDomains():
-        if dom.name().startswith(PREFIX):  # never leave a guest behind, even on failure
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
+    stack.down(s)  # powers the stack's hosts off: their guests with them
     teardown_home(home)  # pool mounts, immutable mount points, loop devices, files
 
 

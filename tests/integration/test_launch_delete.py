@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     remains,
     wait_operation,
 )
+from tests.integration.guest import domain
 from vmflow import stack
 from vmflow.names import SA_HOST, SA_OPERATION, SA_PROJECT, SA_RESOURCE
 from vmflow.settings import Settings
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.guest
 
 
 def agent_ping(server_id: str) -> object:
-    dom = libvirt.open("qemu:///system").lookupByUUIDString(server_id)
+    dom = domain(server_id)
     return json.loads(libvirt_qemu.qemuAgentCommand(dom, '{"execute": "guest-ping"}', 5, 0))
 
 
@@ -59,7 +60,7 @@ def test_cli_launches_a_guest_that_runs_and_delete_leaves_nothing(
     [server] = [x for x in api.get("/v1/servers").json()["servers"] if x["name"] == "demo"]
     assert (server["status"], server["host"], server["fault"]) == ("ACTIVE", "ithv", None)
 
-    dom = libvirt.open("qemu:///system").lookupByUUIDString(server["id"])
+    dom = domain(server["id"])
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
     assert dom.UUIDString() == server["id"]
     assert agent_ping(server["id"]) == {"return": {}}

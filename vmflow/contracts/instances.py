@@ -186,6 +186,8 @@ class HostInfo:
     virt_type: str
     hostname: str
     libvirt_uri: str = ""  # how an operator reaches the host's libvirt (`virsh -c`)
+    migration_address: str = ""  # the host's underlay address (disk copies between hosts)
+    migration_uri: str = ""  # what a peer's libvirtd dials for a peer-to-peer migration
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,103 @@
+"""The many-hosts tier: the embedded stack with VMFLOW_HOSTS=2, so two hypervisor hosts
+run on this machine, each its own libvirtd in its own mount and network namespace,
+joined by an underlay (vmflow.hostbed), each with its own worker on hv.<host>.
+Everything goes through the API, as an operator's would.
+
+Fixtures: `bed` (the stack's Settings), `api` (an admin client), `hosts` (the two host
+names, first the stack's own), `conn(host)` (a libvirt connection to one host), and
+the helpers below; tests/integration/conftest.py has the generic ones
+(create_server, wait_operation, action, delete_server)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+import pytest
+
+from tests.conftest import bearer, qemu_home
+from tests.home_cleanup import teardown_home
+from tests.integration.conftest import create_server, wait_operation
+from vmflow import hostbed, stack
+from vmflow.processes import free_port
+from vmflow.settings import Settings
+
+# one prefix per test run, so concurrent runs on one machine never touch each other's guests
+PREFIX = f"vmflowmh{os.getpid()}-"
+
+
+@pytest.fixture(scope="session")
+def bed(tiny_guest: Path) -> Iterator[Settings]:
+    home = qemu_home("mh")
+    s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
+                 temporal_ui_port=free_port(), host="mh", hosts=2, storage_hosts=0,
+                 domain_prefix=PREFIX, guest_cache=tiny_guest, agent_timeout=60,
+                 stop_timeout=30, reboot_timeout=10, power_sync_interval=10)
+    try:
+        stack.up(s)
+    except BaseException:
+        stack.down(s)
+        teardown_home(home)
+        raise
+    yield s
+    stack.down(s)  # powers both hosts off, deletes their namespaces
+    teardown_home(home)
+
+
+@pytest.fixture(scope="session")
+def api(bed: Settings) -> Iterator[httpx.Client]:
+    token = bed.admin_token_file.read_text().strip()
+    with httpx.Client(base_url=bed.base_url, timeout=30, headers=bearer(token)) as client:
+        wait_hosts_up(client, hostbed.host_names(bed))
+        yield client
+
+
+def wait_hosts_up(api: httpx.Client, names: list[str], timeout: float = 90) -> None:
+    """Workers register their host and heartbeat shortly after they start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = {h["name"]: h["state"] for h in api.get("/v1/hosts").json()["hosts"]}
+        if all(shown.get(n) == "up" for n in names):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"hosts {names} not all up after {timeout}s: {shown}")
+
+
+@pytest.fixture(scope="session")
+def hosts(bed: Settings) -> list[str]:
+    return hostbed.host_names(bed)
+
+
+@pytest.fixture(scope="session")
+def conn(bed: Settings) -> Iterator[Callable[[str], libvirt.virConnect]]:
+    """A libvirt connection to one host of the bed, as `virsh -c <libvirt_uri>` has."""
+    opened: dict[str, libvirt.virConnect] = {}
+
+    def get(host: str) -> libvirt.virConnect:
+        if host not in opened:
+            opened[host] = libvirt.open(hostbed.host(bed, host).libvirt_uri)
+        return opened[host]
+
+    yield get
+    for c in opened.values():
+        c.close()
+
+
+def domains_of(conn: libvirt.virConnect) -> set[str]:
+    """UUIDs of the instances defined on one host (running or not)."""
+    return {d.UUIDString() for d in conn.listAllDomains() if d.name().startswith(PREFIX)}
+
+
+def launch(api: httpx.Client, name: str, flavor: str = "t1.micro") -> dict[str, Any]:
+    """A server launched to ACTIVE; returns its API view (with its host)."""
+    sid, op_id = create_server(api, name, flavor=flavor)
+    op = wait_operation(api, op_id)
+    assert op["status"] == "succeeded", op
+    server: dict[str, Any] = api.get(f"/v1/servers/{sid}").json()
+    assert server["status"] == "ACTIVE", server
+    return server

@@ -1,0 +1,236 @@
+"""The hypervisor hosts of the embedded stack: each one its own libvirtd and virtlogd in
+its own mount and network namespace, so N hosts on one machine behave like N machines
+(testbed hypervisor NOTES section 5).
+
+Each host gets:
+- private bind mounts over /etc/libvirt, /var/lib/libvirt, /run/libvirt,
+  /var/cache/libvirt and /var/log/libvirt (under `<host_dir>/libvirt/`), and its own
+  `host_uuid` (libvirt refuses a migration to "the same host" by that uuid);
+- its own network namespace `vmflow-<host>` with one underlay link (`underlay0`,
+  10.77.0.<i>/24) to a bridge in the stack's switch namespace, which joins all hosts
+  like a rack switch; QEMU's migration stream and libvirt's peer-to-peer connection
+  (`qemu+tcp://<underlay>/system`) use it, nothing outside the namespaces does;
+- a unix socket every process of the machine can reach (`libvirt_uri`), which the
+  host's worker and an operator's `virsh -c` use.
+
+Workers stay in the machine's own namespaces (they reach Temporal and the API on
+loopback) and run what must happen "on the host's network" through
+`ip netns exec <netns>` (activities/hypervisor/underlay.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmflow.processes import StackError, read_pid
+from vmflow.settings import Settings
+
+UNDERLAY_NET = "10.77.0"  # /24 inside the stack's own namespaces only
+UNDERLAY_DEV = "underlay0"
+START_TIMEOUT = 90.0  # the first start probes QEMU's capabilities
+MOUNTS = {"etc": "/etc/libvirt", "lib": "/var/lib/libvirt", "run": "/run/libvirt",
+          "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}
+
+
+@dataclass(frozen=True)
+class BedHost:
+    name: str
+    index: int  # 1-based: the underlay address and the switch port
+    root: Path  # <host_dir>/libvirt: what the bind mounts show
+
+    @property
+    def netns(self) -> str:
+        return f"vmflow-{self.name}"
+
+    @property
+    def address(self) -> str:
+        return f"{UNDERLAY_NET}.{self.index}"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "run" / "libvirt-sock"
+
+    @property
+    def libvirt_uri(self) -> str:
+        return f"qemu+unix:///system?socket={self.socket}"
+
+    @property
+    def migration_uri(self) -> str:
+        """What a peer's libvirtd dials for a peer-to-peer migration (the underlay)."""
+        return f"qemu+tcp://{self.address}/system"
+
+    def pid(self, daemon: str) -> int | None:
+        pid = read_pid(self.root / "run" / f"{daemon}.pid")
+        if pid is None or not Path(f"/proc/{pid}/cmdline").exists():
+            return None
+        return pid
+
+    def env(self) -> dict[str, str]:
+        """What the host's worker is started with."""
+        return {"VMFLOW_HOST": self.name, "VMFLOW_LIBVIRT_URI": self.libvirt_uri,
+                "VMFLOW_HOST_NETNS": self.netns, "VMFLOW_MIGRATION_ADDRESS": self.address,
+                "VMFLOW_MIGRATION_URI": self.migration_uri}
+
+
+def host_names(s: Settings) -> list[str]:
+    """The first host is settings.host; extra ones (VMFLOW_HOSTS=N) are <host>-<i>."""
+    return [s.host] + [f"{s.host}-{i}" for i in range(2, s.hosts + 1)]
+
+
+def bed(s: Settings) -> list[BedHost]:
+    return [BedHost(h, i, s.host_dir(h) / "libvirt")
+            for i, h in enumerate(host_names(s), start=1)]
+
+
+def namespaced(s: Settings) -> bool:
+    """libvirt's test driver needs no hosts: the workers share it (fast tests)."""
+    return not s.libvirt_uri.startswith("test:")
+
+
+def switch_netns(s: Settings) -> str:
+    return f"vmflow-{s.host}-switch"
+
+
+# ---- commands -------------------------------------------------------------------------
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise StackError(f"{' '.join(argv)}: {r.stderr.strip() or r.stdout.strip()}")
+    return r
+
+
+def _netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def _ensure_netns(name: str) -> None:
+    if not _netns_exists(name):
+        _run("ip", "netns", "add", name)
+    _run("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def _ensure_switch(s: Settings) -> None:
+    sw = switch_netns(s)
+    _ensure_netns(sw)
+    if _run("ip", "-n", sw, "link", "show", "br0", check=False).returncode != 0:
+        _run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+    _run("ip", "-n", sw, "link", "set", "br0", "up")
+
+
+def _ensure_link(s: Settings, h: BedHost) -> None:
+    """The host's underlay port on the switch."""
+    sw, port = switch_netns(s), f"port{h.index}"
+    if _run("ip", "-n", h.netns, "link", "show", UNDERLAY_DEV, check=False).returncode == 0:
+        return
+    _run("ip", "-n", sw, "link", "del", port, check=False)  # a half-made link of a crash
+    _run("ip", "link", "add", UNDERLAY_DEV, "netns", h.netns, "type", "veth",
+         "peer", "name", port, "netns", sw)
+    _run("ip", "-n", sw, "link", "set", port, "master", "br0", "up")
+    _run("ip", "-n", h.netns, "addr", "add", f"{h.address}/24", "dev", UNDERLAY_DEV)
+    _run("ip", "-n", h.netns, "link", "set", UNDERLAY_DEV, "up")
+
+
+def _write_config(s: Settings, h: BedHost) -> None:
+    """A copy of the machine's libvirt configuration, then this host's own lines."""
+    etc = h.root / "etc"
+    if not (etc / "libvirtd.conf").exists():
+        shutil.copytree("/etc/libvirt", etc, dirs_exist_ok=True, symlinks=True)
+        for stale in [*etc.glob("qemu/*.xml"), *etc.glob("qemu/networks/autostart/*.xml")]:
+            stale.unlink()  # the machine's own guests and networks are not this host's
+        shutil.copytree("/var/cache/libvirt", h.root / "cache", dirs_exist_ok=True,
+                        symlinks=True)  # QEMU's capabilities: seconds off the first start
+    host_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"vmflow:{s.home}:{h.name}")
+    (etc / "libvirtd.conf").write_text(
+        f'host_uuid = "{host_uuid}"\n'
+        f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{h.address}"\n'
+        # only the stack's own namespaces reach the underlay: no other client exists
+        'auth_tcp = "none"\n'
+        'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n')
+    (etc / "qemu.conf").write_text(
+        "cgroup_controllers = [ ]\n"  # two daemons never fight over machine/qemu-ID-name
+        f'migration_host = "{h.address}"\nmigration_address = "{h.address}"\n')
+
+
+def _spawn_daemons(h: BedHost) -> None:
+    mounts = "; ".join(f"mount --bind '{h.root / d}' '{target}'" for d, target in MOUNTS.items())
+    script = (f"set -e; {mounts}; /usr/sbin/virtlogd -d -p /run/libvirt/virtlogd.pid; "
+              "/usr/sbin/libvirtd -d -l -p /run/libvirt/libvirtd.pid")
+    _run("ip", "netns", "exec", h.netns, "unshare", "-m", "--propagation", "private",
+         "/bin/sh", "-c", script)
+
+
+# ---- one host -------------------------------------------------------------------------
+
+
+def start(s: Settings, h: BedHost) -> None:
+    """Start the host unless its libvirtd runs; returns when its socket answers."""
+    _ensure_switch(s)
+    _ensure_netns(h.netns)
+    _ensure_link(s, h)
+    if h.pid("libvirtd") is not None:
+        return
+    for d in MOUNTS:
+        (h.root / d).mkdir(parents=True, exist_ok=True)
+    (h.root / "lib" / "qemu").mkdir(exist_ok=True)
+    shutil.chown(h.root / "lib" / "qemu", "libvirt-qemu", "libvirt-qemu")
+    (h.root / "lib" / "qemu").chmod(0o750)
+    _write_config(s, h)
+    h.socket.unlink(missing_ok=True)
+    _spawn_daemons(h)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _answers(h):
+        if time.monotonic() > deadline or h.pid("libvirtd") is None:
+            raise StackError(f"host {h.name}: libvirtd does not answer on {h.libvirt_uri} "
+                             f"(see {h.root / 'log' / 'libvirtd.log'})")
+        time.sleep(0.2)
+
+
+def _answers(h: BedHost) -> bool:
+    r = subprocess.run(["virsh", "-c", h.libvirt_uri, "uri"], capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+def stop(h: BedHost) -> None:
+    """Power off the host: its guests are destroyed (their definitions and disks stay,
+    as after a host reboot), its daemons stopped, its namespace deleted."""
+    if h.pid("libvirtd") is not None and h.socket.exists():
+        names = _run("virsh", "-c", h.libvirt_uri, "list", "--name", check=False).stdout
+        for name in names.split():
+            _run("virsh", "-c", h.libvirt_uri, "destroy", name, check=False)
+    for daemon in ("libvirtd", "virtlogd"):
+        pid = h.pid(daemon)
+        if pid is None:
+            continue
+        subprocess.run(["kill", str(pid)], capture_output=True)
+        for _ in range(100):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        else:
+            subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+        (h.root / "run" / f"{daemon}.pid").unlink(missing_ok=True)
+    if _netns_exists(h.netns):
+        _run("ip", "netns", "del", h.netns, check=False)  # its underlay link goes too
+
+
+def stop_all(s: Settings) -> None:
+    """Every host this home has run, also those beyond today's VMFLOW_HOSTS."""
+    known = {h.name: h for h in bed(s)}
+    for root in sorted(s.home.glob("hosts/*/libvirt")):
+        stop(known.get(root.parent.name, BedHost(root.parent.name, 0, root)))
+    if _netns_exists(switch_netns(s)):
+        _run("ip", "netns", "del", switch_netns(s), check=False)
+
+
+def host(s: Settings, name: str) -> BedHost:
+    for h in bed(s):
+        if h.name == name:
+            return h
+    raise KeyError(name)
