@@ -6,7 +6,7 @@ Each host gets:
 - private bind mounts over /etc/libvirt, /var/lib/libvirt, /run/libvirt,
   /var/cache/libvirt and /var/log/libvirt (under `<host_dir>/libvirt/`), and its own
   `host_uuid` (libvirt refuses a migration to "the same host" by that uuid);
-- its own network namespace `vmflow-<host>` with one underlay link (`underlay0`,
+- its own network namespace `vmflow-<host>-<stack tag>` with one underlay link (`underlay0`,
   10.77.0.<i>/24) to a bridge in the stack's switch namespace, which joins all hosts
   like a rack switch; QEMU's migration stream and libvirt's peer-to-peer connection
   (`qemu+tcp://<underlay>/system`) use it, nothing outside the namespaces does;
@@ -20,6 +20,7 @@ loopback) and run what must happen "on the host's network" through
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import time
@@ -45,7 +46,7 @@ class BedHost:
 
     @property
     def netns(self) -> str:
-        return f"vmflow-{self.name}"
+        return f"vmflow-{self.name}-{_stack_tag(self.root.parent.parent.parent)}"
 
     @property
     def address(self) -> str:
@@ -92,8 +93,14 @@ def namespaced(s: Settings) -> bool:
     return not s.libvirt_uri.startswith("test:")
 
 
+def _stack_tag(home: Path) -> str:
+    """Two stacks on one machine (say `make up` and a benchmark's private one) may name
+    their hosts alike; their namespaces never meet."""
+    return hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:6]
+
+
 def switch_netns(s: Settings) -> str:
-    return f"vmflow-{s.host}-switch"
+    return f"vmflow-{s.host}-{_stack_tag(s.home)}-switch"
 
 
 # ---- commands -------------------------------------------------------------------------

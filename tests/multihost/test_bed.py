@@ -73,7 +73,7 @@ def test_stop_leaves_nothing_behind(tmp_path: Path) -> None:
         pids = [h.pid(d) for h in hostbed.bed(s) for d in ("libvirtd", "virtlogd")]
         assert all(pids) and len(set(pids)) == 4
         netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert {"vmflow-mhstop", "vmflow-mhstop-2", "vmflow-mhstop-switch"} <= {
+        assert {*(h.netns for h in hostbed.bed(s)), hostbed.switch_netns(s)} <= {
             line.split()[0] for line in netns.splitlines()}
     finally:
         hostbed.stop_all(s)
