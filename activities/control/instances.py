@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, col, delete, select
+from sqlalchemy import select as rows_of
+from sqlmodel import Session, col, delete, select, update
 from temporalio import activity
 
 from activities.control import scheduler
 from activities.control.base import ClientActivities
-from activities.control.liveness import host_alive
+from activities.control.liveness import HostHeartbeats
 from activities.errors import permanent
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
@@ -132,22 +133,25 @@ class ControlActivities(ClientActivities):
 
     @activity.defn(name=ControlActs.SCHEDULE)
     async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
+        """Filter and weigh on the database, then ask only the best candidates whether
+        they are up (scheduler.choose); disabled and forced-down hosts are rejected
+        whatever their heartbeat says."""
         hosts = await asyncio.to_thread(self._read_host_states)
-        # disabled and forced-down hosts are rejected whatever their heartbeat says
-        down_after = self.settings.host_down_after
-        alive = await asyncio.gather(*(host_alive(self.client, h.name, down_after)
-                                       for h in hosts))
-        states = [replace(h, alive=up) for h, up in zip(hosts, alive, strict=True)]
-        fit, reasons = scheduler.select(
-            states,
+        fit, reasons = await scheduler.choose(
+            hosts,
             scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
                               req.forbidden_traits, req.exclude_hosts, req.tried,
                               req.attempts),
-            self._ratios(),
+            self._ratios(), self.heartbeats.alive,
         )
         if not fit:
             raise permanent(scheduler.no_valid_host_message(reasons), Errors.NO_VALID_HOST)
         return ScheduleResult(hosts=fit)
+
+    @cached_property
+    def heartbeats(self) -> HostHeartbeats:
+        """One per worker, so a fresh heartbeat seen by one placement serves the next."""
+        return HostHeartbeats(self.client, self.settings.host_down_after)
 
     def _ratios(self) -> scheduler.Ratios:
         s = self.settings
@@ -159,42 +163,55 @@ class ControlActivities(ClientActivities):
             return self._host_states(s)
 
     @staticmethod
-    def _host_states(s: Session) -> list[scheduler.HostState]:
-        used = {
-            row[0]: (int(row[1]), int(row[2]), int(row[3]))
-            for row in s.exec(
-                select(Allocation.host, func.sum(Allocation.vcpus),
-                       func.sum(Allocation.ram_mb), func.sum(Allocation.disk_gb))
-                .group_by(Allocation.host)
-            ).all()
-        }
+    def _host_states(s: Session, name: str | None = None) -> list[scheduler.HostState]:
+        """Every host (or the one named) with what its claims use: one query of plain
+        rows, no ORM objects, as it runs for 1000 hosts on every placement."""
+        used = (select(Allocation.host, func.sum(Allocation.vcpus).label("vcpus"),
+                       func.sum(Allocation.ram_mb).label("ram_mb"),
+                       func.sum(Allocation.disk_gb).label("disk_gb"))
+                .group_by(col(Allocation.host)))
+        if name is not None:
+            used = used.where(Allocation.host == name)
+        u = used.subquery()
+        host: list[Any] = [col(c) for c in (Host.name, Host.vcpus, Host.ram_mb, Host.disk_gb,
+                                            Host.traits, Host.status, Host.disabled_reason,
+                                            Host.forced_down)]
+        query = (rows_of(*host, u.c.vcpus, u.c.ram_mb, u.c.disk_gb)
+                 .outerjoin(u, u.c.host == col(Host.name)))
+        if name is not None:
+            query = query.where(col(Host.name) == name)
         return [
             scheduler.HostState(
-                h.name, h.vcpus, h.ram_mb, h.disk_gb, list(h.traits or []), alive=False,
-                used_vcpus=used.get(h.name, (0, 0, 0))[0],
-                used_ram_mb=used.get(h.name, (0, 0, 0))[1],
-                used_disk_gb=used.get(h.name, (0, 0, 0))[2],
-                status=h.status, disabled_reason=h.disabled_reason, forced_down=h.forced_down,
+                row[0], row[1], row[2], row[3], list(row[4] or []), alive=False,
+                used_vcpus=int(row[8] or 0), used_ram_mb=int(row[9] or 0),
+                used_disk_gb=int(row[10] or 0),
+                status=row[5], disabled_reason=row[6], forced_down=row[7],
             )
-            for h in s.exec(select(Host)).all()
+            for row in s.connection().execute(query).all()
         ]
 
     @activity.defn(name=ControlActs.CLAIM)
     def claim(self, req: ClaimRequest) -> None:
-        """Atomically check the host still has room and record the allocation."""
+        """Atomically check the host still has room and record the allocation. The
+        transaction starts with a write to the host's row, which holds its row lock
+        (PostgreSQL) or the database's write lock (SQLite, whose driver starts the
+        transaction only at the first write): concurrent claims on a host queue there,
+        and each reads the room after the ones before it committed."""
         with self.session() as s:
-            host = s.exec(select(Host).where(Host.name == req.host).with_for_update()).first()
-            if host is None:
+            locked = s.exec(update(Host).where(col(Host.name) == req.host)
+                            .values(vcpus=Host.vcpus))
+            if not locked.rowcount:
                 raise permanent(f"host {req.host} is not registered", Errors.NO_CAPACITY)
             existing = s.get(Allocation, req.instance_id)
             if existing is not None and existing.host == req.host:
                 return
             if existing is not None:
                 s.delete(existing)
+                s.flush()
             # room only: a host disabled after it was chosen still takes the guest (Nova)
-            state = next(h for h in self._host_states(s) if h.name == req.host)
             why = scheduler.capacity_rejection(
-                state, scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb), self._ratios()
+                self._host_states(s, req.host)[0],
+                scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb), self._ratios()
             )
             if why:
                 raise permanent(f"host {req.host} can no longer fit the instance: {why}",

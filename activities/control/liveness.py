@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from datetime import datetime
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,6 +21,32 @@ DESCRIBE_CONCURRENCY = 16
 async def host_alive(client: Client, host: str, down_after_s: float) -> bool:
     """The host's heartbeat is fresh (forced_down is the caller's to apply)."""
     return fresh(await last_seen(client, host), down_after_s)
+
+
+class HostHeartbeats:
+    """Which hosts are up, as the scheduler asks it for its best candidates. A heartbeat
+    only gets newer, so one seen earlier that is still younger than the down-after time
+    proves the host up exactly as asking Temporal again would: that answer is reused
+    until it ages out. A host not known fresh is asked every time (2 describe RPCs, at
+    most DESCRIBE_CONCURRENCY questions at once), so a host coming up counts at once
+    and one that stops counts as down when its last heartbeat ages out, as before."""
+
+    def __init__(self, client: Client, down_after_s: float):
+        self.client, self.down_after_s = client, down_after_s
+        self.seen: dict[str, datetime] = {}
+        self.gate = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
+
+    async def alive(self, hosts: list[str]) -> list[bool]:
+        return list(await asyncio.gather(*(self.host_alive(h) for h in hosts)))
+
+    async def host_alive(self, host: str) -> bool:
+        if fresh(self.seen.get(host), self.down_after_s):
+            return True
+        async with self.gate:
+            seen = await last_seen(self.client, host)
+        if seen is not None:
+            self.seen[host] = max(seen, self.seen.get(host, seen))
+        return fresh(seen, self.down_after_s)
 
 
 async def storage_alive(client: Client, host: str) -> bool:

@@ -10,11 +10,17 @@ Rescheduling: the request carries the hosts this placement already tried with wh
 each failed (their worker did not take the step) and how many hosts it may try; once
 that many were tried, the hosts still fit are rejected too ("not tried"), so one
 message names every host and why.
+
+Liveness is asked last and lazily (`choose`): asking Temporal costs RPCs per host, so
+the hosts are filtered and weighed on what the database says first, and only the best
+candidates are asked, best first, until one is up. Only when none is up is every host
+asked, so NoValidHost gives each host the same reason `select` would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,11 @@ def state_rejection(h: HostState) -> str | None:
     if h.forced_down:
         return "forced down"
     if not h.alive:
-        return "down (no heartbeat from its worker)"
+        return DOWN
     return None
+
+
+DOWN = "down (no heartbeat from its worker)"
 
 
 def trait_rejection(h: HostState, req: Request) -> str | None:
@@ -132,3 +141,38 @@ def no_valid_host_message(reasons: dict[str, str]) -> str:
         return "No valid host was found: no hypervisor host is registered."
     detail = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
     return f"No valid host was found. {len(reasons)} host(s) rejected: {detail}."
+
+
+# which of the named hosts are up, in their order (activities/control/liveness.py)
+AskAlive = Callable[[list[str]], Awaitable[list[bool]]]
+MAX_BATCH = 16
+
+
+async def choose(hosts: list[HostState], req: Request, r: Ratios,
+                 ask: AskAlive) -> tuple[list[str], dict[str, str]]:
+    """`select` with liveness asked only where it decides: rank the hosts as if all were
+    up, then ask the best 1, the next 2, 4, ... (at most MAX_BATCH at once) until some are
+    up, and return those, best first. Down candidates ahead of them get DOWN. A few
+    dead hosts on top thus cost a few round trips, not one question per host. When no
+    candidate is up (or none fits), every host whose reason could be "down" is asked and
+    `select` judges them all, so the reasons are exactly those of asking everyone first."""
+    ranked, reasons = select([replace(h, alive=True) for h in hosts], req, r)
+    start, size = 0, 1
+    while start < len(ranked):
+        batch = ranked[start:start + size]
+        up = [name for name, ok in zip(batch, await ask(batch), strict=True) if ok]
+        reasons |= {name: DOWN for name in batch if name not in up}
+        if up:
+            return up, reasons
+        start, size = start + size, min(MAX_BATCH, size * 2)
+    unknown = [h.name for h in hosts if may_be_down(h, req)]
+    up_now = dict(zip(unknown, await ask(unknown), strict=True))
+    return select([replace(h, alive=up_now.get(h.name, False)) for h in hosts], req, r)
+
+
+def may_be_down(h: HostState, req: Request) -> bool:
+    """Whether the host's reason depends on its heartbeat: not for a tried or excluded
+    host, nor a disabled or forced-down one (those reasons come first)."""
+    if h.name in req.tried or h.name in req.exclude:
+        return False
+    return state_rejection(replace(h, alive=True)) is None
