@@ -1,8 +1,15 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
 from activities.control.scheduler import (
+    DOWN,
     HostState,
     Ratios,
     Request,
+    attempts_used,
     capacity_rejection,
+    choose,
     no_valid_host_message,
     select,
     traits_from_extra_specs,
@@ -86,3 +93,57 @@ def test_a_claim_checks_room_only() -> None:
     assert capacity_rejection(host("d", status="disabled", alive=False), Request(1, 256, 1),
                               R) is None
     assert capacity_rejection(host("d"), Request(1, 3585, 1), R) == "only 3584 MiB free RAM"
+
+
+class Asker:
+    """Liveness by a fixed set of up hosts, recording each question (scheduler.choose
+    is pure: what it asks and in which order is its behaviour)."""
+
+    def __init__(self, up: set[str]):
+        self.up = up
+        self.asked: list[list[str]] = []
+
+    async def __call__(self, names: list[str]) -> list[bool]:
+        self.asked.append(list(names))
+        return [n in self.up for n in names]
+
+
+def ranked(n: int, **kw: object) -> list[HostState]:
+    """h00 has the most free RAM, then h01, ..."""
+    return [host(f"h{i:02}", ram_mb=100_000 - i * 100, **kw) for i in range(n)]
+
+
+async def test_choose_asks_only_the_best_when_it_is_up() -> None:
+    ask = Asker({f"h{i:02}" for i in range(50)})
+    assert await choose(ranked(50), Request(1, 256, 1), R, ask) == (["h00"], {})
+    assert ask.asked == [["h00"]]
+
+
+async def test_choose_skips_dead_candidates_in_growing_batches_naming_them() -> None:
+    ask = Asker({"h04", "h05"})
+    fit, reasons = await choose(ranked(50), Request(1, 256, 1), R, ask)
+    assert ask.asked == [["h00"], ["h01", "h02"], ["h03", "h04", "h05", "h06"]]
+    assert fit == ["h04", "h05"]
+    assert reasons == {n: DOWN for n in ("h00", "h01", "h02", "h03", "h06")}
+
+
+async def test_choose_with_none_up_gives_every_host_the_reason_select_gives() -> None:
+    hosts = [*ranked(6), host("maint", status="disabled", disabled_reason="drain"),
+             host("full", used_ram_mb=4000), host("tried"), host("gpu", traits=["GPU"])]
+    req = Request(1, 256, 1, forbidden_traits=["GPU"], tried={"tried": "did not take it"})
+    ask = Asker(set())
+    fit, reasons = await choose(hosts, req, R, ask)
+    assert fit == []
+    assert reasons == select([replace(h, alive=False) for h in hosts], req, R)[1]
+    # state comes first, as in select: the full host is down, the disabled one disabled
+    assert reasons["full"] == DOWN and reasons["maint"] == "disabled: drain"
+    # the tried and the disabled host's reasons never depend on a heartbeat: not asked
+    assert "tried" not in ask.asked[-1] and "maint" not in ask.asked[-1]
+
+
+async def test_choose_with_attempts_used_up_names_down_and_untried_hosts() -> None:
+    hosts = ranked(3)
+    req = Request(1, 256, 1, tried={"h00": "did not take it"}, attempts=1)
+    fit, reasons = await choose(hosts, req, R, Asker({"h02"}))
+    assert fit == []
+    assert reasons == {"h00": "did not take it", "h01": DOWN, "h02": attempts_used(1)}
