@@ -78,6 +78,9 @@ def linked_image(s: Session, image: Image, key: str) -> ImageFile | None:
     return image_file(linked)
 
 
+CANDIDATE_PAGE = 64  # hosts the database ranks per read while scheduling
+
+
 class ControlActivities(ClientActivities):
     # ---- launch ---------------------------------------------------------------
     @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
@@ -133,20 +136,31 @@ class ControlActivities(ClientActivities):
 
     @activity.defn(name=ControlActs.SCHEDULE)
     async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
-        """Filter and weigh on the database, then ask only the best candidates whether
-        they are up (scheduler.choose); disabled and forced-down hosts are rejected
-        whatever their heartbeat says."""
+        """Filter and weigh in the database, a page of the best candidates at a time,
+        and ask Temporal only whether those are up, best first (scheduler.choose). Only
+        when none is up are all hosts read, for NoValidHost's reasons; disabled and
+        forced-down hosts are rejected whatever their heartbeat says."""
+        request = scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
+                                    req.forbidden_traits, req.exclude_hosts, req.tried,
+                                    req.attempts)
+        ratios, down, offset = self._ratios(), set[str](), 0
+        used_up = bool(request.attempts and len(request.tried) >= request.attempts)
+        while not used_up:
+            page = await asyncio.to_thread(self._read_candidates, request, ratios, offset)
+            up, reasons = await scheduler.choose(page, request, ratios, self.heartbeats.alive)
+            if up:
+                return ScheduleResult(hosts=up)
+            down |= {name for name, why in reasons.items() if why == scheduler.DOWN}
+            if len(page) < CANDIDATE_PAGE:
+                break
+            offset += CANDIDATE_PAGE
+        # none up: judge every host; one whose room came free meanwhile is asked now
         hosts = await asyncio.to_thread(self._read_host_states)
-        fit, reasons = await scheduler.choose(
-            hosts,
-            scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
-                              req.forbidden_traits, req.exclude_hosts, req.tried,
-                              req.attempts),
-            self._ratios(), self.heartbeats.alive,
-        )
-        if not fit:
+        up, reasons = await scheduler.choose(hosts, request, ratios, self.heartbeats.alive,
+                                             frozenset(down))
+        if not up:
             raise permanent(scheduler.no_valid_host_message(reasons), Errors.NO_VALID_HOST)
-        return ScheduleResult(hosts=fit)
+        return ScheduleResult(hosts=up)
 
     @cached_property
     def heartbeats(self) -> HostHeartbeats:
@@ -162,10 +176,20 @@ class ControlActivities(ClientActivities):
         with self.session() as s:
             return self._host_states(s)
 
+    def _read_candidates(self, req: scheduler.Request, r: scheduler.Ratios,
+                         offset: int) -> list[scheduler.HostState]:
+        """A page of the enabled, not forced-down, untried hosts with room, most free
+        RAM first: the database filters and weighs; scheduler.select judges the page
+        again exactly (and applies traits, which live in JSON)."""
+        with self.session() as s:
+            return self._host_states(s, page=(req, r, offset))
+
     @staticmethod
-    def _host_states(s: Session, name: str | None = None) -> list[scheduler.HostState]:
-        """Every host (or the one named) with what its claims use: one query of plain
-        rows, no ORM objects, as it runs for 1000 hosts on every placement."""
+    def _host_states(s: Session, name: str | None = None,
+                     page: tuple[scheduler.Request, scheduler.Ratios, int] | None = None,
+                     ) -> list[scheduler.HostState]:
+        """Every host, the one named, or a page of candidates, with what its claims
+        use: one query of plain rows, no ORM objects."""
         used = (select(Allocation.host, func.sum(Allocation.vcpus).label("vcpus"),
                        func.sum(Allocation.ram_mb).label("ram_mb"),
                        func.sum(Allocation.disk_gb).label("disk_gb"))
@@ -180,6 +204,18 @@ class ControlActivities(ClientActivities):
                  .outerjoin(u, u.c.host == col(Host.name)))
         if name is not None:
             query = query.where(col(Host.name) == name)
+        if page is not None:
+            req, r, offset = page
+            free_ram = ((col(Host.ram_mb) - r.reserved_ram_mb) * r.ram
+                        - func.coalesce(u.c.ram_mb, 0))
+            query = (query.where(
+                col(Host.status) == "enabled", col(Host.forced_down).is_(False),
+                col(Host.name).not_in([*req.tried, *req.exclude]),
+                col(Host.vcpus) * r.cpu - func.coalesce(u.c.vcpus, 0) >= req.vcpus,
+                free_ram >= req.ram_mb,
+                col(Host.disk_gb) * r.disk - func.coalesce(u.c.disk_gb, 0) >= req.disk_gb)
+                .order_by(free_ram.desc(), col(Host.name))
+                .limit(CANDIDATE_PAGE).offset(offset))
         return [
             scheduler.HostState(
                 row[0], row[1], row[2], row[3], list(row[4] or []), alive=False,

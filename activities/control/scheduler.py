@@ -148,31 +148,32 @@ AskAlive = Callable[[list[str]], Awaitable[list[bool]]]
 MAX_BATCH = 16
 
 
-async def choose(hosts: list[HostState], req: Request, r: Ratios,
-                 ask: AskAlive) -> tuple[list[str], dict[str, str]]:
-    """`select` with liveness asked only where it decides: rank the hosts as if all were
-    up, then ask the best 1, the next 2, 4, ... (at most MAX_BATCH at once) until some are
-    up, and return those, best first. Down candidates ahead of them get DOWN. A few
-    dead hosts on top thus cost a few round trips, not one question per host. When no
-    candidate is up (or none fits), every host whose reason could be "down" is asked and
-    `select` judges them all, so the reasons are exactly those of asking everyone first."""
-    ranked, reasons = select([replace(h, alive=True) for h in hosts], req, r)
+async def first_up(ranked: list[str], ask: AskAlive) -> tuple[list[str], list[str]]:
+    """Ask the best 1, the next 2, 4, ... (at most MAX_BATCH at once) until some are up:
+    (those up, best first; those found down). A few dead hosts on top cost a few round
+    trips, not one question per host."""
+    down: list[str] = []
     start, size = 0, 1
     while start < len(ranked):
         batch = ranked[start:start + size]
-        up = [name for name, ok in zip(batch, await ask(batch), strict=True) if ok]
-        reasons |= {name: DOWN for name in batch if name not in up}
+        answers = await ask(batch)
+        up = [name for name, ok in zip(batch, answers, strict=True) if ok]
+        down += [name for name, ok in zip(batch, answers, strict=True) if not ok]
         if up:
-            return up, reasons
+            return up, down
         start, size = start + size, min(MAX_BATCH, size * 2)
-    unknown = [h.name for h in hosts if may_be_down(h, req)]
-    up_now = dict(zip(unknown, await ask(unknown), strict=True))
-    return select([replace(h, alive=up_now.get(h.name, False)) for h in hosts], req, r)
+    return [], down
 
 
-def may_be_down(h: HostState, req: Request) -> bool:
-    """Whether the host's reason depends on its heartbeat: not for a tried or excluded
-    host, nor a disabled or forced-down one (those reasons come first)."""
-    if h.name in req.tried or h.name in req.exclude:
-        return False
-    return state_rejection(replace(h, alive=True)) is None
+async def choose(hosts: list[HostState], req: Request, r: Ratios, ask: AskAlive,
+                 down: frozenset[str] = frozenset()) -> tuple[list[str], dict[str, str]]:
+    """`select`, with liveness asked last and only where it decides: rank the hosts on
+    state, traits and room, then ask the candidates best first (first_up). `down`: hosts
+    already found down by the caller (not asked again). When none is up, each host
+    found down gets DOWN and the others their reason from the database (state, traits,
+    room, attempts): a full host is named full, up or not, which is as true and is what
+    stops it; asking every host instead costs 2 RPCs each (seconds, and the namespace
+    rate limit, at 1000 hosts)."""
+    ranked, reasons = select([replace(h, alive=h.name not in down) for h in hosts], req, r)
+    up, dead = await first_up(ranked, ask)
+    return up, reasons | {name: DOWN for name in dead}

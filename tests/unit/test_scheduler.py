@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import replace
-
 from activities.control.scheduler import (
     DOWN,
     HostState,
@@ -127,23 +125,30 @@ async def test_choose_skips_dead_candidates_in_growing_batches_naming_them() -> 
     assert reasons == {n: DOWN for n in ("h00", "h01", "h02", "h03", "h06")}
 
 
-async def test_choose_with_none_up_gives_every_host_the_reason_select_gives() -> None:
-    hosts = [*ranked(6), host("maint", status="disabled", disabled_reason="drain"),
+async def test_choose_with_none_up_names_the_asked_down_and_the_rest_by_the_database() -> None:
+    hosts = [*ranked(3), host("maint", status="disabled", disabled_reason="drain"),
              host("full", used_ram_mb=4000), host("tried"), host("gpu", traits=["GPU"])]
     req = Request(1, 256, 1, forbidden_traits=["GPU"], tried={"tried": "did not take it"})
     ask = Asker(set())
     fit, reasons = await choose(hosts, req, R, ask)
     assert fit == []
-    assert reasons == select([replace(h, alive=False) for h in hosts], req, R)[1]
-    # state comes first, as in select: the full host is down, the disabled one disabled
-    assert reasons["full"] == DOWN and reasons["maint"] == "disabled: drain"
-    # the tried and the disabled host's reasons never depend on a heartbeat: not asked
-    assert "tried" not in ask.asked[-1] and "maint" not in ask.asked[-1]
+    assert ask.asked == [["h00"], ["h01", "h02"]]  # the candidates only, best first
+    assert reasons == {"h00": DOWN, "h01": DOWN, "h02": DOWN, "maint": "disabled: drain",
+                       "full": "only -416 MiB free RAM", "tried": "did not take it",
+                       "gpu": "has forbidden trait GPU"}
 
 
-async def test_choose_with_attempts_used_up_names_down_and_untried_hosts() -> None:
-    hosts = ranked(3)
+async def test_choose_does_not_ask_again_about_hosts_already_found_down() -> None:
+    ask = Asker({"h00", "h02"})
+    fit, reasons = await choose(ranked(3), Request(1, 256, 1), R, ask, frozenset({"h00"}))
+    assert ask.asked == [["h01"], ["h02"]]
+    assert fit == ["h02"] and reasons == {"h00": DOWN, "h01": DOWN}
+
+
+async def test_choose_with_attempts_used_up_asks_nobody() -> None:
     req = Request(1, 256, 1, tried={"h00": "did not take it"}, attempts=1)
-    fit, reasons = await choose(hosts, req, R, Asker({"h02"}))
-    assert fit == []
-    assert reasons == {"h00": "did not take it", "h01": DOWN, "h02": attempts_used(1)}
+    ask = Asker({"h01", "h02"})
+    fit, reasons = await choose(ranked(3), req, R, ask)
+    assert fit == [] and ask.asked == []
+    assert reasons == {"h00": "did not take it", "h01": attempts_used(1),
+                       "h02": attempts_used(1)}
