@@ -9,7 +9,7 @@ PYTEST := .venv/bin/pytest
 TIERS := unit api workflows storage integration multihost faults
 PYTEST_ARGS ?=
 
-.PHONY: deps up down status test lint fmt-check bench
+.PHONY: deps up down status test lint fmt-check bench bench-scheduler
 
 # Debian packages, uv and the venv; only what is missing, fast when done
 deps:
@@ -48,6 +48,10 @@ lint:
 fmt-check:
 	.venv/bin/ruff format --check .
 
-bench: deps
+bench: deps bench-scheduler
 	$(PY) bench/launch.py
 	$(PY) bench/snapshot.py
+
+# 1000 synthetic hosts, 50 placements at once, SQLite and PostgreSQL (no guests)
+bench-scheduler: deps
+	$(PY) bench/scheduler.py
