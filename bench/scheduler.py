@@ -40,11 +40,15 @@ from vmflow.host_liveness import beat, fresh, last_seen  # noqa: E402
 from vmflow.models import Allocation, Host  # noqa: E402
 from vmflow.processes import free_port  # noqa: E402
 from vmflow.settings import Settings  # noqa: E402
+from workflows._base.placement import ROOM_TAKEN  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CONTROL_SLOTS = 16  # workers/control.py: max_concurrent_activities and its thread pool
-FLAVOR = (2, 4096, 20)  # vCPUs, MiB, GB: m1.medium-like
+# vCPUs, MiB, GB. "medium": the best hosts have room for all 50 at once, so claims
+# never collide; "large": room for about 16 each, so the 50 race for the same host,
+# claims are refused and placements reschedule (the over-commit test under contention)
+FLAVORS = {"medium": (2, 4096, 20), "large": (8, 16384, 160)}
 BEATING = 64  # the best-ranked hosts at the start that get a real heartbeat
 DEAD_EVERY = 8  # ... except every 8th of them: a dead host the scheduler must skip
 ATTEMPTS = 3  # VMFLOW_SCHEDULE_ATTEMPTS' default
@@ -97,10 +101,12 @@ def overcommit(url: str, s: Settings) -> list[str]:
                 or r[6] > r[3]]
 
 
-async def place(acts: ControlActivities, slots: asyncio.Semaphore, n: int, run: Run) -> None:
-    """One placement as a launch makes it: schedule, claim the first host; a claim
-    refused because a concurrent one took the room schedules again without that host."""
-    vcpus, ram, disk = FLAVOR
+async def place(acts: ControlActivities, slots: asyncio.Semaphore, n: int, run: Run,
+                flavor: tuple[int, int, int]) -> None:
+    """One placement as a launch makes it (workflows/_base/placement.place): schedule,
+    claim the first host; a claim refused because a concurrent one took the room
+    schedules again with that host tried, up to ATTEMPTS hosts."""
+    vcpus, ram, disk = flavor
     tried: dict[str, str] = {}
     started = time.perf_counter()
     for _ in range(ATTEMPTS):
@@ -116,7 +122,7 @@ async def place(acts: ControlActivities, slots: asyncio.Semaphore, n: int, run: 
             if e.type != Errors.NO_CAPACITY:
                 raise
             run.conflicts += 1
-            tried[hosts[0]] = "its room went to a concurrent claim"
+            tried[hosts[0]] = ROOM_TAKEN
             continue
         run.latencies_ms.append((time.perf_counter() - started) * 1000)
         run.hosts_used.add(hosts[0])
@@ -125,7 +131,7 @@ async def place(acts: ControlActivities, slots: asyncio.Semaphore, n: int, run: 
 
 
 async def bench_db(label: str, url: str, client: Client, args: argparse.Namespace,
-                   home: Path) -> dict[str, object]:
+                   home: Path, scenario: str) -> dict[str, object]:
     ranked = seed(url, args.hosts, random.Random(11))
     beating = [h for i, h in enumerate(ranked[:BEATING]) if i % DEAD_EVERY != DEAD_EVERY - 1]
     s = Settings(home=home, database_url=url)
@@ -138,9 +144,10 @@ async def bench_db(label: str, url: str, client: Client, args: argparse.Namespac
             await asyncio.sleep(0.2)
         acts = ControlActivities(s, client)
         slots, run = asyncio.Semaphore(CONTROL_SLOTS), Run()
-        await place(acts, slots, -1, Run())  # warm: connections, first heartbeat reads
+        flavor = FLAVORS[scenario]
+        await place(acts, slots, -1, Run(), flavor)  # warm: connections, first heartbeats
         for r in range(args.rounds):
-            await asyncio.gather(*(place(acts, slots, r * args.concurrency + i, run)
+            await asyncio.gather(*(place(acts, slots, r * args.concurrency + i, run, flavor)
                                    for i in range(args.concurrency)))
     finally:
         for t in beats:
@@ -149,7 +156,8 @@ async def bench_db(label: str, url: str, client: Client, args: argparse.Namespac
     over = overcommit(url, s)
     lat = sorted(run.latencies_ms)
     q = statistics.quantiles(lat, n=100, method="inclusive")
-    return {"db": label, "n_hosts": args.hosts, "concurrency": args.concurrency,
+    return {"db": label, "scenario": scenario, "flavor": FLAVORS[scenario],
+            "n_hosts": args.hosts, "concurrency": args.concurrency,
             "placements": len(lat), "failed": run.failed, "claim_conflicts": run.conflicts,
             "hosts_used": len(run.hosts_used), "beating_hosts": len(beating),
             "p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2),
@@ -191,7 +199,7 @@ def plot(rows: list[dict[str, object]], path: Path) -> None:
     for r in rows:
         lat = sorted(r["latencies_ms"])  # type: ignore[type-var]
         ax.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))],
-                label=f"{r['db']}: p95 {r['p95']} ms")
+                label=f"{r['db']}, {r['scenario']}: p95 {r['p95']} ms")
     ax.axvline(50, color="grey", linestyle="--", label="target p95 50 ms")
     ax.set_xlabel("placement latency (schedule + claim), ms")
     ax.set_ylabel("fraction of placements")
@@ -207,23 +215,26 @@ async def main(args: argparse.Namespace) -> None:
     try:
         with temporal_dev_server(home) as address:
             client = await Client.connect(address)
-            rows.append(await bench_db("sqlite", f"sqlite:///{home}/vmflow.db", client, args,
-                                       home))
-            if not args.no_postgres:
-                with postgres() as url:
-                    rows.append(await bench_db("postgresql", url, client, args, home))
+            for scenario in FLAVORS:
+                path = home / f"{scenario}.db"
+                rows.append(await bench_db("sqlite", f"sqlite:///{path}", client, args, home,
+                                           scenario))
+                if not args.no_postgres:
+                    with postgres() as url:
+                        rows.append(await bench_db("postgresql", url, client, args, home,
+                                                   scenario))
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    print(f"\n{'db':<11}{'hosts':>6}{'conc':>6}{'placed':>7}{'failed':>7}{'conflicts':>10}"
+    print(f"\n{'db':<11}{'flavor':<8}{'hosts':>6}{'conc':>6}{'placed':>7}{'failed':>7}{'conflicts':>10}"
           f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'over':>6}")
     for r in rows:
-        print(f"{r['db']:<11}{r['n_hosts']:>6}{r['concurrency']:>6}{r['placements']:>7}"
+        print(f"{r['db']:<11}{r['scenario']:<8}{r['n_hosts']:>6}{r['concurrency']:>6}{r['placements']:>7}"
               f"{r['failed']:>7}{r['claim_conflicts']:>10}{r['p50']:>8}{r['p95']:>8}"
               f"{r['p99']:>8}{r['overcommit']:>6}")
     for r in rows:
         ok = float(r["p95"]) <= 50 and r["overcommit"] == 0  # type: ignore[arg-type]
-        print(f"{r['db']}: p95 {r['p95']} ms (target <= 50), over-commit {r['overcommit']}"
-              f" -> {'met' if ok else 'NOT met'}")
+        print(f"{r['db']}, {r['scenario']}: p95 {r['p95']} ms (target <= 50), "
+              f"over-commit {r['overcommit']} -> {'met' if ok else 'NOT met'}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scheduler.json").write_text(json.dumps(rows, indent=1) + "\n")
     plot(rows, RESULTS / "scheduler.png")

@@ -10,19 +10,26 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
+from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
 from tests.workflows.test_launch_delete import CLEAN, instance, leftovers, operation
+from vmflow.contracts.control_stub import ControlStub
+from vmflow.contracts.instances import ClaimRequest, InstanceHost, ScheduleRequest
 from vmflow.host_liveness import fresh, last_seen
 from vmflow.models import Allocation, Flavor, Host, Ledger
 from vmflow.names import instance_workflow_id
 from vmflow.settings import Settings
+from workflows._base.placement import place
+from workflows._base.steps import control
 
 
 @asynccontextmanager
@@ -118,3 +125,66 @@ async def test_default_attempts_move_a_launch_from_a_dead_host_to_a_live_one(
         nothing_on(live, dead)
         await run(temporal.client, "DeleteInstance", new_delete_op(live, ref.instance_id))
         assert leftovers(live, ref.instance_id) == CLEAN
+
+
+@dataclass(frozen=True)
+class Race:
+    instance_id: str
+    rival_id: str
+    trait: str
+    rival_ram_mb: int
+
+
+@workflow.defn(name="TestPlaceWhenARivalTakesTheRoom", sandboxed=False)
+class PlaceWhenARivalTakesTheRoom:
+    """place() as a launch runs it, except that a rival placement claims the first
+    chosen host's whole room between our schedule and our claim: the race 50 launches
+    at once run into, made certain with the real schedule and claim activities."""
+
+    @workflow.run
+    async def run(self, race: Race) -> str:
+        rivals: list[str] = []
+
+        async def attempt(host: str) -> str:
+            if not rivals:
+                rivals.append(host)
+                await control(ControlStub.claim, ClaimRequest(race.rival_id, host, 1,
+                                                              race.rival_ram_mb, 1))
+            await control(ControlStub.claim, ClaimRequest(race.instance_id, host, 1, 256, 1))
+            return host
+
+        async def give_up(host: str) -> None:
+            await control(ControlStub.release_claim, InstanceHost(race.instance_id, host))
+
+        request = ScheduleRequest(race.instance_id, 1, 256, 1, [race.trait], [])
+        return (await place(request, 3, 2, attempt, give_up))[0]
+
+
+async def test_a_claim_refused_for_lost_room_reschedules_to_the_next_host(
+    temporal: WorkflowEnvironment, hv_worker: HostFactory
+) -> None:
+    trait = f"CUSTOM_RACE_{uuid.uuid4().hex[:8].upper()}"
+    async with hv_worker(host_traits=trait) as first, hv_worker(host_traits=trait) as second:
+        with session(first) as db_s:  # `first` is chosen first: the most free RAM
+            row = db_s.get(Host, first.host)
+            assert row is not None
+            row.ram_mb = 10**7
+            db_s.add(row)
+            db_s.commit()
+        race = Race(f"race-{uuid.uuid4().hex[:8]}", f"rival-{uuid.uuid4().hex[:8]}", trait,
+                    10**7 - first.reserved_host_ram_mb)
+        async with Worker(temporal.client, task_queue=f"race-{race.instance_id}",
+                          workflows=[PlaceWhenARivalTakesTheRoom],
+                          workflow_runner=UnsandboxedWorkflowRunner()):
+            host = await temporal.client.execute_workflow(
+                PlaceWhenARivalTakesTheRoom.run, race, id=race.instance_id,
+                task_queue=f"race-{race.instance_id}")
+        assert host == second.host
+        with session(first) as db_s:
+            claims = {(a.instance_id, a.host) for a in db_s.exec(select(Allocation).where(
+                col(Allocation.instance_id).in_([race.instance_id, race.rival_id])))}
+            assert claims == {(race.rival_id, first.host), (race.instance_id, second.host)}
+            for a in db_s.exec(select(Allocation).where(
+                    col(Allocation.instance_id).in_([race.instance_id, race.rival_id]))):
+                db_s.delete(a)
+            db_s.commit()

@@ -5,8 +5,12 @@ Schedule, try the best host; when its worker does not take the step within the
 schedule-to-start timeout, undo the try (the claim) and schedule again with that host
 and why it failed, up to `attempts` hosts. The scheduler rejects tried hosts with
 their reason and, once the attempts are used up, the rest as "not tried", so the one
-NoValidHost it raises names every host and why. When the first host takes the step
-the commands are exactly schedule + the try: nothing is added to the success path."""
+NoValidHost it raises names every host and why. A claim refused because concurrent
+placements took the host's room between the schedule and the claim (NoCapacity) is
+given up and rescheduled the same way, as Nova reschedules a failed claim, so 50
+launches at once do not fail while other hosts have room. When the first host takes
+the step the commands are exactly schedule + the try: nothing is added to the success
+path."""
 
 from __future__ import annotations
 
@@ -22,9 +26,17 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.errors import Errors
     from vmflow.contracts.instances import ScheduleRequest
 
-from workflows._base.steps import control, not_picked_up
+from workflows._base.steps import control, not_picked_up, root_cause
+
+ROOM_TAKEN = "its room went to a concurrent claim"
 
 T = TypeVar("T")
+
+
+def claim_refused(err: BaseException) -> bool:
+    """The try's claim found no room left on the host (ControlActivities.claim)."""
+    cause = root_cause(err)
+    return isinstance(cause, ApplicationError) and cause.type == Errors.NO_CAPACITY
 
 
 def not_taken(schedule_to_start_s: float) -> str:
@@ -50,11 +62,15 @@ async def place(
         try:
             return host, await attempt(host)
         except Exception as err:
-            if not not_picked_up(err):
+            if not_picked_up(err):
+                why = not_taken(schedule_to_start_s)
+            elif claim_refused(err):
+                why = ROOM_TAKEN
+            else:
                 raise
-            workflow.logger.warning("host %s did not take the step; rescheduling", host)
+            workflow.logger.warning("host %s: %s; rescheduling", host, why)
             await give_up(host)
-            tried[host] = not_taken(schedule_to_start_s)
+            tried[host] = why
     # unreachable while the scheduler honours `attempts`; still a bounded, readable end
     detail = "; ".join(f"{h}: {why}" for h, why in sorted(tried.items()))
     raise ApplicationError(f"No valid host was found. {len(tried)} host(s) rejected: {detail}.",
