@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import statistics
@@ -161,7 +162,8 @@ async def bench_db(label: str, url: str, client: Client, args: argparse.Namespac
             "placements": len(lat), "failed": run.failed, "claim_conflicts": run.conflicts,
             "hosts_used": len(run.hosts_used), "beating_hosts": len(beating),
             "p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2),
-            "max": round(lat[-1], 2), "overcommit": len(over), "overcommitted_hosts": over,
+            "max": round(lat[-1], 2), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(), "overcommit": len(over), "overcommitted_hosts": over,
             "latencies_ms": [round(x, 2) for x in run.latencies_ms]}
 
 
