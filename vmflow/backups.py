@@ -22,6 +22,7 @@ from typing import Any
 from sqlmodel import Session
 from temporalio.client import Client
 
+from vmflow.contracts.shelve import SHELVE_MARKER
 from vmflow.contracts.snapshots import SnapshotRequest
 from vmflow.models import Image, Instance, Operation
 from vmflow.operations import instance_spec, start_operation
@@ -32,7 +33,7 @@ from vmflow.operations import instance_spec, start_operation
 NOT_INHERITED = frozenset({
     "image_type", "instance_uuid", "base_image_ref", "backup_type", "user_id", "owner_id",
     "image_location", "image_state", "consistency", "snapshot_source", "backup_schedule_id",
-    "error",
+    "error", SHELVE_MARKER,
 })
 
 

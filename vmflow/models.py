@@ -144,6 +144,9 @@ class Instance(SQLModel, table=True):
     key_name: str | None = None
     user_data: str | None = None
     meta: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSON))
+    # shelve: the snapshot unshelve spawns from, and when it was taken (cleared on unshelve)
+    shelved_image_id: str | None = None
+    shelved_at: datetime | None = None
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
     deleted_at: datetime | None = None

@@ -41,6 +41,11 @@ def auto_unrescue_workflow_id(instance_id: str, rescue_operation_id: str) -> str
     return f"auto-unrescue-{instance_id}-{rescue_operation_id}"
 
 
+def shelve_offload_workflow_id(instance_id: str, shelve_operation_id: str) -> str:
+    """The offload timer a shelve arms (VMFLOW_SHELVED_OFFLOAD_TIME > 0)."""
+    return f"shelve-offload-{instance_id}-{shelve_operation_id}"
+
+
 def host_workflow_id(host: str) -> str:
     return f"host-register-{host}"
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     power_sync_interval: float = 60.0  # the power-state reconciler's schedule
     reconcile_interval: float = 600.0  # the ledger reconciler's schedule
     reconcile_grace: float = 600.0  # an orphan younger than this is left alone
+    # shelve: 0 offloads at once, -1 never, N > 0 after N seconds (Nova's shelved_offload_time)
+    shelved_offload_time: int = Field(default=0, ge=-1)
     snapshot_thaw_deadline: float = 30.0  # a frozen guest is thawed by then, whatever happens
     snapshot_hold_frozen_s: float = 0.0  # tests only: stay frozen this long (fault tier)
     qemu_img_cpu_seconds: int = 120

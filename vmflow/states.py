@@ -55,6 +55,12 @@ class TaskState(StrEnum):
     RESIZE_REVERTING = "resize_reverting"
     RESIZE_CONFIRMING = "resize_confirming"
     MIGRATING = "migrating"
+    # shelve and unshelve (Nova's names)
+    SHELVING = "shelving"
+    SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+    SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+    SHELVING_OFFLOADING = "shelving_offloading"
+    UNSHELVING = "unshelving"
 
 
 V = VmState
@@ -136,6 +142,20 @@ TRANSITIONS: dict[str, Transition] = {
            "EvacuateInstance", admin_only=True,
            summary="the server's host is down: rebuild it on another host from its image "
                    "(local disk contents are lost, as in Nova)"),
+        _t("shelve", frozenset({V.ACTIVE, V.STOPPED, V.PAUSED, V.SUSPENDED}), T.SHELVING,
+           V.SHELVED, "ShelveInstance",
+           summary="clean stop, snapshot of the root disk to the image <name>-shelved; then "
+                   "offloaded at once, after VMFLOW_SHELVED_OFFLOAD_TIME seconds, or never (-1)"),
+        _t("shelve-offload", frozenset({V.SHELVED}), T.SHELVING_OFFLOADING,
+           V.SHELVED_OFFLOADED, "ShelveOffloadInstance", admin_only=True,
+           summary="destroy the domain, delete its disks, release the claim: no host left"),
+        _t("unshelve", frozenset({V.SHELVED, V.SHELVED_OFFLOADED}), T.UNSHELVING, V.ACTIVE,
+           "UnshelveInstance",
+           summary="shelved: power on; offloaded: schedule, claim, spawn from the shelve "
+                   "image; the image is deleted once the guest runs"),
+        _t("unshelve-to-host", frozenset({V.SHELVED_OFFLOADED}), T.UNSHELVING, V.ACTIVE,
+           "UnshelveInstance", admin_only=True,
+           summary="unshelve {\"host\": ...}: as unshelve, onto the named host"),
         _t("lock", LIVE, None, None, None, honours_lock=False,
            summary="refuse mutating actions from non-admins (owner or admin)"),
         _t("unlock", LIVE, None, None, None, honours_lock=False,

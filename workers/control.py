@@ -34,6 +34,7 @@ from activities.control.ledger import LedgerReconcileActivities
 from activities.control.operation_rows import OperationRowActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
+from activities.control.shelve import ShelveActivities
 from vmflow.contracts.actions import InstanceIds
 from vmflow.contracts.reconcile import ReconcileLedgerRequest
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
@@ -49,6 +50,7 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *ActionActivities(settings).all(),
             *AutoUnrescueActivities(settings, client).all(),
             *SnapshotImageActivities(settings).all(),
+            *ShelveActivities(settings, client).all(),
             *LedgerReconcileActivities(settings, client).all(),
             *ImageStoreReconcileActivities(settings, client).all(),
             *ShareReconcileActivities(settings, client).all(),

@@ -5,6 +5,7 @@ from workflows.background.power_sync import PowerSync
 from workflows.background.reconcile_ledger import ReconcileLedger
 from workflows.background.register_host import RegisterHost
 from workflows.background.scheduled_backup import ScheduledBackup
+from workflows.background.shelve_offload_timer import ShelveOffloadTimer
 from workflows.instance.delete import DeleteInstance
 from workflows.instance.launch import LaunchInstance
 from workflows.instance.pause import PauseInstance
@@ -12,12 +13,15 @@ from workflows.instance.reboot import RebootInstance
 from workflows.instance.rebuild import RebuildInstance
 from workflows.instance.rescue import RescueInstance
 from workflows.instance.resume import ResumeInstance
+from workflows.instance.shelve import ShelveInstance
+from workflows.instance.shelve_offload import ShelveOffloadInstance
 from workflows.instance.snapshot import SnapshotInstance
 from workflows.instance.start import StartInstance
 from workflows.instance.stop import StopInstance
 from workflows.instance.suspend import SuspendInstance
 from workflows.instance.unpause import UnpauseInstance
 from workflows.instance.unrescue import UnrescueInstance
+from workflows.instance.unshelve import UnshelveInstance
 from workflows.share.access import SyncShareAccess
 from workflows.share.create import CreateShare
 from workflows.share.delete import DeleteShare
@@ -29,10 +33,12 @@ from workflows.share.snapshot_delete import DeleteShareSnapshot
 INSTANCE = [
     LaunchInstance, DeleteInstance, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
-    UnrescueInstance, RebuildInstance, SnapshotInstance,
+    UnrescueInstance, RebuildInstance, SnapshotInstance, ShelveInstance,
+    ShelveOffloadInstance, UnshelveInstance,
 ]
 SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
          CreateShareSnapshot, DeleteShareSnapshot]
-BACKGROUND = [RegisterHost, PowerSync, ScheduledBackup, ReconcileLedger, AutoUnrescue]
+BACKGROUND = [RegisterHost, PowerSync, ScheduledBackup, ReconcileLedger, AutoUnrescue,
+              ShelveOffloadTimer]
 
 ALL = [*INSTANCE, *SHARE, *BACKGROUND]

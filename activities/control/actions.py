@@ -127,11 +127,14 @@ class ActionActivities(DbActivities):
     # ---- the power-state reconciler -------------------------------------------------
     @activity.defn(name=ControlActs.SYNC_CANDIDATES)
     def power_sync_candidates(self, req: InstanceIds) -> SyncCandidates:
-        """Instances with a host, a stable state and no operation running."""
+        """Instances with a host, a stable state and no operation running. Shelved ones
+        are left out as Nova leaves them: their domain is off on purpose (a shelved
+        server is not a stopped one) and an offloaded one has none."""
         with self.session() as s:
             stmt = select(Instance).where(
                 col(Instance.host).is_not(None), col(Instance.task_state).is_(None),
-                col(Instance.vm_state).not_in(["building", "deleted", "shelved_offloaded"]))
+                col(Instance.vm_state).not_in(["building", "deleted", "shelved",
+                                               "shelved_offloaded"]))
             if req.instance_ids:
                 stmt = stmt.where(col(Instance.id).in_(req.instance_ids))
             by_host: dict[str, list[str]] = {}

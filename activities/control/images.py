@@ -26,6 +26,7 @@ from vmflow.contracts.snapshots import (
     SnapshotRequest,
 )
 from vmflow.models import Image, ImageMember, Instance, now
+from vmflow.settings import Settings
 
 TRUE = ("yes", "true", "1")
 
@@ -33,6 +34,21 @@ TRUE = ("yes", "true", "1")
 def require_quiesce(image: Image | None) -> bool:
     props = (image.properties if image else None) or {}
     return str(props.get("os_require_quiesce", "")).lower() in TRUE
+
+
+def delete_image(settings: Settings, s: Session, image: Image) -> None:
+    """As DELETE /v1/images/{id}: status deleted, its data gone from the store (only
+    ever files inside it), no members. Added to `s`, not committed."""
+    store = settings.image_store.resolve()
+    files = [store / image.id, store / f"{image.id}.part"]
+    if image.location:
+        files.append(Path(image.location).resolve())
+    for f in files:
+        if store in f.parents:
+            f.unlink(missing_ok=True)
+    image.status, image.location, image.updated_at = "deleted", None, now()
+    s.add(image)
+    s.exec(delete(ImageMember).where(col(ImageMember.image_id) == image.id))
 
 
 class SnapshotImageActivities(DbActivities):
@@ -110,18 +126,7 @@ class SnapshotImageActivities(DbActivities):
         return RotatedBackups(deleted)
 
     def _delete(self, s: Session, image: Image) -> None:
-        """As DELETE /v1/images/{id}: status deleted, its data gone from the store (only
-        ever files inside it), no members."""
-        store = self.settings.image_store.resolve()
-        files = [store / image.id, store / f"{image.id}.part"]
-        if image.location:
-            files.append(Path(image.location).resolve())
-        for f in files:
-            if store in f.parents:
-                f.unlink(missing_ok=True)
-        image.status, image.location, image.updated_at = "deleted", None, now()
-        s.add(image)
-        s.exec(delete(ImageMember).where(col(ImageMember.image_id) == image.id))
+        delete_image(self.settings, s, image)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.snapshot_begin, self.snapshot_done, self.snapshot_failed,

@@ -47,6 +47,7 @@ from vmflow.models import (
     Operation,
     now,
 )
+from vmflow.settings import Settings
 
 
 def agent_enabled(image: Image | None) -> bool:
@@ -81,6 +82,52 @@ def linked_image(s: Session, image: Image, key: str) -> ImageFile | None:
 CANDIDATE_PAGE = 64  # hosts the database ranks per read while scheduling
 
 
+def launch_plan(settings: Settings, s: Session, inst: Instance, image: Image | None
+                ) -> LaunchPlan:
+    """What spawning `inst` from `image` on a host needs: launch's plan, and unshelve's
+    (whose root is the shelve image)."""
+    flavor = s.get(Flavor, inst.flavor_id)
+    if flavor is None or image is None:
+        raise permanent("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
+    props = image.properties or {}
+    drive = ConfigDrive(inst.id, json.dumps(meta_data(s, inst)), inst.user_data)
+    required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
+    return LaunchPlan(
+        instance_id=inst.id,
+        project_id=inst.project_id,
+        vcpus=flavor.vcpus,
+        ram_mb=flavor.ram_mb,
+        disk_gb=flavor.disk_gb,
+        required_traits=required,
+        forbidden_traits=forbidden,
+        root=image_file(image),
+        kernel=linked_image(s, image, "kernel_id"),
+        ramdisk=linked_image(s, image, "ramdisk_id"),
+        cmdline=str(props.get("os_command_line", "")),
+        agent=agent_enabled(image),
+        config_drive=drive,
+        schedule_to_start_s=settings.schedule_to_start_timeout,
+        agent_timeout_s=settings.agent_timeout,
+        schedule_attempts=settings.schedule_attempts,
+    )
+
+
+def meta_data(s: Session, inst: Instance) -> dict[str, Any]:
+    """openstack/latest/meta_data.json of the config drive, as Nova writes it."""
+    keys = {}
+    if inst.key_name:
+        kp = s.exec(select(Keypair).where(Keypair.user_id == inst.user_id,
+                                          Keypair.name == inst.key_name)).first()
+        if kp is not None:
+            keys[kp.name] = kp.public_key
+    return {
+        "uuid": inst.id, "name": inst.name, "hostname": inst.name,
+        "launch_index": 0, "availability_zone": "nova", "project_id": inst.project_id,
+        "meta": inst.meta or {}, "public_keys": keys,
+        "keys": [{"name": k, "type": "ssh", "data": v} for k, v in keys.items()],
+    }
+
+
 class ControlActivities(ClientActivities):
     # ---- launch ---------------------------------------------------------------
     @activity.defn(name=ControlActs.VALIDATE_LAUNCH)
@@ -91,48 +138,7 @@ class ControlActivities(ClientActivities):
                 raise permanent(f"instance {ref.instance_id} does not exist", Errors.NOT_FOUND)
             if inst.vm_state != "building":
                 raise permanent(f"instance is {inst.vm_state}, not building", Errors.INVALID_STATE)
-            flavor = s.get(Flavor, inst.flavor_id)
-            image = s.get(Image, inst.image_id)
-            if flavor is None or image is None:
-                raise permanent("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
-            props = image.properties or {}
-
-            drive = ConfigDrive(inst.id, json.dumps(self._meta_data(s, inst)), inst.user_data)
-            required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
-            return LaunchPlan(
-                instance_id=inst.id,
-                project_id=inst.project_id,
-                vcpus=flavor.vcpus,
-                ram_mb=flavor.ram_mb,
-                disk_gb=flavor.disk_gb,
-                required_traits=required,
-                forbidden_traits=forbidden,
-                root=image_file(image),
-                kernel=linked_image(s, image, "kernel_id"),
-                ramdisk=linked_image(s, image, "ramdisk_id"),
-                cmdline=str(props.get("os_command_line", "")),
-                agent=agent_enabled(image),
-                config_drive=drive,
-                schedule_to_start_s=self.settings.schedule_to_start_timeout,
-                agent_timeout_s=self.settings.agent_timeout,
-                schedule_attempts=self.settings.schedule_attempts,
-            )
-
-    @staticmethod
-    def _meta_data(s: Session, inst: Instance) -> dict[str, Any]:
-        """openstack/latest/meta_data.json of the config drive, as Nova writes it."""
-        keys = {}
-        if inst.key_name:
-            kp = s.exec(select(Keypair).where(Keypair.user_id == inst.user_id,
-                                              Keypair.name == inst.key_name)).first()
-            if kp is not None:
-                keys[kp.name] = kp.public_key
-        return {
-            "uuid": inst.id, "name": inst.name, "hostname": inst.name,
-            "launch_index": 0, "availability_zone": "nova", "project_id": inst.project_id,
-            "meta": inst.meta or {}, "public_keys": keys,
-            "keys": [{"name": k, "type": "ssh", "data": v} for k, v in keys.items()],
-        }
+            return launch_plan(self.settings, s, inst, s.get(Image, inst.image_id))
 
     @activity.defn(name=ControlActs.SCHEDULE)
     async def schedule(self, req: ScheduleRequest) -> ScheduleResult:
@@ -142,7 +148,7 @@ class ControlActivities(ClientActivities):
         forced-down hosts are rejected whatever their heartbeat says."""
         request = scheduler.Request(req.vcpus, req.ram_mb, req.disk_gb, req.required_traits,
                                     req.forbidden_traits, req.exclude_hosts, req.tried,
-                                    req.attempts)
+                                    req.attempts, req.requested_host)
         ratios, down, offset = self._ratios(), set[str](), 0
         used_up = bool(request.attempts and len(request.tried) >= request.attempts)
         while not used_up:
@@ -208,6 +214,8 @@ class ControlActivities(ClientActivities):
             req, r, offset = page
             free_ram = ((col(Host.ram_mb) - r.reserved_ram_mb) * r.ram
                         - func.coalesce(u.c.ram_mb, 0))
+            if req.requested_host:  # unshelve to a host: no other is a candidate
+                query = query.where(col(Host.name) == req.requested_host)
             query = (query.where(
                 col(Host.status) == "enabled", col(Host.forced_down).is_(False),
                 col(Host.name).not_in([*req.tried, *req.exclude]),

@@ -49,6 +49,7 @@ class Request:
     exclude: list[str] = field(default_factory=list)
     tried: dict[str, str] = field(default_factory=dict)  # host: why it failed this placement
     attempts: int = 0  # hosts a placement may try; 0: no bound
+    requested_host: str | None = None  # an admin named the host: no other is considered
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def rejection(h: HostState, req: Request, r: Ratios) -> str | None:
         return req.tried[h.name]
     if h.name in req.exclude:
         return "did not pick up work in time"
+    if req.requested_host and h.name != req.requested_host:
+        return f"not the requested host {req.requested_host}"
     return state_rejection(h) or trait_rejection(h, req) or capacity_rejection(h, req, r)
 
 

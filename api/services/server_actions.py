@@ -28,7 +28,9 @@ from api.services.preempt import running_operation
 from api.services.servers import resolve_image
 from vmflow.contracts.actions import RebootRequest, RebuildRequest, RescueRequest
 from vmflow.contracts.instances import OperationRef
-from vmflow.models import Instance, Operation, now
+from vmflow.contracts.shelve import SHELVE_MARKER, ShelveRequest, UnshelveRequest
+from vmflow.models import Host, Instance, Operation, now
+from vmflow.settings import get_settings
 
 
 class NoArgs(Request):
@@ -62,7 +64,8 @@ class RebuildArgs(Request):
 
 # image properties vmflow sets on a snapshot itself; metadata may not name them
 SNAPSHOT_RESERVED = frozenset({"image_type", "instance_uuid", "base_image_ref", "backup_type",
-                               "user_id", "owner_id", "consistency", "snapshot_source"})
+                               "user_id", "owner_id", "consistency", "snapshot_source",
+                               SHELVE_MARKER})
 
 
 class CreateImageArgs(Request):
@@ -101,6 +104,11 @@ class LiveMigrateArgs(Request):
     block_migration: bool | Literal["auto"] = "auto"
 
 
+class UnshelveArgs(Request):
+    # Nova 2.91: an admin may name the host of an offloaded server (null: the scheduler's)
+    host: Name | None = None
+
+
 class LockArgs(Request):
     locked_reason: Annotated[str, StringConstraints(max_length=255)] | None = None
 
@@ -132,6 +140,11 @@ ACTIONS: dict[str, ActionSpec] = {
     "createImage": ActionSpec(CreateImageArgs, _fixed("snapshot")),
     "createBackup": ActionSpec(CreateBackupArgs, _fixed("backup")),
     "rebuild": ActionSpec(RebuildArgs, _fixed("rebuild")),
+    "shelve": ActionSpec(NoArgs, _fixed("shelve")),
+    "shelveOffload": ActionSpec(NoArgs, _fixed("shelve-offload")),
+    # with a host it is a transition of its own: admin only, from shelved_offloaded only
+    "unshelve": ActionSpec(UnshelveArgs,
+                           lambda a: "unshelve-to-host" if a.host else "unshelve"),
     "lock": ActionSpec(LockArgs, _fixed("lock")),
     "unlock": ActionSpec(NoArgs, _fixed("unlock")),
     "os-resetState": ActionSpec(ResetStateArgs, _fixed("reset-state")),
@@ -145,9 +158,7 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 
 # in API.md, built by later work (images, moving hosts): refused by name, not as unknown
-LATER = frozenset({
-    "shelve", "shelveOffload", "unshelve",
-})
+LATER: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,14 @@ def workflow_input(session: Session, auth: AuthContext, inst: Instance,
     if parsed.action == "rebuild":
         new_image = resolve_image(session, auth, parsed.args.image_ref).id  # 400 if bad
         return lambda op_id: RebuildRequest(inst.id, op_id, new_image)
+    if parsed.action == "shelve":  # the offload time as configured when it was asked
+        after = get_settings().shelved_offload_time
+        return lambda op_id: ShelveRequest(inst.id, op_id, after)
+    if parsed.action in ("unshelve", "unshelve-to-host"):
+        host = parsed.args.host
+        if host is not None and session.get(Host, host) is None:
+            raise BadRequest(f"host {host!r} is not a registered host", type="HostNotFound")
+        return lambda op_id: UnshelveRequest(inst.id, op_id, host)
     return lambda op_id: OperationRef(inst.id, op_id)
 
 

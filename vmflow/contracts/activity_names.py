@@ -38,6 +38,15 @@ class ControlActs:
     RECONCILE_IMAGE_STORE = "control.reconcile_image_store"  # ... and the image store's files
     SETTLE_OPERATION = "control.settle_operation"  # a row its own workflow left running
     SETTLE_CLOSED = "control.settle_closed_operations"  # ... rows of closed workflows
+    # shelve and unshelve (activities/control/shelve.py)
+    SHELVE_IMAGE = "control.shelve_image"  # the queued <name>-shelved image record
+    SHELVE_DONE = "control.shelve_done"  # the instance names its shelve image
+    SHELVE_DISCARD = "control.shelve_discard_image"  # undo: that image deleted
+    SHELVE_FORGET = "control.shelve_forget"  # delete: the recorded shelve image deleted
+    START_SHELVE_OFFLOAD = "control.start_shelve_offload"  # the offload timer ran out
+    CANCEL_SHELVE_OFFLOAD = "control.cancel_shelve_offload"  # unshelve/delete: no timer
+    UNSHELVE_BEGIN = "control.unshelve_begin"
+    UNSHELVE_DONE = "control.unshelve_done"  # active, and the shelve image deleted
 
 
 class HostActs:

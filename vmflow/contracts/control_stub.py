@@ -60,6 +60,14 @@ from vmflow.contracts.shares import (
     SnapshotSpec,
     SnapshotUpdate,
 )
+from vmflow.contracts.shelve import (
+    OffloadTimerRequest,
+    OffloadTimerStep,
+    ShelveImage,
+    UnshelveEnd,
+    UnshelvePlan,
+    UnshelveRequest,
+)
 from vmflow.contracts.snapshots import (
     AwaitOperation,
     OperationOutcome,
@@ -239,4 +247,37 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.SETTLE_CLOSED)
     async def settle_closed_operations(self, req: ClosedRowsRequest) -> ClosedRowsReport:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- shelve and unshelve (activities/control/shelve.py) ----------------------------
+    @activity.defn(name=ControlActs.SHELVE_IMAGE)
+    async def shelve_image(self, req: ShelveImage) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SHELVE_DONE)
+    async def shelve_done(self, req: ShelveImage) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SHELVE_DISCARD)
+    async def shelve_discard_image(self, req: ShelveImage) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.SHELVE_FORGET)
+    async def shelve_forget(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.START_SHELVE_OFFLOAD)
+    async def start_shelve_offload(self, req: OffloadTimerRequest) -> OffloadTimerStep:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.CANCEL_SHELVE_OFFLOAD)
+    async def cancel_shelve_offload(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.UNSHELVE_BEGIN)
+    async def unshelve_begin(self, req: UnshelveRequest) -> UnshelvePlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.UNSHELVE_DONE)
+    async def unshelve_done(self, req: UnshelveEnd) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

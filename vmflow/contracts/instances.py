@@ -75,6 +75,7 @@ class ScheduleRequest:
     # hosts this placement already tried, with why each failed: rejected with that reason
     tried: dict[str, str] = field(default_factory=dict)
     attempts: int = 0  # once `tried` has this many hosts, none is left (0: no bound)
+    requested_host: str | None = None  # unshelve to a host (admin): only that one
 
 
 @dataclass(frozen=True)

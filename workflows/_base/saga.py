@@ -26,6 +26,11 @@ class Compensations:
                 await undo()
                 return
 
+    def clear(self) -> None:
+        """A point of no return: what was done stays done (e.g. a shelve image once the
+        disk it copies is about to go)."""
+        self._undos.clear()
+
     async def run(self) -> list[str]:
         """Run every undo, newest first; return the names of the ones that failed."""
         failed = []

@@ -1,4 +1,5 @@
-"""Delete: destroy and undefine the domain, delete its files, release the claim.
+"""Delete: destroy and undefine the domain, delete its files, release the claim; for
+a shelved server also its offload timer and its shelve image.
 Every step is idempotent, so delete works from ERROR, on a half-built server, and
 on one whose domain is already gone; retrying a failed delete finishes it."""
 
@@ -35,7 +36,10 @@ class DeleteInstance(Reporting, RowOwner):
                 # its timetables go first, so no tick starts a backup of a vanishing server
                 self.at("removing backup schedules", None, plan.host)
                 await control(ControlStub.delete_backup_schedules, inst)
-            if plan.host:
+            shelved = workflow.patched("delete-shelved")
+            if shelved:  # a shelved server's offload timer never fires for a deleted one
+                await control(ControlStub.cancel_shelve_offload, inst)
+            if plan.host:  # an offloaded server has none: nothing on any host
                 self.at("destroying domain", None, plan.host)
                 await on_host(plan.host, HostStub.destroy_domain, inst, give_up_after_s=3600,
                               attempts=0)
@@ -44,6 +48,8 @@ class DeleteInstance(Reporting, RowOwner):
                               attempts=0)
                 await control(ControlStub.release_claim, InstanceHost(ref.instance_id, plan.host))
             await control(ControlStub.ledger_forget_instance, inst)
+            if shelved:  # its shelve image goes with it, as in Nova
+                await control(ControlStub.shelve_forget, inst)
             await control(ControlStub.update_instance, InstanceUpdate(
                 ref.instance_id, vm_state=TRANSITIONS["delete"].target, clear_task_state=True))
         except Exception as err:
