@@ -25,10 +25,13 @@ from tests.api.conftest import (
     counts,
     instance_row,
     operations_of,
+    session,
     set_state,
 )
 from tests.api.test_auth import assert_error
+from vmflow.models import Host
 from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE
+from vmflow.settings import get_settings
 from vmflow.states import LIVE, TRANSITIONS
 
 # one request body per transition the action route serves
@@ -56,6 +59,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "revert-resize": {"revertResize": None},
     "live-migrate": {"os-migrateLive": {"host": None, "block_migration": "auto"}},
     "evacuate": {"evacuate": {}},
+    "shelve": {"shelve": None},
+    "shelve-offload": {"shelveOffload": None},
+    "unshelve": {"unshelve": None},
+    "unshelve-to-host": {"unshelve": {"host": "h1"}},
 }
 OTHER_ROUTES = {"create", "delete", "set-metadata"}  # POST/DELETE /servers, metadata
 
@@ -120,6 +127,8 @@ async def test_allowed_state_starts_the_tables_workflow(
         vm_state: str) -> None:
     inst = add_instance(world, vm_state=vm_state)
     who = world.admin if TRANSITIONS[action].admin_only else world.alice
+    if action == "unshelve-to-host":
+        ensure_host("h1")
     r = await act(api, who.h, action, inst.id)
     assert r.status_code == 202, r.text
     brief = r.json()["operation"]
@@ -144,6 +153,10 @@ async def test_allowed_state_starts_the_tables_workflow(
         expected["image_id"] = r.json()["image_id"]
         expected["backup_type"] = "daily" if action == "backup" else None
         expected["rotation"] = 2 if action == "backup" else None
+    if action == "shelve":  # VMFLOW_SHELVED_OFFLOAD_TIME as the API read it
+        expected["offload_after_s"] = get_settings().shelved_offload_time
+    if action.startswith("unshelve"):
+        expected["host"] = "h1" if action == "unshelve-to-host" else None
     assert await started_input(temporal, wf_id) == expected
 
     (op,) = operations_of(inst.id)
@@ -154,6 +167,14 @@ async def test_allowed_state_starts_the_tables_workflow(
     after = instance_row(inst.id)
     assert (after.vm_state, after.task_state) == (vm_state, TRANSITIONS[action].task_state)
     await temporal.get_workflow_handle(wf_id).terminate(reason="test")
+
+
+def ensure_host(name: str) -> None:
+    with session() as s:
+        if s.get(Host, name) is None:
+            s.add(Host(name=name, hostname=f"{name}.example", vcpus=4, ram_mb=8192,
+                       disk_gb=50))
+            s.commit()
 
 
 async def test_second_request_while_one_runs_is_409(api: httpx.AsyncClient, world: World,

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.shelve import OffloadTimerRequest, ShelveImage, ShelveRequest
     from vmflow.contracts.snapshots import SnapshotDisk, SnapshotDone, SnapshotFile, SnapshotRequest
     from vmflow.names import shelve_offload_workflow_id
-    from vmflow.states import TaskState, VmState
+    from vmflow.states import TRANSITIONS, TaskState, VmState
 
 from workflows._base.action import InstanceAction
 from workflows._base.saga import Compensations
@@ -82,7 +82,8 @@ class ShelveInstance(InstanceAction):
             return note
 
         start = ActionStart(req.instance_id, req.operation_id, "shelve")
-        target = VmState.SHELVED_OFFLOADED if offload_now else VmState.SHELVED
+        target = (TRANSITIONS["shelve-offload"].target if offload_now
+                  else TRANSITIONS[start.action].target)
         await self.run_action(start, target, body)
         if req.offload_after_s > 0:
             await workflow.start_child_workflow(
