@@ -32,6 +32,10 @@ from vmflow import cli
     (["backup", "nightly", "--type", "daily", "--rotation", "7"],
      {"createBackup": {"name": "nightly", "backup_type": "daily", "rotation": 7}}),
     (["force-delete"], {"forceDelete": None}),
+    (["shelve"], {"shelve": None}),
+    (["shelve-offload"], {"shelveOffload": None}),
+    (["unshelve"], {"unshelve": None}),
+    (["unshelve", "--host", "h2"], {"unshelve": {"host": "h2"}}),
 ])
 def test_actions_post_one_key(api, args: list[str], body: dict[str, Any],
                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,6 +152,10 @@ SIMPLE_ACTIONS = {
     "unrescue": ("unrescue", "Leave rescue mode: boot the original disk again."),
     "force-delete": ("forceDelete", "Delete now: end any running operation first, "
                                     "no compensation."),
+    "shelve": ("shelve", "Stop cleanly and snapshot the disk to <name>-shelved; offloaded "
+                         "from its host per VMFLOW_SHELVED_OFFLOAD_TIME."),
+    "shelve-offload": ("shelveOffload", "Admin: a shelved server leaves its host (domain, "
+                                        "disks and claim go; the shelve image stays)."),
 }
 
 
@@ -199,6 +203,21 @@ def server_rescue(
     if unrescue_after is not None:
         args["unrescue_after"] = unrescue_after
     run_workflow_action(server, {"rescue": args}, "rescue", wait, as_json)
+
+
+@server_app.command("unshelve")
+@calls("POST /v1/servers/{server_id}/action")
+def server_unshelve(
+    server: ServerArg,
+    host: Annotated[str | None, typer.Option(
+        help="Admin: spawn an offloaded server on this host.")] = None,
+    wait: WaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a shelved server again: power it on, or spawn an offloaded one from its
+    shelve image on a host with room (the image is deleted once it runs)."""
+    run_workflow_action(server, {"unshelve": {"host": host} if host else None}, "unshelve",
+                        wait, as_json)
 
 
 @server_app.command("rebuild")
