@@ -28,8 +28,7 @@ from vmflow.settings import Settings
 TEST = "test:///default"
 
 
-async def shelve(env: WorkflowEnvironment, s: Settings, iid: str, offload_after_s: int,
-                 conn_uri: str = TEST) -> str:
+async def shelve(env: WorkflowEnvironment, s: Settings, iid: str, offload_after_s: int) -> str:
     ref = new_op(s, iid, "shelve")
     await env.client.execute_workflow(
         "ShelveInstance", ShelveRequest(iid, ref.operation_id, offload_after_s),
