@@ -157,8 +157,6 @@ ACTIONS: dict[str, ActionSpec] = {
     "evacuate": ActionSpec(TargetHostArgs, _fixed("evacuate")),
 }
 
-# in API.md, built by later work (images, moving hosts): refused by name, not as unknown
-LATER: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -174,9 +172,6 @@ def parse_action(body: Any) -> ParsedAction:
         raise BadRequest('the body must be an object with exactly one action key, e.g. '
                          '{"os-stop": null}', type="ValidationError")
     ((key, value),) = body.items()
-    if key in LATER:
-        raise BadRequest(f"action {key} is not available in this version",
-                         type="UnsupportedAction")
     spec = ACTIONS.get(key)
     if spec is None:
         raise BadRequest(f"unknown action {key!r}; known: {', '.join(sorted(ACTIONS))}",

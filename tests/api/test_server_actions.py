@@ -18,7 +18,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.services.server_actions import ACTIONS, LATER
+from api.services.server_actions import ACTIONS
 from tests.api.conftest import (
     World,
     add_instance,
@@ -96,7 +96,6 @@ async def started_input(temporal: Client, workflow_id: str) -> Any:
 def test_every_transition_has_a_route() -> None:
     assert set(BODIES) | OTHER_ROUTES == set(TRANSITIONS)
     assert {next(iter(b)) for b in BODIES.values()} == set(ACTIONS)
-    assert not set(ACTIONS) & LATER
 
 
 DISALLOWED = [(a, s.value) for a, t in TRANSITIONS.items() if a != "create"
@@ -319,17 +318,6 @@ async def test_malformed_and_missing_bodies_are_400(api: httpx.AsyncClient,
                        content=b'{"os-stop": ')
     assert_error(r, 400, "InvalidJSON")
     assert_error(await api.post(path, headers=world.alice.h), 400, "ValidationError")
-    assert operations_of(inst.id) == []
-
-
-@pytest.mark.parametrize("key", sorted(LATER))
-async def test_later_actions_are_refused_by_name(api: httpx.AsyncClient, world: World,
-                                                 key: str) -> None:
-    inst = add_instance(world, vm_state="active")
-    r = await api.post(f"/v1/servers/{inst.id}/action", headers=world.alice.h,
-                       json={key: {"name": "x"}})
-    err = assert_error(r, 400, "UnsupportedAction")
-    assert err["message"] == f"action {key} is not available in this version"
     assert operations_of(inst.id) == []
 
 
