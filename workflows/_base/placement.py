@@ -57,7 +57,10 @@ async def place(
     of `attempt` is raised as it is; NoValidHost comes from the schedule step."""
     tried: dict[str, str] = {}
     for _ in range(attempts + 1):  # the last schedule finds the attempts used up
-        req = replace(request, exclude_hosts=list(tried), tried=dict(tried), attempts=attempts)
+        # hosts the caller rules out with a reason (a move's source) in request.tried
+        # stay ruled out and do not use up attempts
+        req = replace(request, exclude_hosts=[*request.exclude_hosts, *tried],
+                      tried={**request.tried, **tried}, attempts=attempts + len(request.tried))
         host = (await control(ControlStub.schedule, req)).hosts[0]
         try:
             return host, await attempt(host)
