@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.control.actions import ActionActivities
 from activities.control.auto_unrescue import AutoUnrescueActivities
 from activities.control.backup_schedules import BackupScheduleActivities
+from activities.control.evacuate import EvacuateActivities
 from activities.control.image_store import ImageStoreReconcileActivities
 from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
@@ -55,7 +56,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *ImageStoreReconcileActivities(settings, client).all(),
             *ShareReconcileActivities(settings, client).all(),
             *ShareControlActivities(settings).all(),
-            *OperationRowActivities(settings, client).all()]
+            *OperationRowActivities(settings, client).all(),
+            *EvacuateActivities(settings, client).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

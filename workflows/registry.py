@@ -7,6 +7,7 @@ from workflows.background.register_host import RegisterHost
 from workflows.background.scheduled_backup import ScheduledBackup
 from workflows.background.shelve_offload_timer import ShelveOffloadTimer
 from workflows.instance.delete import DeleteInstance
+from workflows.instance.evacuate import EvacuateInstance
 from workflows.instance.launch import LaunchInstance
 from workflows.instance.pause import PauseInstance
 from workflows.instance.reboot import RebootInstance
@@ -34,7 +35,7 @@ INSTANCE = [
     LaunchInstance, DeleteInstance, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, RebuildInstance, SnapshotInstance, ShelveInstance,
-    ShelveOffloadInstance, UnshelveInstance,
+    ShelveOffloadInstance, UnshelveInstance, EvacuateInstance,
 ]
 SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
          CreateShareSnapshot, DeleteShareSnapshot]

@@ -16,6 +16,7 @@ from api.deps import IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.errors import ServiceUnavailable
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.servers import ServerPublic
+from api.services.evacuate import check_evacuate
 from api.services.guards import check_lock, check_state, require_admin, user_name
 from api.services.operations import (
     find_idempotent,
@@ -73,6 +74,8 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
         if parsed.action in SNAPSHOTS:  # the image record first, then the workflow
             return await accept_snapshot(client, session, auth, inst, parsed.args,
                                          idempotency_key, response)
+        if parsed.action == "evacuate":  # 400 while its host is up, or for a bad host
+            await check_evacuate(client, session, inst, parsed.args.host)
         make_input = workflow_input(session, auth, inst, parsed)  # before anything changes
         if parsed.action == "force-delete":
             await terminate_running(client, session, inst,

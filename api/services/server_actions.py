@@ -27,6 +27,7 @@ from api.services.operations import InputFactory
 from api.services.preempt import running_operation
 from api.services.servers import resolve_image
 from vmflow.contracts.actions import RebootRequest, RebuildRequest, RescueRequest
+from vmflow.contracts.evacuate import EvacuateRequest
 from vmflow.contracts.instances import OperationRef
 from vmflow.contracts.shelve import SHELVE_MARKER, ShelveRequest, UnshelveRequest
 from vmflow.models import Host, Instance, Operation, now
@@ -226,6 +227,9 @@ def workflow_input(session: Session, auth: AuthContext, inst: Instance,
         if host is not None and session.get(Host, host) is None:
             raise BadRequest(f"host {host!r} is not a registered host", type="HostNotFound")
         return lambda op_id: UnshelveRequest(inst.id, op_id, host)
+    if parsed.action == "evacuate":  # checked first: api/services/evacuate.py
+        host = parsed.args.host
+        return lambda op_id: EvacuateRequest(inst.id, op_id, host)
     return lambda op_id: OperationRef(inst.id, op_id)
 
 

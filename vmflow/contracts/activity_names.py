@@ -47,6 +47,12 @@ class ControlActs:
     CANCEL_SHELVE_OFFLOAD = "control.cancel_shelve_offload"  # unshelve/delete: no timer
     UNSHELVE_BEGIN = "control.unshelve_begin"
     UNSHELVE_DONE = "control.unshelve_done"  # active, and the shelve image deleted
+    # evacuate (activities/control/evacuate.py) and the clean-up on the old host
+    BEGIN_EVACUATION = "control.begin_evacuation"  # the checks again, the Migration row
+    EVACUATION_STATUS = "control.evacuation_status"  # the row's status and destination
+    END_EVACUATION = "control.end_evacuation"  # server, operation and row together
+    EVACUATED_FROM = "control.evacuated_from"  # done evacuations away from a host
+    EVACUATION_CLEANED = "control.evacuation_cleaned"  # its old copy gone: completed
 
 
 class HostActs:

@@ -22,6 +22,15 @@ from vmflow.contracts.actions import (
     SyncResult,
 )
 from vmflow.contracts.activity_names import ControlActs
+from vmflow.contracts.evacuate import (
+    EvacuatedGuests,
+    EvacuateRequest,
+    EvacuationCleaned,
+    EvacuationEnd,
+    EvacuationEnded,
+    EvacuationPlan,
+    MigrationStatus,
+)
 from vmflow.contracts.instances import (
     ClaimRequest,
     DeletePlan,
@@ -39,6 +48,7 @@ from vmflow.contracts.instances import (
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,
+    HostRef,
     ImageStoreReport,
     ImageStoreRequest,
     ReconcileHosts,
@@ -280,4 +290,23 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.UNSHELVE_DONE)
     async def unshelve_done(self, req: UnshelveEnd) -> None:
+    # ---- evacuate, and the clean-up on the old host (activities/control/evacuate.py) ----
+    @activity.defn(name=ControlActs.BEGIN_EVACUATION)
+    async def begin_evacuation(self, req: EvacuateRequest) -> EvacuationPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.EVACUATION_STATUS)
+    async def evacuation_status(self, req: MigrationStatus) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.END_EVACUATION)
+    async def end_evacuation(self, req: EvacuationEnd) -> EvacuationEnded:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.EVACUATED_FROM)
+    async def evacuated_from(self, ref: HostRef) -> EvacuatedGuests:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.EVACUATION_CLEANED)
+    async def evacuation_cleaned(self, req: EvacuationCleaned) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

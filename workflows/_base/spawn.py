@@ -37,11 +37,13 @@ class Spawning(Reporting):
     """The placement and spawn steps of a workflow that reports its status."""
 
     async def place_and_fetch(
-        self, plan: LaunchPlan, undo: Compensations, requested_host: str | None = None
+        self, plan: LaunchPlan, undo: Compensations, requested_host: str | None = None,
+        ruled_out: dict[str, str] | None = None,
     ) -> tuple[str, dict[str, str]]:
         """Pick a host, claim it, and fetch the images there; a host that does not
         pick up the fetch in time loses its claim and the next host is tried, up to
-        the plan's attempts (workflows._base.placement)."""
+        the plan's attempts (workflows._base.placement). ruled_out: hosts never to
+        pick, with why (an evacuation's source)."""
 
         async def attempt(host: str) -> dict[str, str]:
             self.at("claiming", None, host)
@@ -67,7 +69,7 @@ class Spawning(Reporting):
         self.at("scheduling")
         request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
                                   plan.required_traits, plan.forbidden_traits,
-                                  requested_host=requested_host)
+                                  tried=dict(ruled_out or {}), requested_host=requested_host)
         return await place(request, plan.schedule_attempts, plan.schedule_to_start_s,
                            attempt, give_up)
 
@@ -86,8 +88,10 @@ class Spawning(Reporting):
         return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}
 
     async def spawn(
-        self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations
+        self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations,
+        power_on: bool = True,
     ) -> None:
+        """power_on=False: defined and left off (an evacuation of a stopped server)."""
         ref = InstanceRef(plan.instance_id)
         self.at("creating disk")
         disk_entry = LedgerEntry(host, "disk", plan.instance_id, plan.instance_id)
@@ -123,6 +127,8 @@ class Spawning(Reporting):
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
             plan.cmdline, plan.agent, drive.path if drive else None))
 
+        if not power_on:
+            return
         self.at("starting")
         await on_host(host, HostStub.start_domain, ref)
         if plan.agent:

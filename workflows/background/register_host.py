@@ -1,5 +1,7 @@
 """A hypervisor worker announces its host (capacity, traits) through the control
-plane, so hosts never need database access."""
+plane, so hosts never need database access. Then the guests evacuated away from the
+host while it was down are removed there instead of being started again
+(workflows/_base/evacuated.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,11 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.instances import HostInfo
 
+from workflows._base.evacuated import remove_evacuated
 from workflows._base.steps import control
+
+# the worker that registers starts polling right after: a minute is plenty
+CLEANUP_PICKUP_S = 60
 
 
 @workflow.defn(name="RegisterHost")
@@ -17,3 +23,5 @@ class RegisterHost:
     @workflow.run
     async def run(self, info: HostInfo) -> None:
         await control(ControlStub.register_host, info)
+        if workflow.patched("remove-evacuated"):
+            await remove_evacuated(info.name, CLEANUP_PICKUP_S)
