@@ -37,7 +37,8 @@ def bed(tiny_guest: Path) -> Iterator[Settings]:
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
                  temporal_ui_port=free_port(), host="mh", hosts=2, storage_hosts=0,
                  domain_prefix=PREFIX, guest_cache=tiny_guest, agent_timeout=60,
-                 stop_timeout=30, reboot_timeout=10, power_sync_interval=10)
+                 stop_timeout=30, reboot_timeout=10, power_sync_interval=10,
+                 host_down_after=10)  # a host whose worker stops is down within seconds
     try:
         stack.up(s)
     except BaseException:
@@ -79,7 +80,7 @@ def conn(bed: Settings) -> Iterator[Callable[[str], libvirt.virConnect]]:
     opened: dict[str, libvirt.virConnect] = {}
 
     def get(host: str) -> libvirt.virConnect:
-        if host not in opened:
+        if host not in opened or not opened[host].isAlive():  # a host powered off and on
             opened[host] = libvirt.open(hostbed.host(bed, host).libvirt_uri)
         return opened[host]
 

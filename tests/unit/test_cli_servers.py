@@ -36,6 +36,8 @@ from vmflow import cli
     (["shelve-offload"], {"shelveOffload": None}),
     (["unshelve"], {"unshelve": None}),
     (["unshelve", "--host", "h2"], {"unshelve": {"host": "h2"}}),
+    (["evacuate"], {"evacuate": None}),
+    (["evacuate", "--host", "hv2"], {"evacuate": {"host": "hv2"}}),
 ])
 def test_actions_post_one_key(api, args: list[str], body: dict[str, Any],
                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -233,6 +233,21 @@ def server_rebuild(
     run_workflow_action(server, {"rebuild": {"imageRef": image}}, "rebuild", wait, as_json)
 
 
+@server_app.command("evacuate")
+@calls("POST /v1/servers/{server_id}/action")
+def server_evacuate(
+    server: ServerArg,
+    host: Annotated[str | None, typer.Option(
+        help="Rebuild it on this host (default: the scheduler picks).")] = None,
+    wait: WaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Admin: the server's host is down (or forced down); rebuild the server from its
+    image on another host: same id, name, flavor and metadata, a fresh disk."""
+    run_workflow_action(server, {"evacuate": {"host": host} if host else None}, "evacuate",
+                        wait, as_json)
+
+
 @server_app.command("image-create")
 @calls("POST /v1/servers/{server_id}/action")
 def server_image_create(
