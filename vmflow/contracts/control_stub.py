@@ -290,6 +290,8 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.UNSHELVE_DONE)
     async def unshelve_done(self, req: UnshelveEnd) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
     # ---- evacuate, and the clean-up on the old host (activities/control/evacuate.py) ----
     @activity.defn(name=ControlActs.BEGIN_EVACUATION)
     async def begin_evacuation(self, req: EvacuateRequest) -> EvacuationPlan:
