@@ -32,6 +32,7 @@ from api.routers import (
     images,
     keypairs,
     metadata,
+    migrations,
     operations,
     quotas,
     reconcilers,
@@ -113,7 +114,8 @@ def create_app() -> FastAPI:
     app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
     app.add_exception_handler(Exception, _unexpected)
     for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
-                   images, image_files, image_members, flavors, hosts, reconcilers):
+                   images, image_files, image_members, flavors, hosts, reconcilers,
+                   migrations):
         app.include_router(module.router)
     app.include_router(backup_schedules.router)
     for module in (shares, share_actions, share_snapshots, share_types, quotas):

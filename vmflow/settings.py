@@ -6,6 +6,7 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
     snapshot_hold_frozen_s: float = 0.0  # tests only: stay frozen this long (fault tier)
     qemu_img_cpu_seconds: int = 120
     qemu_img_memory_mb: int = 1024
+    # live migration (Nova's live_migration_downtime, _completion_timeout, _timeout_action);
+    # the completion timeout stays below reconcile_grace: the destination's claim is keyed
+    # by the migration, which the ledger reconciler would count as an orphan after that
+    live_migration_downtime_ms: int = Field(default=500, ge=1)
+    live_migration_completion_timeout: float = Field(default=300.0, gt=0)
+    live_migration_timeout_action: Literal["abort", "force_complete"] = "abort"
 
     # shares (storage worker; vmflow.share_states)
     storage_host: str = ""  # the storage worker's host name; empty: `host`

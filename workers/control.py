@@ -32,6 +32,7 @@ from activities.control.image_store import ImageStoreReconcileActivities
 from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
 from activities.control.ledger import LedgerReconcileActivities
+from activities.control.migrations import MigrationActivities
 from activities.control.operation_rows import OperationRowActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
@@ -57,7 +58,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *ShareReconcileActivities(settings, client).all(),
             *ShareControlActivities(settings).all(),
             *OperationRowActivities(settings, client).all(),
-            *EvacuateActivities(settings, client).all()]
+            *EvacuateActivities(settings, client).all(),
+            *MigrationActivities(settings, client).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -9,6 +9,7 @@ from workflows.background.shelve_offload_timer import ShelveOffloadTimer
 from workflows.instance.delete import DeleteInstance
 from workflows.instance.evacuate import EvacuateInstance
 from workflows.instance.launch import LaunchInstance
+from workflows.instance.live_migrate import LiveMigrateInstance
 from workflows.instance.pause import PauseInstance
 from workflows.instance.reboot import RebootInstance
 from workflows.instance.rebuild import RebuildInstance
@@ -35,7 +36,7 @@ INSTANCE = [
     LaunchInstance, DeleteInstance, StartInstance, StopInstance, RebootInstance,
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, RebuildInstance, SnapshotInstance, ShelveInstance,
-    ShelveOffloadInstance, UnshelveInstance, EvacuateInstance,
+    ShelveOffloadInstance, UnshelveInstance, EvacuateInstance, LiveMigrateInstance,
 ]
 SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
          CreateShareSnapshot, DeleteShareSnapshot]

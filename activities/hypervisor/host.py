@@ -280,7 +280,8 @@ class HostActivities:
         return False
 
     def all(self) -> list[Callable[..., Any]]:
-        from activities.hypervisor.rebuild import RebuildActivities  # it imports this module
+        from activities.hypervisor.migrate import MigrationActivities  # they import this module
+        from activities.hypervisor.rebuild import RebuildActivities
 
         return [
             self.fetch_image,
@@ -294,4 +295,5 @@ class HostActivities:
             self.list_instance_resources,
             *PowerActivities(self.settings, self.conn, self.instance_dir).all(),
             *RebuildActivities(self.settings, self.conn, self.instance_dir).all(),
+            *MigrationActivities(self).all(),
         ]

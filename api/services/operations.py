@@ -223,7 +223,25 @@ async def operation_view(client: Client | None, op: Operation) -> OperationPubli
         step, progress = status.get("step"), status.get("progress")
         view.step = step if isinstance(step, str) else None
         view.progress = progress if isinstance(progress, int) else None
+    beat = await heartbeat_percent(client, desc)
+    if beat is not None:
+        view.progress = beat
     return view
+
+
+async def heartbeat_percent(client: Client, desc: WorkflowExecutionDescription) -> int | None:
+    """A long step that heartbeats its progress as {"percent": n, ...} (a live
+    migration: the job's stats) says more than the workflow, which hears only its end."""
+    for act in desc.raw_description.pending_activities:
+        if not act.heartbeat_details.payloads:
+            continue
+        try:
+            values = await client.data_converter.decode(act.heartbeat_details.payloads)
+        except Exception:  # details of another shape: not a progress report
+            continue
+        if values and isinstance(values[0], dict) and isinstance(values[0].get("percent"), int):
+            return int(values[0]["percent"])
+    return None
 
 
 def get_operation(session: Session, auth: AuthContext, operation_id: str) -> Operation:

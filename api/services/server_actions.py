@@ -23,6 +23,7 @@ from api.auth import AuthContext
 from api.errors import BadRequest, Conflict
 from api.schemas.common import MetaKey, MetaValue, Name, Ref, Request
 from api.services.guards import user_name
+from api.services.migrations import live_migrate_input
 from api.services.operations import InputFactory
 from api.services.preempt import running_operation
 from api.services.servers import resolve_image
@@ -230,6 +231,9 @@ def workflow_input(session: Session, auth: AuthContext, inst: Instance,
     if parsed.action == "evacuate":  # checked first: api/services/evacuate.py
         host = parsed.args.host
         return lambda op_id: EvacuateRequest(inst.id, op_id, host)
+    if parsed.action == "live-migrate":  # 400 for a bad host or block_migration false
+        return live_migrate_input(session, inst, parsed.args.host,
+                                  parsed.args.block_migration)
     return lambda op_id: OperationRef(inst.id, op_id)
 
 

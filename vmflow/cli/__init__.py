@@ -25,6 +25,7 @@ from vmflow.cli.hosts import host_app
 from vmflow.cli.identity import project_app, token_app, user_app
 from vmflow.cli.images import image_app
 from vmflow.cli.keypairs import keypair_app
+from vmflow.cli.migrations import migration_app  # also adds `server live-migrate`
 from vmflow.cli.servers import server_app
 from vmflow.cli.shares import share_app
 
@@ -39,6 +40,7 @@ app.add_typer(operation_app, name="operation")
 app.add_typer(image_app, name="image")
 app.add_typer(flavor_app, name="flavor")
 app.add_typer(host_app, name="host")
+app.add_typer(migration_app, name="migration")
 app.add_typer(share_app, name="share")
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")

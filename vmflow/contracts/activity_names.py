@@ -53,6 +53,12 @@ class ControlActs:
     END_EVACUATION = "control.end_evacuation"  # server, operation and row together
     EVACUATED_FROM = "control.evacuated_from"  # done evacuations away from a host
     EVACUATION_CLEANED = "control.evacuation_cleaned"  # its old copy gone: completed
+    # live migration (workflows/instance/live_migrate.py)
+    LIVE_MIGRATION_BEGIN = "control.live_migration_begin"  # the Migration row and the plan
+    CHECK_DESTINATION = "control.check_destination"  # an admin's chosen host
+    MIGRATION_TARGET = "control.migration_target"  # the destination's migration URI
+    MIGRATION_UPDATE = "control.migration_update"  # the row's status, host, progress
+    LIVE_MIGRATION_DONE = "control.live_migration_done"  # host, claims, ledger follow
 
 
 class HostActs:
@@ -82,3 +88,7 @@ class HostActs:
     COMMIT_REBUILD = "host.commit_rebuild"
     RESTORE_OLD_DISK = "host.restore_old_disk"
     LIST_RESOURCES = "host.list_instance_resources"  # ledger reconciler: domains and dirs
+    PREPARE_LIVE_MIGRATION = "host.prepare_live_migration"  # destination: files, no domain
+    WATCH_INCOMING = "host.watch_incoming"  # destination: heartbeats while it comes in
+    LIVE_MIGRATE = "host.live_migrate"  # source: migrateToURI3, progress as heartbeats
+    FORCE_COMPLETE_MIGRATION = "host.force_complete_migration"  # source: pause to converge

@@ -45,6 +45,14 @@ from vmflow.contracts.instances import (
     ScheduleRequest,
     ScheduleResult,
 )
+from vmflow.contracts.migrations import (
+    CheckDestination,
+    LiveMigrateRequest,
+    LiveMigrationPlan,
+    MigrationDone,
+    MigrationTarget,
+    MigrationUpdate,
+)
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,
@@ -311,4 +319,25 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.EVACUATION_CLEANED)
     async def evacuation_cleaned(self, req: EvacuationCleaned) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- live migration ------------------------------------------------------------------
+    @activity.defn(name=ControlActs.LIVE_MIGRATION_BEGIN)
+    async def live_migration_begin(self, req: LiveMigrateRequest) -> LiveMigrationPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.CHECK_DESTINATION)
+    async def check_destination(self, req: CheckDestination) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.MIGRATION_TARGET)
+    async def migration_target(self, ref: InstanceHost) -> MigrationTarget:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.MIGRATION_UPDATE)
+    async def migration_update(self, req: MigrationUpdate) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.LIVE_MIGRATION_DONE)
+    async def live_migration_done(self, req: MigrationDone) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -31,6 +31,12 @@ from vmflow.contracts.instances import (
     FetchImage,
     InstanceRef,
 )
+from vmflow.contracts.migrations import (
+    DestinationDirs,
+    LiveMigrationResult,
+    PrepareLiveMigration,
+    RunLiveMigration,
+)
 from vmflow.contracts.reconcile import HostRef, HostResources
 from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken
 
@@ -148,4 +154,22 @@ class HostStub:
     # ---- the ledger reconciler -------------------------------------------------------------
     @activity.defn(name=HostActs.LIST_RESOURCES)
     async def list_instance_resources(self, ref: HostRef) -> HostResources:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- live migration --------------------------------------------------------------------
+    @activity.defn(name=HostActs.PREPARE_LIVE_MIGRATION)
+    async def prepare_live_migration(self, req: PrepareLiveMigration) -> DestinationDirs:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.WATCH_INCOMING)
+    async def watch_incoming(self, ref: InstanceRef) -> bool:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.LIVE_MIGRATE)
+    async def live_migrate(self, req: RunLiveMigration) -> LiveMigrationResult:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.FORCE_COMPLETE_MIGRATION)
+    async def force_complete_migration(self, ref: InstanceRef) -> bool:
+        """True: the guest was paused so its migration converges."""
         raise NotImplementedError(RUNS_ON_THE_WORKER)

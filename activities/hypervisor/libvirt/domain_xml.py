@@ -104,3 +104,44 @@ def build(cfg: DomainConfig) -> str:
     _sub(rng, "backend", "/dev/urandom", model="random")
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
+
+
+# the elements and attributes of a domain XML that name files on the host
+_FILE_PATHS = (("./devices/disk/source", "file"), ("./devices/serial/log", "file"),
+               ("./devices/console/log", "file"))
+_FILE_TEXTS = ("./os/kernel", "./os/initrd")
+
+
+def _moved(path: str, dirs: dict[str, str]) -> str | None:
+    for src, dst in dirs.items():
+        if path == src or path.startswith(src.rstrip("/") + "/"):
+            return dst.rstrip("/") + path[len(src.rstrip("/")):]
+    return None
+
+
+def relocate(xml: str, dirs: dict[str, str]) -> str:
+    """The same domain with every file under a key of `dirs` moved under its value:
+    the destination's XML of a live migration (each host keeps instances and cached
+    images in its own directories). A disk outside those directories would make the
+    destination use the source's path: refused with ValueError. Everything else
+    (devices, their addresses, the machine type) stays as the source has it, so the
+    guest's ABI is unchanged."""
+    root = ET.fromstring(xml)
+    for path, attr in _FILE_PATHS:
+        for el in root.iterfind(path):
+            old = el.get(attr)
+            if not old:
+                continue
+            new = _moved(old, dirs)
+            if new is None:
+                if path.startswith("./devices/disk"):
+                    raise ValueError(f"disk {old} is in none of the migrated directories")
+                continue
+            el.set(attr, new)
+    for path in _FILE_TEXTS:
+        for el in root.iterfind(path):
+            new = _moved(el.text or "", dirs)
+            if new is None:
+                raise ValueError(f"{path[6:]} {el.text} is in none of the migrated directories")
+            el.text = new
+    return ET.tostring(root, encoding="unicode")
