@@ -118,7 +118,7 @@ class MigrationActivities(ClientActivities):
         libvirt URI they did report)."""
         with self.session() as s:
             host = s.get(Host, ref.host)
-            uri = (getattr(host, "migration_uri", "") or host.libvirt_uri) if host else ""
+            uri = (host.migration_uri or host.libvirt_uri) if host else ""
         if not uri:
             raise permanent(f"host {ref.host} reported no migration URI", Errors.NO_VALID_HOST)
         return MigrationTarget(ref.host, uri)

@@ -142,6 +142,7 @@ def relocate(xml: str, dirs: dict[str, str]) -> str:
         for el in root.iterfind(path):
             new = _moved(el.text or "", dirs)
             if new is None:
-                raise ValueError(f"{path[6:]} {el.text} is in none of the migrated directories")
+                what = path.rsplit("/", 1)[1]
+                raise ValueError(f"{what} {el.text} is in none of the migrated directories")
             el.text = new
     return ET.tostring(root, encoding="unicode")
