@@ -174,7 +174,8 @@ async def test_abort_and_force_complete_refuse_what_is_not_running(
 async def test_os_migrations_lists_every_type_with_filters(
         api: httpx.AsyncClient, world: World) -> None:
     a = add_instance(world, name="om-a")
-    b = add_instance(world, name="om-b", host="h2")
+    b = add_instance(world, name="om-b")
+    b.host = "h2"
     live = add_migration(a, status="completed")
     resize = add_migration(b, status="finished", mtype="resize", dest="h3")
 

@@ -14,6 +14,19 @@ FORCE_COMPLETE_SIGNAL = "force_complete"
 MIGRATION_QUERY = "migration"
 
 
+class LiveStatus:
+    """A live migration's statuses (Nova's): queued → preparing → running → completed,
+    or failed | cancelled (aborted) | error (the guest is on neither host as expected)."""
+
+    QUEUED = "queued"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
 @dataclass(frozen=True)
 class LiveMigrateRequest:
     instance_id: str

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         LiveMigrateRequest,
         LiveMigrationPlan,
         LiveMigrationResult,
+        LiveStatus,
         MigrationDone,
         MigrationProgress,
         MigrationState,
@@ -62,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
         RunLiveMigration,
     )
     from vmflow.names import SA_HOST, hv_queue
-    from vmflow.states import VmState
+    from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
 from workflows._base.placement import not_taken, place
@@ -81,7 +82,7 @@ class LiveMigrateInstance(InstanceAction):
         self._force = 0
         self._lost = False
         self._current: str | None = None  # where the guest runs once it moved
-        self._mig = MigrationState(None, "queued", None, None)
+        self._mig = MigrationState(None, LiveStatus.QUEUED, None, None)
 
     @workflow.signal(name=ABORT_SIGNAL)
     def abort(self) -> None:
@@ -104,14 +105,16 @@ class LiveMigrateInstance(InstanceAction):
         async def ended(fault: str) -> None:
             if self._mig.migration_id is None:
                 return
-            status = "cancelled" if self._abort else ("error" if self._lost else "failed")
+            status = (LiveStatus.CANCELLED if self._abort
+                      else LiveStatus.ERROR if self._lost else LiveStatus.FAILED)
             await self._update(status=status)
 
         async def body(facts: InstanceFacts, undo: Compensations) -> str | None:
             return await self._body(req, facts, undo)
 
         start = ActionStart(req.instance_id, req.operation_id, "live-migrate")
-        await self.run_action(start, None, body, on_failure=ended)
+        # target None: the state the guest really has where it runs (real_state)
+        await self.run_action(start, TRANSITIONS[start.action].target, body, on_failure=ended)
 
     async def _update(self, status: str | None = None, dest: str | None = None,
                       progress: MigrationProgress | None = None) -> None:
@@ -124,12 +127,13 @@ class LiveMigrateInstance(InstanceAction):
     async def _body(self, req: LiveMigrateRequest, facts: InstanceFacts,
                     undo: Compensations) -> str | None:
         plan = await control(ControlStub.live_migration_begin, req)
-        self._mig = MigrationState(plan.migration_id, "queued", plan.source, req.host)
+        self._mig = MigrationState(plan.migration_id, LiveStatus.QUEUED, plan.source,
+                                   req.host)
         dest, images = await self._destination(req, plan, undo)
-        await self._update(status="preparing", dest=dest)
+        await self._update(status=LiveStatus.PREPARING, dest=dest)
         target = await control(ControlStub.migration_target, InstanceHost(plan.instance_id, dest))
         dirs = await self._prepare(plan, dest, images, undo)
-        await self._update(status="running")
+        await self._update(status=LiveStatus.RUNNING)
         result = await self._migrate(req, plan, target, dirs)
         # the guest runs on the destination: no way back from here
         self._current = dest
@@ -141,7 +145,7 @@ class LiveMigrateInstance(InstanceAction):
         if result.paused_to_converge and facts.vm_state == VmState.ACTIVE:
             await on_host(dest, HostStub.unpause, InstanceRef(plan.instance_id))
         note = await self._clean_source(plan)
-        await self._update(status="completed")
+        await self._update(status=LiveStatus.COMPLETED)
         took = f" in {result.elapsed_s:.1f}s" if result.elapsed_s else ""
         return f"live-migrated from {plan.source} to {dest}{took}" + (
             " (paused to converge)" if result.paused_to_converge else "") + (note or "")
@@ -297,7 +301,7 @@ class LiveMigrateInstance(InstanceAction):
         except Exception:
             self._lost = True
             return False
-        if dst.exists and dst.power in ("running", "paused"):
+        if dst.vm_state() in (VmState.ACTIVE, VmState.PAUSED):
             return True
         self._lost = True
         return False
