@@ -235,15 +235,25 @@ class MigrationActivities:
 
 
 def _stats(dom: libvirt.virDomain) -> dict[str, int] | None:
-    """The running job's stats, or None when no job runs (or the domain left)."""
+    """The running job's stats, or None when no job runs (or the domain left).
+    virDomainGetJobStats first; the older virDomainGetJobInfo where it refuses."""
+    ended = (libvirt.VIR_DOMAIN_JOB_NONE, libvirt.VIR_DOMAIN_JOB_COMPLETED,
+             libvirt.VIR_DOMAIN_JOB_FAILED, libvirt.VIR_DOMAIN_JOB_CANCELLED)
     try:
         stats: dict[str, Any] = dom.jobStats(0)
-    except libvirt.libvirtError:
-        return None
-    if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) in (libvirt.VIR_DOMAIN_JOB_NONE,
-                                                           libvirt.VIR_DOMAIN_JOB_COMPLETED,
-                                                           libvirt.VIR_DOMAIN_JOB_FAILED,
-                                                           libvirt.VIR_DOMAIN_JOB_CANCELLED):
+    except libvirt.libvirtError as e:
+        activity.logger.info("jobStats: %s", e)
+        try:
+            info = dom.jobInfo()
+        except libvirt.libvirtError:
+            return None
+        if int(info[0]) in ended:
+            return None
+        return {"memory_total": info[6], "memory_processed": info[7],
+                "memory_remaining": info[8], "disk_total": info[9], "disk_processed": info[10],
+                "disk_remaining": info[11]}
+    if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) in ended:
+        activity.logger.info("jobStats: no job (%s)", stats)
         return None
     return {k: int(v) for k, v in stats.items() if isinstance(v, int)}
 
