@@ -51,8 +51,8 @@ from vmflow.contracts.migrations import (
 if TYPE_CHECKING:
     from activities.hypervisor.host import HostActivities
 
-POLL_S = 0.5
-WATCH_MAX_POLLS = 2 * 3600 * 2  # two hours of polls: longer than any completion timeout
+POLL_S = 0.1  # a tiny guest's memory phase can be over in half a second
+WATCH_MAX_POLLS = 2 * 3600 * 10  # two hours of polls: longer than any completion timeout
 MIGRATION_FAILED = "LiveMigrationFailed"
 BASE_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
               | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
@@ -183,7 +183,7 @@ class MigrationActivities:
             if running is None and call is None:  # a dead attempt's job has ended
                 break
             if running is not None:
-                progress = MigrationProgress.of(running)
+                progress = _merged(progress, MigrationProgress.of(running))
                 if not downtime_set:
                     downtime_set = _set_downtime(dom.virdom, req.downtime_ms)
             activity.heartbeat(asdict(progress))
@@ -232,6 +232,21 @@ class MigrationActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [self.prepare_live_migration, self.watch_incoming, self.live_migrate,
                 self.force_complete_migration]
+
+
+def _merged(before: MigrationProgress, now: MigrationProgress) -> MigrationProgress:
+    """The job reports no memory numbers while it copies the disk, and a fast memory
+    phase may end between two polls: keep the last numbers each part reported."""
+    if now.memory_total == 0 and before.memory_total:
+        now = replace(now, memory_total=before.memory_total,
+                      memory_processed=before.memory_processed,
+                      memory_remaining=before.memory_remaining)
+    if now.disk_total == 0 and before.disk_total:
+        now = replace(now, disk_total=before.disk_total, disk_processed=before.disk_processed,
+                      disk_remaining=before.disk_remaining)
+    total = now.memory_total + now.disk_total
+    done = now.memory_processed + now.disk_processed
+    return replace(now, percent=min(99, done * 100 // total) if total else 0)
 
 
 def _stats(dom: libvirt.virDomain) -> dict[str, int] | None:
