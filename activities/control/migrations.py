@@ -24,6 +24,7 @@ from activities.control.instances import (
     agent_enabled,
     image_file,
     linked_image,
+    meta_data,
 )
 from activities.control.liveness import host_alive
 from activities.errors import permanent
@@ -79,8 +80,8 @@ class MigrationActivities(ClientActivities):
                 root=image_file(image), kernel=linked_image(s, image, "kernel_id"),
                 ramdisk=linked_image(s, image, "ramdisk_id"),
                 cmdline=str(props.get("os_command_line", "")), agent=agent_enabled(image),
-                config_drive=ConfigDrive(inst.id, json.dumps(ControlActivities._meta_data(
-                    s, inst)), inst.user_data),
+                config_drive=ConfigDrive(inst.id, json.dumps(meta_data(s, inst)),
+                                         inst.user_data),
                 schedule_to_start_s=st.schedule_to_start_timeout,
                 schedule_attempts=st.schedule_attempts,
                 downtime_ms=st.live_migration_downtime_ms,

@@ -175,7 +175,7 @@ class LiveMigrateInstance(InstanceAction):
         if req.host is None:
             request = ScheduleRequest(plan.instance_id, plan.vcpus, plan.ram_mb, plan.disk_gb,
                                       plan.required_traits, plan.forbidden_traits,
-                                      exclude_hosts=[plan.source])
+                                      tried={plan.source: "the server's own host"})
             return await place(request, plan.schedule_attempts, plan.schedule_to_start_s,
                                attempt, give_up)
         await control(ControlStub.check_destination, CheckDestination(
