@@ -42,7 +42,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
                  reboot_timeout=10, power_sync_interval=10, **stack_overrides)
     # the stack's host runs its own libvirtd (vmflow.hostbed): tests look at that one
     s = s.model_copy(update={"libvirt_uri": hostbed.host(s, s.host).libvirt_uri})
-    guest.HOST["uri"] = s.libvirt_uri
+    guest.HOSTS[:] = [s.libvirt_uri]
     try:
         stack.up(s)
     except BaseException:

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import bearer, qemu_home
 from tests.home_cleanup import teardown_home
+from tests.integration import guest
 from tests.integration.conftest import create_server, wait_operation
 from vmflow import hostbed, stack
 from vmflow.processes import free_port
@@ -42,6 +43,7 @@ def bed(tiny_guest: Path) -> Iterator[Settings]:
                  domain_prefix=PREFIX, guest_cache=tiny_guest, agent_timeout=60,
                  stop_timeout=30, reboot_timeout=10, power_sync_interval=10,
                  host_down_after=10)  # a host whose worker stops is down within seconds
+    guest.HOSTS[:] = [h.libvirt_uri for h in hostbed.bed(s)]  # guest.sh finds the guest
     try:
         stack.up(s)
     except BaseException:
