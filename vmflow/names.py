@@ -46,6 +46,12 @@ def shelve_offload_workflow_id(instance_id: str, shelve_operation_id: str) -> st
     return f"shelve-offload-{instance_id}-{shelve_operation_id}"
 
 
+def auto_confirm_workflow_id(instance_id: str) -> str:
+    """A finished resize's timer (one at a time per instance): confirm, revert and
+    delete cancel it by this id."""
+    return f"auto-confirm-{instance_id}"
+
+
 def host_workflow_id(host: str) -> str:
     return f"host-register-{host}"
 

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     live_migration_completion_timeout: float = Field(default=300.0, gt=0)
     live_migration_timeout_action: Literal["abort", "force_complete"] = "abort"
 
+    # resize and cold migration (issue 11)
+    allow_resize_to_same_host: bool = False  # Nova's allow_resize_to_same_host
+    # a resize still VERIFY_RESIZE after this many seconds is confirmed by itself; 0: never
+    resize_confirm_window: float = Field(default=3600.0, ge=0)
+
     # shares (storage worker; vmflow.share_states)
     storage_host: str = ""  # the storage worker's host name; empty: `host`
     storage_hosts: int = Field(default=1, ge=0, le=1)  # 0: `make up` runs no storage side

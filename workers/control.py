@@ -34,6 +34,7 @@ from activities.control.instances import ControlActivities
 from activities.control.ledger import LedgerReconcileActivities
 from activities.control.migrations import MigrationActivities
 from activities.control.operation_rows import OperationRowActivities
+from activities.control.resize import ResizeControlActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
 from activities.control.shelve import ShelveActivities
@@ -59,7 +60,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *ShareControlActivities(settings).all(),
             *OperationRowActivities(settings, client).all(),
             *EvacuateActivities(settings, client).all(),
-            *MigrationActivities(settings, client).all()]
+            *MigrationActivities(settings, client).all(),
+            *ResizeControlActivities(settings, client).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -1,11 +1,13 @@
 """Every workflow class vmflow runs: the control worker registers exactly these."""
 
+from workflows.background.auto_confirm import AutoConfirmResize
 from workflows.background.auto_unrescue import AutoUnrescue
 from workflows.background.power_sync import PowerSync
 from workflows.background.reconcile_ledger import ReconcileLedger
 from workflows.background.register_host import RegisterHost
 from workflows.background.scheduled_backup import ScheduledBackup
 from workflows.background.shelve_offload_timer import ShelveOffloadTimer
+from workflows.instance.confirm_resize import ConfirmResize
 from workflows.instance.delete import DeleteInstance
 from workflows.instance.evacuate import EvacuateInstance
 from workflows.instance.launch import LaunchInstance
@@ -14,7 +16,9 @@ from workflows.instance.pause import PauseInstance
 from workflows.instance.reboot import RebootInstance
 from workflows.instance.rebuild import RebuildInstance
 from workflows.instance.rescue import RescueInstance
+from workflows.instance.resize import ResizeInstance
 from workflows.instance.resume import ResumeInstance
+from workflows.instance.revert_resize import RevertResize
 from workflows.instance.shelve import ShelveInstance
 from workflows.instance.shelve_offload import ShelveOffloadInstance
 from workflows.instance.snapshot import SnapshotInstance
@@ -37,10 +41,11 @@ INSTANCE = [
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, RebuildInstance, SnapshotInstance, ShelveInstance,
     ShelveOffloadInstance, UnshelveInstance, EvacuateInstance, LiveMigrateInstance,
+    ResizeInstance, ConfirmResize, RevertResize,
 ]
 SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
          CreateShareSnapshot, DeleteShareSnapshot]
 BACKGROUND = [RegisterHost, PowerSync, ScheduledBackup, ReconcileLedger, AutoUnrescue,
-              ShelveOffloadTimer]
+              ShelveOffloadTimer, AutoConfirmResize]
 
 ALL = [*INSTANCE, *SHARE, *BACKGROUND]

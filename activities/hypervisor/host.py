@@ -282,6 +282,7 @@ class HostActivities:
     def all(self) -> list[Callable[..., Any]]:
         from activities.hypervisor.migrate import MigrationActivities  # they import this module
         from activities.hypervisor.rebuild import RebuildActivities
+        from activities.hypervisor.resize import ResizeActivities
 
         return [
             self.fetch_image,
@@ -296,4 +297,5 @@ class HostActivities:
             *PowerActivities(self.settings, self.conn, self.instance_dir).all(),
             *RebuildActivities(self.settings, self.conn, self.instance_dir).all(),
             *MigrationActivities(self).all(),
+            *ResizeActivities(self.settings, self.conn, self.instance_dir).all(),
         ]

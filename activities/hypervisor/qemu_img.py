@@ -3,11 +3,20 @@ because image files may come from users (DESIGN decision 10)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
+import re
+import signal
 import subprocess
+import time
+from collections.abc import Callable
 from typing import Any
 
+from activities.hypervisor.underlay import in_host_netns
 from vmflow.settings import Settings
+
+PR_SET_PDEATHSIG = 1
+PROGRESS = re.compile(r"\(([0-9.]+)/100%\)")
 
 
 class QemuImgError(RuntimeError):
@@ -57,3 +66,45 @@ def data_extents(settings: Settings, src: str, fmt: str) -> list[tuple[int, int]
     out = json.loads(run(settings, "map", "-f", fmt, "--output=json", src))
     return [(int(e["start"]), int(e["length"])) for e in out
             if e.get("data") and not e.get("zero")]
+
+
+def rebase_unsafe(settings: Settings, path: str, fmt: str, base: str, base_fmt: str) -> None:
+    """Point `path` at another copy of the same base (`-u`: no data is read or copied)."""
+    run(settings, "rebase", "-u", "-f", fmt, "-F", base_fmt, "-b", base, path)
+
+
+def grow(settings: Settings, path: str, fmt: str, size_gb: int) -> None:
+    """Grow the virtual size to `size_gb` (never shrinks: callers refuse that first)."""
+    if int(info(settings, path, fmt).get("virtual-size", 0)) < size_gb * 2**30:
+        run(settings, "resize", "-f", fmt, path, f"{size_gb}G")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: killed with the worker that started it (a copy no
+    workflow waits for must not go on writing)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def pull_nbd(settings: Settings, url: str, dst: str, on_progress: Callable[[float], None],
+             timeout_s: float = 3600) -> None:
+    """Copy an NBD export's bytes into `dst` as they are (`-f raw -O raw`, sparse),
+    from inside the host's network namespace; `on_progress(fraction)` as they arrive."""
+    argv = in_host_netns(settings, [
+        "prlimit", f"--cpu={settings.qemu_img_cpu_seconds}",
+        f"--as={settings.qemu_img_memory_mb * 1024 * 1024}",
+        "qemu-img", "convert", "-p", "-f", "raw", "-O", "raw", url, dst])
+    deadline = time.monotonic() + timeout_s
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=_die_with_parent) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:  # "    (12.34/100%)" per step (no TTY: one a line)
+            m = PROGRESS.search(line)
+            if m:
+                on_progress(float(m.group(1)) / 100)
+            if time.monotonic() > deadline:
+                proc.kill()
+                break
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise QemuImgError(f"qemu-img convert from {url} failed: {err.strip()}")

@@ -59,6 +59,15 @@ class ControlActs:
     MIGRATION_TARGET = "control.migration_target"  # the destination's migration URI
     MIGRATION_UPDATE = "control.migration_update"  # the row's status, host, progress
     LIVE_MIGRATION_DONE = "control.live_migration_done"  # host, claims, ledger follow
+    # resize and cold migration (activities/control/resize.py)
+    BEGIN_RESIZE = "control.begin_resize"  # the Migration row and the move's plan
+    MOVE_CLAIM = "control.move_claim"  # an allocation to another consumer
+    UPDATE_MIGRATION = "control.update_migration"
+    FINISH_RESIZE = "control.finish_resize"  # VERIFY_RESIZE on the destination
+    PENDING_RESIZES = "control.pending_resizes"  # moves waiting for confirm or revert
+    END_RESIZE = "control.end_resize"  # confirmed or reverted
+    FORGET_SOURCE_COPY = "control.forget_source_copy"  # confirm: the source's ledger rows
+    START_AUTO_CONFIRM = "control.start_auto_confirm"  # a resize's timer ran out
 
 
 class HostActs:
@@ -92,3 +101,11 @@ class HostActs:
     WATCH_INCOMING = "host.watch_incoming"  # destination: heartbeats while it comes in
     LIVE_MIGRATE = "host.live_migrate"  # source: migrateToURI3, progress as heartbeats
     FORCE_COMPLETE_MIGRATION = "host.force_complete_migration"  # source: pause to converge
+    # resize and cold migration: the source's copy and the destination's pull
+    SET_ASIDE = "host.resize_set_aside"
+    EXPORT_FILES = "host.resize_export_files"
+    UNEXPORT_FILES = "host.resize_unexport_files"
+    RESTORE_SOURCE = "host.resize_restore_source"
+    DROP_SOURCE = "host.resize_drop_source"
+    PULL_FILES = "host.resize_pull_files"
+    DISCARD_INCOMING = "host.resize_discard_incoming"

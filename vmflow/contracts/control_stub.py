@@ -67,6 +67,17 @@ from vmflow.contracts.reconcile import (
     StoragePlan,
     StoragePlanRequest,
 )
+from vmflow.contracts.resize import (
+    AutoConfirmRequest,
+    AutoConfirmStep,
+    MoveClaim,
+    PendingResizes,
+    ResizeDone,
+    ResizeEnd,
+    ResizePlan,
+    ResizeRequest,
+    SourceCopy,
+)
 from vmflow.contracts.shares import (
     RulesApplied,
     ShareAccessSync,
@@ -340,4 +351,37 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.LIVE_MIGRATION_DONE)
     async def live_migration_done(self, req: MigrationDone) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- resize and cold migration -------------------------------------------------------
+    @activity.defn(name=ControlActs.BEGIN_RESIZE)
+    async def begin_resize(self, req: ResizeRequest) -> ResizePlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.MOVE_CLAIM)
+    async def move_claim(self, req: MoveClaim) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.UPDATE_MIGRATION)
+    async def update_migration(self, u: MigrationUpdate) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.FINISH_RESIZE)
+    async def finish_resize(self, req: ResizeDone) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.PENDING_RESIZES)
+    async def pending_resizes(self, ref: InstanceRef) -> PendingResizes:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.END_RESIZE)
+    async def end_resize(self, req: ResizeEnd) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.FORGET_SOURCE_COPY)
+    async def forget_source_copy(self, req: SourceCopy) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.START_AUTO_CONFIRM)
+    async def start_auto_confirm(self, req: AutoConfirmRequest) -> AutoConfirmStep:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -38,6 +38,7 @@ from vmflow.contracts.migrations import (
     RunLiveMigration,
 )
 from vmflow.contracts.reconcile import HostRef, HostResources
+from vmflow.contracts.resize import Exported, Pulled, PullFiles, SourceCopy, SourceRestored
 from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken
 
 RUNS_ON_THE_WORKER = "declared here; a hypervisor worker (hv.<host>) runs this activity"
@@ -172,4 +173,34 @@ class HostStub:
     @activity.defn(name=HostActs.FORCE_COMPLETE_MIGRATION)
     async def force_complete_migration(self, ref: InstanceRef) -> bool:
         """True: the guest was paused so its migration converges."""
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- resize and cold migration -------------------------------------------------------
+    @activity.defn(name=HostActs.SET_ASIDE)
+    async def set_aside(self, req: SourceCopy) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.EXPORT_FILES)
+    async def export_files(self, req: SourceCopy) -> Exported:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.UNEXPORT_FILES)
+    async def unexport_files(self, req: SourceCopy) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.RESTORE_SOURCE)
+    async def restore_source(self, req: SourceCopy) -> SourceRestored:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DROP_SOURCE)
+    async def drop_source(self, req: SourceCopy) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.PULL_FILES)
+    async def pull_files(self, req: PullFiles) -> Pulled:
+        """Heartbeat details: CopyProgress (bytes copied of the total)."""
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DISCARD_INCOMING)
+    async def discard_incoming(self, req: SourceCopy) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -1,5 +1,5 @@
 """Placement with rescheduling, for every operation that puts a guest on a host
-(launch and unshelve; migrations to come).
+(launch, unshelve, resize and cold migration).
 
 Schedule, try the best host; when its worker does not take the step within the
 schedule-to-start timeout, undo the try (the claim) and schedule again with that host

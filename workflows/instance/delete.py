@@ -1,5 +1,6 @@
 """Delete: destroy and undefine the domain, delete its files, release the claim; for
-a shelved server also its offload timer and its shelve image.
+a shelved server also its offload timer and its shelve image, for a resized one its
+source copy and the migration's claim.
 Every step is idempotent, so delete works from ERROR, on a half-built server, and
 on one whose domain is already gone; retrying a failed delete finishes it."""
 
@@ -18,10 +19,12 @@ with workflow.unsafe.imports_passed_through():
         InstanceUpdate,
         OperationRef,
     )
+    from vmflow.contracts.resize import CONFIRMED, ResizeEnd, SourceCopy
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
+from workflows.background.auto_confirm import cancel_auto_confirm
 
 
 @workflow.defn(name="DeleteInstance")
@@ -39,6 +42,8 @@ class DeleteInstance(Reporting, RowOwner):
             shelved = workflow.patched("delete-shelved")
             if shelved:  # a shelved server's offload timer never fires for a deleted one
                 await control(ControlStub.cancel_shelve_offload, inst)
+            if workflow.patched("delete-resize-source"):
+                await self._drop_source_copies(inst)
             if plan.host:  # an offloaded server has none: nothing on any host
                 self.at("destroying domain", None, plan.host)
                 await on_host(plan.host, HostStub.destroy_domain, inst, give_up_after_s=3600,
@@ -59,6 +64,19 @@ class DeleteInstance(Reporting, RowOwner):
             raise ApplicationError(fault, type=error_type(err), non_retryable=True) from err
         self.at("done", 100)
         await to_the_end(self._end(ref, "succeeded"))
+
+    async def _drop_source_copies(self, inst: InstanceRef) -> None:
+        """A resized server waiting for confirm or revert also has its source's copy and
+        the migration's claim: they go as a confirm would remove them (Nova confirms a
+        resize on delete), and its auto-confirm timer is cancelled."""
+        await cancel_auto_confirm(inst.instance_id)
+        for p in (await control(ControlStub.pending_resizes, inst)).items:
+            copy = SourceCopy(p.instance_id, p.migration_id, same_host=p.source == p.dest)
+            self.at("removing the source copy", None, p.source)
+            await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600, attempts=0)
+            await control(ControlStub.release_claim, InstanceHost(p.migration_id, p.source))
+            await control(ControlStub.end_resize, ResizeEnd(p.instance_id, p.migration_id,
+                                                            CONFIRMED))
 
     async def _end(self, ref: OperationRef, status: str, fault: str | None = None) -> None:
         if fault is not None:  # ERROR says a retry is needed
