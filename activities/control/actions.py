@@ -161,6 +161,8 @@ class ActionActivities(DbActivities):
                 if (inst is None or inst.task_state is not None or inst.vm_state == real
                         or inst.vm_state == "deleted" or self._running(s, inst.id)):
                     continue
+                if inst.vm_state == states.VmState.RESIZED and obs.exists:
+                    continue  # VERIFY_RESIZE whatever its power, until confirm or revert
                 why = (f"power sync: the domain is {obs.power}"
                        f"{' with a saved memory image' if obs.managed_save else ''}"
                        f"{'' if obs.exists else ' (not defined on its host)'}; "

@@ -5,6 +5,9 @@ to remove, what to forget, what to report and what to leave for a later run.
 
 The rules, per instance id that any of those name:
 
+- **moving**: a claim whose consumer is a migration not ended (resize, cold
+  migration: the source's claim), and a live instance's copy on the other host of
+  such a move: left to the move (confirm, revert or delete remove them).
 - **live** (a row, not `deleted`): never touched. On its own host without a domain
   (and in a state that has one), or with a domain or dir on another host than its
   row's: reported. Nothing is reported while an operation runs on it.
@@ -60,6 +63,9 @@ class HostFacts:
     running: frozenset[str]  # instances whose workflow instance-<id> is running
     now: datetime
     grace_s: float
+    # moves not ended that involve this host: consumer id (the migration's uuid, which
+    # holds the source's claim meanwhile) -> instance id
+    moving: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +117,8 @@ def classify(facts: HostFacts) -> Judgement:
     dirs = {d.instance_id for d in facts.resources.dirs}
     out = Judgement()
     for iid in sorted(instance_ids(facts)):
+        if iid in facts.moving:  # a migration's claim: the move owns it until it ends
+            continue
         inst = facts.instances.get(iid)
         busy = iid in facts.running
         here = [what for what, present in (("domain", iid in domains), ("dir", iid in dirs))
@@ -122,7 +130,7 @@ def classify(facts: HostFacts) -> Judgement:
                     NO_DOMAIN_STATES):
                 out.reported[iid] = (f"instance {iid} ({inst.vm_state}) is on {host} by its "
                                      f"row, but no domain of it is defined there")
-            elif inst.host != host and here:
+            elif inst.host != host and here and iid not in facts.moving.values():
                 out.reported[iid] = (f"instance {iid} lives on {inst.host or 'no host'}, but "
                                      f"{host} has its {' and '.join(here)}")
             continue

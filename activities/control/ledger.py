@@ -26,8 +26,11 @@ from vmflow.contracts.reconcile import (
     ReconcilePlanRequest,
 )
 from vmflow.contracts.shares import ShareLedger
-from vmflow.models import Allocation, Host, Instance, Ledger, now
+from vmflow.models import Allocation, Host, Instance, Ledger, Migration, now
 from vmflow.names import instance_workflow_id
+
+# Migration statuses after which a move holds nothing any more (Nova's, every type)
+MOVE_ENDED = ("confirmed", "reverted", "error", "completed", "failed", "cancelled", "done")
 
 
 def aware(t: datetime) -> datetime:
@@ -93,8 +96,11 @@ class LedgerReconcileActivities(ClientActivities):
                 i.id: orphans.InstanceRow(i.id, i.vm_state, i.host,
                                           aware(i.deleted_at) if i.deleted_at else None)
                 for i in rows}
+            moving = {m.uuid: m.instance_id for m in s.exec(select(Migration).where(
+                col(Migration.status).not_in(MOVE_ENDED),
+                or_(col(Migration.source_host) == host, col(Migration.dest_host) == host)))}
         return orphans.HostFacts(resources, ledger, claims, instances, frozenset(), aware(now()),
-                                 grace_s)
+                                 grace_s, moving)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.reconcile_hosts, self.reconcile_plan]

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from api.auth import AuthContext
 from api.errors import BadRequest, Conflict
 from api.schemas.common import MetaKey, MetaValue, Name, Ref, Request
+from api.services import flavors
 from api.services.guards import user_name
 from api.services.migrations import live_migrate_input
 from api.services.operations import InputFactory
@@ -30,8 +31,9 @@ from api.services.servers import resolve_image
 from vmflow.contracts.actions import RebootRequest, RebuildRequest, RescueRequest
 from vmflow.contracts.evacuate import EvacuateRequest
 from vmflow.contracts.instances import OperationRef
+from vmflow.contracts.resize import ResizeRequest
 from vmflow.contracts.shelve import SHELVE_MARKER, ShelveRequest, UnshelveRequest
-from vmflow.models import Host, Instance, Operation, now
+from vmflow.models import Flavor, Host, Instance, Operation, now
 from vmflow.settings import get_settings
 
 
@@ -234,7 +236,37 @@ def workflow_input(session: Session, auth: AuthContext, inst: Instance,
     if parsed.action == "live-migrate":  # 400 for a bad host or block_migration false
         return live_migrate_input(session, inst, parsed.args.host,
                                   parsed.args.block_migration)
+    if parsed.action in ("resize", "migrate"):
+        flavor_id, host = move_target(session, auth, inst, parsed)  # 400 if bad
+        return lambda op_id: ResizeRequest(inst.id, op_id, flavor_id, host)
     return lambda op_id: OperationRef(inst.id, op_id)
+
+
+def move_target(session: Session, auth: AuthContext, inst: Instance,
+                parsed: ParsedAction) -> tuple[str | None, str | None]:
+    """resize: the new flavor, one the caller may use, not the same, not a smaller root
+    disk (Nova's checks); migrate: the admin's host, if named, must be registered and,
+    unless VMFLOW_ALLOW_RESIZE_TO_SAME_HOST, not the server's own. 400 otherwise."""
+    if parsed.action == "migrate":
+        host = parsed.args.host
+        if host is not None:
+            if session.get(Host, host) is None:
+                raise BadRequest(f"host {host!r} is not a registered hypervisor host",
+                                 type="HostNotFound")
+            if host == inst.host and not get_settings().allow_resize_to_same_host:
+                raise BadRequest(f"server {inst.id} is on {host} already; a migration needs "
+                                 "another host", type="SameHost")
+        return None, host
+    new = flavors.resolve_flavor(session, auth, parsed.args.flavor_ref)
+    old = session.get(Flavor, inst.flavor_id)
+    if old is not None and new.id == old.id:
+        raise BadRequest(f"server {inst.id} has flavor {new.name} already; resize needs "
+                         "another flavor", type="SameFlavor")
+    if old is not None and new.disk_gb < old.disk_gb:
+        raise BadRequest(f"flavor {new.name}'s root disk ({new.disk_gb} GB) is smaller than "
+                         f"the server's ({old.disk_gb} GB): disks are never shrunk",
+                         type="FlavorDiskSmallerThanCurrent")
+    return new.id, None
 
 
 def lock(inst: Instance, auth: AuthContext, reason: str | None) -> None:

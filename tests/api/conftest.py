@@ -170,6 +170,11 @@ def add_instance(world: World, owner: Caller | None = None, vm_state: str = "act
     return inst
 
 
+def flavor_id(name: str) -> str:
+    with session() as s:
+        return s.exec(select(Flavor).where(Flavor.name == name)).one().id
+
+
 def instance_row(instance_id: str) -> Instance:
     with session() as s:
         inst = s.get(Instance, instance_id)

@@ -23,6 +23,7 @@ from tests.api.conftest import (
     World,
     add_instance,
     counts,
+    flavor_id,
     instance_row,
     operations_of,
     session,
@@ -152,6 +153,10 @@ async def test_allowed_state_starts_the_tables_workflow(
         expected["host"] = None
     if action == "live-migrate":  # auto: the disks are copied (api/services/migrations.py)
         expected["host"], expected["block_migration"] = None, True
+    if action == "resize":
+        expected["flavor_id"], expected["host"] = flavor_id("m1.small"), None
+    if action == "migrate":
+        expected["flavor_id"] = expected["host"] = None
     if action in ("snapshot", "backup"):  # the image record the route made first
         expected["image_id"] = r.json()["image_id"]
         expected["backup_type"] = "daily" if action == "backup" else None

@@ -204,3 +204,15 @@ def test_host_lists_only_its_own_domains_and_instance_dirs(tmp_path: Path) -> No
     finally:
         for iid in (mine, elsewhere, other_stack):
             conn.lookupByUUIDString(iid).undefine()
+
+
+def test_a_moves_claim_and_the_source_copy_of_a_resized_server_are_left_to_the_move() -> None:
+    """Resize: the source keeps the server's shut-off domain and a claim held by the
+    migration's uuid (B) until confirm or revert; neither is an orphan nor worth a
+    report while the move has not ended. Once it ended, the claim is an old orphan."""
+    resized = InstanceRow(A, "resized", "hv2")
+    base = facts(domains=(A,), claims={B: OLD}, instances=[resized])
+    j = classify(replace(base, moving={B: A}))
+    assert (j.remove, j.forget, j.reported, j.deferred) == ([], [], {}, {})
+    ended = classify(base)  # without the move: reported, and the claim removed
+    assert A in ended.reported and [r.instance_id for r in ended.remove] == [B]
