@@ -1,0 +1,220 @@
+"""Resize on one host (VMFLOW_ALLOW_RESIZE_TO_SAME_HOST): this tier has one libvirtd,
+where hosts are only names, so a move to the same host is the honest one here (the
+two-host moves are in tests/multihost/test_resize.py). Real guests on qemu:///system
+(TCG): the domain gets the new vCPUs and RAM, data written in the guest survives the
+copy (source set aside, served over NBD on loopback, pulled, rebased, grown), confirm
+and revert leave exactly one copy, a failing step leaves nothing behind. The timer
+and delete of a resized server run on test:///default (no guest needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import libvirt
+import pytest
+from sqlmodel import col, select
+from temporalio.client import WorkflowFailureError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.hypervisor import qemu_img
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.resize import ResizeActivities
+from tests.integration.guest import sh
+from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
+from tests.workflows.test_actions import new_op
+from vmflow.contracts.resize import ResizeRequest, SourceCopy
+from vmflow.models import Allocation, Flavor, Instance, Ledger, Migration, Operation
+from vmflow.names import CONTROL_QUEUE, instance_workflow_id
+from vmflow.settings import Settings
+
+QEMU = "qemu:///system"
+PREFIX = f"vmflowrs{os.getpid()}-"
+BIG = "t1.resized"  # 2 vCPUs, 384 MiB, 2 GB: bigger in everything than t1.micro
+
+
+@pytest.fixture(autouse=True)
+def same_host(wf_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The control worker reads these from its settings (the tier's own object)."""
+    monkeypatch.setattr(wf_settings, "allow_resize_to_same_host", True)
+    monkeypatch.setattr(wf_settings, "resize_confirm_window", 0.0)
+    with session(wf_settings) as db_s:
+        if db_s.exec(select(Flavor).where(Flavor.name == BIG)).first() is None:
+            db_s.add(Flavor(name=BIG, vcpus=2, ram_mb=384, disk_gb=2))
+            db_s.commit()
+    yield
+
+
+def flavor(s: Settings, name: str) -> str:
+    with session(s) as db_s:
+        return db_s.exec(select(Flavor).where(Flavor.name == name)).one().id
+
+
+async def resize(env: WorkflowEnvironment, s: Settings, iid: str, to: str = BIG) -> str:
+    ref = new_op(s, iid, "resize")
+    await env.client.execute_workflow(
+        "ResizeInstance", ResizeRequest(iid, ref.operation_id, flavor(s, to)),
+        id=instance_workflow_id(iid), task_queue=CONTROL_QUEUE)
+    return ref.operation_id
+
+
+async def finish(env: WorkflowEnvironment, s: Settings, iid: str, action: str) -> str:
+    ref = new_op(s, iid, action)
+    workflow = {"confirm-resize": "ConfirmResize", "revert-resize": "RevertResize"}[action]
+    await env.client.execute_workflow(workflow, ref, id=instance_workflow_id(iid),
+                                      task_queue=CONTROL_QUEUE)
+    return ref.operation_id
+
+
+def facts(s: Settings, iid: str, uri: str = QEMU) -> dict[str, Any]:
+    """Everything a move may leave behind or change."""
+    d = s.host_dir() / "instances" / iid
+    with session(s) as db_s:
+        inst = db_s.get(Instance, iid)
+        assert inst is not None
+        flv = db_s.get(Flavor, inst.flavor_id)
+        assert flv is not None
+        claims = sorted((a.instance_id == iid, a.host, a.vcpus, a.ram_mb, a.disk_gb)
+                        for a in db_s.exec(select(Allocation).where(
+                            col(Allocation.host) == s.host)))
+        ledger = sorted((e.kind, e.key == iid) for e in db_s.exec(select(Ledger).where(
+            Ledger.instance_id == iid)))
+        moves = [m.status for m in db_s.exec(select(Migration).where(
+            Migration.instance_id == iid).order_by(col(Migration.id)))]
+        row = (inst.vm_state, inst.task_state, flv.name, inst.host)
+    dom = libvirt.open(uri).lookupByUUIDString(iid)
+    state, _max_kib, mem_kib, vcpus, _cpu = dom.info()
+    return {
+        "row": row, "claims": claims, "ledger": ledger, "moves": moves,
+        "domain": (state == libvirt.VIR_DOMAIN_RUNNING, vcpus, mem_kib // 1024),
+        "disk GB": json.loads(qemu_img.run(s, "info", "-U", "-f", "qcow2", "--output=json",
+                                           str(d / "disk")))["virtual-size"] // 2**30,
+        "set aside": (d.parent / f"{iid}_resize").exists(),
+        "leftovers": sorted(p.name for p in d.iterdir() if p.name.endswith(".part")
+                            or p.name.startswith("nbd-")),
+    }
+
+
+def migration(s: Settings, iid: str) -> Migration:
+    with session(s) as db_s:
+        return db_s.exec(select(Migration).where(Migration.instance_id == iid)
+                         .order_by(col(Migration.id).desc())).first()
+
+
+async def launched(env: WorkflowEnvironment, s: Settings) -> str:
+    ref = new_server(s, image="tiny")
+    await run(env.client, "LaunchInstance", ref)
+    return ref.instance_id
+
+
+def write(iid: str, name: str) -> str:
+    token = uuid.uuid4().hex
+    assert sh(iid, f"echo {token} > /{name} && sync")[0] == 0
+    return token
+
+
+def again(s: Settings, step: str, copy: SourceCopy) -> None:
+    """A host step of confirm or revert run once more, as a retry after a lost worker."""
+    acts = ResizeActivities(s, Connection(s.libvirt_uri), lambda i: s.host_dir() / "instances" / i)
+    ActivityEnvironment().run(getattr(acts, step), copy)
+
+
+MICRO = (True, 1, 256)  # the domain of t1.micro, running
+
+
+async def test_resize_keeps_the_data_and_confirm_drops_the_source_copy(
+    temporal: WorkflowEnvironment, hv_worker: HostFactory
+) -> None:
+    async with hv_worker(libvirt_uri=QEMU, domain_prefix=PREFIX) as s:
+        iid = await launched(temporal, s)
+        token = write(iid, "before.txt")
+        await resize(temporal, s, iid)
+
+        got = facts(s, iid)
+        assert got["row"] == ("resized", None, BIG, s.host)
+        assert got["domain"] == (True, 2, 384) and got["disk GB"] == 2
+        assert got["set aside"] and got["leftovers"] == [] and got["moves"] == ["finished"]
+        assert got["claims"] == sorted([(True, s.host, 2, 384, 2), (False, s.host, 1, 256, 1)])
+        mig = migration(s, iid)
+        assert mig.disk_total and mig.disk_processed == mig.disk_total
+        assert (mig.migration_type, mig.source_host, mig.dest_host) == ("resize", s.host, s.host)
+        assert sh(iid, "cat /before.txt")[1].strip() == token
+
+        await finish(temporal, s, iid, "confirm-resize")
+        got = facts(s, iid)
+        assert got["row"] == ("active", None, BIG, s.host)
+        assert got["domain"] == (True, 2, 384) and not got["set aside"]
+        assert got["claims"] == [(True, s.host, 2, 384, 2)] and got["moves"] == ["confirmed"]
+        assert ("claim", True) not in got["ledger"]  # the source's rows went, the move's stay
+        assert sh(iid, "cat /before.txt")[1].strip() == token
+        # confirm's host step once more (a retry): nothing changes, the guest runs on
+        again(s, "drop_source", SourceCopy(iid, mig.uuid, same_host=True))
+        assert facts(s, iid) == got
+        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
+
+
+async def test_revert_brings_the_old_flavor_back_running(
+    temporal: WorkflowEnvironment, hv_worker: HostFactory
+) -> None:
+    async with hv_worker(libvirt_uri=QEMU, domain_prefix=PREFIX) as s:
+        iid = await launched(temporal, s)
+        token = write(iid, "before.txt")
+        before = facts(s, iid)
+        await resize(temporal, s, iid)
+        write(iid, "after.txt")  # on the destination's copy: gone with it
+        await finish(temporal, s, iid, "revert-resize")
+
+        got = facts(s, iid)
+        assert got["row"] == ("active", None, "t1.micro", s.host)
+        assert got["domain"] == MICRO and got["disk GB"] == 1
+        assert got["claims"] == before["claims"] and got["ledger"] == before["ledger"]
+        assert not got["set aside"] and got["moves"] == ["reverted"]
+        assert sh(iid, "cat /before.txt")[1].strip() == token
+        assert sh(iid, "test -e /after.txt")[0] != 0
+        mig = migration(s, iid)
+        for step in ("discard_incoming", "restore_source"):  # retried: no change
+            again(s, step, SourceCopy(iid, mig.uuid, same_host=True))
+        assert facts(s, iid) == got
+        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
+
+
+async def test_a_failing_step_undoes_everything(
+    temporal: WorkflowEnvironment, hv_worker: HostFactory, wf_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guest agent on the destination must answer within the agent timeout; with
+    half a second it cannot (the guest still boots): the last step fails and every
+    step is undone, the source's guest running again with its data."""
+    async with hv_worker(libvirt_uri=QEMU, domain_prefix=PREFIX) as s:
+        iid = await launched(temporal, s)
+        token = write(iid, "before.txt")
+        before = facts(s, iid)
+        monkeypatch.setattr(wf_settings, "agent_timeout", 0.5)
+        with pytest.raises(WorkflowFailureError):
+            await resize(temporal, s, iid)
+        monkeypatch.setattr(wf_settings, "agent_timeout", 20.0)
+        got = facts(s, iid)
+        assert {k: v for k, v in got.items() if k != "moves"} == {
+            k: v for k, v in before.items() if k != "moves"}
+        assert got["moves"] == ["error"]
+        with session(s) as db_s:
+            op = db_s.exec(select(Operation).where(Operation.resource_id == iid,
+                                                   Operation.action == "resize")).one()
+        assert op.status == "compensated", op.last_error
+        assert "agent" in (op.last_error or "")
+        d = s.host_dir() / "instances" / iid
+        assert not (d / "migration.json").exists()
+        deadline = time.monotonic() + 60  # the source's guest boots again
+        while True:
+            try:
+                assert sh(iid, "cat /before.txt")[1].strip() == token
+                break
+            except libvirt.libvirtError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(1)
+        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
