@@ -38,6 +38,11 @@ from vmflow import cli
     (["unshelve", "--host", "h2"], {"unshelve": {"host": "h2"}}),
     (["evacuate"], {"evacuate": None}),
     (["evacuate", "--host", "hv2"], {"evacuate": {"host": "hv2"}}),
+    (["resize", "m1.small"], {"resize": {"flavorRef": "m1.small"}}),
+    (["resize-confirm"], {"confirmResize": None}),
+    (["resize-revert"], {"revertResize": None}),
+    (["migrate"], {"migrate": None}),
+    (["migrate", "--host", "hv2"], {"migrate": {"host": "hv2"}}),
 ])
 def test_actions_post_one_key(api, args: list[str], body: dict[str, Any],
                               capsys: pytest.CaptureFixture[str]) -> None:
