@@ -19,7 +19,7 @@ from typing import Any
 import libvirt
 import pytest
 from sqlmodel import col, select
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.hypervisor import qemu_img
@@ -30,7 +30,7 @@ from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run
 from tests.workflows.test_actions import new_op
 from vmflow.contracts.resize import ResizeRequest, SourceCopy
 from vmflow.models import Allocation, Flavor, Instance, Ledger, Migration, Operation
-from vmflow.names import CONTROL_QUEUE, instance_workflow_id
+from vmflow.names import CONTROL_QUEUE, auto_confirm_workflow_id, instance_workflow_id
 from vmflow.settings import Settings
 
 QEMU = "qemu:///system"
@@ -218,3 +218,73 @@ async def test_a_failing_step_undoes_everything(
                 assert time.monotonic() < deadline
                 await asyncio.sleep(1)
         await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
+
+
+# ---- the confirm window's timer, and delete of a resized server (test:///default) ----
+TEST = "test:///default"
+
+
+async def resized_on_test_driver(env: WorkflowEnvironment, s: Settings) -> tuple[str, str]:
+    ref = new_server(s)
+    await run(env.client, "LaunchInstance", ref)
+    await resize(env, s, ref.instance_id)
+    return ref.instance_id, migration(s, ref.instance_id).uuid
+
+
+async def timer_status(env: WorkflowEnvironment, iid: str) -> WorkflowExecutionStatus | None:
+    desc = await env.client.get_workflow_handle(auto_confirm_workflow_id(iid)).describe()
+    return desc.status
+
+
+async def test_the_confirm_window_confirms_by_itself(
+    temporal: WorkflowEnvironment, hv_worker: HostFactory, wf_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wf_settings, "resize_confirm_window", 2.0)
+    async with hv_worker() as s:
+        iid, mig = await resized_on_test_driver(temporal, s)
+        assert facts(s, iid, TEST)["row"][0] == "resized"
+        result = await env_result(temporal, auto_confirm_workflow_id(iid))
+        assert result.startswith("confirm started: operation ")
+        op_id = result.rsplit(" ", 1)[1]
+        await temporal.client.get_workflow_handle(instance_workflow_id(iid)).result()
+        with session(s) as db_s:
+            op = db_s.get(Operation, op_id)
+            assert op is not None
+            assert (op.action, op.status, op.idempotency_key) == (
+                "confirm-resize", "succeeded", f"auto-confirm/{mig}")
+        got = facts(s, iid, TEST)
+        assert got["row"] == ("active", None, BIG, s.host) and got["moves"] == ["confirmed"]
+        assert not got["set aside"] and [c[0] for c in got["claims"]] == [True]
+        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
+
+
+async def env_result(env: WorkflowEnvironment, workflow_id: str) -> str:
+    return str(await env.client.get_workflow_handle(workflow_id).result())
+
+
+@pytest.mark.parametrize("end", ["revert-resize", "delete"])
+async def test_revert_and_delete_cancel_the_timer_and_leave_one_copy_or_none(
+    temporal: WorkflowEnvironment, hv_worker: HostFactory, wf_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch, end: str
+) -> None:
+    monkeypatch.setattr(wf_settings, "resize_confirm_window", 3600.0)
+    async with hv_worker() as s:
+        iid, mig = await resized_on_test_driver(temporal, s)
+        assert await timer_status(temporal, iid) == WorkflowExecutionStatus.RUNNING
+        d = s.host_dir() / "instances" / iid
+        if end == "revert-resize":
+            await finish(temporal, s, iid, end)
+            got = facts(s, iid, TEST)
+            assert got["row"] == ("active", None, "t1.micro", s.host)
+            assert got["moves"] == ["reverted"] and not got["set aside"]
+        await run(temporal.client, "DeleteInstance", new_delete_op(s, iid))
+        assert await timer_status(temporal, iid) == WorkflowExecutionStatus.CANCELED
+        with session(s) as db_s:
+            assert db_s.get(Allocation, iid) is None and db_s.get(Allocation, mig) is None
+            assert db_s.exec(select(Ledger).where(Ledger.instance_id == iid)).all() == []
+            status = db_s.exec(select(Migration).where(Migration.uuid == mig)).one().status
+        assert status == ("reverted" if end == "revert-resize" else "confirmed")
+        assert not d.exists() and not d.with_name(f"{iid}_resize").exists()
+        with pytest.raises(libvirt.libvirtError):
+            libvirt.open(TEST).lookupByUUIDString(iid)
