@@ -164,15 +164,20 @@ class ResizeControlActivities(ClientActivities):
                 s.add(inst)
             s.commit()
 
-    @activity.defn(name=ControlActs.FORGET_SOURCE_COPY)
-    def forget_source_copy(self, req: SourceCopy) -> None:
-        """Confirm: the source's ledger rows of the instance go; the destination's (keyed
-        by this migration, also when both are one host) stay."""
+    @activity.defn(name=ControlActs.CONFIRM_LEDGER)
+    def confirm_ledger(self, req: SourceCopy) -> None:
+        """Confirm: the source's ledger rows of the instance go, and the destination's
+        (keyed by the migration while both copies exist, also on one host) become the
+        instance's own, as a launch leaves them."""
         with self.session() as s:
             mig = s.exec(select(Migration).where(Migration.uuid == req.migration_id)).one()
             s.exec(delete(Ledger).where(
                 col(Ledger.host) == mig.source_host, col(Ledger.instance_id) == req.instance_id,
                 col(Ledger.kind) != "cache", col(Ledger.key) != req.migration_id))
+            for row in s.exec(select(Ledger).where(Ledger.key == req.migration_id,
+                                                   Ledger.instance_id == req.instance_id)):
+                row.key = req.instance_id
+                s.add(row)
             s.commit()
 
     # ---- the auto-confirm timer's step ------------------------------------------------
@@ -208,6 +213,6 @@ class ResizeControlActivities(ClientActivities):
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.begin_resize, self.move_claim, self.update_migration, self.finish_resize,
-                self.pending_resizes, self.end_resize, self.forget_source_copy,
+                self.pending_resizes, self.end_resize, self.confirm_ledger,
                 self.start_auto_confirm]
 

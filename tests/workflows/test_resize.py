@@ -25,6 +25,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.hypervisor import qemu_img
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.resize import ResizeActivities
+from tests.integration import guest
 from tests.integration.guest import sh
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
 from tests.workflows.test_actions import new_op
@@ -43,6 +44,7 @@ def same_host(wf_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """The control worker reads these from its settings (the tier's own object)."""
     monkeypatch.setattr(wf_settings, "allow_resize_to_same_host", True)
     monkeypatch.setattr(wf_settings, "resize_confirm_window", 0.0)
+    monkeypatch.setitem(guest.HOST, "uri", QEMU)  # where sh() finds the guests
     with session(wf_settings) as db_s:
         if db_s.exec(select(Flavor).where(Flavor.name == BIG)).first() is None:
             db_s.add(Flavor(name=BIG, vcpus=2, ram_mb=384, disk_gb=2))
@@ -103,7 +105,7 @@ def facts(s: Settings, iid: str, uri: str = QEMU) -> dict[str, Any]:
 def migration(s: Settings, iid: str) -> Migration:
     with session(s) as db_s:
         return db_s.exec(select(Migration).where(Migration.instance_id == iid)
-                         .order_by(col(Migration.id).desc())).first()
+                         .order_by(col(Migration.id).desc())).one()
 
 
 async def launched(env: WorkflowEnvironment, s: Settings) -> str:
@@ -133,11 +135,15 @@ async def test_resize_keeps_the_data_and_confirm_drops_the_source_copy(
     async with hv_worker(libvirt_uri=QEMU, domain_prefix=PREFIX) as s:
         iid = await launched(temporal, s)
         token = write(iid, "before.txt")
+        before = facts(s, iid)
         await resize(temporal, s, iid)
 
         got = facts(s, iid)
         assert got["row"] == ("resized", None, BIG, s.host)
         assert got["domain"] == (True, 2, 384) and got["disk GB"] == 2
+        # the destination's rows are keyed by the move while both copies exist
+        assert got["ledger"] == sorted(before["ledger"] + [(k, False) for k in (
+            "claim", "disk", "domain")])
         assert got["set aside"] and got["leftovers"] == [] and got["moves"] == ["finished"]
         assert got["claims"] == sorted([(True, s.host, 2, 384, 2), (False, s.host, 1, 256, 1)])
         mig = migration(s, iid)
@@ -150,7 +156,7 @@ async def test_resize_keeps_the_data_and_confirm_drops_the_source_copy(
         assert got["row"] == ("active", None, BIG, s.host)
         assert got["domain"] == (True, 2, 384) and not got["set aside"]
         assert got["claims"] == [(True, s.host, 2, 384, 2)] and got["moves"] == ["confirmed"]
-        assert ("claim", True) not in got["ledger"]  # the source's rows went, the move's stay
+        assert got["ledger"] == before["ledger"]  # one copy's rows, keyed as a launch's
         assert sh(iid, "cat /before.txt")[1].strip() == token
         # confirm's host step once more (a retry): nothing changes, the guest runs on
         again(s, "drop_source", SourceCopy(iid, mig.uuid, same_host=True))

@@ -66,7 +66,7 @@ class ControlActs:
     FINISH_RESIZE = "control.finish_resize"  # VERIFY_RESIZE on the destination
     PENDING_RESIZES = "control.pending_resizes"  # moves waiting for confirm or revert
     END_RESIZE = "control.end_resize"  # confirmed or reverted
-    FORGET_SOURCE_COPY = "control.forget_source_copy"  # confirm: the source's ledger rows
+    CONFIRM_LEDGER = "control.confirm_ledger"  # confirm: one copy's ledger rows
     START_AUTO_CONFIRM = "control.start_auto_confirm"  # a resize's timer ran out
 
 

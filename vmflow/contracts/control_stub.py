@@ -378,8 +378,8 @@ class ControlStub:
     async def end_resize(self, req: ResizeEnd) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
-    @activity.defn(name=ControlActs.FORGET_SOURCE_COPY)
-    async def forget_source_copy(self, req: SourceCopy) -> None:
+    @activity.defn(name=ControlActs.CONFIRM_LEDGER)
+    async def confirm_ledger(self, req: SourceCopy) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     @activity.defn(name=ControlActs.START_AUTO_CONFIRM)

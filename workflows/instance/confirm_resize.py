@@ -54,7 +54,7 @@ class ConfirmResize(InstanceAction):
         self.at("removing the source copy", None, p.source)
         await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600)
         await control(ControlStub.release_claim, InstanceHost(p.migration_id, p.source))
-        await control(ControlStub.forget_source_copy, copy)
+        await control(ControlStub.confirm_ledger, copy)
         await control(ControlStub.end_resize, ResizeEnd(iid, p.migration_id, CONFIRMED))
         self.finished = True
         return f"confirmed: the copy on {p.source} is removed"

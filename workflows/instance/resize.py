@@ -144,7 +144,7 @@ class ResizeInstance(InstanceAction):
         # one attempt: a copy whose destination died is not resumed (Nova), it is undone
         pulled = await on_host(dest, HostStub.pull_files, PullFiles(
             iid, mig, exported, paths[plan.root.image_id], plan.root.disk_format,
-            plan.new.disk_gb), heartbeat_s=60, timeout_s=3600, give_up_after_s=3600,
+            plan.new.disk_gb), heartbeat_s=30, timeout_s=3600, give_up_after_s=3600,
             attempts=1)
         await on_host(src, HostStub.unexport_files, copy)
         await control(ControlStub.update_migration,
