@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -49,6 +49,7 @@ ASIDE_SUFFIX = "_resize"
 MOVED = "resize.json"  # in the set-aside dir: which migration, and whether the guest ran
 INCOMING = "migration.json"  # in a pulled-in dir: the migration that brought it
 FILES = ("disk", "config.iso")  # what travels; domain.json is written anew by define
+EXPORT_PORTS = (20000, 29999)  # below the kernel's ephemeral range: clients never hold them
 EXPORT_LIFETIME_S = 7200  # an export nobody ends (its worker died) stops by itself
 _exports: dict[str, list[subprocess.Popen[bytes]]] = {}  # qemu-nbd servers to reap
 
@@ -67,10 +68,11 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     tmp.rename(path)
 
 
-def free_port(addr: str) -> int:
-    with socket.socket() as s:
-        s.bind((addr, 0))
-        return int(s.getsockname()[1])
+def some_port() -> int:
+    """A port to try: the address lives in the host's namespace, where this process
+    cannot ask the kernel for a free one; a taken port makes qemu-nbd exit, and the
+    next is tried."""
+    return random.randint(*EXPORT_PORTS)
 
 
 class ResizeActivities:
@@ -131,9 +133,9 @@ class ResizeActivities:
 
     def _serve(self, instance_id: str, addr: str, path: Path) -> int:
         pidfile = path.with_name(f"nbd-{path.name}.pid")
-        for _ in range(5):  # a port taken between choosing and binding: choose again
+        for _ in range(10):  # a port taken: choose again
             pidfile.unlink(missing_ok=True)
-            port = free_port(addr)
+            port = some_port()
             argv = in_host_netns(self.settings, [
                 "timeout", str(EXPORT_LIFETIME_S), "qemu-nbd", "--read-only", "-f", "raw",
                 "--persistent", "--bind", addr, "--port", str(port),
