@@ -40,10 +40,11 @@ def flavor_id(api: httpx.Client, name: str) -> str:
     return str(api.get(f"/v1/flavors/{name}").json()["id"])
 
 
-def sh(bed: Settings, host: str, sid: str, script: str) -> tuple[int, str]:
+def sh(bed: Settings, host: str, sid: str, script: str, timeout: float = 30
+       ) -> tuple[int, str]:
     """A shell command in the guest, through the agent on the host it runs on."""
     guest.HOST["uri"] = hostbed.host(bed, host).libvirt_uri
-    return guest.sh(sid, script)
+    return guest.sh(sid, script, timeout)
 
 
 def write(bed: Settings, host: str, sid: str, name: str) -> str:
@@ -153,8 +154,13 @@ def test_kill_9_of_the_destination_worker_mid_copy_compensates(
     sid, src = srv["id"], srv["host"]
     (dst,) = set(hosts) - {src}
     token = write(bed, src, sid, "before.txt")
-    # enough data that the copy takes a while (zeros the guest wrote are data to copy)
-    assert sh(bed, src, sid, "dd if=/dev/zero of=/ballast bs=1M count=400 && sync")[0] == 0
+    # enough data that the copy takes a while: 400 MiB the guest writes to its disk past
+    # the end of its file system (zeros written are data to copy like any other)
+    fs_kib = int(sh(bed, src, sid, "df -k / | tail -1")[1].split()[1])
+    assert fs_kib < 512 * 1024
+    code, out = sh(bed, src, sid, "dd if=/dev/zero of=/dev/vda bs=1M seek=512 count=400 "
+                                  "conv=fsync 2>&1", timeout=120)
+    assert code == 0, out
     r = action(api, sid, {"migrate": {"host": dst}})
     assert r.status_code == 202, r.text
     part = bed.host_dir(dst) / "instances" / sid / "disk.part"
