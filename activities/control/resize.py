@@ -25,7 +25,6 @@ from vmflow.contracts.resize import (
     AutoConfirmRequest,
     AutoConfirmStep,
     FlavorSpec,
-    MigrationUpdate,
     MoveClaim,
     PendingResize,
     PendingResizes,
@@ -115,20 +114,6 @@ class ResizeControlActivities(ClientActivities):
             s.delete(frm)
             s.commit()
 
-    @activity.defn(name=ControlActs.UPDATE_MIGRATION)
-    def update_migration(self, u: MigrationUpdate) -> None:
-        with self.session() as s:
-            mig = s.exec(select(Migration).where(Migration.uuid == u.migration_id)).one()
-            for name in ("status", "dest_host", "disk_total", "disk_processed"):
-                value = getattr(u, name)
-                if value is not None:
-                    setattr(mig, name, value)
-            if mig.disk_total is not None and mig.disk_processed is not None:
-                mig.disk_remaining = max(0, mig.disk_total - mig.disk_processed)
-            mig.updated_at = now()
-            s.add(mig)
-            s.commit()
-
     @activity.defn(name=ControlActs.FINISH_RESIZE)
     def finish_resize(self, req: ResizeDone) -> None:
         """The instance lives on the destination with the new flavor; the row waits."""
@@ -212,7 +197,7 @@ class ResizeControlActivities(ClientActivities):
             return AutoConfirmStep(operation_id=op.id)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.begin_resize, self.move_claim, self.update_migration, self.finish_resize,
+        return [self.begin_resize, self.move_claim, self.finish_resize,
                 self.pending_resizes, self.end_resize, self.confirm_ledger,
                 self.start_auto_confirm]
 

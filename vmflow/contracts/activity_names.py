@@ -62,7 +62,6 @@ class ControlActs:
     # resize and cold migration (activities/control/resize.py)
     BEGIN_RESIZE = "control.begin_resize"  # the Migration row and the move's plan
     MOVE_CLAIM = "control.move_claim"  # an allocation to another consumer
-    UPDATE_MIGRATION = "control.update_migration"
     FINISH_RESIZE = "control.finish_resize"  # VERIFY_RESIZE on the destination
     PENDING_RESIZES = "control.pending_resizes"  # moves waiting for confirm or revert
     END_RESIZE = "control.end_resize"  # confirmed or reverted

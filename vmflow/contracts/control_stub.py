@@ -362,10 +362,6 @@ class ControlStub:
     async def move_claim(self, req: MoveClaim) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
-    @activity.defn(name=ControlActs.UPDATE_MIGRATION)
-    async def update_migration(self, u: MigrationUpdate) -> None:
-        raise NotImplementedError(RUNS_ON_THE_WORKER)
-
     @activity.defn(name=ControlActs.FINISH_RESIZE)
     async def finish_resize(self, req: ResizeDone) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -71,15 +71,6 @@ class ResizePlan:
 
 
 @dataclass(frozen=True)
-class MigrationUpdate:
-    migration_id: str
-    status: str | None = None
-    dest_host: str | None = None
-    disk_total: int | None = None
-    disk_processed: int | None = None
-
-
-@dataclass(frozen=True)
 class MoveClaim:
     """Give the allocation of consumer `from_id` on `host` to consumer `to_id`."""
 

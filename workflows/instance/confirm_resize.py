@@ -15,10 +15,10 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.errors import Errors
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import InstanceHost, InstanceRef, OperationRef
+    from vmflow.contracts.migrations import MigrationUpdate
     from vmflow.contracts.resize import (
         CONFIRMED,
         CONFIRMING,
-        MigrationUpdate,
         ResizeEnd,
         SourceCopy,
     )
@@ -49,7 +49,7 @@ class ConfirmResize(InstanceAction):
                                    type=Errors.INVALID_STATE, non_retryable=True)
         p = found[0]
         copy = SourceCopy(iid, p.migration_id, same_host=p.source == p.dest)
-        await control(ControlStub.update_migration, MigrationUpdate(p.migration_id, CONFIRMING))
+        await control(ControlStub.migration_update, MigrationUpdate(p.migration_id, CONFIRMING))
         await cancel_auto_confirm(iid)
         self.at("removing the source copy", None, p.source)
         await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600)

@@ -29,12 +29,12 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
         ScheduleRequest,
     )
+    from vmflow.contracts.migrations import MigrationProgress, MigrationUpdate
     from vmflow.contracts.resize import (
         ERROR,
         MIGRATING,
         POST_MIGRATING,
         AutoConfirmRequest,
-        MigrationUpdate,
         MoveClaim,
         PullFiles,
         ResizeDone,
@@ -88,7 +88,7 @@ class ResizeInstance(InstanceAction):
 
     async def _failed(self, fault: str) -> None:
         if self.plan is not None:
-            await control(ControlStub.update_migration,
+            await control(ControlStub.migration_update,
                           MigrationUpdate(self.plan.migration_id, status=ERROR))
 
     async def _move(self, facts: InstanceFacts, plan: ResizePlan, undo: Compensations) -> str:
@@ -102,7 +102,7 @@ class ResizeInstance(InstanceAction):
         await control(ControlStub.move_claim, MoveClaim(src, iid, mig))
         dest, paths = await self._place(plan, undo)
         copy = SourceCopy(iid, mig, same_host=dest == src, was_running=was_running)
-        await control(ControlStub.update_migration, MigrationUpdate(mig, MIGRATING, dest))
+        await control(ControlStub.migration_update, MigrationUpdate(mig, MIGRATING, dest))
         await control(ControlStub.update_instance,
                       InstanceUpdate(iid, task_state=TaskState.RESIZE_MIGRATING))
 
@@ -128,8 +128,9 @@ class ResizeInstance(InstanceAction):
         undo.push("export", unexport)
         exported = await on_host(src, HostStub.export_files, copy)
         total = sum(f.size for f in exported.files)
-        await control(ControlStub.update_migration,
-                      MigrationUpdate(mig, disk_total=total, disk_processed=0))
+        await control(ControlStub.migration_update,
+                      MigrationUpdate(mig, progress=MigrationProgress(
+                          disk_total=total, disk_remaining=total)))
 
         made = LedgerEntries([LedgerEntry(dest, kind, mig, iid) for kind in ("disk", "domain")])
 
@@ -147,8 +148,10 @@ class ResizeInstance(InstanceAction):
             plan.new.disk_gb), heartbeat_s=30, timeout_s=3600, give_up_after_s=3600,
             attempts=1)
         await on_host(src, HostStub.unexport_files, copy)
-        await control(ControlStub.update_migration,
-                      MigrationUpdate(mig, POST_MIGRATING, disk_processed=pulled.bytes))
+        await control(ControlStub.migration_update,
+                      MigrationUpdate(mig, POST_MIGRATING, progress=MigrationProgress(
+                          disk_total=total, disk_processed=pulled.bytes,
+                          disk_remaining=max(0, total - pulled.bytes), percent=100)))
         await control(ControlStub.update_instance,
                       InstanceUpdate(iid, task_state=TaskState.RESIZE_FINISH))
 

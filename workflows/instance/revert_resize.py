@@ -24,10 +24,10 @@ with workflow.unsafe.imports_passed_through():
         LedgerEntry,
         OperationRef,
     )
+    from vmflow.contracts.migrations import MigrationUpdate
     from vmflow.contracts.resize import (
         REVERTED,
         REVERTING,
-        MigrationUpdate,
         MoveClaim,
         ResizeEnd,
         SourceCopy,
@@ -61,7 +61,7 @@ class RevertResize(InstanceAction):
         p = found[0]
         src, dest, mig = p.source, p.dest, p.migration_id
         copy = SourceCopy(iid, mig, same_host=src == dest)
-        await control(ControlStub.update_migration, MigrationUpdate(mig, REVERTING))
+        await control(ControlStub.migration_update, MigrationUpdate(mig, REVERTING))
         await cancel_auto_confirm(iid)
 
         self.at("looking at both hosts")
