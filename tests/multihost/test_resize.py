@@ -43,7 +43,10 @@ def flavor_id(api: httpx.Client, name: str) -> str:
 def sh(bed: Settings, host: str, sid: str, script: str, timeout: float = 30
        ) -> tuple[int, str]:
     """A shell command in the guest, through the agent on the host it runs on."""
-    guest.HOST["uri"] = hostbed.host(bed, host).libvirt_uri
+    dom = guest.domain(sid)
+    assert dom.isActive() and dom.UUIDString() in {
+        d.UUIDString() for d in libvirt.open(hostbed.host(bed, host).libvirt_uri)
+        .listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}, f"{sid} not running on {host}"
     return guest.sh(sid, script, timeout)
 
 

@@ -44,7 +44,7 @@ def same_host(wf_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """The control worker reads these from its settings (the tier's own object)."""
     monkeypatch.setattr(wf_settings, "allow_resize_to_same_host", True)
     monkeypatch.setattr(wf_settings, "resize_confirm_window", 0.0)
-    monkeypatch.setitem(guest.HOST, "uri", QEMU)  # where sh() finds the guests
+    monkeypatch.setattr(guest, "HOSTS", [QEMU])  # where sh() finds the guests
     with session(wf_settings) as db_s:
         if db_s.exec(select(Flavor).where(Flavor.name == BIG)).first() is None:
             db_s.add(Flavor(name=BIG, vcpus=2, ram_mb=384, disk_gb=2))
