@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 from temporalio import activity
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities.control.base import ClientActivities
 from vmflow.contracts.actions import AutoUnrescueRequest, AutoUnrescueStep
@@ -21,7 +20,6 @@ from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
 from vmflow.operations import (
-    RPC_TIMEOUT,
     Claim,
     ResourceBusy,
     instance_spec,
@@ -40,7 +38,7 @@ class AutoUnrescueActivities(ClientActivities):
             if earlier is not None:
                 if earlier.status == "skipped":
                     return AutoUnrescueStep(reason=earlier.last_error)
-                if earlier.status != "running" or await self._started(earlier):
+                if earlier.status != "running" or await self.started(earlier):
                     return AutoUnrescueStep(operation_id=earlier.id)
                 # the first attempt died before its workflow started: its row and claim go
                 self._forget(s, earlier)
@@ -84,17 +82,6 @@ class AutoUnrescueActivities(ClientActivities):
             return AutoUnrescueStep(busy=True, reason=str(e))
         activity.logger.info("auto-unrescue of instance %s: operation %s", inst.id, op.id)
         return AutoUnrescueStep(operation_id=op.id)
-
-    async def _started(self, op: Operation) -> bool:
-        """Whether the instance's workflow is the one started for `op` (its memo)."""
-        try:
-            desc = await self.client.get_workflow_handle(op.workflow_id).describe(
-                rpc_timeout=RPC_TIMEOUT)
-        except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return bool(await desc.memo_value("operation_id", None) == op.id)
 
     @staticmethod
     def _forget(s: Session, op: Operation) -> None:

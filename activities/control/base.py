@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from sqlmodel import Session
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from vmflow import db
+from vmflow.models import Operation
+from vmflow.operations import RPC_TIMEOUT
 from vmflow.settings import Settings
 
 
@@ -24,3 +27,15 @@ class ClientActivities(DbActivities):
     def __init__(self, settings: Settings, client: Client):
         super().__init__(settings)
         self.client = client
+
+    async def started(self, op: Operation) -> bool:
+        """Whether the workflow holding op's workflow id is the one started for `op`
+        (its memo): a timer's step asks before it starts the operation again."""
+        try:
+            desc = await self.client.get_workflow_handle(op.workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return bool(await desc.memo_value("operation_id", None) == op.id)

@@ -122,7 +122,7 @@ class ShelveActivities(ClientActivities):
         with self.session() as s:
             earlier = s.exec(select(Operation).where(Operation.idempotency_key == key)).first()
             if earlier is not None:
-                if earlier.status != "running" or await self._started(earlier):
+                if earlier.status != "running" or await self.started(earlier):
                     return OffloadTimerStep(operation_id=earlier.id)
                 # the first attempt died before its workflow started: its row and claim go
                 inst = s.get(Instance, earlier.resource_id)
@@ -153,17 +153,6 @@ class ShelveActivities(ClientActivities):
                 return OffloadTimerStep(busy=True, reason=str(e))
             activity.logger.info("timed shelve-offload of %s: operation %s", inst.id, op.id)
             return OffloadTimerStep(operation_id=op.id)
-
-    async def _started(self, op: Operation) -> bool:
-        """Whether the instance's workflow is the one started for `op` (its memo)."""
-        try:
-            desc = await self.client.get_workflow_handle(op.workflow_id).describe(
-                rpc_timeout=RPC_TIMEOUT)
-        except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return bool(await desc.memo_value("operation_id", None) == op.id)
 
     @activity.defn(name=ControlActs.CANCEL_SHELVE_OFFLOAD)
     async def cancel_shelve_offload(self, ref: InstanceRef) -> None:

@@ -74,18 +74,9 @@ class Spawning(Reporting):
                            attempt, give_up)
 
     async def fetch_images(self, plan: LaunchPlan, host: str) -> dict[str, str]:
-        """Images into the host's cache. Cache entries are shared and appear only
-        once verified, so a failure leaves nothing to undo; they are still ledgered."""
         self.at("fetching image")
-        images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
-        await control(ControlStub.ledger_record,
-                      LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
-        fetched = await all_of(*[
-            on_host(host, HostStub.fetch_image, FetchImage(i),
-                    schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30, timeout_s=1800)
-            for i in images
-        ])
-        return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}
+        return await fetch_images(host, [plan.root, plan.kernel, plan.ramdisk],
+                                  plan.schedule_to_start_s)
 
     async def spawn(
         self, plan: LaunchPlan, host: str, paths: dict[str, str], undo: Compensations,
@@ -137,3 +128,20 @@ class Spawning(Reporting):
             await on_host(host, HostStub.wait_agent, WaitAgent(plan.instance_id, deadline),
                           heartbeat_s=10, timeout_s=plan.agent_timeout_s + 30,
                           give_up_after_s=plan.agent_timeout_s * 3)
+
+
+async def fetch_images(host: str, wanted: list[ImageFile | None],
+                       schedule_to_start_s: float) -> dict[str, str]:
+    """Images into the host's cache, by image id to path there: launch's, unshelve's,
+    and a move's destination's. Cache entries are shared and appear only once
+    verified, so a failure leaves nothing to undo; they are still ledgered. The first
+    step on a host: one whose worker does not take it in time is given up."""
+    images = [i for i in wanted if i]
+    await control(ControlStub.ledger_record,
+                  LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
+    fetched = await all_of(*[
+        on_host(host, HostStub.fetch_image, FetchImage(i),
+                schedule_to_start_s=schedule_to_start_s, heartbeat_s=30, timeout_s=1800)
+        for i in images
+    ])
+    return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}

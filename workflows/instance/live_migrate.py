@@ -37,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import (
         ClaimRequest,
-        FetchImage,
         InstanceHost,
         InstanceRef,
         LedgerEntries,
@@ -68,7 +67,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows._base.action import InstanceAction
 from workflows._base.placement import not_taken, place
 from workflows._base.saga import Compensations
-from workflows._base.steps import all_of, control, describe, not_picked_up, on_host, retry
+from workflows._base.spawn import fetch_images
+from workflows._base.steps import control, describe, not_picked_up, on_host, retry
 
 HEARTBEAT_S = 10  # the migration step heartbeats every 0.5 s; the destination's watch too
 MAX_FORCE_REQUESTS = 20  # each is one pause on the source; more change nothing
@@ -196,15 +196,8 @@ class LiveMigrateInstance(InstanceAction):
         ledgered like launch's); the first step on that host, so a host that does not
         take it within the schedule-to-start timeout is given up."""
         self.at("fetching image", None, host)
-        images = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
-        await control(ControlStub.ledger_record,
-                      LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
-        fetched = await all_of(*[
-            on_host(host, HostStub.fetch_image, FetchImage(i),
-                    schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30,
-                    timeout_s=1800)
-            for i in images])
-        return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}
+        return await fetch_images(host, [plan.root, plan.kernel, plan.ramdisk],
+                                  plan.schedule_to_start_s)
 
     async def _prepare(self, plan: LiveMigrationPlan, dest: str, paths: dict[str, str],
                        undo: Compensations) -> DestinationDirs:

@@ -20,8 +20,6 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.instances import (
         ClaimRequest,
         DefineDomain,
-        FetchImage,
-        ImageFile,
         InstanceHost,
         InstanceRef,
         InstanceUpdate,
@@ -48,7 +46,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows._base.action import InstanceAction
 from workflows._base.placement import place
 from workflows._base.saga import Compensations
-from workflows._base.steps import all_of, control, on_host
+from workflows._base.spawn import fetch_images
+from workflows._base.steps import control, on_host
 from workflows.background.auto_confirm import AutoConfirmResize
 
 SAME_HOST_OFF = "the server's own host (VMFLOW_ALLOW_RESIZE_TO_SAME_HOST is off)"
@@ -211,15 +210,8 @@ class ResizeInstance(InstanceAction):
         """The base image (and kernel, ramdisk) into the destination's cache: the copied
         overlay is put over it. Cache entries are shared: ledgered, never undone."""
         self.at("fetching image", None, host)
-        images: list[ImageFile] = [i for i in (plan.root, plan.kernel, plan.ramdisk) if i]
-        await control(ControlStub.ledger_record,
-                      LedgerEntries([LedgerEntry(host, "cache", i.image_id) for i in images]))
-        fetched = await all_of(*[
-            on_host(host, HostStub.fetch_image, FetchImage(i),
-                    schedule_to_start_s=plan.schedule_to_start_s, heartbeat_s=30,
-                    timeout_s=1800)
-            for i in images])
-        return {i.image_id: f.path for i, f in zip(images, fetched, strict=True)}
+        return await fetch_images(host, [plan.root, plan.kernel, plan.ramdisk],
+                                  plan.schedule_to_start_s)
 
     async def _restart_source(self, copy: SourceCopy, src: str, dest: str) -> None:
         """The undo of the stop: the source runs again if it ran, unless a guest of the
