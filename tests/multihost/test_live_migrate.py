@@ -162,3 +162,36 @@ def test_destination_worker_killed_mid_migration(api: httpx.Client, bed: Setting
     finally:
         stack.ensure_component(bed, worker)
         delete_server(api, sid)
+
+
+def test_force_complete_pauses_the_guest_until_it_arrives(api: httpx.Client, bed: Settings,
+                                                         hosts: list[str], conn: Conn) -> None:
+    server = launch(api, "lm-force")
+    sid, src = server["id"], server["host"]
+    dest = other(hosts, src)
+    try:
+        dom = conn(src).lookupByUUIDString(sid)
+        sh(dom, "echo forced > /lm-marker; sync")
+        slow_down(dom)
+        r = action(api, sid, {"os-migrateLive": {"host": dest}})
+        assert r.status_code == 202, r.text
+        mig = running_migration(api, sid)
+        forced = api.post(f"/v1/servers/{sid}/migrations/{mig['id']}/action",
+                          json={"force_complete": None})
+        assert forced.status_code == 202, forced.text
+        # the source pauses the guest so its memory stops changing (Nova without post-copy)
+        deadline = time.monotonic() + 60
+        while dom.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
+            assert time.monotonic() < deadline, "force_complete did not pause the guest"
+            time.sleep(0.2)
+        dom.migrateSetMaxSpeed(100_000, 0)  # the test's own throttle lifted: it converges
+        op = wait_operation(api, r.json()["operation"]["id"], timeout=300)
+        assert op["status"] == "succeeded", op
+        shown = api.get(f"/v1/servers/{sid}").json()
+        assert (shown["host"], shown["status"]) == (dest, "ACTIVE")
+        moved = conn(dest).lookupByUUIDString(sid)
+        assert moved.state()[0] == libvirt.VIR_DOMAIN_RUNNING  # unpaused where it arrived
+        assert sh(moved, "cat /lm-marker").strip() == "forced"
+        assert_clean(bed, conn, src, sid)
+    finally:
+        delete_server(api, sid)
