@@ -9,7 +9,7 @@ PYTEST := .venv/bin/pytest
 TIERS := unit api workflows storage integration multihost faults
 PYTEST_ARGS ?=
 
-.PHONY: deps up down status test lint fmt-check bench bench-scheduler
+.PHONY: deps up down status test lint fmt-check bench bench-scheduler bench-migrate
 
 # Debian packages, uv and the venv; only what is missing, fast when done
 deps:
@@ -48,10 +48,14 @@ lint:
 fmt-check:
 	.venv/bin/ruff format --check .
 
-bench: deps bench-scheduler
+bench: deps bench-scheduler bench-migrate
 	$(PY) bench/launch.py
 	$(PY) bench/snapshot.py
 
 # 1000 synthetic hosts, 50 placements at once, SQLite and PostgreSQL (no guests)
 bench-scheduler: deps
 	$(PY) bench/scheduler.py
+
+# a private two-host bed: live migration against direct libvirt, cold migrate, shelve
+bench-migrate: deps
+	$(PY) bench/migrate.py

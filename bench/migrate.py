@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -34,7 +37,6 @@ import httpx
 import libvirt
 from temporalio.testing import ActivityEnvironment
 
-from activities.hypervisor import qemu_img
 from activities.hypervisor.host import HostActivities
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
@@ -44,6 +46,7 @@ from bench.migrate_report import plot, report, stall
 from bench.snapshot import Guest, host_steps
 from vmflow import hostbed, stack
 from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.instances import ConfigDrive
 from vmflow.contracts.migrations import PrepareLiveMigration
 from vmflow.processes import free_port
 from vmflow.settings import Settings
@@ -119,12 +122,14 @@ def ticked(guest: Guest, bed: Bed, sid: str, move: Callable[[], dict[str, Any]],
     guest.start_tickers()
     off0 = guest.clock()
     time.sleep(SETTLE_S)
+    t0 = time.time()
     result = move()
+    span = (t0, time.time())
     guest.dom = bed.dom(dest, sid)
     time.sleep(SETTLE_S)
     ticks = guest.stop_tickers()
     off1 = guest.clock()
-    return {"started": started, **result, **stall(ticks, off0, off1)}
+    return {"started": started, **result, **stall(ticks, off0, off1, span)}
 
 
 # ---- (a) vmflow through the API -----------------------------------------------------
@@ -142,7 +147,7 @@ def act(api: httpx.Client, sid: str, body: dict[str, Any], poll: float) -> tuple
     return seconds, op
 
 
-def vmflow_live(s: Settings, api: httpx.Client, sid: str, dest: str,
+def vmflow_live(s: Settings, api: httpx.Client, bed: Bed, sid: str, dest: str,
                 poll: float) -> dict[str, Any]:
     seconds, op = act(api, sid, {"os-migrateLive": {"host": dest, "block_migration": "auto"}},
                       poll)
@@ -150,13 +155,21 @@ def vmflow_live(s: Settings, api: httpx.Client, sid: str, dest: str,
     if host != dest:
         raise RuntimeError(f"the live migration ended with the server on {host}, not {dest}")
     step = asyncio.run(host_steps(s, op)).get(HostActs.LIVE_MIGRATE, {})
-    done = step.get("result") or {}
     return {"seconds": seconds,
             "migrate_step_s": step["end"] - step["start"] if "end" in step else None,
-            "downtime_ms": done.get("downtime_ms")}
+            "downtime_ms": downtime(bed, dest, sid)}
 
 
 # ---- (b) the same move straight on libvirt ------------------------------------------
+
+def downtime(bed: Bed, host: str, sid: str) -> int | None:
+    """libvirt's own figure: the destination keeps the incoming job's completed stats."""
+    try:
+        done = bed.dom(host, sid).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    except libvirt.libvirtError:
+        return None
+    return int(done["downtime"]) if "downtime" in done else None
+
 
 def set_downtime(dom: libvirt.virDomain, ms: int, stop: threading.Event) -> None:
     """As vmflow's migration step does: the maximum downtime, once the job accepts it."""
@@ -166,6 +179,20 @@ def set_downtime(dom: libvirt.virDomain, ms: int, stop: threading.Event) -> None
             return
         except libvirt.libvirtError:
             continue
+
+
+def config_drive(sid: str, iso: str | None) -> ConfigDrive | None:
+    """The same contents as the source's config drive (the destination writes its own)."""
+    if iso is None:
+        return None
+
+    def read(name: str) -> bytes:
+        return subprocess.run(["isoinfo", "-R", "-i", iso, "-x", f"/openstack/latest/{name}"],
+                              capture_output=True, check=True).stdout
+
+    user_data = read("user_data")
+    return ConfigDrive(sid, read("meta_data.json").decode(),
+                       base64.b64encode(user_data).decode() if user_data else None)
 
 
 def direct_live(s: Settings, bed: Bed, sid: str, src: str, dest: str,
@@ -179,8 +206,13 @@ def direct_live(s: Settings, bed: Bed, sid: str, src: str, dest: str,
     src_dir, src_cache = s.host_dir(src) / "instances" / sid, s.host_dir(src) / "cache"
     host = HostActivities(s.model_copy(update={"host": dest}), bed.conns[dest])
     spec = json.loads((src_dir / "domain.json").read_text())  # the source's DefineDomain
-    top = qemu_img.info(s, spec["disk_path"], "qcow2")
-    base = top.get("full-backing-filename") or top["backing-filename"]
+    dom = bed.dom(src, sid)
+    live = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+    # the running qemu holds the overlay's lock: its base and size from libvirt
+    base = ET.fromstring(dom.XMLDesc(0)).find("./devices/disk/backingStore/source")
+    if base is None:
+        raise RuntimeError(f"{sid}'s root disk shows no backing file")
+    size_gb = dom.blockInfo(spec["disk_path"])[0] // 2**30
 
     def moved(path: str | None) -> str | None:
         if path is None:
@@ -191,14 +223,12 @@ def direct_live(s: Settings, bed: Bed, sid: str, src: str, dest: str,
         return str(there)
 
     req = PrepareLiveMigration(
-        sid, moved(base) or "", base_format, top["virtual-size"] // 2**30,
+        sid, moved(base.get("file")) or "", base_format, size_gb,
         moved(spec["kernel_path"]), moved(spec["initrd_path"]), spec["cmdline"], spec["agent"],
-        spec["vcpus"], spec["ram_mb"], None)
+        spec["vcpus"], spec["ram_mb"], config_drive(sid, spec["config_drive_path"]))
     dirs = ActivityEnvironment().run(MigrationActivities(host).prepare_live_migration, req)
     prepared = time.monotonic()
-    dom = bed.dom(src, sid)
     relocated = {str(src_dir): dirs.instance_dir, str(src_cache): dirs.cache_dir}
-    live = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE)
     persistent = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_INACTIVE)
     params = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: domain_xml.relocate(live, relocated),
               libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: domain_xml.relocate(persistent, relocated),
@@ -215,13 +245,8 @@ def direct_live(s: Settings, bed: Bed, sid: str, src: str, dest: str,
     migrated = time.monotonic()
     shutil.rmtree(src_dir)
     seconds = time.monotonic() - t0
-    try:  # the destination keeps the incoming job's completed stats
-        done = bed.dom(dest, sid).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-        downtime = int(done["downtime"]) if "downtime" in done else None
-    except libvirt.libvirtError:
-        downtime = None
     return {"seconds": seconds, "prepare_s": prepared - t0, "migrate_step_s": migrated - prepared,
-            "downtime_ms": downtime}
+            "downtime_ms": downtime(bed, dest, sid)}
 
 
 # ---- the run ------------------------------------------------------------------------
@@ -238,7 +263,7 @@ def live_rounds(s: Settings, api: httpx.Client, bed: Bed, sid: str, home_host: s
         for kind in order:
             for src in (home_host, bed.other(home_host)):
                 dest = bed.other(src)
-                move = (partial(vmflow_live, s, api, sid, dest, poll) if kind == "vmflow"
+                move = (partial(vmflow_live, s, api, bed, sid, dest, poll) if kind == "vmflow"
                         else partial(direct_live, s, bed, sid, src, dest, base_format))
                 leg = {"round": n, "side": kind, "from": src, "to": dest,
                        **ticked(guest, bed, sid, move, dest), "loadavg_1m": os.getloadavg()[0]}

@@ -17,25 +17,41 @@ live s: vmflow's POST os-migrateLive until the polling client saw the operation 
   direct: the bench's own destination prepare (vmflow's prepare_live_migration) +
   migrateToURI3 (same flags, relocated XML, max downtime) + the source's files removed
 step s: the source's migration alone (vmflow's host.live_migrate / the direct call)
-stall s: the longest gap of the guest's /root ticker on its own clock plus how long its
+stall s: the longest gap of the guest's /root ticker (on its own clock) that overlaps the
+  move's span (POST to the end seen; direct: prepare to files removed), plus how long its
   clock stood still across the move (a paused guest's clock stops: QEMU's virtual clock
   is migrated, so the pause never shows as a gap on the guest's clock); an upper bound
-  of the write stall as the world saw it; libvirt downtime: the job's own figure
+  of the write stall as the world saw it; idle gap: the longest gap outside the move
+  (the guest's own stutter under TCG); libvirt downtime: the job's own figure
 a round is a pair of moves, there and back; per round the worse of the two stalls"""
 
 
-def gaps(ticks: list[float]) -> list[float]:
-    return [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
-
-
-def stall(ticks: dict[str, list[float]], off0: float, off1: float) -> dict[str, Any]:
-    """`off` is host wall time minus guest uptime, before and after the move."""
-    disk, tmpfs = gaps(ticks["disk"]), gaps(ticks["tmpfs"])
+def stall(ticks: dict[str, list[float]], off0: float, off1: float,
+          span: tuple[float, float]) -> dict[str, Any]:
+    """`off` is host wall time minus guest uptime, before and after the move; `span`
+    the move's start and end on the host's clock. A tick before the pause is at
+    uptime + off0 on the host's clock, one after it at uptime + off1: a gap counts
+    when it may overlap the span (the earlier offset for its start, the later for its
+    end). The gaps outside it are the guest's own stutter, the baseline."""
     shift = off1 - off0
+    lo, hi = span
+
+    def split(ts: list[float]) -> tuple[list[float], list[float]]:
+        inside: list[float] = []
+        outside: list[float] = []
+        for a, b in zip(ts, ts[1:], strict=False):
+            (inside if b + max(off0, off1) > lo and a + min(off0, off1) < hi
+             else outside).append(b - a)
+        return inside, outside
+
+    disk, idle = split(ticks["disk"])
+    tmpfs, _ = split(ticks["tmpfs"])
     guest_gap = max(disk, default=0.0)
     return {"stall_s": guest_gap + max(shift, 0.0), "guest_gap_s": guest_gap,
             "tmpfs_gap_s": max(tmpfs, default=0.0), "clock_shift_s": shift,
-            "tick_s": statistics.median(disk) if disk else None, "ticks": len(ticks["disk"])}
+            "idle_gap_s": max(idle, default=0.0),
+            "tick_s": statistics.median(disk + idle) if disk + idle else None,
+            "ticks": len(ticks["disk"])}
 
 
 def p95(xs: list[float]) -> float:
@@ -58,11 +74,13 @@ def report(live: dict[str, list[dict[str, Any]]], cold: list[dict[str, Any]] | N
     med = statistics.median
     vm, direct = live["vmflow"], live["direct"]
     print(f"\n{'leg':>4} {'round':>5} {'side':>6} {'live s':>7} {'step s':>7} {'stall s':>8}"
-          f" {'guest gap':>9} {'clock stood':>11} {'downtime ms':>11} {'load':>5}")
+          f" {'guest gap':>9} {'clock stood':>11} {'idle gap':>8} {'downtime ms':>11}"
+          f" {'load':>5}")
     for i, leg in enumerate(sorted(vm + direct, key=lambda x: (x["round"], x["started"])), 1):
         print(f"{i:>4} {leg['round']:>5} {leg['side']:>6} {leg['seconds']:>7.2f}"
               f" {leg['migrate_step_s'] or 0:>7.2f} {leg['stall_s']:>8.3f}"
               f" {leg['guest_gap_s']:>9.3f} {leg['clock_shift_s']:>11.3f}"
+              f" {leg['idle_gap_s']:>8.3f}"
               f" {leg['downtime_ms'] if leg['downtime_ms'] is not None else '-':>11}"
               f" {leg['loadavg_1m']:>5.2f}")
     v, d = summary(vm), summary(direct)
