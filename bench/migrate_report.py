@@ -145,10 +145,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     dur.legend(fontsize=8)
     for key in ("live_vmflow", "live_direct"):
         rows = kinds[key]["rounds"]
-        st.plot(range(1, len(rows) + 1), [r["stall_s"] for r in rows], "o-", ms=4,
-                label=f"{labels[key]}: stall")
+        line, = st.plot(range(1, len(rows) + 1), [r["stall_s"] for r in rows], "o-", ms=4,
+                        label=f"{labels[key]}: stall")
         st.plot(range(1, len(rows) + 1), [r["clock_shift_s"] for r in rows], "x:", ms=4,
-                label=f"{labels[key]}: clock stood")
+                color=line.get_color(), label=f"{labels[key]}: clock stood")
     st.axhline(result["stall_target_s"], color="red", lw=0.8, label="target")
     st.set(xlabel="live move", ylabel="seconds", ylim=(0, None),
            title="guest's write stall per move")
