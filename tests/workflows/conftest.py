@@ -5,6 +5,7 @@ files), one fresh host name per test."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -52,7 +53,27 @@ def wf_settings(tiny_guest: Path) -> Iterator[Settings]:
                        location=tiny.location, properties=props))
         db_s.commit()
     yield s
+    remove_guests_of_this_run()
     shutil.rmtree(home, ignore_errors=True)
+
+
+def remove_guests_of_this_run() -> None:
+    """Guests this run made on the machine's libvirtd (their domain prefixes carry the
+    run's pid) are gone at its end, also those of a test that failed half-way."""
+    if not stack.libvirt_ok():
+        return
+    import libvirt  # only where the machine's libvirtd runs
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        for dom in conn.listAllDomains():
+            if dom.name().startswith("vmflow") and f"{os.getpid()}-" in dom.name():
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    finally:
+        conn.close()
 
 
 
