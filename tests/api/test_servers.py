@@ -180,7 +180,9 @@ async def test_operation_show_without_a_worker(api: httpx.AsyncClient, world: Wo
     op_id = created["operation"]["id"]
     started = time.monotonic()
     r = await api.get(f"/v1/operations/{op_id}", headers=world.alice.h)
-    assert time.monotonic() - started < 5  # the failing status query must not hang it
+    # the failing status query must not hang it: one describe (5 s at most) and one
+    # query (2 s) bound it, whatever the load of the machine
+    assert time.monotonic() - started < 10
     assert r.status_code == 200, r.text
     op = r.json()
     assert (op["id"], op["resource_type"], op["resource_id"], op["action"], op["status"]) == (

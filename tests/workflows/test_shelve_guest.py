@@ -9,8 +9,10 @@ import os
 import uuid
 
 import libvirt
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.integration import guest
 from tests.integration.guest import sh
 from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run
 from tests.workflows.test_reconcile_ledger import no_guest_left, reconcile
@@ -39,7 +41,9 @@ async def power_sync(env: WorkflowEnvironment, iid: str) -> SyncResult:
 
 
 async def test_the_guests_data_survives_shelve_offload_and_unshelve(
-        temporal: WorkflowEnvironment, hv_worker: HostFactory) -> None:
+        temporal: WorkflowEnvironment, hv_worker: HostFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(guest, "HOSTS", [QEMU])  # where sh() finds the guest
     async with hv_worker(libvirt_uri=QEMU, domain_prefix=PREFIX) as s:
         ref = new_server(s, image="tiny")
         iid = ref.instance_id
