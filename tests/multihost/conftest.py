@@ -91,7 +91,12 @@ def conn(bed: Settings) -> Iterator[Callable[[str], libvirt.virConnect]]:
     opened: dict[str, libvirt.virConnect] = {}
 
     def get(host: str) -> libvirt.virConnect:
-        if host not in opened or not opened[host].isAlive():  # a host powered off and on
+        if host in opened:
+            try:  # a host powered off and on (evacuate) left a dead socket behind
+                opened[host].getLibVersion()
+            except libvirt.libvirtError:
+                del opened[host]
+        if host not in opened:
             opened[host] = libvirt.open(hostbed.host(bed, host).libvirt_uri)
         return opened[host]
 
