@@ -24,6 +24,7 @@ from api.errors import ApiError, Unauthorized
 from api.routers import (
     backup_schedules,
     flavors,
+    floating_ips,
     health,
     hosts,
     identity,
@@ -33,15 +34,19 @@ from api.routers import (
     keypairs,
     metadata,
     migrations,
+    networks,
     operations,
+    ports,
     quotas,
     reconcilers,
+    security_groups,
     server_actions,
     servers,
     share_actions,
     share_snapshots,
     share_types,
     shares,
+    subnets,
 )
 from vmflow.states import ActionNotAllowed
 
@@ -119,6 +124,8 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     app.include_router(backup_schedules.router)
     for module in (shares, share_actions, share_snapshots, share_types, quotas):
+        app.include_router(module.router)
+    for module in (networks, subnets, ports, security_groups, floating_ips):
         app.include_router(module.router)
     return app
 

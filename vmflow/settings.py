@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # a resize still VERIFY_RESIZE after this many seconds is confirmed by itself; 0: never
     resize_confirm_window: float = Field(default=3600.0, ge=0)
 
+    # networks (issue 12): `networks: "auto"` gives a project without a network one /24
+    # of this pool on first use (Nova's get-me-a-network)
+    auto_network_pool: str = "10.100.0.0/16"
+
     # shares (storage worker; vmflow.share_states)
     storage_host: str = ""  # the storage worker's host name; empty: `host`
     storage_hosts: int = Field(default=1, ge=0, le=1)  # 0: `make up` runs no storage side

@@ -39,8 +39,6 @@ class NetworkCreate(Request):
 
 
 class NetworkPublic(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
     id: str
     name: str
     project_id: str
@@ -60,12 +58,13 @@ class NetworkPublic(BaseModel):
 
     @classmethod
     def of(cls, n: Network, subnets: list[str], admin: bool) -> NetworkPublic:
-        return cls(id=n.id, name=n.name, project_id=n.project_id, tenant_id=n.project_id,
-                   admin_state_up=n.admin_state_up, shared=n.shared,
-                   router_external=n.router_external, status=n.status, subnets=subnets,
-                   mtu=n.mtu, provider_network_type="vxlan" if admin else None,
-                   provider_segmentation_id=n.segmentation_id if admin else None,
-                   created_at=utc(n.created_at), updated_at=utc(n.updated_at))
+        return cls.model_validate({
+            "id": n.id, "name": n.name, "project_id": n.project_id,
+            "tenant_id": n.project_id, "admin_state_up": n.admin_state_up, "shared": n.shared,
+            "router:external": n.router_external, "status": n.status, "subnets": subnets,
+            "mtu": n.mtu, "provider:network_type": "vxlan" if admin else None,
+            "provider:segmentation_id": n.segmentation_id if admin else None,
+            "created_at": utc(n.created_at), "updated_at": utc(n.updated_at)})
 
 
 class NetworkList(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.schemas.common import Request, utc
 from api.schemas.networks import IpText, NetId, NetName
@@ -35,8 +35,6 @@ class PortCreate(Request):
 
 
 class PortPublic(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
     id: str
     name: str
     network_id: str
@@ -55,14 +53,16 @@ class PortPublic(BaseModel):
 
     @classmethod
     def of(cls, p: Port, ips: list[IpAllocation], groups: list[str]) -> PortPublic:
-        return cls(id=p.id, name=p.name, network_id=p.network_id, project_id=p.project_id,
-                   tenant_id=p.project_id, mac_address=p.mac_address,
-                   admin_state_up=p.admin_state_up, status=p.status,
-                   fixed_ips=[{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
-                              for a in ips],
-                   security_groups=groups, device_id=p.device_id,
-                   device_owner=p.device_owner, binding_host_id=p.binding_host_id,
-                   created_at=utc(p.created_at), updated_at=utc(p.updated_at))
+        return cls.model_validate({
+            "id": p.id, "name": p.name, "network_id": p.network_id,
+            "project_id": p.project_id, "tenant_id": p.project_id,
+            "mac_address": p.mac_address, "admin_state_up": p.admin_state_up,
+            "status": p.status,
+            "fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address}
+                          for a in ips],
+            "security_groups": groups, "device_id": p.device_id,
+            "device_owner": p.device_owner, "binding:host_id": p.binding_host_id,
+            "created_at": utc(p.created_at), "updated_at": utc(p.updated_at)})
 
 
 class PortList(BaseModel):

@@ -1,0 +1,141 @@
+"""Floating IPs (Neutron v2.0), the logic behind api/routers/floating_ips.py.
+
+A floating IP is an address of an external network (`router:external`, made by an
+admin), held as in Neutron by a port of device_owner network:floatingip on that
+network, so the same atomic allocation keeps it unique. It is associated with a port
+of the caller's (PUT {port_id}) and disassociated (PUT {port_id: null}); the port may
+not be on an external network, and one fixed IP has at most one floating IP (unique
+in the database). vmflow has no routers: the host running the guest NATs 1:1, and
+sets status ACTIVE once it has (the host side, not this module).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.auth import AuthContext, scoped
+from api.errors import BadRequest, Conflict, NotFound
+from api.schemas.floating_ips import FloatingIpCreate, FloatingIpUpdate
+from api.services.networks import get_network, ipam_errors
+from api.services.operations import find_idempotent, remember_key
+from api.services.ports import FLOATINGIP_OWNER, addresses, get_port
+from vmflow.ip_allocation import FixedIpRequest, PortSpec, add_port, remove_port
+from vmflow.models import FloatingIp, Network, Port, new_id, now
+
+
+def get_fip(session: Session, auth: AuthContext, fip_id: str) -> FloatingIp:
+    fip = session.get(FloatingIp, fip_id)
+    if fip is None or not auth.can_see(fip.project_id):
+        raise NotFound(f"floating IP {fip_id} not found", type="FloatingIPNotFound")
+    return fip
+
+
+def list_fips(session: Session, auth: AuthContext, port_id: str | None = None,
+              floating_network_id: str | None = None) -> list[FloatingIp]:
+    stmt = scoped(select(FloatingIp), FloatingIp.project_id, auth)
+    if port_id is not None:
+        stmt = stmt.where(FloatingIp.port_id == port_id)
+    if floating_network_id is not None:
+        stmt = stmt.where(FloatingIp.floating_network_id == floating_network_id)
+    return list(session.exec(stmt.order_by(col(FloatingIp.created_at), col(FloatingIp.id))))
+
+
+def _associate(session: Session, auth: AuthContext, fip: FloatingIp, port_id: str,
+               fixed_ip_address: str | None) -> None:
+    """Point `fip` at one fixed IP of a port the caller sees (not yet committed)."""
+    port = get_port(session, auth, port_id)
+    net = session.get(Network, port.network_id)
+    if net is None or net.router_external or port.device_owner.startswith("network:"):
+        raise BadRequest(f"port {port.id} is on an external network or is a network "
+                         "port; a floating IP targets a port of a project network",
+                         type="PortNotValidForFloatingIP")
+    fixed = [a.ip_address for a in addresses(session, [port.id])[port.id]]
+    if not fixed:
+        raise BadRequest(f"port {port.id} has no fixed IP", type="PortHasNoFixedIP")
+    if fixed_ip_address is None:
+        if len(fixed) > 1:
+            raise BadRequest(f"port {port.id} has several fixed IPs; give fixed_ip_address")
+        fixed_ip_address = fixed[0]
+    elif fixed_ip_address not in fixed:
+        raise BadRequest(f"{fixed_ip_address} is not a fixed IP of port {port.id}")
+    taken = session.exec(select(FloatingIp.id).where(
+        FloatingIp.port_id == port.id, FloatingIp.fixed_ip_address == fixed_ip_address,
+        FloatingIp.id != fip.id)).first()
+    if taken is not None:
+        raise Conflict(f"fixed IP {fixed_ip_address} of port {port.id} already has "
+                       f"floating IP {taken}", type="FloatingIPPortAlreadyAssociated")
+    fip.port_id, fip.fixed_ip_address, fip.updated_at = port.id, fixed_ip_address, now()
+
+
+def _commit(session: Session) -> None:
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent association of the same fixed IP won
+        session.rollback()
+        raise Conflict("that fixed IP got a floating IP concurrently",
+                       type="FloatingIPPortAlreadyAssociated") from None
+
+
+def create_fip(session: Session, auth: AuthContext, body: FloatingIpCreate,
+               key: str | None) -> FloatingIp:
+    earlier = find_idempotent(session, auth, key, "floatingip", "create")
+    if earlier is not None:
+        return get_fip(session, auth, earlier.resource_id)
+    net = get_network(session, auth, body.floating_network_id)
+    if not net.router_external:
+        raise BadRequest(f"network {net.id} is not an external network",
+                         type="ExternalNetworkNotFound")
+    fip_id = new_id()
+    try:
+        with ipam_errors():
+            port, ips = add_port(session, PortSpec(
+                network_id=net.id, project_id=net.project_id, device_id=fip_id,
+                device_owner=FLOATINGIP_OWNER,
+                fixed_ips=[FixedIpRequest(ip_address=body.floating_ip_address)]))
+        fip = FloatingIp(id=fip_id, project_id=auth.project_id, floating_network_id=net.id,
+                         floating_port_id=port.id, floating_ip_address=ips[0].ip_address,
+                         description=body.description)
+        if body.port_id is not None:
+            _associate(session, auth, fip, body.port_id, body.fixed_ip_address)
+        elif body.fixed_ip_address is not None:
+            raise BadRequest("fixed_ip_address needs a port_id")
+        session.add(fip)
+        remember_key(session, auth, key, "floatingip", fip.id, "create")
+        _commit(session)
+    except BaseException:
+        session.rollback()  # frees the network lock and the address at once
+        raise
+    return fip
+
+
+def update_fip(session: Session, auth: AuthContext, fip_id: str, body: FloatingIpUpdate,
+               key: str | None) -> FloatingIp:
+    """Associate with body.port_id, or disassociate when it is null."""
+    if find_idempotent(session, auth, key, "floatingip", "update", fip_id):
+        return get_fip(session, auth, fip_id)
+    fip = get_fip(session, auth, fip_id)
+    if body.port_id is None:
+        if body.fixed_ip_address is not None:
+            raise BadRequest("fixed_ip_address needs a port_id")
+        fip.port_id, fip.fixed_ip_address, fip.updated_at = None, None, now()
+    else:
+        _associate(session, auth, fip, body.port_id, body.fixed_ip_address)
+    session.add(fip)
+    remember_key(session, auth, key, "floatingip", fip.id, "update")
+    _commit(session)
+    return fip
+
+
+def delete_fip(session: Session, auth: AuthContext, fip_id: str, key: str | None) -> None:
+    """Releases the address (its port on the external network goes with it)."""
+    if find_idempotent(session, auth, key, "floatingip", "delete"):
+        return
+    fip = get_fip(session, auth, fip_id)
+    port = session.get(Port, fip.floating_port_id)
+    session.delete(fip)
+    session.flush()
+    if port is not None:
+        remove_port(session, port)
+    remember_key(session, auth, key, "floatingip", fip.id, "delete")
+    session.commit()
