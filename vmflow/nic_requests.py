@@ -53,7 +53,8 @@ def parse_networks(value: Any) -> NicPlan:
         uuid, port, fixed_ip = item.get("uuid"), item.get("port"), item.get("fixed_ip")
         if (uuid is None) == (port is None):
             raise _bad(f"networks[{i}] needs exactly one of uuid and port")
-        if not isinstance(uuid or port, str) or not 1 <= len(uuid or port) <= 64:
+        ref = uuid if port is None else port
+        if not isinstance(ref, str) or not 1 <= len(ref) <= 64:
             raise _bad(f"networks[{i}]: uuid or port must be an id")
         if fixed_ip is not None:
             if port is not None:
