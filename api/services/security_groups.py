@@ -172,15 +172,15 @@ def create_rule(session: Session, auth: AuthContext, body: SecurityGroupRuleCrea
     if earlier is not None:
         return get_rule(session, auth, earlier.resource_id)
     group = get_group(session, auth, body.security_group_id)
+    with ipam_errors():
+        rule = security_rules.normalize(
+            body.direction, body.ethertype, body.protocol, body.port_range_min,
+            body.port_range_max, body.remote_ip_prefix, body.remote_group_id)
     if body.remote_group_id is not None:
         remote = get_group(session, auth, body.remote_group_id)
         if remote.project_id != group.project_id:
             raise NotFound(f"security group {body.remote_group_id} not found",
                            type="SecurityGroupNotFound")
-    with ipam_errors():
-        rule = security_rules.normalize(
-            body.direction, body.ethertype, body.protocol, body.port_range_min,
-            body.port_range_max, body.remote_ip_prefix, body.remote_group_id)
     row = _rule_row(group, rule, body.description)
     session.add(row)
     remember_key(session, auth, key, "security_group_rule", row.id, "create")

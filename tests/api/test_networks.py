@@ -165,6 +165,10 @@ async def test_shared_and_external_are_admin_only_and_visible_to_all(
     r = await api.post("/v1/ports", headers=world.bob.h, json={"network_id": ext["id"]})
     assert r.status_code == 403
     assert (await api.delete(f"/v1/ports/{port['id']}", headers=world.bob.h)).status_code == 204
+    # a shared network would be every project's "auto" choice: not left behind
+    for n in (shared, ext):
+        assert (await api.delete(f"/v1/networks/{n['id']}", headers=world.admin.h)
+                ).status_code == 204
 
 
 async def test_network_in_use_is_409_then_deleted_with_its_subnet(
