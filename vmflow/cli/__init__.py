@@ -1,7 +1,7 @@
 """`vmflow`: the command line over the HTTP API (servers and their actions, keypairs,
-operations, images, flavors, hosts, shares, projects, users, tokens, admin tools). It
-talks HTTP only and never imports temporalio; `main` still ends with os._exit so that
-nothing run at interpreter exit can change the exit code.
+operations, images, flavors, hosts, shares, networks, projects, users, tokens, admin
+tools). It talks HTTP only and never imports temporalio; `main` still ends with
+os._exit so that nothing run at interpreter exit can change the exit code.
 
 common.py holds the client, rendering, --wait and @calls (the routes each command
 declares, checked against the API by tests/api/test_cli_coverage.py); the other
@@ -26,6 +26,7 @@ from vmflow.cli.identity import project_app, token_app, user_app
 from vmflow.cli.images import image_app
 from vmflow.cli.keypairs import keypair_app
 from vmflow.cli.migrations import migration_app  # also adds `server live-migrate`
+from vmflow.cli.networks import fip_app, network_app, port_app, rule_app, sg_app, subnet_app
 from vmflow.cli.servers import server_app
 from vmflow.cli.shares import share_app
 
@@ -42,6 +43,12 @@ app.add_typer(flavor_app, name="flavor")
 app.add_typer(host_app, name="host")
 app.add_typer(migration_app, name="migration")
 app.add_typer(share_app, name="share")
+app.add_typer(network_app, name="network")
+app.add_typer(subnet_app, name="subnet")
+app.add_typer(port_app, name="port")
+app.add_typer(sg_app, name="security-group")
+app.add_typer(rule_app, name="security-group-rule")
+app.add_typer(fip_app, name="floating-ip")
 app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
