@@ -56,8 +56,9 @@ class PortSpec:
 
 def lock_network(session: Session, network_id: str) -> None:
     """Write the network's row first, so allocations on it are serialized (see above)."""
+    # a write that changes nothing: it only takes the lock
     result = session.exec(update(Network).where(col(Network.id) == network_id)
-                          .values(updated_at=now()))
+                          .values(segmentation_id=Network.segmentation_id))
     if not result.rowcount:
         raise IpamError(f"network {network_id} not found", "NetworkNotFound")
 

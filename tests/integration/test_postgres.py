@@ -19,7 +19,19 @@ from tests.integration.conftest import free_port
 from vmflow import db
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import ClaimRequest
-from vmflow.models import Allocation, Flavor, Host, Image, Token
+from vmflow.ip_allocation import PortSpec, add_port
+from vmflow.ipam import IpamError
+from vmflow.models import (
+    Allocation,
+    Flavor,
+    Host,
+    Image,
+    IpAllocation,
+    Network,
+    Project,
+    Subnet,
+    Token,
+)
 from vmflow.settings import Settings
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -93,3 +105,46 @@ def test_concurrent_claims_for_the_last_slot_admit_exactly_one(pg_settings: Sett
     assert sorted(results) == ["refused"] * (RACERS - 1) + ["won"]
     with Session(db.engine_for(pg_settings.db_url)) as s:
         assert len(s.exec(select(Allocation).where(Allocation.host == "pghv")).all()) == 2
+
+
+def test_concurrent_port_allocations_never_share_an_address(pg_settings: Settings) -> None:
+    """Racers for a pool of five addresses, each in its own session on PostgreSQL: five
+    ports with five distinct addresses, the rest refused (vmflow.ip_allocation)."""
+    bootstrap(pg_settings)
+    engine = db.engine_for(pg_settings.db_url)
+    with Session(engine) as s:
+        project = Project(name="pg-net")
+        s.add(project)
+        s.flush()
+        net = Network(project_id=project.id, segmentation_id=4242)
+        s.add(net)
+        s.flush()
+        s.add(Subnet(network_id=net.id, project_id=project.id, cidr="10.9.0.0/24",
+                     gateway_ip="10.9.0.1",
+                     allocation_pools=[{"start": "10.9.0.2", "end": "10.9.0.6"}]))
+        s.commit()
+        net_id, project_id = net.id, project.id
+
+    start = threading.Barrier(RACERS)
+
+    def allocate(_: int) -> str:
+        with Session(engine) as s:
+            start.wait()  # all at once, so their reads and writes overlap
+            try:
+                _, ips = add_port(s, PortSpec(network_id=net_id, project_id=project_id))
+                s.commit()
+                return ips[0].ip_address
+            except IpamError as e:
+                s.rollback()
+                assert e.type == "IpAddressGenerationFailure"
+                return "refused"
+
+    with ThreadPoolExecutor(RACERS) as ex:
+        results = list(ex.map(allocate, range(RACERS)))
+    won = sorted(r for r in results if r != "refused")
+    assert won == [f"10.9.0.{i}" for i in range(2, 7)]
+    assert results.count("refused") == RACERS - 5
+    with Session(engine) as s:
+        stored = s.exec(select(IpAllocation.ip_address).where(
+            IpAllocation.network_id == net_id)).all()
+    assert sorted(stored) == won
