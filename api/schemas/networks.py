@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from api.schemas.common import Request, utc
 from vmflow.models import Network, Subnet
@@ -29,8 +29,6 @@ IpText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class NetworkCreate(Request):
-    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=False)
-
     name: NetName = ""
     admin_state_up: bool = True
     shared: bool = Field(default=False, description="admin only")
