@@ -51,6 +51,7 @@ from vmflow.contracts.migrations import (
 if TYPE_CHECKING:
     from activities.hypervisor.host import HostActivities
 
+JOB_START_WAIT_S = 30.0  # force_complete asked before migrateToURI3 started its job
 POLL_S = 0.1  # a tiny guest's memory phase can be over in half a second
 WATCH_MAX_POLLS = 2 * 3600 * 10  # two hours of polls: longer than any completion timeout
 MIGRATION_FAILED = "LiveMigrationFailed"
@@ -129,12 +130,18 @@ class MigrationActivities:
     @heartbeating
     def force_complete_migration(self, ref: InstanceRef) -> bool:
         """Pause the guest while its migration job runs (Nova's force-complete without
-        post-copy): memory stops changing and the job converges. False: no job runs."""
-        dom = Domain.find(self.conn.get(), ref.instance_id)
-        if dom is None or not job_active(dom.virdom):
-            return False
-        dom.pause()
-        return True
+        post-copy): memory stops changing and the job converges. A request that comes
+        right after the migration began waits for its job to start. False: no job ran
+        here within JOB_START_WAIT_S (or the guest has left)."""
+        for _ in range(int(JOB_START_WAIT_S / POLL_S)):
+            dom = Domain.find(self.conn.get(), ref.instance_id)
+            if dom is None:
+                return False
+            if job_active(dom.virdom):
+                dom.pause()
+                return True
+            time.sleep(POLL_S)
+        return False
 
     @activity.defn(name=HostActs.LIVE_MIGRATE, no_thread_cancel_exception=True)
     def live_migrate(self, req: RunLiveMigration) -> LiveMigrationResult:
