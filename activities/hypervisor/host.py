@@ -281,6 +281,7 @@ class HostActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         from activities.hypervisor.migrate import MigrationActivities  # they import this module
+        from activities.hypervisor.network.activities import NetworkActivities
         from activities.hypervisor.rebuild import RebuildActivities
         from activities.hypervisor.resize import ResizeActivities
 
@@ -298,4 +299,5 @@ class HostActivities:
             *RebuildActivities(self.settings, self.conn, self.instance_dir).all(),
             *MigrationActivities(self).all(),
             *ResizeActivities(self.settings, self.conn, self.instance_dir).all(),
+            *NetworkActivities(self.settings, self.conn).all(),
         ]

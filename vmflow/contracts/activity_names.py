@@ -108,3 +108,11 @@ class HostActs:
     DROP_SOURCE = "host.resize_drop_source"
     PULL_FILES = "host.resize_pull_files"
     DISCARD_INCOMING = "host.resize_discard_incoming"
+    # guest networks (activities/hypervisor/network/)
+    ENSURE_NETWORK = "host.ensure_network"  # bridge, vxlan to the peers, DHCP server
+    REMOVE_NETWORK = "host.remove_network"  # ... all gone, leases included
+    ENSURE_PORT = "host.ensure_port"  # the port's address reserved for its MAC
+    REMOVE_PORT = "host.remove_port"  # ... and its lease dropped
+    ATTACH_PORT = "host.attach_port"  # a NIC on the port's network (live and config)
+    DETACH_PORT = "host.detach_port"
+    LIST_NETWORKS = "host.list_networks"  # the reconciler's view of this host's networks

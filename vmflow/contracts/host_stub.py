@@ -37,6 +37,15 @@ from vmflow.contracts.migrations import (
     PrepareLiveMigration,
     RunLiveMigration,
 )
+from vmflow.contracts.networks import (
+    AttachPort,
+    DetachPort,
+    HostNetworks,
+    NetworkRef,
+    NetworkSpec,
+    PortRef,
+    PortSpec,
+)
 from vmflow.contracts.reconcile import HostRef, HostResources
 from vmflow.contracts.resize import Exported, Pulled, PullFiles, SourceCopy, SourceRestored
 from vmflow.contracts.snapshots import SnapshotDisk, SnapshotFile, SnapshotTaken
@@ -203,4 +212,33 @@ class HostStub:
 
     @activity.defn(name=HostActs.DISCARD_INCOMING)
     async def discard_incoming(self, req: SourceCopy) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- guest networks (activities/hypervisor/network/) ----------------------------
+    @activity.defn(name=HostActs.ENSURE_NETWORK)
+    async def ensure_network(self, spec: NetworkSpec) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.REMOVE_NETWORK)
+    async def remove_network(self, ref: NetworkRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.ENSURE_PORT)
+    async def ensure_port(self, port: PortSpec) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.REMOVE_PORT)
+    async def remove_port(self, ref: PortRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.ATTACH_PORT)
+    async def attach_port(self, req: AttachPort) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.DETACH_PORT)
+    async def detach_port(self, req: DetachPort) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.LIST_NETWORKS)
+    async def list_networks(self, ref: HostRef) -> HostNetworks:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

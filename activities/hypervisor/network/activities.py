@@ -1,0 +1,186 @@
+"""Host activities for guest networks (issue 12): a network on this host (bridge,
+VXLAN to its other hosts, DHCP), a port's DHCP reservation, a guest's NIC on the
+network, and the listing the reconciler compares with the database.
+
+Each ensures a state and may run any number of times (DESIGN decision 7). Bad input
+is a non-retryable InvalidState: a retry would send the same spec again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import libvirt
+from temporalio import activity
+
+from activities.errors import permanent
+from activities.hypervisor.libvirt import domain_xml
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.domain import Domain
+from activities.hypervisor.network import dhcp, kernel
+from activities.hypervisor.underlay import underlay_address
+from vmflow.contracts.activity_names import HostActs
+from vmflow.contracts.errors import Errors
+from vmflow.contracts.networks import (
+    AttachPort,
+    DetachPort,
+    HostNetwork,
+    HostNetworks,
+    NetworkRef,
+    NetworkSpec,
+    PortRef,
+    PortSpec,
+)
+from vmflow.contracts.reconcile import HostRef
+from vmflow.settings import Settings
+
+
+@contextmanager
+def _invalid_input() -> Iterator[None]:
+    try:
+        yield
+    except ValueError as e:
+        raise permanent(f"invalid network input: {e}", Errors.INVALID_STATE) from e
+
+
+class NetworkActivities:
+    def __init__(self, settings: Settings, conn: Connection):
+        self.settings = settings
+        self.conn = conn
+
+    def _require_namespace(self) -> None:
+        if not self.settings.host_netns:
+            raise permanent("guest networks live only in a host's own network namespace; "
+                            f"host {self.settings.host} has none", Errors.INVALID_STATE)
+
+    def _spec(self, network_id: str) -> NetworkSpec:
+        """The spec this host last ensured the network with."""
+        with _invalid_input():
+            path = dhcp.state_dir(self.settings, network_id) / "network.json"
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise permanent(f"network {network_id} is not on host {self.settings.host}",
+                            Errors.NOT_FOUND) from e
+        return NetworkSpec(**raw)
+
+    # ---- networks -------------------------------------------------------------------
+    @activity.defn(name=HostActs.ENSURE_NETWORK)
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        self._require_namespace()
+        with _invalid_input():
+            dhcp.check_network(spec)
+            d = dhcp.state_dir(self.settings, spec.network_id)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "network.json").write_text(json.dumps(asdict(spec)))
+        kernel.ensure(self.settings, spec, underlay_address(self.settings))
+        if spec.dhcp:
+            dhcp.ensure(self.settings, spec)
+        else:
+            dhcp.stop(d)
+
+    @activity.defn(name=HostActs.REMOVE_NETWORK)
+    def remove_network(self, ref: NetworkRef) -> None:
+        """DHCP server, vxlan, bridge and state dir (leases included) gone; absent is fine."""
+        self._require_namespace()
+        with _invalid_input():
+            d = dhcp.state_dir(self.settings, ref.network_id)
+        dhcp.stop(d)
+        kernel.remove(self.settings, ref.vni)
+        shutil.rmtree(d, ignore_errors=True)
+
+    # ---- ports ------------------------------------------------------------------------
+    @activity.defn(name=HostActs.ENSURE_PORT)
+    def ensure_port(self, port: PortSpec) -> None:
+        """The port's address reserved for its MAC in this host's DHCP server."""
+        self._spec(port.network_id)  # the network must be on this host first
+        with _invalid_input():
+            dhcp.check_port(port)
+            d = dhcp.state_dir(self.settings, port.network_id)
+            dhcp.add_port(d, port)
+
+    @activity.defn(name=HostActs.REMOVE_PORT)
+    def remove_port(self, ref: PortRef) -> None:
+        with _invalid_input():
+            d = dhcp.state_dir(self.settings, ref.network_id)
+            uuid.UUID(ref.port_id)
+        if d.is_dir():
+            dhcp.remove_port(self.settings, d, ref.port_id, ref.mac)
+
+    # ---- a guest's NIC ------------------------------------------------------------------
+    @activity.defn(name=HostActs.ATTACH_PORT)
+    def attach_port(self, req: AttachPort) -> None:
+        """A virtio NIC with the port's MAC on the network's bridge: live if the guest
+        runs, and in its definition; present already (same MAC) is done."""
+        spec = self._spec(req.port.network_id)
+        with _invalid_input():
+            dhcp.check_port(req.port)
+        self.ensure_port(req.port)
+        dom = Domain.require(self.conn.get(), req.instance_id)
+        if req.port.mac in _macs(dom.xml()):
+            return
+        nic = domain_xml.Interface(mac=req.port.mac, bridge=kernel.bridge_name(spec.vni),
+                                   mtu=spec.mtu)
+        dom.virdom.attachDeviceFlags(domain_xml.interface_xml(nic), _affect(dom))
+
+    @activity.defn(name=HostActs.DETACH_PORT)
+    def detach_port(self, req: DetachPort) -> None:
+        dom = Domain.find(self.conn.get(), req.instance_id)
+        if dom is None:
+            return
+        for xml in _interfaces(dom.xml()):
+            if req.port.mac in _macs(xml):
+                dom.virdom.detachDeviceFlags(xml, _affect(dom))
+
+    # ---- the reconciler's view ------------------------------------------------------------
+    @activity.defn(name=HostActs.LIST_NETWORKS)
+    def list_networks(self, ref: HostRef) -> HostNetworks:
+        """Every network vmflow made on this host, whole or in parts: links in the
+        namespace, state dirs on disk, DHCP servers running."""
+        if ref.host != self.settings.host:
+            raise permanent(f"this worker is host {self.settings.host}, not {ref.host}",
+                            Errors.INVALID_STATE)
+        found: dict[int, HostNetwork] = {}
+        root = self.settings.host_dir() / "networks"
+        for d in sorted(root.iterdir()) if root.is_dir() else []:
+            try:
+                spec = NetworkSpec(**json.loads((d / "network.json").read_text()))
+            except (OSError, ValueError, TypeError):
+                continue
+            found[spec.vni] = HostNetwork(
+                network_id=spec.network_id, vni=spec.vni, bridge=False, vxlan=False,
+                dhcp_running=dhcp.pid(d) is not None, port_ids=dhcp.port_ids(d),
+                leases=[f"{m} {ip}" for m, ip in dhcp.leases(d)])
+        if self.settings.host_netns:
+            for vni, (alias, br, vx) in kernel.made_links(self.settings).items():
+                old = found.get(vni) or HostNetwork(network_id=alias, vni=vni, bridge=False,
+                                                    vxlan=False, dhcp_running=False)
+                found[vni] = HostNetwork(old.network_id, vni, br, vx, old.dhcp_running,
+                                         old.port_ids, old.leases)
+        return HostNetworks(self.settings.host, [found[v] for v in sorted(found)])
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.ensure_network, self.remove_network, self.ensure_port, self.remove_port,
+                self.attach_port, self.detach_port, self.list_networks]
+
+
+def _affect(dom: Domain) -> int:
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    return flags | libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.is_active() else flags
+
+
+def _interfaces(xml: str) -> list[str]:
+    return [ET.tostring(el, encoding="unicode")
+            for el in ET.fromstring(xml).iterfind("./devices/interface")]
+
+
+def _macs(xml: str) -> set[str]:
+    root = ET.fromstring(xml)
+    return {el.get("address", "").lower() for el in root.iter("mac")}
