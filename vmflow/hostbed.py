@@ -224,7 +224,23 @@ def stop(h: BedHost) -> None:
             subprocess.run(["kill", "-9", str(pid)], capture_output=True)
         (h.root / "run" / f"{daemon}.pid").unlink(missing_ok=True)
     if _netns_exists(h.netns):
+        _stop_netns_processes(h.netns)  # the DHCP servers of its guest networks
         _run("ip", "netns", "del", h.netns, check=False)  # its underlay link goes too
+
+
+def _stop_netns_processes(netns: str) -> None:
+    """What still runs in the host's namespace once its daemons stopped (dnsmasq per
+    guest network), by pid: `ip netns del` only drops the name, and a process left
+    in it would keep the namespace, its bridges and their addresses alive."""
+    pids = _run("ip", "netns", "pids", netns, check=False).stdout.split()
+    for pid in pids:
+        subprocess.run(["kill", pid], capture_output=True)
+    for _ in range(50):
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return
+        time.sleep(0.1)
+    for pid in pids:
+        subprocess.run(["kill", "-9", pid], capture_output=True)
 
 
 def stop_all(s: Settings) -> None:

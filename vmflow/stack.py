@@ -12,6 +12,7 @@ test session can run a private stack on its own home and ports:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import signal
 import subprocess
@@ -208,8 +209,11 @@ def hosts_ok(s: Settings) -> bool:
 
 
 def ensure_guest(s: Settings) -> None:
-    """The tiny guest image (a no-op once built)."""
-    if (s.guest_cache / ".done").exists():
+    """The tiny guest image (a no-op once built by this version of the script: its
+    stamp is the script's checksum, so a changed guest is rebuilt)."""
+    done = s.guest_cache / ".done"
+    if done.exists() and done.read_text().strip() == hashlib.sha256(
+            GUEST_SCRIPT.read_bytes()).hexdigest():
         return
     print(f"  tiny guest: building in {s.guest_cache}", flush=True)
     r = subprocess.run([str(GUEST_SCRIPT), str(s.guest_cache)], capture_output=True, text=True)

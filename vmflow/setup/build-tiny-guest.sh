@@ -5,7 +5,8 @@
 #                skipping the ~2.5 s decompressor under TCG
 #   initrd.img   busybox + virtio/ext4 modules; mounts the root disk, switch_root
 #   root.qcow2   ext4 root: busybox init, acpid power button, respawned qemu-ga,
-#                /sbin/shutdown shim (qemu-ga execs `shutdown -h -P +0`)
+#                /sbin/shutdown shim (qemu-ga execs `shutdown -h -P +0`), a DHCP
+#                client (busybox udhcpc) on every virtio NIC, at boot and hotplugged
 # Built once: a finished build leaves a .done stamp (this script's checksum) and is
 # reused until the script changes.
 set -euo pipefail
@@ -34,7 +35,7 @@ I=$WORK/initramfs
 mkdir -p "$I"/{bin,dev,proc,sys,newroot,lib/modules}
 cp /bin/busybox "$I/bin/busybox"
 for a in sh mount umount insmod switch_root sleep cat mkdir echo; do ln -s busybox "$I/bin/$a"; done
-MODS="virtio_pci virtio_blk virtio_console crc32c_generic ext4 button evdev isofs virtio_rng"
+MODS="virtio_pci virtio_blk virtio_console crc32c_generic ext4 button evdev isofs virtio_rng virtio_net"
 for m in $MODS; do
   modprobe -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
@@ -94,8 +95,51 @@ fi
 # config drive: the ISO 9660 volume labelled config-2, as Nova attaches it
 cd=$(findfs LABEL=config-2 2>/dev/null) && mount -t iso9660 -o ro "$cd" /mnt/config
 acpid -c /etc/acpi -l /run/acpid.log
+ip link set lo up
+/etc/init.d/netwatch &
+# TCP test servers: they answer with the hostname
+nc -ll -p 22 -e /bin/hostname &
+nc -ll -p 8080 -e /bin/hostname &
 echo "vmflow-tiny: up" > /dev/kmsg
 RCS
+# every NIC gets a DHCP client once it exists: at boot (virtio_net is in the initrd, so
+# eth0 is there already) and when one is hotplugged; no udev, no uevent helper in the
+# Debian kernel, so a 1 s look at /sys/class/net. In the background: init reaches
+# qemu-ga without waiting for a lease (3.6-3.9 s of uptime under TCG).
+cat > "$R/etc/init.d/netwatch" <<'NETW'
+#!/bin/sh
+while :; do
+  for d in /sys/class/net/eth*; do
+    [ -e "$d" ] || continue
+    i=${d##*/}; pidf=/run/udhcpc.$i.pid
+    [ -f $pidf ] && kill -0 "$(cat $pidf)" 2>/dev/null && continue
+    ip link set $i up
+    echo "vmflow-net: udhcpc $i start uptime=$(cut -d' ' -f1 /proc/uptime)" >> /run/net.log
+    udhcpc -f -i $i -s /etc/udhcpc.script -t 5 -T 1 -A 1 -O mtu -p $pidf \
+      -x hostname:$(hostname) >> /run/udhcpc.$i.log 2>&1 &
+    echo $! > $pidf
+  done
+  sleep 1
+done
+NETW
+cat > "$R/etc/udhcpc.script" <<'UD'
+#!/bin/sh
+# busybox udhcpc's event script: address, router (eth0 only), DNS, MTU
+case "$1" in
+  deconfig) ip addr flush dev $interface; ip link set $interface up ;;
+  bound|renew)
+    [ -n "$mtu" ] && ip link set $interface mtu $mtu
+    ip addr flush dev $interface
+    ip addr add $ip/${mask:-24} dev $interface
+    if [ -n "$router" ] && [ $interface = eth0 ]; then
+      ip route del default 2>/dev/null
+      for r in $router; do ip route add default via $r dev $interface; break; done
+    fi
+    : > /etc/resolv.conf; for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "vmflow-net: $1 $interface ip=$ip/$mask router=$router mtu=$mtu uptime=$(cut -d' ' -f1 /proc/uptime)" | tee -a /run/net.log > /dev/kmsg ;;
+esac
+exit 0
+UD
 cat > "$R/etc/init.d/qga" <<'QGA'
 #!/bin/sh
 # no udev: find the virtio-serial port named org.qemu.guest_agent.0 by hand
@@ -127,7 +171,7 @@ cat > "$R/etc/acpi/PWRF/00000080" <<'PWR'
 #!/bin/sh
 exec /bin/busybox poweroff
 PWR
-chmod 755 "$R"/etc/init.d/* "$R/sbin/shutdown" "$R/etc/acpi/PWRF/00000080"
+chmod 755 "$R"/etc/init.d/* "$R/etc/udhcpc.script" "$R/sbin/shutdown" "$R/etc/acpi/PWRF/00000080"
 echo "root:x:0:0:root:/root:/bin/sh" > "$R/etc/passwd"
 echo "root:x:0:" > "$R/etc/group"
 echo "vmflow-tiny kernel=$KVER" > "$R/etc/vmflow-release"
