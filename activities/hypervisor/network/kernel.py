@@ -112,10 +112,11 @@ def _ensure_peers(settings: Settings, vx: str, peers: list[str]) -> None:
 
 
 def ensure_guard(settings: Settings) -> None:
+    """Once per host. ebtables-nft has no working -C (check): the listing it is."""
     for chain, match in GUARD_RULES:
-        rule = [chain, *match, "-j", "DROP"]
-        if run(settings, ["ebtables", "-t", "filter", "-C", *rule], check=False).returncode:
-            run(settings, ["ebtables", "-t", "filter", "-A", *rule])
+        listed = run(settings, ["ebtables", "-t", "filter", "-L", chain]).stdout.splitlines()
+        if " ".join([*match, "-j", "DROP"]) not in (line.strip() for line in listed):
+            run(settings, ["ebtables", "-t", "filter", "-A", chain, *match, "-j", "DROP"])
 
 
 def remove(settings: Settings, vni: int) -> None:
