@@ -10,6 +10,7 @@ same classes the host's worker registers; there is no network API to call them y
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -32,10 +33,12 @@ from vmflow import hostbed
 from vmflow.contracts.networks import (
     AttachPort,
     DetachPort,
+    HostNetworks,
     NetworkRef,
     NetworkSpec,
     PortRef,
     PortSpec,
+    SecurityGroupRule,
 )
 from vmflow.contracts.reconcile import HostRef
 from vmflow.settings import Settings
@@ -43,6 +46,8 @@ from vmflow.settings import Settings
 pytestmark = pytest.mark.guest
 
 CIDR, GATEWAY = "10.91.0.0/24", "10.91.0.1"
+# Neutron's default group, the remote group spelled as the subnet
+DEFAULT_SG = [SecurityGroupRule("egress"), SecurityGroupRule("ingress", remote_ip_prefix=CIDR)]
 
 
 @pytest.fixture
@@ -107,8 +112,8 @@ def test_one_network_over_two_hosts(bed: Settings, hosts: list[str],
     nid, vni = str(uuid.uuid4()), random.randint(1000, 900000)
     spec = NetworkSpec(nid, vni, CIDR, GATEWAY, dns_nameservers=["10.91.0.1"], mtu=1450,
                        peers=[hostbed.host(bed, h).address for h in hosts])
-    ports = {h: PortSpec(str(uuid.uuid4()), nid, f"fa:16:3e:91:00:{i:02x}", f"10.91.0.{10 + i}")
-             for i, h in enumerate(hosts, start=1)}
+    ports = {h: PortSpec(str(uuid.uuid4()), nid, f"fa:16:3e:91:00:{i:02x}", f"10.91.0.{10 + i}",
+                         DEFAULT_SG) for i, h in enumerate(hosts, start=1)}
     netns = {h: hostbed.host(bed, h).netns for h in hosts}
     dnsmasq_pids: list[int] = []
     try:
@@ -124,6 +129,7 @@ def test_one_network_over_two_hosts(bed: Settings, hosts: list[str],
             assert xml.count("<interface type='bridge'>") == 1, xml
             assert f"<source bridge='{kernel.bridge_name(vni)}'/>" in xml
             assert "<model type='virtio'/>" in xml
+            assert f"<filterref filter='vmflow-port-{port.port_id}'>" in xml
             inactive = conn(h).lookupByUUIDString(sid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
             assert port.mac in inactive  # in its definition too: a reboot keeps it
             d = dhcp.state_dir(net_acts(h).settings, nid)
@@ -184,7 +190,8 @@ def test_one_network_over_two_hosts(bed: Settings, hosts: list[str],
         for h in hosts:
             net_acts(h).detach_port(DetachPort(two_guests[h], PortRef(
                 ports[h].port_id, nid, ports[h].mac)))
-            net_acts(h).remove_port(PortRef(ports[h].port_id, nid, ports[h].mac))
+            remove_port_once_unplugged(net_acts(h), PortRef(ports[h].port_id, nid,
+                                                            ports[h].mac))
         for h in hosts:  # the NIC is gone from the guest (unplug is asynchronous)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and guest.sh(
@@ -199,6 +206,7 @@ def test_one_network_over_two_hosts(bed: Settings, hosts: list[str],
     for h in hosts:  # no bridge, vxlan, dnsmasq or lease file left in either host
         assert not {n for n in link_names(netns[h]) if n.startswith(("vmfbr", "vmfvx"))}
         assert net_acts(h).list_networks(HostRef(h)).networks == []
+        assert net_acts(h).list_networks(HostRef(h)).port_filters == []  # removed with the port
         assert not dhcp.state_dir(net_acts(h).settings, nid).exists()
         assert not list(Path(net_acts(h).settings.host_dir()).glob("networks/*/leases"))
         pids = subprocess.run(["ip", "netns", "pids", netns[h]], capture_output=True,
@@ -212,3 +220,85 @@ def _cmdline(pid: str) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return b""
+
+
+def reach(src: str, dst: str) -> dict[str, str]:
+    """What `src` gets through to `dst`: ping, and the TCP servers on 22 and 8080."""
+    script = (f"ping -c 2 -W 1 {dst} >/dev/null && echo ping=OK || echo ping=BLOCKED; "
+              f"for p in 22 8080; do r=$(echo | nc -w 2 {dst} $p); "
+              "[ -n \"$r\" ] && echo tcp$p=OK || echo tcp$p=BLOCKED; done")
+    _rc, out = guest.sh(src, script, timeout=30)
+    return dict(line.split("=", 1) for line in out.split())
+
+
+def test_security_groups_on_running_guests(bed: Settings, hosts: list[str],
+                                           two_guests: dict[str, str],
+                                           net_acts: Callable[[str], NetworkActivities]) -> None:
+    """Rules per port as libvirt nwfilters: what they allow passes, the rest is dropped,
+    both directions, stateful; a change applies to the running guest; a spoofed source
+    address is dropped although a rule would let the real one through."""
+    nid, vni = str(uuid.uuid4()), random.randint(1000, 900000)
+    spec = NetworkSpec(nid, vni, CIDR, GATEWAY, mtu=1450,
+                       peers=[hostbed.host(bed, h).address for h in hosts])
+    ha, hb = hosts
+    a, b = two_guests[ha], two_guests[hb]
+    egress = SecurityGroupRule("egress")
+    icmp_in = SecurityGroupRule("ingress", protocol="icmp", remote_ip_prefix=CIDR)
+    web_in = SecurityGroupRule("ingress", protocol="tcp", port_range_min=8080,
+                               port_range_max=8080, remote_ip_prefix=CIDR)
+    pa = PortSpec(str(uuid.uuid4()), nid, "fa:16:3e:92:00:01", "10.91.0.21", [egress, icmp_in])
+    pb = PortSpec(str(uuid.uuid4()), nid, "fa:16:3e:92:00:02", "10.91.0.22", [egress, web_in])
+    try:
+        for h, sid, port in ((ha, a, pa), (hb, b, pb)):
+            net_acts(h).ensure_network(spec)
+            net_acts(h).attach_port(AttachPort(sid, port))
+        wait_bound(a, "eth0", pa.ip)
+        wait_bound(b, "eth0", pb.ip)
+
+        assert reach(a, pb.ip) == {"ping": "BLOCKED", "tcp22": "BLOCKED", "tcp8080": "OK"}
+        assert reach(b, pa.ip) == {"ping": "OK", "tcp22": "BLOCKED", "tcp8080": "BLOCKED"}
+
+        # a new rule on b's running port: ping passes; taken away: blocked again
+        t0 = time.monotonic()
+        net_acts(hb).ensure_port(dataclasses.replace(pb, security_group_rules=[
+            egress, web_in, icmp_in]))
+        print(f"live rule change: {time.monotonic() - t0:.2f} s")
+        assert reach(a, pb.ip)["ping"] == "OK"
+        net_acts(hb).ensure_port(pb)
+        assert reach(a, pb.ip)["ping"] == "BLOCKED"
+
+        # no egress rule on a: a reaches nothing, but still answers what b may send it
+        net_acts(ha).ensure_port(dataclasses.replace(pa, security_group_rules=[icmp_in]))
+        assert reach(a, pb.ip)["tcp8080"] == "BLOCKED"
+        assert reach(b, pa.ip)["ping"] == "OK"
+        net_acts(ha).ensure_port(pa)
+        assert reach(a, pb.ip)["tcp8080"] == "OK"
+
+        # b forges a source address inside the allowed CIDR: dropped (clean-traffic)
+        rc, out = guest.sh(b, f"ip addr add 10.91.0.50/24 dev eth0; "
+                              f"ping -c 2 -W 1 -I 10.91.0.50 {pa.ip} >/dev/null && echo PASSED "
+                              f"|| echo BLOCKED; ip addr del 10.91.0.50/24 dev eth0")
+        assert out.strip() == "BLOCKED", out
+        assert reach(b, pa.ip)["ping"] == "OK"  # its own address still passes
+
+        for h, sid, port in ((ha, a, pa), (hb, b, pb)):
+            net_acts(h).detach_port(DetachPort(sid, PortRef(port.port_id, nid, port.mac)))
+    finally:
+        for h, port in ((ha, pa), (hb, pb)):
+            remove_port_once_unplugged(net_acts(h), PortRef(port.port_id, nid, port.mac))
+            net_acts(h).remove_network(NetworkRef(nid, vni))
+    for h in hosts:
+        assert net_acts(h).list_networks(HostRef(h)) == HostNetworks(h, [], [])
+
+
+def remove_port_once_unplugged(acts: NetworkActivities, ref: PortRef) -> None:
+    """A NIC's unplug finishes after detach returns; its filter stays in use till then."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            acts.remove_port(ref)
+            return
+        except libvirt.libvirtError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -72,3 +72,45 @@ def test_a_host_without_its_own_namespace_makes_no_network(tmp_path: Path) -> No
         acts.ensure_network(SPEC)
     assert e.value.non_retryable
     assert not (tmp_path / "hosts").exists()
+
+
+def test_security_group_rules_become_one_stateful_filter_per_port() -> None:
+    import xml.etree.ElementTree as ET
+
+    from activities.hypervisor.libvirt import filter_xml
+    from vmflow.contracts.networks import SecurityGroupRule as R
+
+    pid = str(uuid.uuid4())
+    fid = str(uuid.uuid4())
+    root = ET.fromstring(filter_xml.build(pid, [
+        R("egress"), R("ingress", protocol="tcp", port_range_min=22, port_range_max=22,
+                       remote_ip_prefix="10.90.0.7/24"),
+        R("ingress", protocol="icmp", port_range_min=8), R("ingress", ethertype="IPv6"),
+    ], fid))
+    assert root.get("name") == f"vmflow-port-{pid}" and root.findtext("uuid") == fid
+    assert root.find("filterref").get("filter") == "clean-traffic"
+    rules = [(r.get("action"), r.get("direction"), r[0].tag, dict(r[0].attrib))
+             for r in root.findall("rule")]
+    assert rules == [
+        ("accept", "out", "udp", {"srcportstart": "68", "dstportstart": "67"}),
+        ("accept", "in", "udp", {"srcportstart": "67", "dstportstart": "68"}),
+        ("accept", "out", "all", {}),
+        ("accept", "in", "tcp", {"srcipaddr": "10.90.0.0", "srcipmask": "24",
+                                 "dstportstart": "22", "dstportend": "22"}),
+        ("accept", "in", "icmp", {"type": "8"}),
+        ("drop", "inout", "all", {}),  # the IPv6 rule matches nothing on IPv4 networks
+    ]
+
+
+@pytest.mark.parametrize("rule", [
+    {"direction": "sideways"}, {"direction": "ingress", "protocol": "gre"},
+    {"direction": "ingress", "protocol": "tcp", "port_range_min": 70000},
+    {"direction": "ingress", "remote_ip_prefix": "10.0.0.0/8' srcipaddr='0.0.0.0"},
+    {"direction": "ingress", "port_range_min": 22},  # a port range needs a protocol
+])
+def test_bad_rules_are_refused(rule: dict[str, object]) -> None:
+    from activities.hypervisor.libvirt import filter_xml
+    from vmflow.contracts.networks import SecurityGroupRule
+
+    with pytest.raises(ValueError):
+        filter_xml.build(str(uuid.uuid4()), [SecurityGroupRule(**rule)])  # type: ignore[arg-type]

@@ -50,6 +50,9 @@ class PortSpec:
     mac: str
     ip: str
     security_group_rules: list[SecurityGroupRule] = field(default_factory=list)
+    # False: no filter at all (Neutron's port_security_enabled); True with no rules:
+    # only DHCP passes, and no spoofing (libvirt nwfilter, per port)
+    port_security: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,4 @@ class HostNetwork:
 class HostNetworks:
     host: str
     networks: list[HostNetwork]
+    port_filters: list[str] = field(default_factory=list)  # port ids with an nwfilter
