@@ -302,3 +302,22 @@ def remove_port_once_unplugged(acts: NetworkActivities, ref: PortRef) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_power_off_ends_the_hosts_dhcp_servers(tmp_path: Path) -> None:
+    """A bed of its own (no stack): a host with a network is powered off; its dnsmasq
+    (not a child of libvirtd) does not outlive it, nor keep its namespace alive."""
+    s = Settings(home=tmp_path, host="nhoff", hosts=1)
+    (h,) = hostbed.bed(s)
+    try:
+        hostbed.start(s, h)
+        acts = NetworkActivities(s.model_copy(update=dict(
+            host_netns=h.netns, migration_address=h.address, libvirt_uri=h.libvirt_uri)),
+            Connection(h.libvirt_uri))
+        nid = str(uuid.uuid4())
+        acts.ensure_network(NetworkSpec(nid, 77, CIDR, GATEWAY))
+        pid = dhcp.pid(dhcp.state_dir(acts.settings, nid))
+        assert pid is not None
+    finally:
+        hostbed.stop_all(s)
+    assert not Path(f"/proc/{pid}").exists()
