@@ -119,11 +119,21 @@ class MigrationActivities:
             activity.heartbeat()
             if activity.is_cancelled():
                 return False
-            dom = Domain.find(self.conn.get(), ref.instance_id)
-            if dom is not None and dom.is_active() and not job_active(dom.virdom):
+            if self._arrived(ref):
                 return True
             time.sleep(POLL_S)
         return False
+
+    def _arrived(self, ref: InstanceRef) -> bool:
+        """The guest runs here and no job is left. While it comes in, libvirt refuses
+        job queries on this side ("migration statistics are available only on the
+        source host") and the domain may vanish (an abort): still coming, not an error."""
+        try:
+            dom = Domain.find(self.conn.get(), ref.instance_id)
+            return dom is not None and dom.is_active() and not job_active(dom.virdom)
+        except libvirt.libvirtError as e:
+            activity.logger.debug("incoming %s: %s", ref.instance_id, e)
+            return False
 
     # ---- source ---------------------------------------------------------------------
     @activity.defn(name=HostActs.FORCE_COMPLETE_MIGRATION)
