@@ -20,15 +20,8 @@ from sqlmodel import Session, col, delete, select, update
 
 from vmflow import ipam
 from vmflow.ipam import IpamError
-from vmflow.models import (
-    FloatingIp,
-    IpAllocation,
-    Network,
-    Port,
-    PortSecurityGroup,
-    Subnet,
-    now,
-)
+from vmflow.models import now
+from vmflow.network_models import FloatingIp, IpAllocation, Network, Port, PortSecurityGroup, Subnet
 
 MAC_ATTEMPTS = 8  # a collision among 2^24 MACs is rare; eight in a row is a bug
 

@@ -18,6 +18,10 @@ from temporalio.worker import Worker
 
 from activities.hypervisor.host import HostActivities
 from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.migrate import MigrationActivities
+from activities.hypervisor.network.activities import NetworkActivities
+from activities.hypervisor.rebuild import RebuildActivities
+from activities.hypervisor.resize import ResizeActivities
 from activities.hypervisor.snapshot import SnapshotActivities
 from vmflow.host_liveness import beat
 from vmflow.names import CONTROL_QUEUE, host_workflow_id, hv_queue
@@ -29,7 +33,13 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
     """Every activity this worker registers (each declared in HostStub), on one
     libvirt connection to settings.libvirt_uri."""
     acts = HostActivities(settings, Connection(settings.libvirt_uri))
-    return [*acts.all(), *SnapshotActivities(settings, acts.conn, acts.instance_dir).all()]
+    conn, instance_dir = acts.conn, acts.instance_dir
+    return [*acts.all(),
+            *RebuildActivities(settings, conn, instance_dir).all(),
+            *SnapshotActivities(settings, conn, instance_dir).all(),
+            *ResizeActivities(settings, conn, instance_dir).all(),
+            *MigrationActivities(acts).all(),
+            *NetworkActivities(settings, conn).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -280,11 +280,8 @@ class HostActivities:
         return False
 
     def all(self) -> list[Callable[..., Any]]:
-        from activities.hypervisor.migrate import MigrationActivities  # they import this module
-        from activities.hypervisor.network.activities import NetworkActivities
-        from activities.hypervisor.rebuild import RebuildActivities
-        from activities.hypervisor.resize import ResizeActivities
-
+        """This class's steps and the power steps; the other groups of the host
+        (rebuild, moves, networks, snapshots) are added by workers/hypervisor.py."""
         return [
             self.fetch_image,
             self.create_disk,
@@ -296,8 +293,4 @@ class HostActivities:
             self.create_config_drive,
             self.list_instance_resources,
             *PowerActivities(self.settings, self.conn, self.instance_dir).all(),
-            *RebuildActivities(self.settings, self.conn, self.instance_dir).all(),
-            *MigrationActivities(self).all(),
-            *ResizeActivities(self.settings, self.conn, self.instance_dir).all(),
-            *NetworkActivities(self.settings, self.conn).all(),
         ]

@@ -26,7 +26,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import libvirt
 from temporalio import activity
@@ -34,6 +34,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.errors import storage_errors
 from activities.heartbeat import heartbeating
+from activities.hypervisor.host import HostActivities
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.power import save_spec
@@ -47,9 +48,6 @@ from vmflow.contracts.migrations import (
     PrepareLiveMigration,
     RunLiveMigration,
 )
-
-if TYPE_CHECKING:
-    from activities.hypervisor.host import HostActivities
 
 JOB_START_WAIT_S = 30.0  # force_complete asked before migrateToURI3 started its job
 POLL_S = 0.1  # a tiny guest's memory phase can be over in half a second

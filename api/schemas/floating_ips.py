@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.schemas.common import Request, utc
 from api.schemas.networks import IpText, NetId, NetName
-from vmflow.models import FloatingIp
+from vmflow.network_models import FloatingIp
 
 
 class FloatingIpCreate(Request):

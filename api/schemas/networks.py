@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from api.schemas.common import Request, utc
-from vmflow.models import Network, Subnet
+from vmflow.network_models import Network, Subnet
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

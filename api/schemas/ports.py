@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from api.schemas.common import Request, utc
 from api.schemas.networks import IpText, NetId, NetName
-from vmflow.models import IpAllocation, Port
+from vmflow.network_models import IpAllocation, Port
 
 DeviceText = Annotated[str, StringConstraints(max_length=255, pattern=r"^[A-Za-z0-9_.:-]*$")]
 MAX_FIXED_IPS = 8

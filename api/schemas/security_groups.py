@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from api.schemas.common import Request, utc
 from api.schemas.networks import NetId, NetName
-from vmflow.models import SecurityGroup, SecurityGroupRule
+from vmflow.network_models import SecurityGroup, SecurityGroupRule
 
 
 class SecurityGroupCreate(Request):

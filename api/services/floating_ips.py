@@ -21,7 +21,8 @@ from api.services.networks import get_network, ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from api.services.ports import FLOATINGIP_OWNER, addresses, get_port
 from vmflow.ip_allocation import FixedIpRequest, PortSpec, add_port, remove_port
-from vmflow.models import FloatingIp, Network, Port, new_id, now
+from vmflow.models import new_id, now
+from vmflow.network_models import FloatingIp, Network, Port
 
 
 def get_fip(session: Session, auth: AuthContext, fip_id: str) -> FloatingIp:

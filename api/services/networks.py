@@ -23,7 +23,7 @@ from api.services.operations import find_idempotent, remember_key
 from vmflow import ipam
 from vmflow.ip_allocation import allocate_vni
 from vmflow.ipam import IpamError
-from vmflow.models import AutoNetwork, IpAllocation, Network, Port, Subnet
+from vmflow.network_models import AutoNetwork, IpAllocation, Network, Port, Subnet
 
 VNI_ATTEMPTS = 5  # concurrent creates that picked the same VXLAN id try again
 # ports Neutron removes with their network rather than counting as "in use"

@@ -21,7 +21,7 @@ from api.schemas.networks import SubnetCreate
 from api.services.networks import add_network, add_subnet, get_network, ipam_errors
 from api.services.ports import get_port
 from vmflow import ipam
-from vmflow.models import AutoNetwork, Network, Subnet
+from vmflow.network_models import AutoNetwork, Network, Subnet
 from vmflow.nic_requests import AUTO_NETWORK_NAME, NicRequest, choose_auto, parse_networks
 
 AUTO_ATTEMPTS = 3

@@ -21,7 +21,7 @@ from api.services.networks import get_network, ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from api.services.security_groups import ensure_default_group, get_group
 from vmflow.ip_allocation import FixedIpRequest, PortSpec, add_port, remove_port
-from vmflow.models import IpAllocation, Port, PortSecurityGroup
+from vmflow.network_models import IpAllocation, Port, PortSecurityGroup
 
 FLOATINGIP_OWNER = "network:floatingip"
 

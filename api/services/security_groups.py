@@ -25,7 +25,7 @@ from api.schemas.security_groups import (
 from api.services.networks import ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from vmflow import security_rules
-from vmflow.models import (
+from vmflow.network_models import (
     DefaultSecurityGroup,
     PortSecurityGroup,
     SecurityGroup,

@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from tests.api.conftest import Caller, session
-from vmflow.models import (
+from vmflow.network_models import (
     FloatingIp,
     IpAllocation,
     Network,

@@ -17,7 +17,7 @@ from tests.api.conftest import World, session
 from tests.api.net_support import make_net, make_port, net_counts
 from vmflow.ip_allocation import PortSpec, add_port
 from vmflow.ipam import IpamError
-from vmflow.models import IpAllocation
+from vmflow.network_models import IpAllocation
 
 RACERS = 12
 

@@ -21,17 +21,8 @@ from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import ClaimRequest
 from vmflow.ip_allocation import PortSpec, add_port
 from vmflow.ipam import IpamError
-from vmflow.models import (
-    Allocation,
-    Flavor,
-    Host,
-    Image,
-    IpAllocation,
-    Network,
-    Project,
-    Subnet,
-    Token,
-)
+from vmflow.models import Allocation, Flavor, Host, Image, Project, Token
+from vmflow.network_models import IpAllocation, Network, Subnet
 from vmflow.settings import Settings
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

@@ -21,12 +21,14 @@ from vmflow.cli.admin import admin_app
 from vmflow.cli.backup_schedules import backup_schedule_app
 from vmflow.cli.catalog import flavor_app, operation_app
 from vmflow.cli.common import ApiError, err
+from vmflow.cli.floating_ips import fip_app
 from vmflow.cli.hosts import host_app
 from vmflow.cli.identity import project_app, token_app, user_app
 from vmflow.cli.images import image_app
 from vmflow.cli.keypairs import keypair_app
 from vmflow.cli.migrations import migration_app  # also adds `server live-migrate`
-from vmflow.cli.networks import fip_app, network_app, port_app, rule_app, sg_app, subnet_app
+from vmflow.cli.networks import network_app, port_app, subnet_app
+from vmflow.cli.security_groups import rule_app, sg_app
 from vmflow.cli.servers import server_app
 from vmflow.cli.shares import share_app
 

@@ -1,6 +1,6 @@
-"""`vmflow network|subnet|port|security-group|security-group-rule|floating-ip ...`:
-create, list, show, delete (and `floating-ip set/unset` to associate). Resources are
-named by id or by a unique name (a floating IP also by its address)."""
+"""`vmflow network|subnet|port ...`: create, list, show, delete, and what the network
+commands share (vmflow/cli/security_groups.py, floating_ips.py). Resources are named
+by id or by a unique name."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from rich.markup import escape
 
 from vmflow.cli.common import (
     Api,
-    ApiError,
     Column,
     JsonOpt,
     calls,
@@ -28,9 +27,6 @@ from vmflow.cli.common import (
 network_app = typer.Typer(no_args_is_help=True, help="Networks (Neutron's names).")
 subnet_app = typer.Typer(no_args_is_help=True, help="The IPv4 subnet of a network.")
 port_app = typer.Typer(no_args_is_help=True, help="Ports: a MAC and fixed IPs on a network.")
-sg_app = typer.Typer(no_args_is_help=True, help="Security groups.")
-rule_app = typer.Typer(no_args_is_help=True, help="Security group rules.")
-fip_app = typer.Typer(no_args_is_help=True, help="Floating IPs from an external network.")
 
 Ref = Annotated[str, typer.Argument(metavar="ID_OR_NAME")]
 NETWORKS, SUBNETS, PORTS = "/v1/networks", "/v1/subnets", "/v1/ports"
@@ -226,184 +222,3 @@ def port_show(ref: Ref, as_json: JsonOpt = False) -> None:
 def port_delete(ref: Ref) -> None:
     """Delete a port (its addresses are freed, its floating IPs disassociated)."""
     delete_one(PORTS, "ports", "port", ref)
-
-
-# --- security groups and rules -------------------------------------------------------
-
-@sg_app.command("create")
-@calls("POST /v1/security-groups")
-def sg_create(name: Annotated[str, typer.Argument(metavar="NAME")], description: str = "",
-              as_json: JsonOpt = False) -> None:
-    """Create a security group (it allows any egress until you add rules)."""
-    created(Api().call("POST", GROUPS, json={"name": name, "description": description}),
-            as_json)
-
-
-@sg_app.command("list")
-@calls("GET /v1/security-groups")
-def sg_list(as_json: JsonOpt = False) -> None:
-    """List security groups (the project's `default` one is made on first use)."""
-    list_all(GROUPS, "security_groups", [
-        ("ID", col("id")), ("Name", col("name")), ("Description", col("description")),
-        ("Rules", col("security_group_rules", lambda r: str(len(r))))], as_json)
-
-
-@sg_app.command("show")
-@calls("GET /v1/security-groups/{group_id}")
-def sg_show(ref: Ref, as_json: JsonOpt = False) -> None:
-    """Show a security group with its rules."""
-    show_one(GROUPS, "security_groups", "security group", ref, as_json)
-
-
-@sg_app.command("delete")
-@calls("DELETE /v1/security-groups/{group_id}")
-def sg_delete(ref: Ref) -> None:
-    """Delete a security group (refused while a port is in it)."""
-    delete_one(GROUPS, "security_groups", "security group", ref)
-
-
-def port_range(text: str | None) -> tuple[int | None, int | None]:
-    if text is None:
-        return None, None
-    low, _, high = text.partition(":")
-    try:
-        return int(low), int(high or low)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not PORT or MIN:MAX",
-                                 param_hint="--dst-port") from None
-
-
-@rule_app.command("create")
-@calls("POST /v1/security-group-rules")
-def rule_create(
-    group: Annotated[str, typer.Argument(metavar="GROUP")],
-    ingress: Annotated[bool, typer.Option("--ingress/--egress")] = True,
-    ethertype: Annotated[str, typer.Option(help="IPv4 or IPv6.")] = "IPv4",
-    protocol: Annotated[str | None, typer.Option(help="tcp, udp, icmp or 0-255; "
-                                                 "default: any.")] = None,
-    dst_port: Annotated[str | None, typer.Option(help="PORT or MIN:MAX (tcp, udp); "
-                                                 "TYPE:CODE for icmp.")] = None,
-    remote_ip: Annotated[str | None, typer.Option(help="A CIDR allowed.")] = None,
-    remote_group: Annotated[str | None, typer.Option(help="Members of this group.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Add an allow rule to a security group."""
-    api = Api()
-    low, high = port_range(dst_port)
-    body: dict[str, Any] = {
-        "security_group_id": ref_id(api, GROUPS, "security_groups", group, "security group"),
-        "direction": "ingress" if ingress else "egress", "ethertype": ethertype,
-        "protocol": protocol, "port_range_min": low, "port_range_max": high,
-        "remote_ip_prefix": remote_ip}
-    if remote_group:
-        body["remote_group_id"] = ref_id(api, GROUPS, "security_groups", remote_group,
-                                         "security group")
-    created(api.call("POST", RULES, json=body), as_json)
-
-
-@rule_app.command("list")
-@calls("GET /v1/security-group-rules")
-def rule_list(as_json: JsonOpt = False) -> None:
-    """List security group rules."""
-    list_all(RULES, "security_group_rules", [
-        ("ID", col("id")), ("Group", col("security_group_id")), ("Direction", col("direction")),
-        ("Ethertype", col("ethertype")), ("Protocol", col("protocol")),
-        ("Ports", col("port_range_min")), ("To", col("port_range_max")),
-        ("Remote IP", col("remote_ip_prefix")), ("Remote group", col("remote_group_id"))],
-        as_json)
-
-
-@rule_app.command("show")
-@calls("GET /v1/security-group-rules/{rule_id}")
-def rule_show(rule_id: Annotated[str, typer.Argument(metavar="ID")],
-              as_json: JsonOpt = False) -> None:
-    """Show a rule."""
-    obj = Api().get(f"{RULES}/{seg(rule_id)}")
-    emit(obj, as_json, lambda: kv_table(obj))
-
-
-@rule_app.command("delete")
-@calls("DELETE /v1/security-group-rules/{rule_id}")
-def rule_delete(rule_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Delete a rule."""
-    Api().call("DELETE", f"{RULES}/{seg(rule_id)}")
-    out().print(f"deleted security group rule {escape(rule_id)}")
-
-
-# --- floating IPs --------------------------------------------------------------------
-
-def fip_id(api: Api, ref: str) -> str:
-    """A floating IP by id or by its address."""
-    if is_uuid(ref):
-        return ref
-    found = [f for f in api.items(FIPS, "floatingips") if f["floating_ip_address"] == ref]
-    if not found:
-        raise ApiError(f"no floating IP {ref!r}")
-    return str(found[0]["id"])
-
-
-FipRef = Annotated[str, typer.Argument(metavar="ID_OR_ADDRESS")]
-
-
-@fip_app.command("create")
-@calls("POST /v1/floating-ips")
-def fip_create(network: Annotated[str, typer.Argument(metavar="EXTERNAL_NETWORK")],
-               address: Annotated[str | None, typer.Option(help="This address.")] = None,
-               port: Annotated[str | None, typer.Option(help="Associate with this port.")]
-               = None, as_json: JsonOpt = False) -> None:
-    """Allocate a floating IP from an external network."""
-    api = Api()
-    body: dict[str, Any] = {"floating_network_id": ref_id(api, NETWORKS, "networks", network,
-                                                          "network")}
-    if address:
-        body["floating_ip_address"] = address
-    if port:
-        body["port_id"] = ref_id(api, PORTS, "ports", port, "port")
-    created(api.call("POST", FIPS, json=body), as_json)
-
-
-@fip_app.command("list")
-@calls("GET /v1/floating-ips")
-def fip_list(as_json: JsonOpt = False) -> None:
-    """List floating IPs."""
-    list_all(FIPS, "floatingips", [
-        ("ID", col("id")), ("Address", col("floating_ip_address")), ("Port", col("port_id")),
-        ("Fixed IP", col("fixed_ip_address")), ("Status", col("status"))], as_json)
-
-
-@fip_app.command("show")
-@calls("GET /v1/floating-ips/{fip_id}")
-def fip_show(ref: FipRef, as_json: JsonOpt = False) -> None:
-    """Show a floating IP."""
-    api = Api()
-    obj = api.get(f"{FIPS}/{seg(fip_id(api, ref))}")
-    emit(obj, as_json, lambda: kv_table(obj))
-
-
-@fip_app.command("set")
-@calls("PUT /v1/floating-ips/{fip_id}")
-def fip_set(ref: FipRef, port: Annotated[str, typer.Option(help="The port (id or name).")],
-            fixed_ip: Annotated[str | None, typer.Option(help="Which of its fixed IPs.")]
-            = None, as_json: JsonOpt = False) -> None:
-    """Associate a floating IP with a port."""
-    api = Api()
-    body = {"port_id": ref_id(api, PORTS, "ports", port, "port"), "fixed_ip_address": fixed_ip}
-    created(api.call("PUT", f"{FIPS}/{seg(fip_id(api, ref))}", json=body), as_json)
-
-
-@fip_app.command("unset")
-@calls("PUT /v1/floating-ips/{fip_id}")
-def fip_unset(ref: FipRef, as_json: JsonOpt = False) -> None:
-    """Disassociate a floating IP from its port."""
-    api = Api()
-    created(api.call("PUT", f"{FIPS}/{seg(fip_id(api, ref))}", json={"port_id": None}), as_json)
-
-
-@fip_app.command("delete")
-@calls("DELETE /v1/floating-ips/{fip_id}")
-def fip_delete(ref: FipRef) -> None:
-    """Release a floating IP."""
-    api = Api()
-    rid = fip_id(api, ref)
-    api.call("DELETE", f"{FIPS}/{seg(rid)}")
-    out().print(f"released floating IP {escape(rid)}")
