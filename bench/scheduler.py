@@ -17,12 +17,9 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,17 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activities.control.instances import ControlActivities  # noqa: E402
 from tests.conftest import temporal_dev_server  # noqa: E402
+from tests.postgres import private_postgres  # noqa: E402
 from vmflow import db  # noqa: E402
 from vmflow.contracts.errors import Errors  # noqa: E402
 from vmflow.contracts.instances import ClaimRequest, ScheduleRequest  # noqa: E402
 from vmflow.host_liveness import beat, fresh, last_seen  # noqa: E402
 from vmflow.models import Allocation, Host  # noqa: E402
-from vmflow.processes import free_port  # noqa: E402
 from vmflow.settings import Settings  # noqa: E402
 from workflows._base.placement import ROOM_TAKEN  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CONTROL_SLOTS = 16  # workers/control.py: max_concurrent_activities and its thread pool
 # vCPUs, MiB, GB. "medium": the best hosts have room for all 50 at once, so claims
 # never collide; "large": room for about 16 each, so the 50 race for the same host,
@@ -167,30 +163,6 @@ async def bench_db(label: str, url: str, client: Client, args: argparse.Namespac
             "latencies_ms": [round(x, 2) for x in run.latencies_ms]}
 
 
-def as_postgres(*cmd: str) -> None:
-    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)], check=True,
-                   capture_output=True)
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    """A PostgreSQL of the bench's own (as tests/integration/test_postgres.py runs one)."""
-    data = Path(tempfile.mkdtemp(prefix="vmflow-benchpg-", dir="/var/tmp"))
-    shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-l", f"{data}/log", "-w", "-o",
-                f"'-p {port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off'", "start")
-    try:
-        as_postgres("psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
-                    "'CREATE DATABASE vmflow'")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/vmflow"
-    finally:
-        with suppress(subprocess.CalledProcessError):
-            as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def plot(rows: list[dict[str, object]], path: Path) -> None:
     import matplotlib
 
@@ -222,7 +194,7 @@ async def main(args: argparse.Namespace) -> None:
                 rows.append(await bench_db("sqlite", f"sqlite:///{path}", client, args, home,
                                            scenario))
                 if not args.no_postgres:
-                    with postgres() as url:
+                    with private_postgres("vmflow-benchpg-") as url:
                         rows.append(await bench_db("postgresql", url, client, args, home,
                                                    scenario))
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from sqlmodel import Session, select
 from temporalio.exceptions import ApplicationError
 
 from activities.control.instances import ControlActivities
-from tests.integration.conftest import free_port
+from tests.postgres import private_postgres
 from vmflow import db
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import ClaimRequest
@@ -25,30 +24,13 @@ from vmflow.models import Allocation, Flavor, Host, Image, Project, Token
 from vmflow.network_models import IpAllocation, Network, Subnet
 from vmflow.settings import Settings
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RACERS = 12
-
-
-def as_postgres(*cmd: str) -> None:
-    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)], check=True,
-                   capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    data = Path(tempfile.mkdtemp(prefix="vmflow-pg-", dir="/var/tmp"))
-    shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-l", f"{data}/log", "-w", "-o",
-                f"'-p {port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off'", "start")
-    try:
-        as_postgres("psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
-                    "'CREATE DATABASE vmflow'")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/vmflow"
-    finally:
-        as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(data, ignore_errors=True)
+    with private_postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
