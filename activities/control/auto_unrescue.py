@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.control.base import ClientActivities
-from vmflow.contracts.actions import AutoUnrescueRequest, AutoUnrescueStep
+from vmflow.contracts.actions import AutoUnrescueRequest, TimerStep
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.instances import OperationRef
 from vmflow.models import Instance, Operation, now
@@ -31,26 +31,26 @@ from vmflow.states import TaskState, VmState
 
 class AutoUnrescueActivities(ClientActivities):
     @activity.defn(name=ControlActs.START_AUTO_UNRESCUE)
-    async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> AutoUnrescueStep:
+    async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> TimerStep:
         key = f"auto-unrescue/{req.rescue_operation_id}"
         with self.session() as s:
             earlier = s.exec(select(Operation).where(Operation.idempotency_key == key)).first()
             if earlier is not None:
                 if earlier.status == "skipped":
-                    return AutoUnrescueStep(reason=earlier.last_error)
+                    return TimerStep(reason=earlier.last_error)
                 if earlier.status != "running" or await self.started(earlier):
-                    return AutoUnrescueStep(operation_id=earlier.id)
+                    return TimerStep(operation_id=earlier.id)
                 # the first attempt died before its workflow started: its row and claim go
                 self._forget(s, earlier)
             inst = s.get(Instance, req.instance_id)
             why = self._nothing_to_do(s, inst, req)
             if why is not None:
-                return AutoUnrescueStep(reason=why)
+                return TimerStep(reason=why)
             assert inst is not None
             if inst.locked:
                 return self._skip(s, inst, key, "the server is locked: left rescued")
             if inst.task_state:
-                return AutoUnrescueStep(busy=True, reason=f"another operation "
+                return TimerStep(busy=True, reason=f"another operation "
                                                           f"({inst.task_state}) is in progress")
             return await self._start(s, inst, req, key)
 
@@ -69,7 +69,7 @@ class AutoUnrescueActivities(ClientActivities):
         return None
 
     async def _start(self, s: Session, inst: Instance, req: AutoUnrescueRequest,
-                     key: str) -> AutoUnrescueStep:
+                     key: str) -> TimerStep:
         rescue = s.get(Operation, req.rescue_operation_id)
         assert rescue is not None  # _nothing_to_do found it
         spec = instance_spec(
@@ -79,9 +79,9 @@ class AutoUnrescueActivities(ClientActivities):
         try:
             op = await start_operation(self.client, s, spec)
         except ResourceBusy as e:  # nothing of this attempt remains
-            return AutoUnrescueStep(busy=True, reason=str(e))
+            return TimerStep(busy=True, reason=str(e))
         activity.logger.info("auto-unrescue of instance %s: operation %s", inst.id, op.id)
-        return AutoUnrescueStep(operation_id=op.id)
+        return TimerStep(operation_id=op.id)
 
     @staticmethod
     def _forget(s: Session, op: Operation) -> None:
@@ -92,7 +92,7 @@ class AutoUnrescueActivities(ClientActivities):
         s.commit()
 
     @staticmethod
-    def _skip(s: Session, inst: Instance, key: str, why: str) -> AutoUnrescueStep:
+    def _skip(s: Session, inst: Instance, key: str, why: str) -> TimerStep:
         """Recorded in the action history as an unrescue that did not run."""
         info = activity.info()
         s.add(Operation(resource_type="instance", resource_id=inst.id, action="unrescue",
@@ -101,7 +101,7 @@ class AutoUnrescueActivities(ClientActivities):
                         user_id=inst.user_id, idempotency_key=key, last_error=f"skipped: {why}",
                         finished_at=now()))
         s.commit()
-        return AutoUnrescueStep(reason=why)
+        return TimerStep(reason=why)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.start_auto_unrescue]

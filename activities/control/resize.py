@@ -14,6 +14,7 @@ from activities.control import scheduler
 from activities.control.base import ClientActivities
 from activities.control.instances import agent_enabled, image_file, linked_image
 from activities.errors import permanent
+from vmflow.contracts.actions import TimerStep
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
 from vmflow.contracts.instances import InstanceRef, OperationRef
@@ -23,7 +24,6 @@ from vmflow.contracts.resize import (
     PRE_MIGRATING,
     SOURCE_KEPT,
     AutoConfirmRequest,
-    AutoConfirmStep,
     FlavorSpec,
     MoveClaim,
     PendingResize,
@@ -167,22 +167,22 @@ class ResizeControlActivities(ClientActivities):
 
     # ---- the auto-confirm timer's step ------------------------------------------------
     @activity.defn(name=ControlActs.START_AUTO_CONFIRM)
-    async def start_auto_confirm(self, req: AutoConfirmRequest) -> AutoConfirmStep:
+    async def start_auto_confirm(self, req: AutoConfirmRequest) -> TimerStep:
         """Start confirm-resize as the API would, on behalf of who asked for the move;
         the Idempotency-Key `auto-confirm/<migration>` makes a retry find the first."""
         key = f"auto-confirm/{req.migration_id}"
         with self.session() as s:
             earlier = s.exec(select(Operation).where(Operation.idempotency_key == key)).first()
             if earlier is not None:
-                return AutoConfirmStep(operation_id=earlier.id)
+                return TimerStep(operation_id=earlier.id)
             mig = s.exec(select(Migration).where(Migration.uuid == req.migration_id)).first()
             inst = s.get(Instance, req.instance_id)
             if mig is None or mig.status not in (FINISHED, CONFIRMING):
-                return AutoConfirmStep(reason=f"the move is {mig.status if mig else 'gone'}")
+                return TimerStep(reason=f"the move is {mig.status if mig else 'gone'}")
             if inst is None or inst.vm_state != VmState.RESIZED:
-                return AutoConfirmStep(reason="the server is no longer waiting for confirm")
+                return TimerStep(reason="the server is no longer waiting for confirm")
             if inst.task_state:
-                return AutoConfirmStep(busy=True, reason=f"another operation "
+                return TimerStep(busy=True, reason=f"another operation "
                                                          f"({inst.task_state}) is in progress")
             iid = inst.id
             spec = instance_spec(
@@ -192,9 +192,9 @@ class ResizeControlActivities(ClientActivities):
             try:
                 op = await start_operation(self.client, s, spec)
             except ResourceBusy as e:
-                return AutoConfirmStep(busy=True, reason=str(e))
+                return TimerStep(busy=True, reason=str(e))
             activity.logger.info("auto-confirm of instance %s: operation %s", inst.id, op.id)
-            return AutoConfirmStep(operation_id=op.id)
+            return TimerStep(operation_id=op.id)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.begin_resize, self.move_claim, self.finish_resize,

@@ -20,13 +20,13 @@ from activities.control.images import delete_image
 from activities.control.instances import agent_enabled, launch_plan
 from activities.errors import permanent
 from vmflow.backups import image_record
+from vmflow.contracts.actions import TimerStep
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
 from vmflow.contracts.instances import InstanceRef, OperationRef
 from vmflow.contracts.shelve import (
     SHELVE_MARKER,
     OffloadTimerRequest,
-    OffloadTimerStep,
     ShelveImage,
     UnshelveEnd,
     UnshelvePlan,
@@ -112,7 +112,7 @@ class ShelveActivities(ClientActivities):
 
     # ---- the offload timer ------------------------------------------------------------
     @activity.defn(name=ControlActs.START_SHELVE_OFFLOAD)
-    async def start_shelve_offload(self, req: OffloadTimerRequest) -> OffloadTimerStep:
+    async def start_shelve_offload(self, req: OffloadTimerRequest) -> TimerStep:
         """Start the shelve-offload the timer stands for, as the API would, unless the
         server is gone, no longer shelved or shelved again since (that shelve's timer
         decides). Its Idempotency-Key `shelve-offload/<shelve op>` lets a retry find
@@ -123,7 +123,7 @@ class ShelveActivities(ClientActivities):
             earlier = s.exec(select(Operation).where(Operation.idempotency_key == key)).first()
             if earlier is not None:
                 if earlier.status != "running" or await self.started(earlier):
-                    return OffloadTimerStep(operation_id=earlier.id)
+                    return TimerStep(operation_id=earlier.id)
                 # the first attempt died before its workflow started: its row and claim go
                 inst = s.get(Instance, earlier.resource_id)
                 if inst is not None:
@@ -132,16 +132,16 @@ class ShelveActivities(ClientActivities):
                 s.commit()
             inst = s.get(Instance, req.instance_id)
             if inst is None or inst.vm_state == VmState.DELETED:
-                return OffloadTimerStep(reason="the server is gone")
+                return TimerStep(reason="the server is gone")
             shelve = latest_shelve(s, inst.id)
             if shelve is None or shelve.id != req.shelve_operation_id:
-                return OffloadTimerStep(reason="the server was shelved again since; that "
+                return TimerStep(reason="the server was shelved again since; that "
                                                "shelve's timer decides")
             if inst.vm_state != VmState.SHELVED:
-                return OffloadTimerStep(reason=f"the server is {inst.vm_state}, no longer "
+                return TimerStep(reason=f"the server is {inst.vm_state}, no longer "
                                                "shelved")
             if inst.task_state:
-                return OffloadTimerStep(busy=True, reason=f"another operation "
+                return TimerStep(busy=True, reason=f"another operation "
                                                           f"({inst.task_state}) is in progress")
             spec = instance_spec(
                 inst, "shelve-offload", shelve.user_id, lambda op_id: OperationRef(inst.id, op_id),
@@ -150,9 +150,9 @@ class ShelveActivities(ClientActivities):
             try:
                 op = await start_operation(self.client, s, spec)
             except ResourceBusy as e:
-                return OffloadTimerStep(busy=True, reason=str(e))
+                return TimerStep(busy=True, reason=str(e))
             activity.logger.info("timed shelve-offload of %s: operation %s", inst.id, op.id)
-            return OffloadTimerStep(operation_id=op.id)
+            return TimerStep(operation_id=op.id)
 
     @activity.defn(name=ControlActs.CANCEL_SHELVE_OFFLOAD)
     async def cancel_shelve_offload(self, ref: InstanceRef) -> None:

@@ -36,9 +36,10 @@ class AutoUnrescueRequest:
 
 
 @dataclass(frozen=True)
-class AutoUnrescueStep:
-    """What the timer's step did: started an unrescue (operation_id), found nothing to
-    do (reason), or found the server busy (try again later)."""
+class TimerStep:
+    """What a timer's step did (auto-unrescue, shelve-offload, auto-confirm): started
+    its operation (operation_id), found nothing to do (reason), or found the server busy
+    (try again later)."""
 
     busy: bool = False
     operation_id: str | None = None

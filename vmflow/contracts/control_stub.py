@@ -13,13 +13,13 @@ from vmflow.contracts.actions import (
     ActionEnd,
     ActionStart,
     AutoUnrescueRequest,
-    AutoUnrescueStep,
     InstanceFacts,
     InstanceIds,
     InstanceImage,
     SyncApply,
     SyncCandidates,
     SyncResult,
+    TimerStep,
 )
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.evacuate import (
@@ -69,7 +69,6 @@ from vmflow.contracts.reconcile import (
 )
 from vmflow.contracts.resize import (
     AutoConfirmRequest,
-    AutoConfirmStep,
     MoveClaim,
     PendingResizes,
     ResizeDone,
@@ -91,7 +90,6 @@ from vmflow.contracts.shares import (
 )
 from vmflow.contracts.shelve import (
     OffloadTimerRequest,
-    OffloadTimerStep,
     ShelveImage,
     UnshelveEnd,
     UnshelvePlan,
@@ -175,7 +173,7 @@ class ControlStub:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     @activity.defn(name=ControlActs.START_AUTO_UNRESCUE)
-    async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> AutoUnrescueStep:
+    async def start_auto_unrescue(self, req: AutoUnrescueRequest) -> TimerStep:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     # ---- snapshots, backups and their schedules ------------------------------------------
@@ -296,7 +294,7 @@ class ControlStub:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     @activity.defn(name=ControlActs.START_SHELVE_OFFLOAD)
-    async def start_shelve_offload(self, req: OffloadTimerRequest) -> OffloadTimerStep:
+    async def start_shelve_offload(self, req: OffloadTimerRequest) -> TimerStep:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     @activity.defn(name=ControlActs.CANCEL_SHELVE_OFFLOAD)
@@ -379,5 +377,5 @@ class ControlStub:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     @activity.defn(name=ControlActs.START_AUTO_CONFIRM)
-    async def start_auto_confirm(self, req: AutoConfirmRequest) -> AutoConfirmStep:
+    async def start_auto_confirm(self, req: AutoConfirmRequest) -> TimerStep:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

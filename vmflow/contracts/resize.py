@@ -184,10 +184,3 @@ class AutoConfirmRequest:
     migration_id: str
     after_s: float
     busy_retry_s: int = 60
-
-
-@dataclass(frozen=True)
-class AutoConfirmStep:
-    busy: bool = False
-    operation_id: str | None = None
-    reason: str | None = None

@@ -40,14 +40,6 @@ class OffloadTimerRequest:
     busy_retry_s: int = 60  # a server busy with another operation is asked again then
 
 
-@dataclass(frozen=True)
-class OffloadTimerStep:
-    """What the timer's step did: started the offload (operation_id), found nothing to
-    do (reason), or found the server busy (try again later)."""
-
-    busy: bool = False
-    operation_id: str | None = None
-    reason: str | None = None
 
 
 @dataclass(frozen=True)
