@@ -137,9 +137,11 @@ class HostActivities:
     @heartbeating
     def create_disk(self, req: CreateDisk) -> DiskCreated:
         with storage_errors():
-            return self._create_disk(req)
+            return self.make_disk(req)
 
-    def _create_disk(self, req: CreateDisk) -> DiskCreated:
+    def make_disk(self, req: CreateDisk) -> DiskCreated:
+        """The instance's root disk over its base image (the caller maps errors): the
+        create_disk step, and the live migration's destination."""
         d = self.instance_dir(req.instance_id)
         disk = d / "disk"
         base_info = qemu_img.info(self.settings, req.base_path, req.base_format)

@@ -98,7 +98,7 @@ class MigrationActivities:
             # always a fresh overlay: clusters a dead attempt copied would show through
             # wherever the source's top layer has none
             shutil.rmtree(d, ignore_errors=True)
-            disk = self.host._create_disk(CreateDisk(req.instance_id, req.base_path,
+            disk = self.host.make_disk(CreateDisk(req.instance_id, req.base_path,
                                                      req.base_format, req.size_gb))
             drive = (self.host.create_config_drive(req.config_drive)
                      if req.config_drive else None)
