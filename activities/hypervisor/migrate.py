@@ -133,6 +133,24 @@ class MigrationActivities:
             activity.logger.debug("incoming %s: %s", ref.instance_id, e)
             return False
 
+    @activity.defn(name=HostActs.INCOMING_TOTALS)
+    def incoming_migration_totals(self, ref: InstanceRef) -> MigrationProgress:
+        """The totals of the migration that brought the guest here, as this side's
+        libvirtd keeps them (the completed job's stats). The source polls its job, and
+        a small guest's memory phase can end between two polls: these fill the gap.
+        Nothing known (no domain, no completed job): all zero."""
+        dom = Domain.find(self.conn.get(), ref.instance_id)
+        if dom is None:
+            return MigrationProgress()
+        try:
+            stats = dom.virdom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        except libvirt.libvirtError as e:
+            activity.logger.info("completed job stats of %s: %s", ref.instance_id, e)
+            return MigrationProgress()
+        totals = MigrationProgress.of({k: int(v) for k, v in stats.items()
+                                       if isinstance(v, int)})
+        return replace(totals, percent=100)
+
     # ---- source ---------------------------------------------------------------------
     @activity.defn(name=HostActs.FORCE_COMPLETE_MIGRATION)
     @heartbeating
@@ -245,7 +263,8 @@ class MigrationActivities:
             activity.heartbeat()
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare_live_migration, self.watch_incoming, self.live_migrate,
+        return [self.prepare_live_migration, self.watch_incoming,
+                self.incoming_migration_totals, self.live_migrate,
                 self.force_complete_migration]
 
 

@@ -98,6 +98,7 @@ class HostActs:
     LIST_RESOURCES = "host.list_instance_resources"  # ledger reconciler: domains and dirs
     PREPARE_LIVE_MIGRATION = "host.prepare_live_migration"  # destination: files, no domain
     WATCH_INCOMING = "host.watch_incoming"  # destination: heartbeats while it comes in
+    INCOMING_TOTALS = "host.incoming_migration_totals"  # destination: the completed job
     LIVE_MIGRATE = "host.live_migrate"  # source: migrateToURI3, progress as heartbeats
     FORCE_COMPLETE_MIGRATION = "host.force_complete_migration"  # source: pause to converge
     # resize and cold migration: the source's copy and the destination's pull

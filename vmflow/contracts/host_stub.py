@@ -34,6 +34,7 @@ from vmflow.contracts.instances import (
 from vmflow.contracts.migrations import (
     DestinationDirs,
     LiveMigrationResult,
+    MigrationProgress,
     PrepareLiveMigration,
     RunLiveMigration,
 )
@@ -173,6 +174,10 @@ class HostStub:
 
     @activity.defn(name=HostActs.WATCH_INCOMING)
     async def watch_incoming(self, ref: InstanceRef) -> bool:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.INCOMING_TOTALS)
+    async def incoming_migration_totals(self, ref: InstanceRef) -> MigrationProgress:
         raise NotImplementedError(RUNS_ON_THE_WORKER)
 
     @activity.defn(name=HostActs.LIVE_MIGRATE)

@@ -140,8 +140,9 @@ class LiveMigrateInstance(InstanceAction):
         undo.clear()
         self.at("post-migration", 100, dest)
         workflow.upsert_search_attributes([SA_HOST.value_set(dest)])
+        progress = await self._totals(dest, plan.instance_id, result.progress)
         await control(ControlStub.live_migration_done, MigrationDone(
-            plan.migration_id, plan.instance_id, plan.source, dest, result.progress))
+            plan.migration_id, plan.instance_id, plan.source, dest, progress))
         if result.paused_to_converge and facts.vm_state == VmState.ACTIVE:
             await on_host(dest, HostStub.unpause, InstanceRef(plan.instance_id))
         note = await self._clean_source(plan)
@@ -278,6 +279,21 @@ class LiveMigrateInstance(InstanceAction):
             if not watch.done():
                 watch.cancel()
         return replace(result, paused_to_converge=result.paused_to_converge or paused)
+
+    async def _totals(self, dest: str, instance_id: str,
+                      polled: MigrationProgress) -> MigrationProgress:
+        """The source's last poll may have missed the memory phase (a small guest's
+        can end between two polls): the destination's record of the completed job
+        fills it in. A destination that cannot say changes nothing: the guest moved."""
+        if polled.memory_total:
+            return polled
+        try:
+            kept = await on_host(dest, HostStub.incoming_migration_totals,
+                                 InstanceRef(instance_id), give_up_after_s=60, attempts=2)
+        except Exception as e:
+            workflow.logger.info("no completed-job totals from %s: %s", dest, describe(e))
+            return polled
+        return kept if kept.memory_total else polled
 
     async def _moved_anyway(self, plan: LiveMigrationPlan, dest: str) -> bool:
         """After a failed or aborted migration step: where does the guest run? True
