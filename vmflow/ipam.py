@@ -211,6 +211,17 @@ def first_free(used: Iterable[int], lo: int = VNI_MIN, hi: int = VNI_MAX) -> int
     return None
 
 
+def overlapping(cidr: str, others: Iterable[str]) -> str | None:
+    """The first of `others` that shares an address with `cidr`, or None. Every
+    subnet is routed in each host's one network namespace (the guests' gateways and
+    the floating range side by side), so no two may overlap, whoever owns them."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    for other in others:
+        if net.overlaps(ipaddress.ip_network(other, strict=False)):
+            return other
+    return None
+
+
 def auto_cidr(pool: str, taken: Iterable[str], prefixlen: int = 24) -> str | None:
     """The first /prefixlen of `pool` that overlaps none of `taken`, or None."""
     net = ipaddress.ip_network(pool, strict=True)

@@ -174,6 +174,11 @@ def add_subnet(session: Session, net: Network, body: SubnetCreate) -> Subnet:
         plan = ipam.plan_subnet(body.cidr, body.gateway_ip,
                                 "gateway_ip" in body.model_fields_set, pools)
         servers = ipam.check_nameservers(body.dns_nameservers)
+    clash = ipam.overlapping(plan.cidr, session.exec(select(Subnet.cidr)))
+    if clash is not None:
+        raise BadRequest(f"cidr {plan.cidr} overlaps the subnet {clash} of another network "
+                         "(subnets never overlap in vmflow: each host routes them all)",
+                         type="OverlappingSubnet")
     subnet = Subnet(name=body.name, network_id=net.id, project_id=net.project_id,
                     cidr=plan.cidr, gateway_ip=plan.gateway_ip,
                     allocation_pools=plan.allocation_pools, enable_dhcp=body.enable_dhcp,

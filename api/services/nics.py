@@ -40,8 +40,7 @@ def ensure_auto_network(session: Session, project_id: str, pool: str) -> str:
         row = session.get(AutoNetwork, project_id)
         if row is not None:
             return row.network_id
-        taken = session.exec(select(Subnet.cidr).join(
-            AutoNetwork, col(AutoNetwork.network_id) == col(Subnet.network_id)))
+        taken = session.exec(select(Subnet.cidr))  # no subnet overlaps another
         with ipam_errors():
             cidr = ipam.auto_cidr(pool, list(taken))
         if cidr is None:

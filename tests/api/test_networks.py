@@ -196,3 +196,24 @@ async def test_idempotency_key_replays_a_create(api: httpx.AsyncClient, world: W
     again = await api.post("/v1/networks", headers=h, json={"name": "once"})
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"] and net_counts() == before
+
+
+async def test_a_subnet_overlapping_any_other_is_400(api: httpx.AsyncClient,
+                                                      world: World) -> None:
+    """Every host routes every subnet in its one namespace: no overlap, across projects
+    too (Neutron allows it behind separate routers; vmflow has none)."""
+    first, _ = await make_net(api, world.alice, "10.31.0.0/24")
+    other, _ = await make_net(api, world.bob, None)
+    before = net_counts()
+    for cidr in ("10.31.0.0/24", "10.31.0.128/25", "10.30.0.0/15"):
+        r = await api.post("/v1/subnets", headers=world.bob.h,
+                           json={"network_id": other["id"], "cidr": cidr})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["type"] == "OverlappingSubnet", r.text
+        assert "10.31.0.0/24" in r.json()["error"]["message"]
+    assert net_counts() == before
+    r = await api.post("/v1/subnets", headers=world.bob.h,
+                       json={"network_id": other["id"], "cidr": "10.32.0.0/24"})
+    assert r.status_code == 201, r.text
+    for net, who in ((first, world.alice), (other, world.bob)):
+        assert (await api.delete(f"/v1/networks/{net['id']}", headers=who.h)).status_code == 204

@@ -100,3 +100,16 @@ async def test_an_exhausted_auto_pool_is_409(api: httpx.AsyncClient, world: Worl
         resolve(second, "auto", pool="10.99.0.0/24")
     assert (e.value.status, e.value.type) == (409, "AutoAllocationFailure")
     assert net_counts() == before
+
+
+async def test_auto_skips_a_range_another_network_took(api: httpx.AsyncClient,
+                                                       world: World) -> None:
+    pool = "10.103.0.0/23"  # two /24s; a user network holds the first
+    taken, _ = await make_net(api, world.alice, "10.103.0.0/24")
+    gus = await new_member(api, world, "auto-skip")
+    (nic,) = resolve(gus, "auto", pool)
+    net = (await api.get(f"/v1/networks/{nic.network_id}", headers=gus.h)).json()
+    subnet = (await api.get(f"/v1/subnets/{net['subnets'][0]}", headers=gus.h)).json()
+    assert subnet["cidr"] == "10.103.1.0/24"
+    assert (await api.delete(f"/v1/networks/{taken['id']}", headers=world.alice.h)
+            ).status_code == 204
