@@ -63,6 +63,26 @@ def list_all(path: str, key: str, columns: list[Column], as_json: bool,
     emit(rows, as_json, lambda: list_table(rows, columns))
 
 
+def server_nics(api: Api, networks: list[str] | None, ports: list[str] | None,
+                groups: list[str] | None) -> dict[str, Any]:
+    """`server create`'s --network/--port/--security-group as the launch body's
+    `networks` ("auto" | "none" | [{uuid} | {port}]) and `security_groups` fields."""
+    body: dict[str, Any] = {}
+    nets, prts = networks or [], ports or []
+    if nets in (["auto"], ["none"]) and not prts:
+        body["networks"] = nets[0]
+    elif nets or prts:
+        if {"auto", "none"} & set(nets):
+            raise typer.BadParameter("--network auto|none stands alone (no other "
+                                     "--network or --port)")
+        body["networks"] = (
+            [{"uuid": ref_id(api, NETWORKS, "networks", n, "network")} for n in nets]
+            + [{"port": ref_id(api, PORTS, "ports", p, "port")} for p in prts])
+    if groups:
+        body["security_groups"] = [{"name": g} for g in groups]
+    return body
+
+
 def created(obj: dict[str, Any], as_json: bool) -> None:
     emit(obj, as_json, lambda: kv_table(obj))
 

@@ -35,6 +35,7 @@ from vmflow.cli.common import (
     styled,
     unwrap,
 )
+from vmflow.cli.networks import server_nics
 
 server_app = typer.Typer(no_args_is_help=True, help="Servers (instances).")
 
@@ -60,18 +61,26 @@ def server_create(
     user_data: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="File passed to the guest (sent base64, as Nova).")
     ] = None,
+    network: Annotated[list[str] | None, typer.Option(
+        help="Network id or name, or auto | none; repeatable (a NIC each).")] = None,
+    port: Annotated[list[str] | None, typer.Option(
+        help="An existing port (id or name) as a NIC; repeatable.")] = None,
+    security_group: Annotated[list[str] | None, typer.Option(
+        help="Security group name for the new ports; repeatable (default: default).")
+    ] = None,
     wait: WaitOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Launch a server."""
-    body: dict[str, Any] = {"name": name, "image": image, "flavor": flavor}
+    api = Api()
+    body: dict[str, Any] = {"name": name, "image": image, "flavor": flavor,
+                            **server_nics(api, network, port, security_group)}
     if key_name:
         body["key_name"] = key_name
     if prop:
         body["metadata"] = parse_properties(prop)
     if user_data:
         body["user_data"] = base64.b64encode(user_data.read_bytes()).decode()
-    api = Api()
     resp = api.call("POST", "/v1/servers", json=body)
     server, op = resp["server"], resp["operation"]
     if not wait:
