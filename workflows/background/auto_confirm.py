@@ -10,8 +10,6 @@ operation is asked again every minute for up to a day. Nova's equivalent
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -20,24 +18,15 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.names import auto_confirm_workflow_id
 
 from workflows._base.steps import control
-
-BUSY_FOR_AT_MOST = timedelta(days=1)
+from workflows._base.timer import start_later
 
 
 @workflow.defn(name="AutoConfirmResize")
 class AutoConfirmResize:
     @workflow.run
     async def run(self, req: AutoConfirmRequest) -> str:
-        await workflow.sleep(timedelta(seconds=req.after_s))
-        give_up = workflow.now() + BUSY_FOR_AT_MOST
-        while True:
-            step = await control(ControlStub.start_auto_confirm, req)
-            if not step.busy:
-                return (f"confirm started: operation {step.operation_id}"
-                        if step.operation_id else f"nothing to do: {step.reason}")
-            if workflow.now() >= give_up:
-                return f"gave up: {step.reason}"
-            await workflow.sleep(timedelta(seconds=req.busy_retry_s))
+        return await start_later(req.after_s, req.busy_retry_s, "confirm",
+                                 lambda: control(ControlStub.start_auto_confirm, req))
 
 
 async def cancel_auto_confirm(instance_id: str) -> None:

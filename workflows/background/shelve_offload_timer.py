@@ -10,8 +10,6 @@ ordinary operation in the action history."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -19,21 +17,12 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.shelve import OffloadTimerRequest
 
 from workflows._base.steps import control
-
-BUSY_FOR_AT_MOST = timedelta(days=1)
+from workflows._base.timer import start_later
 
 
 @workflow.defn(name="ShelveOffloadTimer")
 class ShelveOffloadTimer:
     @workflow.run
     async def run(self, req: OffloadTimerRequest) -> str:
-        await workflow.sleep(timedelta(seconds=req.after_s))
-        give_up = workflow.now() + BUSY_FOR_AT_MOST
-        while True:
-            step = await control(ControlStub.start_shelve_offload, req)
-            if not step.busy:
-                return (f"shelve-offload started: operation {step.operation_id}"
-                        if step.operation_id else f"nothing to do: {step.reason}")
-            if workflow.now() >= give_up:
-                return f"gave up: {step.reason}"
-            await workflow.sleep(timedelta(seconds=req.busy_retry_s))
+        return await start_later(req.after_s, req.busy_retry_s, "shelve-offload",
+                                 lambda: control(ControlStub.start_shelve_offload, req))
