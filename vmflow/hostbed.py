@@ -11,7 +11,13 @@ Each host gets:
   like a rack switch; QEMU's migration stream and libvirt's peer-to-peer connection
   (`qemu+tcp://<underlay>/system`) use it, nothing outside the namespaces does;
 - a unix socket every process of the machine can reach (`libvirt_uri`), which the
-  host's worker and an operator's `virsh -c` use.
+  host's worker and an operator's `virsh -c` use;
+- an external link (`external0`, the <i+1>th address of VMFLOW_EXTERNAL_CIDR) to a
+  second bridge in the switch namespace, where the stack's outside world lives: the
+  namespace `vmflow-<host>-<stack tag>-outside` holds the first address of that range
+  (the hosts' default gateway). Floating IPs are addresses of the same range that a
+  host answers for (activities/hypervisor/network/floating.py); `vmflow admin outside
+  -- CMD` runs a command there, as a client on the internet would.
 
 Workers stay in the machine's own namespaces (they reach Temporal and the API on
 loopback) and run what must happen "on the host's network" through
@@ -21,6 +27,7 @@ loopback) and run what must happen "on the host's network" through
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import shutil
 import subprocess
 import time
@@ -33,6 +40,9 @@ from vmflow.settings import Settings
 
 UNDERLAY_NET = "10.77.0"  # /24 inside the stack's own namespaces only
 UNDERLAY_DEV = "underlay0"
+EXTERNAL_DEV = "external0"  # a host's and the outside's end of the external link
+EXTERNAL_BRIDGE = "ext0"  # in the switch namespace
+OUTSIDE_PORT = "extout"  # the outside's port on that bridge (a host's: ext<i>)
 START_TIMEOUT = 90.0  # the first start probes QEMU's capabilities
 MOUNTS = {"etc": "/etc/libvirt", "lib": "/var/lib/libvirt", "run": "/run/libvirt",
           "cache": "/var/cache/libvirt", "log": "/var/log/libvirt"}
@@ -103,6 +113,32 @@ def switch_netns(s: Settings) -> str:
     return f"vmflow-{s.host}-{_stack_tag(s.home)}-switch"
 
 
+def outside_netns(s: Settings) -> str:
+    """The outside world of the stack: where floating IPs are reached from."""
+    return f"vmflow-{s.host}-{_stack_tag(s.home)}-outside"
+
+
+def external_network(s: Settings) -> ipaddress.IPv4Network:
+    net = ipaddress.ip_network(s.external_cidr, strict=True)
+    if not isinstance(net, ipaddress.IPv4Network) or net.num_addresses < 8:
+        raise StackError(f"VMFLOW_EXTERNAL_CIDR {s.external_cidr}: an IPv4 network of at "
+                         "least 8 addresses is needed")
+    return net
+
+
+def outside_address(s: Settings) -> ipaddress.IPv4Interface:
+    """The outside's address on the external link, the hosts' default gateway."""
+    net = external_network(s)
+    return ipaddress.IPv4Interface(f"{net[1]}/{net.prefixlen}")
+
+
+def external_address(s: Settings, h: BedHost) -> ipaddress.IPv4Interface:
+    net = external_network(s)
+    if h.index < 1 or h.index + 2 >= net.num_addresses:
+        raise StackError(f"host {h.name}: no address of {net} left for it")
+    return ipaddress.IPv4Interface(f"{net[h.index + 1]}/{net.prefixlen}")
+
+
 # ---- commands -------------------------------------------------------------------------
 
 
@@ -126,9 +162,38 @@ def _ensure_netns(name: str) -> None:
 def _ensure_switch(s: Settings) -> None:
     sw = switch_netns(s)
     _ensure_netns(sw)
-    if _run("ip", "-n", sw, "link", "show", "br0", check=False).returncode != 0:
-        _run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-    _run("ip", "-n", sw, "link", "set", "br0", "up")
+    for br in ("br0", EXTERNAL_BRIDGE):
+        if _run("ip", "-n", sw, "link", "show", br, check=False).returncode != 0:
+            _run("ip", "-n", sw, "link", "add", br, "type", "bridge")
+        _run("ip", "-n", sw, "link", "set", br, "up")
+
+
+def _ensure_veth(s: Settings, netns: str, port: str, address: ipaddress.IPv4Interface) -> bool:
+    """EXTERNAL_DEV in `netns` with `address`, its peer `port` on the external bridge;
+    False when it was there already."""
+    sw = switch_netns(s)
+    if _run("ip", "-n", netns, "link", "show", EXTERNAL_DEV, check=False).returncode == 0:
+        return False
+    _run("ip", "-n", sw, "link", "del", port, check=False)  # a half-made link of a crash
+    _run("ip", "link", "add", EXTERNAL_DEV, "netns", netns, "type", "veth",
+         "peer", "name", port, "netns", sw)
+    _run("ip", "-n", sw, "link", "set", port, "master", EXTERNAL_BRIDGE, "up")
+    _run("ip", "-n", netns, "addr", "add", str(address), "dev", EXTERNAL_DEV)
+    _run("ip", "-n", netns, "link", "set", EXTERNAL_DEV, "up")
+    return True
+
+
+def _ensure_outside(s: Settings) -> None:
+    """The outside world: one namespace on the external bridge, nothing routed beyond."""
+    _ensure_netns(outside_netns(s))
+    _ensure_veth(s, outside_netns(s), OUTSIDE_PORT, outside_address(s))
+
+
+def _ensure_external(s: Settings, h: BedHost) -> None:
+    """The host's uplink to the outside; its default route leads there."""
+    if _ensure_veth(s, h.netns, f"ext{h.index}", external_address(s, h)):
+        _run("ip", "-n", h.netns, "route", "replace", "default",
+             "via", str(outside_address(s).ip), "dev", EXTERNAL_DEV)
 
 
 def _ensure_link(s: Settings, h: BedHost) -> None:
@@ -179,8 +244,10 @@ def _spawn_daemons(h: BedHost) -> None:
 def start(s: Settings, h: BedHost) -> None:
     """Start the host unless its libvirtd runs; returns when its socket answers."""
     _ensure_switch(s)
+    _ensure_outside(s)
     _ensure_netns(h.netns)
     _ensure_link(s, h)
+    _ensure_external(s, h)
     if h.pid("libvirtd") is not None:
         return
     for d in MOUNTS:
@@ -248,6 +315,9 @@ def stop_all(s: Settings) -> None:
     known = {h.name: h for h in bed(s)}
     for root in sorted(s.home.glob("hosts/*/libvirt")):
         stop(known.get(root.parent.name, BedHost(root.parent.name, 0, root)))
+    if _netns_exists(outside_netns(s)):
+        _stop_netns_processes(outside_netns(s))  # what an operator left running there
+        _run("ip", "netns", "del", outside_netns(s), check=False)
     if _netns_exists(switch_netns(s)):
         _run("ip", "netns", "del", switch_netns(s), check=False)
 

@@ -80,3 +80,8 @@ def share_workflow_id(share_id: str) -> str:
 def share_access_workflow_id(share_id: str) -> str:
     """The access-rule reconcile of a share: allow/deny requests queue on it."""
     return f"share-{share_id}-access"
+
+
+def floating_ip_workflow_id(fip_id: str) -> str:
+    """The host-side sync of a floating IP: associate/disassociate/release queue on it."""
+    return f"floatingip-{fip_id}"

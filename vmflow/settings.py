@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     host_netns: str = ""
     migration_address: str = ""  # the host's underlay address; empty: 127.0.0.1
     migration_uri: str = ""  # what a peer's libvirtd dials; empty: libvirt_uri
+    # the link of the embedded stack's hosts to its outside-world namespace (vmflow.hostbed):
+    # .1 the outside, .<i+1> host i; floating IPs come from the rest of it
+    external_cidr: str = "203.0.113.0/24"
     virt_type: str = "auto"  # auto | kvm | qemu
     host_traits: str = ""  # comma-separated, matched against flavor extra_specs trait:X=required
     domain_prefix: str = "vmflow-"

@@ -28,6 +28,7 @@ from activities.control.actions import ActionActivities
 from activities.control.auto_unrescue import AutoUnrescueActivities
 from activities.control.backup_schedules import BackupScheduleActivities
 from activities.control.evacuate import EvacuateActivities
+from activities.control.floating_ips import FloatingIpControlActivities
 from activities.control.image_store import ImageStoreReconcileActivities
 from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
@@ -61,7 +62,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *OperationRowActivities(settings, client).all(),
             *EvacuateActivities(settings, client).all(),
             *MigrationActivities(settings, client).all(),
-            *ResizeControlActivities(settings, client).all()]
+            *ResizeControlActivities(settings, client).all(),
+            *FloatingIpControlActivities(settings, client).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

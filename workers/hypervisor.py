@@ -20,6 +20,7 @@ from activities.hypervisor.host import HostActivities
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.migrate import MigrationActivities
 from activities.hypervisor.network.activities import NetworkActivities
+from activities.hypervisor.network.floating import FloatingIpActivities
 from activities.hypervisor.rebuild import RebuildActivities
 from activities.hypervisor.resize import ResizeActivities
 from activities.hypervisor.snapshot import SnapshotActivities
@@ -39,7 +40,8 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
             *SnapshotActivities(settings, conn, instance_dir).all(),
             *ResizeActivities(settings, conn, instance_dir).all(),
             *MigrationActivities(acts).all(),
-            *NetworkActivities(settings, conn).all()]
+            *NetworkActivities(settings, conn).all(),
+            *FloatingIpActivities(settings).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

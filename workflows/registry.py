@@ -28,6 +28,7 @@ from workflows.instance.suspend import SuspendInstance
 from workflows.instance.unpause import UnpauseInstance
 from workflows.instance.unrescue import UnrescueInstance
 from workflows.instance.unshelve import UnshelveInstance
+from workflows.network.floating_ip_sync import SyncFloatingIp
 from workflows.share.access import SyncShareAccess
 from workflows.share.create import CreateShare
 from workflows.share.delete import DeleteShare
@@ -48,4 +49,6 @@ SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
 BACKGROUND = [RegisterHost, PowerSync, ScheduledBackup, ReconcileLedger, AutoUnrescue,
               ShelveOffloadTimer, AutoConfirmResize]
 
-ALL = [*INSTANCE, *SHARE, *BACKGROUND]
+NETWORK = [SyncFloatingIp]
+
+ALL = [*INSTANCE, *SHARE, *BACKGROUND, *NETWORK]

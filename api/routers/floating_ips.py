@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
+from api.deps import AuthDep, IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.schemas.floating_ips import (
     FloatingIpCreate,
     FloatingIpList,
@@ -21,10 +21,13 @@ router = APIRouter(prefix="/v1/floating-ips", tags=["floating IPs"])
 
 
 @router.post("", status_code=201, response_model=FloatingIpPublic)
-def create_fip(body: FloatingIpCreate, session: SessionDep, auth: WriterDep,
-               idempotency_key: IdempotencyKey = None) -> FloatingIpPublic:
-    """409 IpAddressGenerationFailure when the external network's pool is exhausted."""
-    return FloatingIpPublic.of(floating_ips.create_fip(session, auth, body, idempotency_key))
+async def create_fip(body: FloatingIpCreate, session: SessionDep, auth: WriterDep,
+                     client: MaybeTemporalDep,
+                     idempotency_key: IdempotencyKey = None) -> FloatingIpPublic:
+    """409 IpAddressGenerationFailure when the external network's pool is exhausted;
+    with a port_id, the host of the port's guest NATs it (status ACTIVE once it has)."""
+    return FloatingIpPublic.of(await floating_ips.create_and_sync(
+        session, auth, client, body, idempotency_key))
 
 
 @router.get("", response_model=FloatingIpList)
@@ -42,15 +45,19 @@ def show_fip(fip_id: str, session: SessionDep, auth: AuthDep) -> FloatingIpPubli
 
 
 @router.put("/{fip_id}", response_model=FloatingIpPublic)
-def update_fip(fip_id: str, body: FloatingIpUpdate, session: SessionDep, auth: WriterDep,
-               idempotency_key: IdempotencyKey = None) -> FloatingIpPublic:
-    """{port_id}: associate (409 if that fixed IP has one); {port_id: null}: disassociate."""
-    return FloatingIpPublic.of(floating_ips.update_fip(session, auth, fip_id, body,
-                                                       idempotency_key))
+async def update_fip(fip_id: str, body: FloatingIpUpdate, session: SessionDep,
+                     auth: WriterDep, client: MaybeTemporalDep,
+                     idempotency_key: IdempotencyKey = None) -> FloatingIpPublic:
+    """{port_id}: associate (409 if that fixed IP has one); {port_id: null}: disassociate.
+    The hosts follow (workflow floatingip-<id>): ACTIVE once NATed, else DOWN."""
+    return FloatingIpPublic.of(await floating_ips.update_and_sync(
+        session, auth, client, fip_id, body, idempotency_key))
 
 
 @router.delete("/{fip_id}", status_code=204)
-def delete_fip(fip_id: str, session: SessionDep, auth: WriterDep,
-               idempotency_key: IdempotencyKey = None) -> Response:
-    floating_ips.delete_fip(session, auth, fip_id, idempotency_key)
+async def delete_fip(fip_id: str, session: SessionDep, auth: WriterDep,
+                     client: MaybeTemporalDep,
+                     idempotency_key: IdempotencyKey = None) -> Response:
+    """Release; a host that NATs it lets go (workflow floatingip-<id>)."""
+    await floating_ips.release_and_sync(session, auth, client, fip_id, idempotency_key)
     return Response(status_code=204)

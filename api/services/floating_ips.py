@@ -6,20 +6,25 @@ network, so the same atomic allocation keeps it unique. It is associated with a 
 of the caller's (PUT {port_id}) and disassociated (PUT {port_id: null}); the port may
 not be on an external network, and one fixed IP has at most one floating IP (unique
 in the database). vmflow has no routers: the host running the guest NATs 1:1, and
-sets status ACTIVE once it has (the host side, not this module).
+sets status ACTIVE once it has. Each change that the hosts must follow (associate,
+disassociate, release of an associated one) is committed, then the floating IP's
+sync workflow is signalled (vmflow.floating_sync): the row is the record it enforces.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.auth import AuthContext, scoped
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from api.schemas.floating_ips import FloatingIpCreate, FloatingIpUpdate
 from api.services.networks import get_network, ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from api.services.ports import FLOATINGIP_OWNER, addresses, get_port
+from vmflow import floating_sync
 from vmflow.ip_allocation import FixedIpRequest, PortSpec, add_port, remove_port
 from vmflow.models import new_id, now
 from vmflow.network_models import FloatingIp, Network, Port
@@ -66,6 +71,8 @@ def _associate(session: Session, auth: AuthContext, fip: FloatingIp, port_id: st
     if taken is not None:
         raise Conflict(f"fixed IP {fixed_ip_address} of port {port.id} already has "
                        f"floating IP {taken}", type="FloatingIPPortAlreadyAssociated")
+    if (fip.port_id, fip.fixed_ip_address) != (port.id, fixed_ip_address):
+        fip.status = "DOWN"  # until its new host has NATed it
     fip.port_id, fip.fixed_ip_address, fip.updated_at = port.id, fixed_ip_address, now()
 
 
@@ -120,6 +127,7 @@ def update_fip(session: Session, auth: AuthContext, fip_id: str, body: FloatingI
         if body.fixed_ip_address is not None:
             raise BadRequest("fixed_ip_address needs a port_id")
         fip.port_id, fip.fixed_ip_address, fip.updated_at = None, None, now()
+        fip.status = "DOWN"
     else:
         _associate(session, auth, fip, body.port_id, body.fixed_ip_address)
     session.add(fip)
@@ -128,11 +136,16 @@ def update_fip(session: Session, auth: AuthContext, fip_id: str, body: FloatingI
     return fip
 
 
-def delete_fip(session: Session, auth: AuthContext, fip_id: str, key: str | None) -> None:
-    """Releases the address (its port on the external network goes with it)."""
+def delete_fip(session: Session, auth: AuthContext, fip_id: str, key: str | None,
+               client: Client | None = None) -> FloatingIp | None:
+    """Releases the address (its port on the external network goes with it); returns
+    the released row (None for a repeated request). One a host may still NAT needs
+    `client` (503 before anything changes without it)."""
     if find_idempotent(session, auth, key, "floatingip", "delete"):
-        return
+        return None
     fip = get_fip(session, auth, fip_id)
+    if needs_sync(fip):
+        require_client(client)
     port = session.get(Port, fip.floating_port_id)
     session.delete(fip)
     session.flush()
@@ -140,3 +153,65 @@ def delete_fip(session: Session, auth: AuthContext, fip_id: str, key: str | None
         remove_port(session, port)
     remember_key(session, auth, key, "floatingip", fip.id, "delete")
     session.commit()
+    return fip
+
+
+def needs_sync(fip: FloatingIp) -> bool:
+    """Whether a host may hold NAT for it (associated, or applied before)."""
+    return fip.port_id is not None or fip.status != "DOWN"
+
+
+def require_client(client: Client | None) -> Client:
+    """Before anything is written: a change no workflow would carry out is refused."""
+    if client is None:
+        raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
+    return client
+
+
+async def sync(client: Client, session: Session, fip_id: str, address: str,
+               project_id: str, action: str) -> None:
+    """Signal-with-start the floating IP's sync. If that fails, the change stays
+    recorded, the row (if any) shows DOWN, and the caller learns to try again."""
+    try:
+        await floating_sync.signal_floating_ip_sync(client, fip_id, address, project_id,
+                                                    action)
+    except (RPCError, RuntimeError) as e:
+        fip = session.get(FloatingIp, fip_id)
+        if fip is not None:
+            fip.status, fip.updated_at = "DOWN", now()
+            session.add(fip)
+            session.commit()
+        raise ServiceUnavailable(f"the floating IP change is recorded but its hosts were "
+                                 f"not told ({e}); repeat the request",
+                                 type="TemporalUnavailable") from e
+
+
+# ---- the routes' entry points: the change, then its hosts told -----------------------
+
+
+async def create_and_sync(session: Session, auth: AuthContext, client: Client | None,
+                          body: FloatingIpCreate, key: str | None) -> FloatingIp:
+    if body.port_id is not None:
+        require_client(client)
+    fip = create_fip(session, auth, body, key)
+    if client is not None and fip.port_id is not None:
+        await sync(client, session, fip.id, fip.floating_ip_address, fip.project_id,
+                   "associate")
+    return fip
+
+
+async def update_and_sync(session: Session, auth: AuthContext, client: Client | None,
+                          fip_id: str, body: FloatingIpUpdate, key: str | None) -> FloatingIp:
+    ready = require_client(client)
+    fip = update_fip(session, auth, fip_id, body, key)
+    await sync(ready, session, fip.id, fip.floating_ip_address, fip.project_id,
+               "associate" if fip.port_id else "disassociate")
+    return fip
+
+
+async def release_and_sync(session: Session, auth: AuthContext, client: Client | None,
+                           fip_id: str, key: str | None) -> None:
+    fip = delete_fip(session, auth, fip_id, key, client)
+    if fip is not None and client is not None and needs_sync(fip):
+        await sync(client, session, fip_id, fip.floating_ip_address, fip.project_id,
+                   "release")

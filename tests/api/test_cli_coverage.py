@@ -21,6 +21,12 @@ CLI_LESS = {
     ("PUT", "/v1/servers/{server_id}/metadata/{key}"),
 }
 
+# commands that call no route, each with the reason
+LOCAL = {
+    # `ip netns exec` into the embedded stack's outside-world namespace on this machine
+    "admin outside",
+}
+
 PARAM = re.compile(r"\{[^}]*\}")
 
 
@@ -56,7 +62,8 @@ def mismatches(api: set[tuple[str, str]], cli: set[tuple[str, str]],
 
 
 def test_every_command_declares_its_routes() -> None:
-    undeclared = sorted(name for name, routes in command_routes(app).items() if not routes)
+    undeclared = sorted(name for name, routes in command_routes(app).items()
+                        if not routes and name not in LOCAL)
     assert undeclared == [], f"add @calls(...) to: {undeclared}"
 
 

@@ -1,11 +1,14 @@
 """`vmflow admin ...`: the operators' tools that are not about one resource. Today the
 ledger reconciler: run it now (and follow that run to its result), or show its recent
-runs. HTTP only, like every command."""
+runs. HTTP only, like every command, but `outside`: it runs a command in the
+embedded stack's outside-world namespace on this machine."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -144,3 +147,22 @@ def reconcile_ledger_status(as_json: JsonOpt = False) -> None:
     out().print(list_table(runs, columns))
     out().print()
     show_run(runs[-1])
+
+
+@admin_app.command("outside", context_settings={"ignore_unknown_options": True})
+def outside(command: list[str] = typer.Argument(..., help="The command and its arguments "
+                                                "(after --), run as given: no shell.")) -> None:
+    """Run a command in the embedded stack's outside world (its namespace on the hosts'
+    external link, vmflow.hostbed), e.g. `vmflow admin outside -- ping -c 3 FLOATING_IP`:
+    how a floating IP is reached from "the internet". Runs on this machine, as root;
+    exits with the command's code."""
+    from vmflow import hostbed
+    from vmflow.settings import get_settings
+
+    netns = hostbed.outside_netns(get_settings())
+    if not Path("/run/netns", netns).exists():
+        err().print(f"[red]no outside namespace {netns}: is the stack up with namespaced "
+                    "hosts (make up)?[/red]")
+        raise typer.Exit(1)
+    rc = subprocess.run(["ip", "netns", "exec", netns, *command], check=False).returncode
+    raise typer.Exit(rc)

@@ -67,6 +67,10 @@ class ControlActs:
     END_RESIZE = "control.end_resize"  # confirmed or reverted
     CONFIRM_LEDGER = "control.confirm_ledger"  # confirm: one copy's ledger rows
     START_AUTO_CONFIRM = "control.start_auto_confirm"  # a resize's timer ran out
+    # floating IPs (activities/control/floating_ips.py)
+    FLOATING_IP_PLAN = "control.floating_ip_plan"  # where the NAT belongs, hosts to clear
+    FLOATING_IP_STATUS = "control.floating_ip_status"  # ACTIVE | DOWN, if still current
+    INSTANCE_FLOATING_IPS = "control.instance_floating_ips"  # of the instance's ports
 
 
 class HostActs:
@@ -117,3 +121,7 @@ class HostActs:
     ATTACH_PORT = "host.attach_port"  # a NIC on the port's network (live and config)
     DETACH_PORT = "host.detach_port"
     LIST_NETWORKS = "host.list_networks"  # the reconciler's view of this host's networks
+    # floating IPs (activities/hypervisor/network/floating.py)
+    ENSURE_FLOATING_IP = "host.ensure_floating_ip"  # address on the external link, 1:1 NAT
+    REMOVE_FLOATING_IP = "host.remove_floating_ip"  # ... gone, its connections flushed
+    LIST_FLOATING_IPS = "host.list_floating_ips"  # the reconciler's view

@@ -53,6 +53,13 @@ from vmflow.contracts.migrations import (
     MigrationTarget,
     MigrationUpdate,
 )
+from vmflow.contracts.networks import (
+    FloatingIpPlan,
+    FloatingIpStatus,
+    FloatingIpSync,
+    InstanceFloatingIps,
+    MoveFloatingIps,
+)
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,
@@ -378,4 +385,17 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.START_AUTO_CONFIRM)
     async def start_auto_confirm(self, req: AutoConfirmRequest) -> TimerStep:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- floating IPs (activities/control/floating_ips.py) --------------------------------
+    @activity.defn(name=ControlActs.FLOATING_IP_PLAN)
+    async def floating_ip_plan(self, req: FloatingIpSync) -> FloatingIpPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.FLOATING_IP_STATUS)
+    async def floating_ip_status(self, req: FloatingIpStatus) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.INSTANCE_FLOATING_IPS)
+    async def instance_floating_ips(self, req: MoveFloatingIps) -> InstanceFloatingIps:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

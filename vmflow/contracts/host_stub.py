@@ -41,6 +41,9 @@ from vmflow.contracts.migrations import (
 from vmflow.contracts.networks import (
     AttachPort,
     DetachPort,
+    FloatingIpRef,
+    FloatingIpSpec,
+    HostFloatingIps,
     HostNetworks,
     NetworkRef,
     NetworkSpec,
@@ -246,4 +249,17 @@ class HostStub:
 
     @activity.defn(name=HostActs.LIST_NETWORKS)
     async def list_networks(self, ref: HostRef) -> HostNetworks:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- floating IPs (activities/hypervisor/network/floating.py) ---------------------
+    @activity.defn(name=HostActs.ENSURE_FLOATING_IP)
+    async def ensure_floating_ip(self, spec: FloatingIpSpec) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.REMOVE_FLOATING_IP)
+    async def remove_floating_ip(self, ref: FloatingIpRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.LIST_FLOATING_IPS)
+    async def list_floating_ips(self, ref: HostRef) -> HostFloatingIps:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -95,3 +95,83 @@ class HostNetworks:
     host: str
     networks: list[HostNetwork]
     port_filters: list[str] = field(default_factory=list)  # port ids with an nwfilter
+
+
+# ---- floating IPs (activities/hypervisor/network/floating.py) ------------------------------
+
+FLOATING_IP_CHANGED_SIGNAL = "floating_ip_changed"
+
+
+@dataclass(frozen=True)
+class FloatingIpSpec:
+    """1:1 NAT on the host that runs the guest: `floating_ip` (an address of the
+    external link) to the port's `fixed_ip` on the network's bridge (its `vni`)."""
+
+    floating_ip: str
+    fixed_ip: str
+    vni: int
+
+
+@dataclass(frozen=True)
+class FloatingIpRef:
+    floating_ip: str
+
+
+@dataclass(frozen=True)
+class HostFloatingIps:
+    """What one host NATs (from its nft table) and which floating addresses it answers
+    for on its external link; the two disagree only after a crash between the steps."""
+
+    host: str
+    nat: list[FloatingIpSpec]
+    addresses: list[str]
+
+
+@dataclass(frozen=True)
+class FloatingIpSync:
+    """Input of SyncFloatingIp (workflow id floatingip-<id>): the database row is the
+    record; the address is carried for a release, after which the row is gone."""
+
+    floatingip_id: str
+    floating_ip_address: str
+
+
+@dataclass(frozen=True)
+class FloatingIpPlan:
+    """Where the floating IP should be NATed now (host None: nowhere), and the other
+    hosts that are up, from which it is removed."""
+
+    floatingip_id: str
+    floating_ip_address: str
+    host: str | None
+    spec: FloatingIpSpec | None
+    others: list[str]
+    schedule_to_start_s: float
+    exists: bool = True  # False: released (the row is gone)
+    port_id: str | None = None  # the association the plan was made for
+    fixed_ip_address: str | None = None
+
+
+@dataclass(frozen=True)
+class FloatingIpStatus:
+    """The outcome of a round: ACTIVE | DOWN, written only if the row still targets
+    what the round applied (a newer change has its own round)."""
+
+    floatingip_id: str
+    status: str
+    fixed_ip_address: str | None
+    port_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MoveFloatingIps:
+    """The floating IPs of an instance's ports, after the guest runs on `dest`."""
+
+    instance_id: str
+    source: str
+    dest: str
+
+
+@dataclass(frozen=True)
+class InstanceFloatingIps:
+    specs: list[FloatingIpSpec]

@@ -5,6 +5,7 @@
 # --no-install-recommends skips), iptables (iptables-nft and ebtables-nft, which the
 # hosts and libvirt's nwfilter run; not the `ebtables` package: that is ebtables-legacy,
 # which these kernels cannot run), conntrack (flushing NAT state of floating IPs),
+# nftables (the `nft` of the floating IPs' NAT table in each host's namespace),
 # libvirt-daemon-config-nwfilter (clean-traffic and the other stock filters).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,7 +13,7 @@ PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-syst
       qemu-utils qemu-guest-agent busybox-static linux-image-amd64 libvirt-dev pkg-config gcc
       e2fsprogs kmod cpio gzip xz-utils iproute2 util-linux procps genisoimage postgresql-15
       openssh-client nfs-ganesha nfs-ganesha-vfs dbus rpcbind libnfs-utils btrfs-progs
-      dnsmasq-base iptables conntrack libvirt-daemon-config-nwfilter"
+      dnsmasq-base iptables conntrack nftables libvirt-daemon-config-nwfilter"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -25,6 +25,7 @@ from activities.hypervisor.libvirt import domain_xml, filter_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.network import dhcp, kernel
+from activities.hypervisor.network.floating import FloatingIpActivities
 from activities.hypervisor.underlay import underlay_address
 from vmflow.contracts.activity_names import HostActs
 from vmflow.contracts.errors import Errors
@@ -81,6 +82,7 @@ class NetworkActivities:
         d.mkdir(parents=True, exist_ok=True)
         (d / "network.json").write_text(json.dumps(asdict(spec)))
         kernel.ensure(self.settings, spec, underlay_address(self.settings))
+        FloatingIpActivities(self.settings).ensure_egress()  # guests reach the outside
         if spec.dhcp:
             dhcp.ensure(self.settings, spec)
         else:

@@ -1,0 +1,1 @@
+"""Workflows of guest networks (issue 12): floating IPs."""
