@@ -54,7 +54,8 @@ def bed(tiny_guest: Path) -> Iterator[Settings]:
     daemons = [pid for h in hostbed.bed(s) for d in ("libvirtd", "virtlogd")
                if (pid := h.pid(d)) is not None]
     stack.down(s)  # powers both hosts off, deletes their namespaces
-    left = [n for n in (*[h.netns for h in hostbed.bed(s)], hostbed.switch_netns(s))
+    left = [n for n in (*[h.netns for h in hostbed.bed(s)], hostbed.switch_netns(s),
+                        hostbed.outside_netns(s))
             if Path("/run/netns", n).exists()]
     alive = [pid for pid in daemons if Path(f"/proc/{pid}").exists()]
     teardown_home(home)

@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.floating import move_floating_ips
 from workflows._base.placement import not_taken, place
 from workflows._base.saga import Compensations
 from workflows._base.spawn import fetch_images
@@ -143,6 +144,7 @@ class LiveMigrateInstance(InstanceAction):
         progress = await self._totals(dest, plan.instance_id, result.progress)
         await control(ControlStub.live_migration_done, MigrationDone(
             plan.migration_id, plan.instance_id, plan.source, dest, progress))
+        await self._move_floating_ips(plan.instance_id, plan.source, dest)
         if result.paused_to_converge and facts.vm_state == VmState.ACTIVE:
             await on_host(dest, HostStub.unpause, InstanceRef(plan.instance_id))
         note = await self._clean_source(plan)
@@ -150,6 +152,15 @@ class LiveMigrateInstance(InstanceAction):
         took = f" in {result.elapsed_s:.1f}s" if result.elapsed_s else ""
         return f"live-migrated from {plan.source} to {dest}{took}" + (
             " (paused to converge)" if result.paused_to_converge else "") + (note or "")
+
+    async def _move_floating_ips(self, instance_id: str, source: str, dest: str) -> None:
+        """The guest's floating IPs NATed by the destination now; never fails the move."""
+        if not workflow.patched("floating-ips-follow"):
+            return  # a run started before this step existed replays without it
+        try:
+            await move_floating_ips(instance_id, source, dest)
+        except Exception as err:
+            workflow.logger.warning("floating IPs of %s did not follow: %s", instance_id, err)
 
     # ---- the destination ------------------------------------------------------------
     async def _destination(self, req: LiveMigrateRequest, plan: LiveMigrationPlan,
