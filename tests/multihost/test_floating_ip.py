@@ -23,7 +23,7 @@ import pytest
 
 from activities.hypervisor.network.floating import FloatingIpActivities
 from tests.integration import guest
-from tests.integration.conftest import delete_server
+from tests.integration.conftest import action, delete_server, wait_operation
 from tests.multihost.conftest import launch
 from tests.multihost.test_guest_network import (
     in_netns,
@@ -250,3 +250,96 @@ def test_bad_floating_ip_input_changes_nothing(bed: Settings, hosts: list[str]) 
     with pytest.raises(ApplicationError):
         fa.remove_floating_ip(FloatingIpRef("not-an-address"))
     assert fa.list_floating_ips(HostRef(h)) == HostFloatingIps(h, [], [])
+
+
+STREAM_CLIENT = """
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 7000), timeout=10)
+print('connected', flush=True)
+n, end = 0, time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    s.sendall(b'%d\\n' % n)
+    n += 1
+    time.sleep(0.1)
+s.close()
+print(n, flush=True)
+"""
+
+
+def test_floating_ip_follows_a_live_migration(
+        bed: Settings, api: httpx.Client, hosts: list[str],
+        net_acts: Callable[[str], Any]) -> None:  # noqa: F811
+    """One TCP connection from the outside to the guest's floating IP carries a line
+    every 0.1 s while the guest live-migrates; the guest receives every line, in
+    order, on the same connection, and the floating IP is NATed by the destination."""
+    ext_range = hostbed.external_network(bed)
+    ext_id = api.post("/v1/networks", json={"name": "public-lm",
+                                            "router:external": True}).json()["id"]
+    r = api.post("/v1/subnets", json={
+        "network_id": ext_id, "cidr": str(ext_range), "gateway_ip": str(ext_range[1]),
+        "allocation_pools": [{"start": str(ext_range[140]), "end": str(ext_range[150])}]})
+    assert r.status_code == 201, r.text
+    net = api.post("/v1/networks", json={"name": "fip-lm-net"}).json()
+    assert api.post("/v1/subnets", json={"network_id": net["id"], "cidr": CIDR,
+                                         "gateway_ip": GATEWAY}).status_code == 201
+    vni = api.get(f"/v1/networks/{net['id']}").json()["provider:segmentation_id"]
+    server = launch(api, "fip-lm")
+    sid, src = server["id"], server["host"]
+    (dest,) = set(hosts) - {src}
+    port = api.post("/v1/ports", json={"network_id": net["id"], "device_id": sid,
+                                       "device_owner": "compute:nova"}).json()
+    fixed = port["fixed_ips"][0]["ip_address"]
+    spec = NetworkSpec(net["id"], vni, CIDR, GATEWAY, mtu=1450,
+                       peers=[hostbed.host(bed, h).address for h in hosts])
+    pspec = PortSpec(port["id"], net["id"], port["mac_address"], fixed, OPEN)
+    ref = PortRef(port["id"], net["id"], port["mac_address"])
+    fip_id = None
+    try:
+        for h in hosts:  # the network on both; the port's filter on the destination first
+            net_acts(h).ensure_network(spec)
+        net_acts(dest).ensure_port(pspec)
+        net_acts(src).attach_port(AttachPort(sid, pspec))
+        wait_bound(sid, "eth0", fixed)
+        r = api.post("/v1/floating-ips", json={"floating_network_id": ext_id,
+                                               "port_id": port["id"]})
+        fip_id, fip_ip = r.json()["id"], r.json()["floating_ip_address"]
+        wait_fip(api, fip_id, "ACTIVE")
+        guest.sh(sid, "tail -f /dev/null | nc -l -p 7000 > /tmp/stream 2>&1 &")
+        time.sleep(1)
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", hostbed.outside_netns(bed), "python3", "-c",
+             STREAM_CLIENT, fip_ip, "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        assert client.stdout is not None and client.stdout.readline().strip() == "connected"
+        r = action(api, sid, {"os-migrateLive": {"host": dest}})
+        assert r.status_code == 202, r.text
+        op = wait_operation(api, r.json()["operation"]["id"], timeout=300)
+        assert op["status"] == "succeeded", op["last_error"]
+        assert api.get(f"/v1/servers/{sid}").json()["host"] == dest
+        assert fip_acts(bed, dest).list_floating_ips(HostRef(dest)).nat == [
+            FloatingIpSpec(fip_ip, fixed, vni)]
+        assert fip_acts(bed, src).list_floating_ips(HostRef(src)) == HostFloatingIps(
+            src, [], [])
+        out, err = client.communicate(timeout=120)
+        assert client.returncode == 0, f"the connection broke: {err}"
+        sent = int(out.split()[-1])
+        time.sleep(2)
+        _rc, got = guest.sh(sid, "cat /tmp/stream")
+        assert got.split() == [str(i) for i in range(sent)], (sent, got[-200:])
+        print(f"{sent} lines over one connection across the live migration, none lost")
+        assert reach_from_outside(bed, fip_ip)["tcp22"] == "OK"
+        assert api.delete(f"/v1/floating-ips/{fip_id}").status_code == 204
+        fip_id = None
+        wait_cleared(bed, hosts)
+        net_acts(dest).detach_port(DetachPort(sid, ref))
+    finally:
+        if fip_id is not None:
+            api.delete(f"/v1/floating-ips/{fip_id}")
+        assert delete_server(api, sid)["status"] == "succeeded"
+        for h in hosts:
+            remove_port_once_unplugged(net_acts(h), ref)
+            net_acts(h).remove_network(NetworkRef(net["id"], vni))
+        api.delete(f"/v1/ports/{port['id']}")
+        api.delete(f"/v1/networks/{net['id']}")
+        api.delete(f"/v1/networks/{ext_id}")
+    wait_cleared(bed, hosts)

@@ -31,6 +31,10 @@ def test_table_maps_one_to_one_and_masquerades_the_rest() -> None:
     assert "type nat hook postrouting priority 100; policy accept;" in lines
     assert lines.count("type nat hook prerouting priority -110; policy accept;") == 1
     assert lines.count("type nat hook output priority -110; policy accept;") == 1
+    # what no connection of the guest began goes out neither un-NATed nor masqueraded
+    assert 'iifname "vmfbr*" oifname "external0" ct state invalid drop' in lines
+    assert ('iifname "vmfbr*" oifname "external0" ct state new '
+            'tcp flags & (syn | ack | rst | fin) != syn drop') in lines
 
 
 def test_empty_table_keeps_only_the_masquerade() -> None:

@@ -59,6 +59,19 @@ def _interface(name: str) -> str:
     return name
 
 
+# What a guest sends outside that no connection of its own began: not NATed, dropped.
+# A TCP segment in mid-stream (a guest that just arrived by live migration answering
+# a connection its floating IP's old host still receives) would otherwise be
+# masqueraded to this host's address, and the outside's RST for it would kill the
+# connection; dropped, the outside retransmits until the floating IP has moved.
+GUARD = """\tchain forward {{
+\t\ttype filter hook forward priority 0; policy accept;
+\t\tiifname "{br}" oifname "{ext}" ct state invalid drop
+\t\tiifname "{br}" oifname "{ext}" ct state new tcp flags & (syn | ack | rst | fin) != syn drop
+\t}}
+"""
+
+
 def table(nats: list[Nat], external_dev: str) -> str:
     """The whole table, for `nft -f -`: created if missing, emptied, filled, in one
     transaction (no moment with half the rules)."""
@@ -88,6 +101,7 @@ def table(nats: list[Nat], external_dev: str) -> str:
             + chain("post", "postrouting", 90, post)
             + chain("egress", "postrouting", 100,
                     [f'iifname "{BRIDGE_PREFIX}*" oifname "{ext}" masquerade'])
+            + GUARD.format(br=f"{BRIDGE_PREFIX}*", ext=ext)
             + "}\n")
 
 
