@@ -304,7 +304,9 @@ def test_floating_ip_follows_a_live_migration(
                                                "port_id": port["id"]})
         fip_id, fip_ip = r.json()["id"], r.json()["floating_ip_address"]
         wait_fip(api, fip_id, "ACTIVE")
-        guest.sh(sid, "tail -f /dev/null | nc -l -p 7000 > /tmp/stream 2>&1 &")
+        # detached from guest-exec's pipes, or the agent waits for it to end
+        guest.sh(sid, "(tail -f /dev/null | nc -l -p 7000 > /tmp/stream 2>&1) "
+                      "</dev/null >/dev/null 2>&1 &")
         time.sleep(1)
         client = subprocess.Popen(
             ["ip", "netns", "exec", hostbed.outside_netns(bed), "python3", "-c",
