@@ -20,8 +20,8 @@ from tests.api.net_support import make_net, make_port
 
 @pytest.fixture(scope="module")
 async def external(api: httpx.AsyncClient, world: World) -> dict[str, Any]:
-    net, _ = await make_net(api, world.admin, "192.0.2.0/28",
-                            allocation_pools=[{"start": "192.0.2.5", "end": "192.0.2.12"}],
+    net, _ = await make_net(api, world.admin, "198.18.7.0/28",
+                            allocation_pools=[{"start": "198.18.7.5", "end": "198.18.7.12"}],
                             **{"router:external": True, "name": "public-sync"})
     return net
 
@@ -40,7 +40,7 @@ async def signals(temporal: Client, workflow_id: str) -> tuple[dict[str, Any], i
 async def test_changes_signal_the_floating_ips_sync(api: httpx.AsyncClient, world: World,
                                                     external: dict[str, Any],
                                                     temporal: Client) -> None:
-    net, _ = await make_net(api, world.alice, "10.52.0.0/24")
+    net, _ = await make_net(api, world.alice, "10.152.7.0/24")
     port = await make_port(api, world.alice, net["id"])
     r = await api.post("/v1/floating-ips", headers=world.alice.h,
                        json={"floating_network_id": external["id"]})
