@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ from vmflow.settings import Settings
 pytestmark = pytest.mark.guest
 
 CIDR, GATEWAY = "10.94.0.0/24", "10.94.0.1"
+CIDR_LM, GATEWAY_LM = "10.95.0.0/24", "10.95.0.1"
 OPEN = [SecurityGroupRule("egress"), SecurityGroupRule("ingress")]  # the NAT is under test
 HOSTNAME = "vmflow-tiny"  # what the tiny guest's nc servers answer
 
@@ -129,17 +130,29 @@ def wait_cleared(bed: Settings, hosts: list[str], timeout: float = 60) -> None:
     raise AssertionError({h: fip_acts(bed, h).list_floating_ips(HostRef(h)) for h in hosts})
 
 
-def test_floating_ip_reaches_the_guest_from_the_outside(
-        bed: Settings, api: httpx.Client, hosts: list[str],
-        net_acts: Callable[[str], Any]) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def external(bed: Settings, api: httpx.Client) -> Iterator[str]:
+    """The admin's external network over the outside link's range (its pool clear of
+    the outside's and the hosts' addresses)."""
     ext_range = hostbed.external_network(bed)
     ext = api.post("/v1/networks", json={"name": "public-fip", "router:external": True})
     assert ext.status_code == 201, ext.text
     ext_id = ext.json()["id"]
-    r = api.post("/v1/subnets", json={
-        "network_id": ext_id, "cidr": str(ext_range), "gateway_ip": str(ext_range[1]),
-        "allocation_pools": [{"start": str(ext_range[100]), "end": str(ext_range[120])}]})
-    assert r.status_code == 201, r.text
+    try:
+        r = api.post("/v1/subnets", json={
+            "network_id": ext_id, "cidr": str(ext_range), "gateway_ip": str(ext_range[1]),
+            "allocation_pools": [{"start": str(ext_range[100]),
+                                  "end": str(ext_range[150])}]})
+        assert r.status_code == 201, r.text
+        yield ext_id
+    finally:
+        api.delete(f"/v1/networks/{ext_id}")
+
+
+def test_floating_ip_reaches_the_guest_from_the_outside(
+        bed: Settings, api: httpx.Client, hosts: list[str], external: str,
+        net_acts: Callable[[str], Any]) -> None:  # noqa: F811
+    ext_range, ext_id = hostbed.external_network(bed), external
     net = api.post("/v1/networks", json={"name": "fip-net"}).json()
     r = api.post("/v1/subnets", json={"network_id": net["id"], "cidr": CIDR,
                                       "gateway_ip": GATEWAY})
@@ -215,20 +228,20 @@ def test_floating_ip_reaches_the_guest_from_the_outside(
         table = in_netns(hostbed.host(bed, host).netns, "nft", "-j", "list", "table", "ip",
                          "vmflow_nat")
         rules = [i["rule"] for i in json.loads(table)["nftables"] if "rule" in i]
-        assert [r["chain"] for r in rules] == ["egress"]  # the masquerade only
+        # the masquerade and the guard only
+        assert [r["chain"] for r in rules] == ["egress", "forward", "forward"]
 
         assert api.delete(f"/v1/floating-ips/{fip_id}").status_code == 204
         fip_id = None
         acts.detach_port(DetachPort(sid, PortRef(port["id"], net["id"], port["mac_address"])))
-    finally:
+    finally:  # the server first: its NIC holds the port's filter
         if fip_id is not None:
             api.delete(f"/v1/floating-ips/{fip_id}")
+        assert delete_server(api, sid)["status"] == "succeeded"
         remove_port_once_unplugged(acts, PortRef(port["id"], net["id"], port["mac_address"]))
         acts.remove_network(NetworkRef(net["id"], vni))
-        assert delete_server(api, sid)["status"] == "succeeded"
         api.delete(f"/v1/ports/{port['id']}")
         api.delete(f"/v1/networks/{net['id']}")
-        api.delete(f"/v1/networks/{ext_id}")
     wait_cleared(bed, hosts)
     for h in hosts:
         assert fixed not in conntrack_entries(bed, h, str(ext_range[100]))
@@ -267,21 +280,15 @@ print(n, flush=True)
 
 
 def test_floating_ip_follows_a_live_migration(
-        bed: Settings, api: httpx.Client, hosts: list[str],
+        bed: Settings, api: httpx.Client, hosts: list[str], external: str,
         net_acts: Callable[[str], Any]) -> None:  # noqa: F811
     """One TCP connection from the outside to the guest's floating IP carries a line
     every 0.1 s while the guest live-migrates; the guest receives every line, in
     order, on the same connection, and the floating IP is NATed by the destination."""
-    ext_range = hostbed.external_network(bed)
-    ext_id = api.post("/v1/networks", json={"name": "public-lm",
-                                            "router:external": True}).json()["id"]
-    r = api.post("/v1/subnets", json={
-        "network_id": ext_id, "cidr": str(ext_range), "gateway_ip": str(ext_range[1]),
-        "allocation_pools": [{"start": str(ext_range[140]), "end": str(ext_range[150])}]})
-    assert r.status_code == 201, r.text
+    ext_id = external
     net = api.post("/v1/networks", json={"name": "fip-lm-net"}).json()
-    assert api.post("/v1/subnets", json={"network_id": net["id"], "cidr": CIDR,
-                                         "gateway_ip": GATEWAY}).status_code == 201
+    assert api.post("/v1/subnets", json={"network_id": net["id"], "cidr": CIDR_LM,
+                                         "gateway_ip": GATEWAY_LM}).status_code == 201
     vni = api.get(f"/v1/networks/{net['id']}").json()["provider:segmentation_id"]
     server = launch(api, "fip-lm")
     sid, src = server["id"], server["host"]
@@ -289,7 +296,7 @@ def test_floating_ip_follows_a_live_migration(
     port = api.post("/v1/ports", json={"network_id": net["id"], "device_id": sid,
                                        "device_owner": "compute:nova"}).json()
     fixed = port["fixed_ips"][0]["ip_address"]
-    spec = NetworkSpec(net["id"], vni, CIDR, GATEWAY, mtu=1450,
+    spec = NetworkSpec(net["id"], vni, CIDR_LM, GATEWAY_LM, mtu=1450,
                        peers=[hostbed.host(bed, h).address for h in hosts])
     pspec = PortSpec(port["id"], net["id"], port["mac_address"], fixed, OPEN)
     ref = PortRef(port["id"], net["id"], port["mac_address"])
@@ -343,5 +350,4 @@ def test_floating_ip_follows_a_live_migration(
             net_acts(h).remove_network(NetworkRef(net["id"], vni))
         api.delete(f"/v1/ports/{port['id']}")
         api.delete(f"/v1/networks/{net['id']}")
-        api.delete(f"/v1/networks/{ext_id}")
     wait_cleared(bed, hosts)
