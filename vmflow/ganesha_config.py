@@ -25,7 +25,8 @@ MAIN_CONF = """\
 # Written by vmflow, rewritten whenever an export file appears or goes: a SIGHUP or a
 # restart reconciles ganesha to this file, dropping any export not %include'd here.
 NFS_CORE_PARAM {{
-    # no Bind_addr: every address, so clients on any network reach the exports
+    # no Bind_addr: every address of its own network namespace (vmflow.storage_netns),
+    # loopback and the hosts' underlay, so clients of any network routed there reach it
     NFS_Port = {port};
     # fixed ports below Linux's ephemeral range (32768-60999): a port in it may be
     # taken by any outgoing connection, and ganesha then cannot start

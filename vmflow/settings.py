@@ -88,7 +88,9 @@ class Settings(BaseSettings):
     storage_host: str = ""  # the storage worker's host name; empty: `host`
     storage_hosts: int = Field(default=1, ge=0, le=1)  # 0: `make up` runs no storage side
     share_pool_gb: int = 20  # the file-backed btrfs pool (sparse) made when absent
-    nfs_address: str = "127.0.0.1"  # the address in export locations (ganesha binds all)
+    # the address in export locations: the storage namespace's on the hosts' underlay
+    # (vmflow.storage_netns.ADDRESS), where ganesha listens
+    nfs_address: str = "10.77.0.250"
     quota_shares: int = 50  # per-project defaults (Manila's); -1 is unlimited
     quota_gigabytes: int = 1000
     quota_snapshots: int = 50

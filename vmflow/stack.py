@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from vmflow import hostbed
+from vmflow import hostbed, storage_netns
 from vmflow.processes import (
     BIN,
     REPO,
@@ -47,7 +47,6 @@ from vmflow.settings import Settings, get_settings
 from vmflow.stack_storage import (
     READY,
     prepare,
-    rpcbind_ok,
     storage_components,
     unmount_storage,
     wait_ready,
@@ -273,6 +272,8 @@ def up(settings: Settings | None = None) -> None:
         print(f"vmflow: starting the stack in {s.home}", flush=True)
         s.home.mkdir(parents=True, exist_ok=True)
         ensure_hosts(s)
+        if s.storage_hosts:  # its underlay port too, should a crash have left it half-made
+            storage_netns.ensure(s)
         ensure_guest(s)
         _bootstrap(s)
         comps = components(s)
@@ -305,6 +306,7 @@ def down(settings: Settings | None = None) -> None:
         for name in others + known:
             terminate(s, name, _find(s, name))
         unmount_storage(s)
+        storage_netns.remove(s)
         hostbed.stop_all(s)
 
 
@@ -330,7 +332,8 @@ def status(settings: Settings | None = None) -> dict:
         "hosts": {h.name: {"running": h.pid("libvirtd") is not None,
                            "libvirt_uri": h.libvirt_uri, "netns": h.netns,
                            "underlay": h.address} for h in hostbed.bed(s)},
-        "rpcbind": {"running": rpcbind_ok()},
+        "storage_netns": {"name": storage_netns.name(s), "exists": storage_netns.exists(s),
+                          "addresses": storage_netns.addresses(s)},
         "components": comps,
     }
 
@@ -361,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                 for name, h in st["hosts"].items():
                     print(f"host {name:<19} {'up' if h['running'] else 'down':<10} "
                           f"{h['libvirt_uri']}")
-                print(f"rpcbind: {'up' if st['rpcbind']['running'] else 'down'}")
+                sn = st["storage_netns"]
+                if sn["exists"]:
+                    print(f"storage netns {sn['name']:<11} {' '.join(sn['addresses'])}")
                 for name, info in st["components"].items():
                     state = "running" if info["running"] else "stopped"
                     if info.get("healthy") is False:

@@ -1,29 +1,29 @@
-"""The stack's storage side: nfs-ganesha on a private D-Bus and the storage worker
-that drives it (their files: vmflow.ganesha_config). Here are those components, what
-must be in place before each starts (rpcbind, a free NFS port, the config files), their
-readiness checks, and unmounting the storage pool when the stack goes down.
+"""The stack's storage side: an rpcbind and nfs-ganesha in the storage side's own
+network namespace (vmflow.storage_netns), ganesha's private D-Bus, and the storage
+worker that drives it (their files: vmflow.ganesha_config). Here are those components,
+what must be in place before each starts (the namespace, rpcbind, the config files),
+their readiness checks, and unmounting the storage pool when the stack goes down.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from vmflow import ganesha_config as gc
-from vmflow import mountinfo
+from vmflow import mountinfo, storage_netns
 from vmflow.processes import (
     BIN,
     Component,
     StackError,
-    cmdline,
-    home_of,
     log_file,
     resolve,
     run_ok,
     running_pid,
+    spawn,
     terminate,
     wait_healthy,
 )
@@ -34,58 +34,48 @@ DBUS_TIMEOUT = 10.0
 RPCBIND_TIMEOUT = 10.0
 
 
+# rpcbind gets a /run of its own (a tmpfs in a mount namespace of its own): its socket
+# and lock there are fixed paths that the machine's rpcbind, or another stack's, uses
+RPCBIND = "/usr/sbin/rpcbind"
+RPCBIND_SCRIPT = 'mount -t tmpfs -o mode=0755 vmflow-rpcbind /run && exec "$0" -f -w'
+MACHINE_RPCBIND_SOCKET = Path("/run/rpcbind.sock")
+MOUNT_PROGRAM = "100005"  # NFSv3 clients look MOUNT up in rpcbind
+
+
 def storage_components(s: Settings) -> list[Component]:
-    """nfs-ganesha on its own D-Bus, then the storage worker that drives it."""
+    """rpcbind and nfs-ganesha in the storage namespace, ganesha's own D-Bus, then the
+    storage worker that drives it."""
     bus = (("DBUS_SYSTEM_BUS_ADDRESS", gc.dbus_address(s)),)
     dbus_conf = f"--config-file={gc.dbus_config(s)}"
     conf = str(gc.main_config(s))
-    ganesha = ("/usr/bin/ganesha.nfsd", "-F", "-f", conf, "-L", str(log_file(s, "ganesha")),
-               "-p", str(gc.ganesha_dir(s) / "nfsd.pid"), "-N", "NIV_EVENT")
+    rpcbind = storage_netns.inside(s, "unshare", "--mount", "--propagation", "private",
+                                   "/bin/sh", "-c", RPCBIND_SCRIPT, RPCBIND)
+    ganesha = storage_netns.inside(
+        s, "/usr/bin/ganesha.nfsd", "-F", "-f", conf, "-L", str(log_file(s, "ganesha")),
+        "-p", str(gc.ganesha_dir(s) / "nfsd.pid"), "-N", "NIV_EVENT")
     return [
+        Component("rpcbind", tuple(rpcbind), (RPCBIND,)),
         Component("ganesha-dbus", ("/usr/bin/dbus-daemon", "--nofork", dbus_conf), (dbus_conf,)),
-        Component("ganesha", ganesha, ("-f", conf), env=bus),
+        Component("ganesha", tuple(ganesha), ("-f", conf), env=bus),
         Component("storage", (str(BIN / "python"), "-m", "workers.storage"),
                   ("-m", "workers.storage"), env=bus),
     ]
 
 
-def _ganesha(s: Settings) -> Component:
-    return next(c for c in storage_components(s) if c.name == "ganesha")
+def _component(s: Settings, name: str) -> Component:
+    return next(c for c in storage_components(s) if c.name == name)
 
 
-def _ganesha_pid(s: Settings) -> int | None:
+def _pid(s: Settings, name: str) -> int | None:
     s = resolve(s)
-    return running_pid(s, "ganesha", _ganesha(s))
+    return running_pid(s, name, _component(s, name))
 
 
-# ---- machine-wide: rpcbind and the NFS port -------------------------------------------
-
-
-def rpcbind_ok() -> bool:
-    return run_ok(["rpcinfo", "-p", "127.0.0.1"], timeout=5.0) is not None
-
-
-def ensure_rpcbind() -> None:
-    """NFSv3's portmapper. Machine-wide like libvirtd: started when absent, and `down`
-    leaves it running (other NFS servers may be registered with it)."""
-    if rpcbind_ok():
-        return
-    try:
-        subprocess.run(["/usr/sbin/rpcbind", "-w"], check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise StackError(f"cannot start rpcbind: {e} (run vmflow/setup/install-deps.sh)") from e
-    deadline = time.monotonic() + RPCBIND_TIMEOUT
-    while not rpcbind_ok():
-        if time.monotonic() > deadline:
-            raise StackError(f"rpcbind does not answer after {RPCBIND_TIMEOUT:.0f} s")
-        time.sleep(0.1)
-    print("  rpcbind: started", flush=True)
-
-
-def port_listeners(port: int) -> list[int | None]:
-    """Pids listening on a TCP port (None: no process, e.g. a kernel server)."""
-    r = run_ok(["ss", "-Hltnp", "sport", "=", f":{port}"], timeout=5.0)
+def port_listeners(port: int, s: Settings | None = None) -> list[int | None]:
+    """Pids listening on a TCP port (None: no process, e.g. a kernel server), in the
+    storage namespace of `s`, or in the machine's own namespace without one."""
+    argv = ["ss", "-Hltnp", "sport", "=", f":{port}"]
+    r = run_ok(storage_netns.inside(s, *argv) if s is not None else argv, timeout=5.0)
     if r is None:
         return []
     found: list[int | None] = []
@@ -95,23 +85,44 @@ def port_listeners(port: int) -> list[int | None]:
     return found
 
 
-def _check_nfs_port(s: Settings) -> None:
-    """One NFS server per machine (port 2049, and its programs in rpcbind)."""
-    ours = _ganesha_pid(s)
-    for pid in port_listeners(gc.NFS_PORT):
-        if pid is not None and pid == ours:
-            continue
-        who = "an unknown process (the kernel's nfsd?)"
-        if pid is not None:
-            cmd = cmdline(pid)
-            who = f"pid {pid} ({Path(cmd[0]).name if cmd else '?'}"
-            home = home_of(pid)
-            who += f", the vmflow stack in {home})" if home else ")"
-        raise StackError(f"NFS port {gc.NFS_PORT} is held by {who}: only one NFS server can "
-                         "run on a machine; stop it first")
+def machine_rpcbind_answers() -> bool:
+    """An rpcbind of the machine's own listens on its unix socket. ganesha reaches
+    rpcbind through that socket first (a path: no network namespace hides it) and
+    through its namespace's loopback only when nobody answers there (measured)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2.0)
+        try:
+            sock.connect(str(MACHINE_RPCBIND_SOCKET))
+        except OSError:
+            return False
+    return True
+
+
+def _check_machine_rpcbind() -> None:
+    if machine_rpcbind_answers():
+        raise StackError(
+            f"an rpcbind of the machine answers on {MACHINE_RPCBIND_SOCKET}: ganesha would "
+            "register its NFSv3 programs there rather than with the rpcbind of its own "
+            "network namespace, and NFSv3 clients would not find them; stop that rpcbind "
+            "(vmflow runs its own)")
 
 
 # ---- readiness ------------------------------------------------------------------------
+
+
+def _rpcinfo(s: Settings) -> str | None:
+    r = run_ok(storage_netns.inside(s, "rpcinfo", "-p", "127.0.0.1"), timeout=5.0)
+    return None if r is None else r.stdout
+
+
+def rpcbind_ok(s: Settings) -> bool:
+    """The storage namespace's rpcbind answers on its loopback."""
+    return _rpcinfo(s) is not None
+
+
+def registered_programs(s: Settings) -> set[str]:
+    """RPC program numbers registered with the storage namespace's rpcbind."""
+    return {line.split()[0] for line in (_rpcinfo(s) or "").splitlines()[1:] if line.split()}
 
 
 def dbus_ok(s: Settings) -> bool:
@@ -121,9 +132,12 @@ def dbus_ok(s: Settings) -> bool:
 
 
 def ganesha_ok(s: Settings) -> bool:
-    """Serving NFS on 2049 and answering its export manager on our bus."""
-    pid = _ganesha_pid(s)
-    if pid is None or pid not in port_listeners(gc.NFS_PORT):
+    """Serving NFS on 2049 of its namespace, registered with that namespace's rpcbind
+    (NFSv3 clients look MOUNT up there), and answering its export manager on our bus."""
+    pid = _pid(s, "ganesha")
+    if pid is None or pid not in port_listeners(gc.NFS_PORT, s):
+        return False
+    if MOUNT_PROGRAM not in registered_programs(s):
         return False
     return run_ok(["dbus-send", f"--bus={gc.dbus_address(s)}", "--print-reply",
                    f"--dest={gc.GANESHA_BUS}", gc.EXPORT_MGR_PATH,
@@ -133,6 +147,7 @@ def ganesha_ok(s: Settings) -> bool:
 
 # components with a readiness check: (check, timeout); up() waits for each after start
 READY: dict[str, tuple[Callable[[Settings], bool], float]] = {
+    "rpcbind": (rpcbind_ok, RPCBIND_TIMEOUT),
     "ganesha-dbus": (dbus_ok, DBUS_TIMEOUT),
     "ganesha": (ganesha_ok, GANESHA_TIMEOUT),
 }
@@ -155,13 +170,18 @@ def _config(write: Callable[[Settings], Path], s: Settings) -> None:
 
 def prepare(s: Settings, name: str) -> None:
     """What a component needs in place just before it starts (only storage ones do)."""
-    if name == "ganesha-dbus":
-        if _ganesha_pid(s) is not None:
-            terminate(s, "ganesha", _ganesha(s))  # it cannot re-attach to a new bus: restarted next
+    if name == "rpcbind":
+        storage_netns.ensure(s)
+    elif name == "ganesha-dbus":
+        if _pid(s, "ganesha") is not None:  # it cannot re-attach to a new bus: restarted next
+            terminate(s, "ganesha", _component(s, "ganesha"))
         _config(gc.write_dbus_config, s)
     elif name == "ganesha":
-        _check_nfs_port(s)
-        ensure_rpcbind()
+        _check_machine_rpcbind()
+        storage_netns.ensure(s)
+        if _pid(s, "rpcbind") is None:  # callers that start ganesha alone (tests) get it too
+            spawn(s, _component(s, "rpcbind"))
+        wait_ready(s, _component(s, "rpcbind"))
         _config(gc.write_main_config, s)
 
 

@@ -1,0 +1,109 @@
+"""The storage side's own network namespace, `vmflow-storage-<stack tag>`: nfs-ganesha
+and its rpcbind listen there, never in the machine's own namespace.
+
+Only the network namespace is ganesha's own (`nsenter --net`): it stays in the
+machine's mount namespace, so the pool and share mounts the storage worker makes
+there are what it exports. The storage worker drives ganesha over D-Bus, a unix
+socket, which no network namespace affects.
+
+With a host bed (vmflow.hostbed) the namespace also has a port on the hosts' underlay
+switch, `underlay0` with ADDRESS, the address export locations show (settings
+nfs_address), so the hosts' namespaces, and guest networks routed there, reach the
+exports. Without one it has only its loopback (tests join their clients to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+from vmflow import hostbed
+from vmflow.processes import StackError
+from vmflow.settings import Settings
+
+# hosts are 10.77.0.1..N (hostbed numbering): the storage side takes one near the top
+ADDRESS = f"{hostbed.UNDERLAY_NET}.250"
+SWITCH_PORT = "portstorage"  # its port on the switch's bridge
+STOP_TIMEOUT = 5.0
+
+
+def name(s: Settings) -> str:
+    """Per stack home, like hostbed's names: two stacks' namespaces never meet."""
+    tag = hashlib.sha1(str(s.home.resolve()).encode()).hexdigest()[:6]
+    return f"vmflow-storage-{tag}"
+
+
+def path(s: Settings) -> Path:
+    return Path("/run/netns") / name(s)
+
+
+def inside(s: Settings, *argv: str) -> list[str]:
+    """A command line that runs argv in the namespace, and only there (nsenter --net:
+    the mount namespace stays the machine's)."""
+    return ["nsenter", f"--net={path(s)}", *argv]
+
+
+def exists(s: Settings) -> bool:
+    return path(s).exists()
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise StackError(f"{' '.join(argv)}: {r.stderr.strip() or r.stdout.strip()}")
+    return r
+
+
+def ensure(s: Settings) -> None:
+    """The namespace with its loopback up, and its underlay port when the stack's
+    switch exists (the host bed starts before the storage side). Idempotent: also
+    repairs a link a crash left half-made."""
+    ns = name(s)
+    if not exists(s):
+        _run("ip", "netns", "add", ns)
+    _run("ip", "-n", ns, "link", "set", "lo", "up")
+    switch = hostbed.switch_netns(s)
+    if Path("/run/netns", switch).exists():
+        _ensure_underlay(ns, switch)
+
+
+def _ensure_underlay(ns: str, switch: str) -> None:
+    dev = hostbed.UNDERLAY_DEV
+    if _run("ip", "-n", ns, "link", "show", dev, check=False).returncode == 0:
+        return
+    _run("ip", "-n", switch, "link", "del", SWITCH_PORT, check=False)  # a crash's half
+    # both ends made in their namespaces: nothing appears in the machine's own
+    _run("ip", "link", "add", dev, "netns", ns, "type", "veth",
+         "peer", "name", SWITCH_PORT, "netns", switch)
+    _run("ip", "-n", switch, "link", "set", SWITCH_PORT, "master", "br0", "up")
+    _run("ip", "-n", ns, "addr", "add", f"{ADDRESS}/24", "dev", dev)
+    _run("ip", "-n", ns, "link", "set", dev, "up")
+
+
+def addresses(s: Settings) -> list[str]:
+    """The namespace's IPv4 addresses (for status and tests)."""
+    if not exists(s):
+        return []
+    out = _run("ip", "-n", name(s), "-o", "-4", "addr", "show", check=False).stdout
+    return [line.split()[3].split("/")[0] for line in out.splitlines()]
+
+
+def remove(s: Settings) -> None:
+    """Whatever still runs in the namespace is stopped (by pid: `ip netns del` only
+    drops the name, and a process left inside would keep it and its links alive),
+    then the namespace goes, its underlay link with it."""
+    if not exists(s):
+        return
+    pids = _run("ip", "netns", "pids", name(s), check=False).stdout.split()
+    for pid in pids:
+        subprocess.run(["kill", pid], capture_output=True)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            for pid in pids:
+                subprocess.run(["kill", "-9", pid], capture_output=True)
+            break
+        time.sleep(0.1)
+    _run("ip", "netns", "del", name(s), check=False)
