@@ -253,6 +253,15 @@ def stop_component(settings: Settings | None, name: str) -> None:
     terminate(s, name, _find(s, name))
 
 
+def stop_storage(settings: Settings | None = None) -> None:
+    """The storage side's processes (reverse start order) and its network namespace:
+    for callers that started parts of it with ensure_component (tests)."""
+    s = resolve(settings)
+    for comp in reversed(storage_components(s)):
+        terminate(s, comp.name, comp)
+    storage_netns.remove(s)
+
+
 def _all_healthy(s: Settings) -> bool:
     names = [c.name for c in components(s)]
     return (all(pid_of(s, n) is not None for n in names)

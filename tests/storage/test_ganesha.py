@@ -1,12 +1,14 @@
-"""nfs-ganesha as vmflow's exporter, over real NFS: a real ganesha.nfsd and its private
-dbus-daemon, started by the stack's own functions on a temporary home, exporting plain
-directories to libnfs clients in network namespaces (tests/nfs_clients.py):
-10.254.0.4 gets rw, 10.254.0.5 ro, 10.254.0.6 no rule."""
+"""nfs-ganesha as vmflow's exporter, over real NFS: a real ganesha.nfsd (and rpcbind) in
+the storage network namespace and its private dbus-daemon, started by the stack's own
+functions on a temporary home, exporting plain directories to libnfs clients in network
+namespaces bridged into that one (tests/nfs_clients.py): 10.254.0.4 gets rw, 10.254.0.5
+ro, 10.254.0.6 no rule."""
 
 from __future__ import annotations
 
+import os
 import shutil
-import signal
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -16,9 +18,17 @@ from pathlib import Path
 import pytest
 
 from activities.storage.ganesha import EXPORT_ID_MIN, GaneshaError, GaneshaExports
-from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
+from tests.nfs_clients import (
+    SERVER,
+    NfsError,
+    nfs_clients,
+    nfs_ls,
+    nfs_read,
+    nfs_url,
+    nfs_write,
+)
 from vmflow import ganesha_config as gc
-from vmflow import processes, stack, stack_storage
+from vmflow import stack, stack_storage, storage_netns
 from vmflow.settings import Settings
 
 RW, RO, NONE = "10.254.0.4", "10.254.0.5", "10.254.0.6"
@@ -30,32 +40,22 @@ def _home() -> Path:
     return Path(tempfile.mkdtemp(prefix="vmflow-nfs-", dir="/var/tmp"))
 
 
-def _rpcbind_pids() -> set[int]:
-    return {p for p in stack_storage.port_listeners(111)
-            if p is not None and Path(f"/proc/{p}/comm").read_text().strip() == "rpcbind"}
-
-
 @pytest.fixture(scope="module")
 def settings() -> Iterator[Settings]:
     home = _home()
-    s = Settings(home=home, host="unused", storage_host="nfstest", nfs_address="10.254.0.1")
-    had_rpcbind = stack_storage.rpcbind_ok()
+    s = Settings(home=home, host="unused", storage_host="nfstest", nfs_address=SERVER)
     try:
         stack.ensure_component(s, "ganesha-dbus")
         stack.ensure_component(s, "ganesha")
         yield s
     finally:
-        stack.stop_component(s, "ganesha")
-        stack.stop_component(s, "ganesha-dbus")
-        if not had_rpcbind:  # machine-wide, but this fixture started it
-            for pid in _rpcbind_pids():
-                processes.signal_group(pid, signal.SIGTERM)
+        stack.stop_storage(s)
         shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def ns(settings: Settings) -> Iterator[dict[str, str]]:
-    with nfs_clients([RW, RO, NONE]) as spaces:
+    with nfs_clients([RW, RO, NONE], storage_netns.name(settings)) as spaces:
         yield spaces
 
 
@@ -124,7 +124,7 @@ def test_rw_client_writes_ro_client_reads_others_are_refused(
     assert f"CLIENT {{ Clients = {RW}; Access_Type = RW; }}" in conf
     assert f"CLIENT {{ Clients = {RO}; Access_Type = RO; }}" in conf
     assert includes(settings) == [f'%include "{exports.dir / sid}.conf"']
-    assert exports.export_location(sid, path) == f"10.254.0.1:{path}"
+    assert exports.export_location(sid, path) == f"{SERVER}:{path}"
 
 
 def test_updates_take_effect_at_once_and_keep_the_export_id(
@@ -242,21 +242,67 @@ def test_reexport_all_serves_what_was_mounted_after_the_export(
     assert not (path / "lands-on-the-mount.txt").exists()
 
 
-def test_only_one_nfs_server_per_machine(settings: Settings) -> None:
-    ours = stack.pid_of(settings, "ganesha")
-    home = _home()
-    other = Settings(home=home, host="unused", storage_host="nfsother")
+def _ns_inode(path: str) -> int:
+    return os.stat(path).st_ino
+
+
+def _machine_links() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+
+
+def test_ganesha_listens_in_its_namespace_and_stacks_run_side_by_side(
+        settings: Settings, ns: dict[str, str], exports: GaneshaExports) -> None:
+    ours, rpcbind = stack.pid_of(settings, "ganesha"), stack.pid_of(settings, "rpcbind")
+    assert ours is not None and rpcbind is not None
+    # the sockets are in the storage namespace, none in the machine's own
+    assert ours in stack_storage.port_listeners(gc.NFS_PORT, settings)
+    assert rpcbind in stack_storage.port_listeners(111, settings)
+    assert ours not in stack_storage.port_listeners(gc.NFS_PORT)
+    assert rpcbind not in stack_storage.port_listeners(111)
+    # only the network namespace is ganesha's own: it sees the machine's mounts
+    assert _ns_inode(f"/proc/{ours}/ns/net") == _ns_inode(str(storage_netns.path(settings)))
+    assert _ns_inode(f"/proc/{ours}/ns/net") != _ns_inode("/proc/self/ns/net")
+    assert _ns_inode(f"/proc/{ours}/ns/mnt") == _ns_inode("/proc/self/ns/mnt")
+
+    home = _home()  # a second stack's storage side, at the same time
+    other = Settings(home=home, host="unused", storage_host="nfsother", nfs_address=SERVER)
     try:
         stack.ensure_component(other, "ganesha-dbus")
-        with pytest.raises(stack.StackError,
-                           match=rf"port 2049 is held by pid {ours} \(ganesha.nfsd, the "
-                                 rf"vmflow stack in {settings.home}\)"):
-            stack.ensure_component(other, "ganesha")
-        assert stack.pid_of(other, "ganesha") is None
-        assert stack_storage.ganesha_ok(settings)
+        stack.ensure_component(other, "ganesha")
+        assert storage_netns.name(other) != storage_netns.name(settings)
+        assert stack_storage.ganesha_ok(other) and stack_storage.ganesha_ok(settings)
+        sid, path = new_share(settings)
+        exports.ensure_export(sid, path, [(RW, "rw")])
+        can_write(ns[RW], path, "beside-another.txt")  # ours still serves our clients
     finally:
-        stack.stop_component(other, "ganesha-dbus")
+        stack.stop_storage(other)
         shutil.rmtree(home, ignore_errors=True)
+    assert not storage_netns.exists(other)
+    assert stack_storage.ganesha_ok(settings)
+    assert [n for n in _machine_links() if n.startswith(("vmft", "vmflow-"))] == []
+
+
+def test_a_machine_rpcbind_is_refused_before_anything_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ganesha would register with it (through its unix socket, which no network
+    namespace hides) instead of with its namespace's rpcbind."""
+    home = _home()
+    sock_path = home / "rpcbind.sock"
+    s = Settings(home=home, host="unused", storage_host="nfsrefused")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(sock_path))
+        listener.listen(1)
+        monkeypatch.setattr(stack_storage, "MACHINE_RPCBIND_SOCKET", sock_path)
+        try:
+            with pytest.raises(stack.StackError, match="an rpcbind of the machine answers"):
+                stack.ensure_component(s, "ganesha")
+            assert stack.pid_of(s, "ganesha") is None and stack.pid_of(s, "rpcbind") is None
+            assert not storage_netns.exists(s)
+        finally:
+            stack.stop_storage(s)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 # ---- removal --------------------------------------------------------------------------

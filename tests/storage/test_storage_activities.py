@@ -1,6 +1,7 @@
 """The storage activities end to end, as the storage worker runs them: a real btrfs
-pool, a real nfs-ganesha (started by the stack's own functions on a temporary home)
-and libnfs clients in network namespaces (tests/nfs_clients.py): 10.254.0.4 gets rw,
+pool, a real nfs-ganesha in the storage network namespace (started by the stack's own
+functions on a temporary home) and libnfs clients in network namespaces bridged into
+it (tests/nfs_clients.py): 10.254.0.4 gets rw,
 10.254.0.5 ro, 10.254.0.6 no rule. Activities run in Temporal's ActivityEnvironment
 (the activity context, heartbeats included, without a server)."""
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,8 +22,16 @@ from activities.storage.ganesha import GaneshaExports
 from activities.storage.share_pool import GIB
 from activities.storage.shares import StorageActivities
 from tests.home_cleanup import teardown_home
-from tests.nfs_clients import NfsError, nfs_clients, nfs_ls, nfs_read, nfs_url, nfs_write
-from vmflow import processes, stack, stack_storage
+from tests.nfs_clients import (
+    SERVER,
+    NfsError,
+    nfs_clients,
+    nfs_ls,
+    nfs_read,
+    nfs_url,
+    nfs_write,
+)
+from vmflow import stack, storage_netns
 from vmflow.contracts.shares import (
     AccessRuleSpec,
     ApplyAccess,
@@ -41,9 +49,8 @@ MIB = 1 << 20
 def acts() -> Iterator[StorageActivities]:
     # short: the bus socket's path must fit a unix socket address
     home = Path(tempfile.mkdtemp(prefix="vmflow-sa-", dir="/var/tmp"))
-    s = Settings(home=home, host="unused", storage_host="satest", nfs_address="10.254.0.1",
+    s = Settings(home=home, host="unused", storage_host="satest", nfs_address=SERVER,
                  share_pool_gb=4)
-    had_rpcbind = stack_storage.rpcbind_ok()
     try:
         stack.ensure_component(s, "ganesha-dbus")
         stack.ensure_component(s, "ganesha")
@@ -51,19 +58,14 @@ def acts() -> Iterator[StorageActivities]:
         a.pool.ensure()
         yield a
     finally:
-        stack.stop_component(s, "ganesha")
-        stack.stop_component(s, "ganesha-dbus")
-        if not had_rpcbind:  # machine-wide, but this fixture started it
-            for pid in stack_storage.port_listeners(111):
-                if pid is not None and Path(f"/proc/{pid}/comm").read_text().strip() == "rpcbind":
-                    processes.signal_group(pid, signal.SIGTERM)
+        stack.stop_storage(s)
         teardown_home(home)
         shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def ns(acts: StorageActivities) -> Iterator[dict[str, str]]:
-    with nfs_clients([RW, RO, NONE]) as spaces:
+    with nfs_clients([RW, RO, NONE], storage_netns.name(acts.settings)) as spaces:
         yield spaces
 
 
@@ -81,7 +83,7 @@ def test_a_share_from_create_to_delete_over_nfs(acts: StorageActivities,
     path = acts.pool.export_path(sid)
     for _ in range(2):  # a repeat after a crash converges on the same export
         made = run(acts.create_share, ShareSpec(sid, 1))
-    assert made.export_locations == [f"10.254.0.1:{path}"]
+    assert made.export_locations == [f"{SERVER}:{path}"]
     with pytest.raises(NfsError):  # exported to nobody until rules are applied
         nfs_ls(ns[RW], nfs_url(path))
 
