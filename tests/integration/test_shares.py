@@ -23,7 +23,7 @@ from tests.nfs_clients import (
     nfs_url,
     nfs_write,
 )
-from vmflow import stack
+from vmflow import ganesha_config, hostbed, stack, stack_storage, storage_netns
 from vmflow.settings import Settings
 
 WRITER, READER, STRANGER = "10.254.0.4", "10.254.0.5", "10.254.0.6"
@@ -31,8 +31,8 @@ SETTLED = {"active", "error"}
 
 
 @pytest.fixture(scope="module")
-def ns() -> Iterator[dict[str, str]]:
-    with nfs_clients([WRITER, READER, STRANGER]) as namespaces:
+def ns(it_settings: Settings) -> Iterator[dict[str, str]]:
+    with nfs_clients([WRITER, READER, STRANGER], storage_netns.name(it_settings)) as namespaces:
         yield namespaces
 
 
@@ -180,3 +180,30 @@ def test_force_delete_of_a_share_stuck_in_creating(api: httpx.Client,
     assert api.get(f"/v1/shares/{share_id}").status_code == 404
     assert wait_operation(api, create_op)["status"] != "running"
     assert backend_remains(it_settings, share_id) == GONE
+
+
+def test_ganesha_serves_the_hosts_underlay_from_its_own_namespace(
+        api: httpx.Client, it_settings: Settings) -> None:
+    """Nothing listens for NFS in the machine's own namespace; a host's namespace
+    (where guest networks live) mounts a share at the export location's address."""
+    pid = stack.pid_of(it_settings, "ganesha")
+    assert pid is not None
+    assert pid in stack_storage.port_listeners(ganesha_config.NFS_PORT, it_settings)
+    assert pid not in stack_storage.port_listeners(ganesha_config.NFS_PORT)
+    assert it_settings.nfs_address == storage_netns.ADDRESS
+    assert storage_netns.ADDRESS in storage_netns.addresses(it_settings)
+
+    share_id, op_id = create_share(api, "it-underlay", 1)
+    assert wait_operation(api, op_id)["status"] == "succeeded"
+    address, path = api.get(f"/v1/shares/{share_id}").json()["export_locations"][0].split(":", 1)
+    host = hostbed.host(it_settings, it_settings.host)
+    allow(api, share_id, host.address, "rw")
+    assert {r["state"] for r in wait_rules(api, share_id)} == {"active"}
+    for version in (3, 4):
+        url = f"nfs://{address}{path}/from-{host.name}-v{version}.txt"
+        url += "?version=4" if version == 4 else ""
+        nfs_write(host.netns, url, b"over the underlay\n")
+        assert nfs_read(host.netns, url) == b"over the underlay\n"
+    r = api.delete(f"/v1/shares/{share_id}")
+    assert r.status_code == 202, r.text
+    wait_operation(api, r.json()["operation"]["id"])

@@ -284,6 +284,23 @@ def test_ganesha_listens_in_its_namespace_and_stacks_run_side_by_side(
     assert [n for n in _machine_links() if n.startswith(("vmft", "vmflow-"))] == []
 
 
+def test_down_stops_the_storage_side_and_removes_its_namespace() -> None:
+    home = _home()
+    s = Settings(home=home, host="unused", storage_host="nfsdown", nfs_address=SERVER)
+    try:
+        stack.ensure_component(s, "ganesha-dbus")
+        ganesha = stack.ensure_component(s, "ganesha")
+        rpcbind = stack.pid_of(s, "rpcbind")
+        assert storage_netns.exists(s) and rpcbind is not None
+        stack.down(s)
+        assert not storage_netns.exists(s)
+        assert not Path(f"/proc/{ganesha}").exists() and not Path(f"/proc/{rpcbind}").exists()
+        assert stack.status(s)["storage_netns"]["exists"] is False
+    finally:
+        stack.stop_storage(s)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def test_a_machine_rpcbind_is_refused_before_anything_starts(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """ganesha would register with it (through its unix socket, which no network
