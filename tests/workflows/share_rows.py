@@ -5,7 +5,6 @@ btrfs pool and nfs-ganesha on a temporary home, the real storage worker)."""
 from __future__ import annotations
 
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +20,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from activities.storage.share_pool import SharePool
 from tests.home_cleanup import teardown_home
 from tests.workflows.conftest import session
-from vmflow import stack, stack_storage
+from vmflow import stack
 from vmflow.contracts.shares import RULES_CHANGED_SIGNAL, ShareAccessSync, ShareOp
-from vmflow.ganesha_config import NFS_PORT, exports_dir
+from vmflow.ganesha_config import exports_dir
 from vmflow.models import Operation, Project, Share, ShareAccessRule, ShareSnapshot, ShareType, User
 from vmflow.names import CONTROL_QUEUE, share_access_workflow_id, share_workflow_id
 from vmflow.settings import Settings
@@ -119,19 +118,10 @@ async def fails(client: Client, workflow: str, arg: Any, share_id: str) -> str:
 
 # ---- the real storage side ---------------------------------------------------------
 
-NFS_PORT_WAIT_S = 300  # one NFS server per machine: another test run's may be finishing
-
-
 @contextmanager
 def storage_host() -> Iterator[Settings]:
-    """A storage host of its own (temporary home: pool, ganesha on its own bus,
-    started with the stack's own functions)."""
-    deadline = time.monotonic() + NFS_PORT_WAIT_S
-    while stack_storage.port_listeners(NFS_PORT):
-        if time.monotonic() > deadline:
-            pytest.fail(f"NFS port {NFS_PORT} stayed busy for {NFS_PORT_WAIT_S} s "
-                        "(another ganesha runs on this machine)")
-        time.sleep(1)
+    """A storage host of its own (temporary home: pool, ganesha on its own bus and in
+    its own network namespace, started with the stack's own functions)."""
     # short: the bus socket's path must fit a unix socket address
     home = Path(tempfile.mkdtemp(prefix="vmflow-ws-", dir="/var/tmp"))
     s = Settings(home=home, host="unused", storage_host=f"ws{uuid.uuid4().hex[:6]}",
@@ -141,9 +131,8 @@ def storage_host() -> Iterator[Settings]:
         stack.ensure_component(s, "ganesha")
         SharePool(s).ensure()
         yield s
-    finally:  # rpcbind stays: machine-wide, as `make down` leaves it
-        stack.stop_component(s, "ganesha")
-        stack.stop_component(s, "ganesha-dbus")
+    finally:
+        stack.stop_storage(s)  # its rpcbind and network namespace too
         teardown_home(home)
 
 
