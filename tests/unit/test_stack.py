@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vmflow import ganesha_config as gc
-from vmflow import processes, stack
+from vmflow import processes, stack, storage_netns
 from vmflow.processes import free_port
 from vmflow.settings import Settings
 
@@ -85,14 +85,18 @@ def test_env_comes_from_the_settings_object(settings: Settings,
 
 def test_components_and_hypervisor_names(settings: Settings) -> None:
     names = [c.name for c in stack.components(settings)]
-    assert names == ["temporal", "control", "hypervisor", "ganesha-dbus", "ganesha", "storage",
-                     "api"]
+    assert names == ["temporal", "control", "hypervisor", "rpcbind", "ganesha-dbus", "ganesha",
+                     "storage", "api"]
     bus = f"unix:path={settings.home}/storage/unit/ganesha/dbus.sock"
     by_name = {c.name: c for c in stack.components(settings)}
     assert dict(by_name["ganesha"].env) == dict(by_name["storage"].env) == {
         "DBUS_SYSTEM_BUS_ADDRESS": bus}
     ganesha = by_name["ganesha"].argv
     assert "-F" in ganesha  # foreground: the pid we record is ganesha's own
+    # ganesha and its rpcbind listen in the storage namespace, nowhere else
+    netns = f"--net=/run/netns/{storage_netns.name(settings)}"
+    assert ganesha[:3] == ("nsenter", netns, "/usr/bin/ganesha.nfsd")
+    assert by_name["rpcbind"].argv[:2] == ("nsenter", netns)
     assert ganesha[ganesha.index("-f") + 1] == f"{settings.home}/storage/unit/ganesha/ganesha.conf"
     assert ganesha[ganesha.index("-L") + 1] == str(settings.log_dir / "ganesha.log")
     temporal = stack.components(settings)[0].argv
