@@ -46,6 +46,7 @@ from vmflow.processes import stack_env as stack_env  # callers know it from here
 from vmflow.settings import Settings, get_settings
 from vmflow.stack_storage import (
     READY,
+    ensure_netns,
     prepare,
     storage_components,
     unmount_storage,
@@ -254,11 +255,12 @@ def stop_component(settings: Settings | None, name: str) -> None:
 
 
 def stop_storage(settings: Settings | None = None) -> None:
-    """The storage side's processes (reverse start order) and its network namespace:
-    for callers that started parts of it with ensure_component (tests)."""
+    """The storage side's processes (reverse start order), its mounts and its network
+    namespace: for callers that started parts of it with ensure_component (tests)."""
     s = resolve(settings)
     for comp in reversed(storage_components(s)):
         terminate(s, comp.name, comp)
+    unmount_storage(s)
     storage_netns.remove(s)
 
 
@@ -282,7 +284,7 @@ def up(settings: Settings | None = None) -> None:
         s.home.mkdir(parents=True, exist_ok=True)
         ensure_hosts(s)
         if s.storage_hosts:  # its underlay port too, should a crash have left it half-made
-            storage_netns.ensure(s)
+            ensure_netns(s)
         ensure_guest(s)
         _bootstrap(s)
         comps = components(s)

@@ -1,14 +1,14 @@
 """The stack's storage side: an rpcbind and nfs-ganesha in the storage side's own
 network namespace (vmflow.storage_netns), ganesha's private D-Bus, and the storage
 worker that drives it (their files: vmflow.ganesha_config). Here are those components,
-what must be in place before each starts (the namespace, rpcbind, the config files),
-their readiness checks, and unmounting the storage pool when the stack goes down.
+what must be in place before each starts (the namespace, rpcbind, storage_dir shared
+into ganesha's mount namespace, the config files), their readiness checks, and
+unmounting the storage pool when the stack goes down.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +34,20 @@ DBUS_TIMEOUT = 10.0
 RPCBIND_TIMEOUT = 10.0
 
 
-# rpcbind gets a /run of its own (a tmpfs in a mount namespace of its own): its socket
-# and lock there are fixed paths that the machine's rpcbind, or another stack's, uses
+# Each runs in a mount namespace of its own too, a slave of the machine's: the share
+# mounts the storage worker makes under storage_dir (a shared mount: share_storage_dir)
+# reach it, and what it mounts stays its own.
+# rpcbind gets a /run of its own (a tmpfs): its socket and lock there are fixed paths
+# that the machine's rpcbind, or another stack's, uses.
 RPCBIND = "/usr/sbin/rpcbind"
 RPCBIND_SCRIPT = 'mount -t tmpfs -o mode=0755 vmflow-rpcbind /run && exec "$0" -f -w'
-MACHINE_RPCBIND_SOCKET = Path("/run/rpcbind.sock")
+# ganesha registers with rpcbind through this socket first, a path no network namespace
+# hides, and through its namespace's loopback only when nobody answers there (measured):
+# it sees the machine's rpcbind's socket masked, so it registers with its own.
+MACHINE_RPCBIND_SOCKET = "/run/rpcbind.sock"
+GANESHA = "/usr/bin/ganesha.nfsd"
+GANESHA_SCRIPT = (f'if [ -e {MACHINE_RPCBIND_SOCKET} ]; then '
+                  f'mount --bind /dev/null {MACHINE_RPCBIND_SOCKET} || exit 1; fi; exec "$0" "$@"')
 MOUNT_PROGRAM = "100005"  # NFSv3 clients look MOUNT up in rpcbind
 
 
@@ -48,11 +57,12 @@ def storage_components(s: Settings) -> list[Component]:
     bus = (("DBUS_SYSTEM_BUS_ADDRESS", gc.dbus_address(s)),)
     dbus_conf = f"--config-file={gc.dbus_config(s)}"
     conf = str(gc.main_config(s))
-    rpcbind = storage_netns.inside(s, "unshare", "--mount", "--propagation", "private",
-                                   "/bin/sh", "-c", RPCBIND_SCRIPT, RPCBIND)
+    own_mounts = ("unshare", "--mount", "--propagation", "slave", "/bin/sh", "-c")
+    rpcbind = storage_netns.inside(s, *own_mounts, RPCBIND_SCRIPT, RPCBIND)
     ganesha = storage_netns.inside(
-        s, "/usr/bin/ganesha.nfsd", "-F", "-f", conf, "-L", str(log_file(s, "ganesha")),
-        "-p", str(gc.ganesha_dir(s) / "nfsd.pid"), "-N", "NIV_EVENT")
+        s, *own_mounts, GANESHA_SCRIPT, GANESHA, "-F", "-f", conf,
+        "-L", str(log_file(s, "ganesha")), "-p", str(gc.ganesha_dir(s) / "nfsd.pid"),
+        "-N", "NIV_EVENT")
     return [
         Component("rpcbind", tuple(rpcbind), (RPCBIND,)),
         Component("ganesha-dbus", ("/usr/bin/dbus-daemon", "--nofork", dbus_conf), (dbus_conf,)),
@@ -85,26 +95,25 @@ def port_listeners(port: int, s: Settings | None = None) -> list[int | None]:
     return found
 
 
-def machine_rpcbind_answers() -> bool:
-    """An rpcbind of the machine's own listens on its unix socket. ganesha reaches
-    rpcbind through that socket first (a path: no network namespace hides it) and
-    through its namespace's loopback only when nobody answers there (measured)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2.0)
-        try:
-            sock.connect(str(MACHINE_RPCBIND_SOCKET))
-        except OSError:
-            return False
-    return True
+def _mount_points() -> list[str]:
+    return [point for _, point in mountinfo.mounts()]
 
 
-def _check_machine_rpcbind() -> None:
-    if machine_rpcbind_answers():
-        raise StackError(
-            f"an rpcbind of the machine answers on {MACHINE_RPCBIND_SOCKET}: ganesha would "
-            "register its NFSv3 programs there rather than with the rpcbind of its own "
-            "network namespace, and NFSv3 clients would not find them; stop that rpcbind "
-            "(vmflow runs its own)")
+def share_storage_dir(s: Settings) -> None:
+    """storage_dir becomes a mount of its own (a bind onto itself) with shared
+    propagation, so that mounts made under it later reach ganesha's mount namespace;
+    this machine's root mount is private. Before anything is mounted under it: a bind
+    made over the pool's mounts would hide them."""
+    d = s.storage_dir.resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    points = _mount_points()
+    if str(d) not in points:
+        under = [p for p in points if p.startswith(f"{d}/")]
+        if under:
+            raise StackError(f"{under[0]} is mounted, but {d} is not yet the shared mount "
+                             "ganesha needs; stop the stack (make down) and start it again")
+        subprocess.run(["mount", "--bind", str(d), str(d)], check=True, capture_output=True)
+    subprocess.run(["mount", "--make-shared", str(d)], check=True, capture_output=True)
 
 
 # ---- readiness ------------------------------------------------------------------------
@@ -168,17 +177,30 @@ def _config(write: Callable[[Settings], Path], s: Settings) -> None:
         raise StackError(f"cannot write the nfs-ganesha config: {e}") from e
 
 
+def ensure_netns(s: Settings) -> None:
+    """The storage namespace (vmflow.storage_netns.ensure). Made anew, it orphans a
+    running rpcbind or ganesha of ours in the one it replaces (its name deleted by
+    hand, say): they are stopped, to be started in the new one."""
+    if not storage_netns.exists(s):
+        for name in ("ganesha", "rpcbind"):
+            terminate(s, name, _component(s, name))
+    storage_netns.ensure(s)
+
+
 def prepare(s: Settings, name: str) -> None:
     """What a component needs in place just before it starts (only storage ones do)."""
     if name == "rpcbind":
-        storage_netns.ensure(s)
+        ensure_netns(s)
     elif name == "ganesha-dbus":
         if _pid(s, "ganesha") is not None:  # it cannot re-attach to a new bus: restarted next
             terminate(s, "ganesha", _component(s, "ganesha"))
         _config(gc.write_dbus_config, s)
     elif name == "ganesha":
-        _check_machine_rpcbind()
-        storage_netns.ensure(s)
+        ensure_netns(s)
+        try:
+            share_storage_dir(s)
+        except subprocess.CalledProcessError as e:
+            raise StackError(f"cannot share {s.storage_dir}: {e.stderr}") from e
         if _pid(s, "rpcbind") is None:  # callers that start ganesha alone (tests) get it too
             spawn(s, _component(s, "rpcbind"))
         wait_ready(s, _component(s, "rpcbind"))
@@ -188,8 +210,11 @@ def prepare(s: Settings, name: str) -> None:
 def unmount_storage(s: Settings) -> None:
     """The share mounts and the pool the storage worker made: with ganesha and the
     worker stopped nothing uses them, and the next start mounts them again. Deepest
-    first; a loop mount's device goes with its last unmount (autoclear)."""
-    root = str(s.storage_dir.resolve()) + "/"
-    points = [point for _, point in mountinfo.mounts() if point.startswith(root)]
+    first, storage_dir's own bind last; a loop mount's device goes with its last unmount
+    (autoclear)."""
+    root = str(s.storage_dir.resolve())
+    points = [point for point in _mount_points() if point.startswith(root + "/")]
     for point in sorted(points, key=len, reverse=True):
         subprocess.run(["umount", point], capture_output=True)
+    if root in _mount_points():  # share_storage_dir's
+        subprocess.run(["umount", root], capture_output=True)
