@@ -1,10 +1,10 @@
 """The storage side's own network namespace, `vmflow-storage-<stack tag>`: nfs-ganesha
 and its rpcbind listen there, never in the machine's own namespace.
 
-Only the network namespace is ganesha's own (`nsenter --net`): it stays in the
-machine's mount namespace, so the pool and share mounts the storage worker makes
-there are what it exports. The storage worker drives ganesha over D-Bus, a unix
-socket, which no network namespace affects.
+Processes enter it with `nsenter --net` (vmflow.stack_storage adds a mount namespace
+that is a slave of the machine's, so the share mounts the storage worker makes are
+what ganesha exports). The storage worker drives ganesha over D-Bus, a unix socket,
+which no network namespace affects.
 
 With a host bed (vmflow.hostbed) the namespace also has a port on the hosts' underlay
 switch, `underlay0` with ADDRESS, the address export locations show (settings
