@@ -95,8 +95,10 @@ def test_components_and_hypervisor_names(settings: Settings) -> None:
     assert "-F" in ganesha  # foreground: the pid we record is ganesha's own
     # ganesha and its rpcbind listen in the storage namespace, nowhere else
     netns = f"--net=/run/netns/{storage_netns.name(settings)}"
-    assert ganesha[:3] == ("nsenter", netns, "/usr/bin/ganesha.nfsd")
-    assert by_name["rpcbind"].argv[:2] == ("nsenter", netns)
+    own_mounts = ("unshare", "--mount", "--propagation", "slave")
+    for name in ("ganesha", "rpcbind"):  # and a mount namespace of their own, a slave
+        assert by_name[name].argv[:6] == ("nsenter", netns, *own_mounts)
+    assert "/usr/bin/ganesha.nfsd" in ganesha
     assert ganesha[ganesha.index("-f") + 1] == f"{settings.home}/storage/unit/ganesha/ganesha.conf"
     assert ganesha[ganesha.index("-L") + 1] == str(settings.log_dir / "ganesha.log")
     temporal = stack.components(settings)[0].argv
