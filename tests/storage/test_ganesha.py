@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import stat
 import subprocess
 import tempfile
 import uuid
@@ -247,14 +245,6 @@ def _ns_inode(path: str) -> int:
     return os.stat(path).st_ino
 
 
-def gone(pid: int) -> bool:
-    """Exited (a zombie our test process has not reaped yet counts)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
-    except OSError:
-        return True
-
-
 def _machine_links() -> list[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True,
                          check=True).stdout
@@ -293,92 +283,6 @@ def test_ganesha_listens_in_its_namespace_and_stacks_run_side_by_side(
     assert not storage_netns.exists(other)
     assert stack_storage.ganesha_ok(settings)
     assert [n for n in _machine_links() if n.startswith(("vmft", "vmflow-"))] == []
-
-
-def test_down_stops_the_storage_side_and_removes_its_namespace() -> None:
-    home = _home()
-    s = Settings(home=home, host="unused", storage_host="nfsdown", nfs_address=SERVER)
-    try:
-        stack.ensure_component(s, "ganesha-dbus")
-        ganesha = stack.ensure_component(s, "ganesha")
-        rpcbind = stack.pid_of(s, "rpcbind")
-        assert storage_netns.exists(s) and rpcbind is not None
-        stack.down(s)
-        assert not storage_netns.exists(s)
-        assert gone(ganesha) and gone(rpcbind)
-        assert stack.status(s)["storage_netns"]["exists"] is False
-    finally:
-        stack.stop_storage(s)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def test_a_namespace_made_anew_gets_a_new_rpcbind_and_ganesha() -> None:
-    """Its name deleted under a running storage side: the processes in the orphaned
-    namespace are stopped, and the next start is in the new one."""
-    home = _home()
-    s = Settings(home=home, host="unused", storage_host="nfsanew", nfs_address=SERVER)
-    try:
-        stack.ensure_component(s, "ganesha-dbus")
-        old = stack.ensure_component(s, "ganesha"), stack.pid_of(s, "rpcbind")
-        subprocess.run(["ip", "netns", "del", storage_netns.name(s)], check=True)
-        stack_storage.ensure_netns(s)  # as up() does first
-        assert all(gone(pid) for pid in old if pid is not None)
-        new = stack.ensure_component(s, "ganesha"), stack.pid_of(s, "rpcbind")
-        for pid in new:
-            assert pid is not None
-            assert _ns_inode(f"/proc/{pid}/ns/net") == _ns_inode(str(storage_netns.path(s)))
-        assert stack_storage.ganesha_ok(s)
-    finally:
-        stack.stop_storage(s)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def machine_rpcbind_socket() -> Iterator[None]:
-    """Something answering on the machine's rpcbind socket, as a machine-wide rpcbind
-    does (the one running, if any, else a listener of ours, removed afterwards)."""
-    path = Path(stack_storage.MACHINE_RPCBIND_SOCKET)
-    if answers(path):
-        yield
-        return
-    path.unlink(missing_ok=True)  # a dead rpcbind's socket
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(path))
-        listener.listen(1)
-        ours = path.stat().st_ino
-        try:
-            yield
-        finally:
-            if path.exists() and path.stat().st_ino == ours:  # not a real rpcbind's since
-                path.unlink()
-
-
-def answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-def test_a_machine_rpcbind_gets_no_registration(machine_rpcbind_socket: None) -> None:
-    """ganesha sees the machine's rpcbind socket masked, so it registers with its own
-    namespace's rpcbind (NFSv3 clients look it up there), and the machine's keeps
-    whatever other servers registered."""
-    home = _home()
-    s = Settings(home=home, host="unused", storage_host="nfsmasked", nfs_address=SERVER)
-    try:
-        stack.ensure_component(s, "ganesha-dbus")
-        pid = stack.ensure_component(s, "ganesha")
-        seen = os.stat(f"/proc/{pid}/root{stack_storage.MACHINE_RPCBIND_SOCKET}")
-        assert not stat.S_ISSOCK(seen.st_mode)
-        assert stack_storage.MOUNT_PROGRAM in stack_storage.registered_programs(s)
-        # only the network namespace and its mount view differ: the same root
-        assert os.stat(f"/proc/{pid}/root/").st_ino == os.stat("/").st_ino
-    finally:
-        stack.stop_storage(s)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 # ---- removal --------------------------------------------------------------------------
