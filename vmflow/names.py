@@ -85,3 +85,8 @@ def share_access_workflow_id(share_id: str) -> str:
 def floating_ip_workflow_id(fip_id: str) -> str:
     """The host-side sync of a floating IP: associate/disassociate/release queue on it."""
     return f"floatingip-{fip_id}"
+
+
+def security_group_workflow_id(group_id: str) -> str:
+    """A security group's sync to the hosts: its changes queue on it."""
+    return f"secgroup-{group_id}"

@@ -34,7 +34,9 @@ from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
 from activities.control.ledger import LedgerReconcileActivities
 from activities.control.migrations import MigrationActivities
+from activities.control.network_reconcile import NetworkReconcileActivities
 from activities.control.operation_rows import OperationRowActivities
+from activities.control.port_rules import SecurityGroupSyncActivities
 from activities.control.resize import ResizeControlActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
@@ -63,7 +65,9 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *EvacuateActivities(settings, client).all(),
             *MigrationActivities(settings, client).all(),
             *ResizeControlActivities(settings, client).all(),
-            *FloatingIpControlActivities(settings, client).all()]
+            *FloatingIpControlActivities(settings, client).all(),
+            *SecurityGroupSyncActivities(settings).all(),
+            *NetworkReconcileActivities(settings, client).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

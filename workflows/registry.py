@@ -29,6 +29,7 @@ from workflows.instance.unpause import UnpauseInstance
 from workflows.instance.unrescue import UnrescueInstance
 from workflows.instance.unshelve import UnshelveInstance
 from workflows.network.floating_ip_sync import SyncFloatingIp
+from workflows.network.security_group_sync import SyncSecurityGroup
 from workflows.share.access import SyncShareAccess
 from workflows.share.create import CreateShare
 from workflows.share.delete import DeleteShare
@@ -49,6 +50,6 @@ SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
 BACKGROUND = [RegisterHost, PowerSync, ScheduledBackup, ReconcileLedger, AutoUnrescue,
               ShelveOffloadTimer, AutoConfirmResize]
 
-NETWORK = [SyncFloatingIp]
+NETWORK = [SyncFloatingIp, SyncSecurityGroup]
 
 ALL = [*INSTANCE, *SHARE, *BACKGROUND, *NETWORK]

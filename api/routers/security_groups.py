@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import AuthDep, IdempotencyKey, SessionDep, WriterDep
+from api.deps import AuthDep, IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.schemas.security_groups import (
     SecurityGroupCreate,
     SecurityGroupList,
@@ -41,18 +41,22 @@ def show_group(group_id: str, session: SessionDep, auth: AuthDep) -> SecurityGro
 
 
 @router.delete(GROUPS + "/{group_id}", status_code=204)
-def delete_group(group_id: str, session: SessionDep, auth: WriterDep,
-                 idempotency_key: IdempotencyKey = None) -> Response:
+async def delete_group(group_id: str, session: SessionDep, auth: WriterDep,
+                       client: MaybeTemporalDep, idempotency_key: IdempotencyKey = None
+                       ) -> Response:
     """409 SecurityGroupInUse while a port is in it."""
-    sg.delete_group(session, auth, group_id, idempotency_key)
+    await sg.delete_group(session, auth, client, group_id, idempotency_key)
     return Response(status_code=204)
 
 
 @router.post(RULES, status_code=201, response_model=SecurityGroupRulePublic)
-def create_rule(body: SecurityGroupRuleCreate, session: SessionDep, auth: WriterDep,
-                idempotency_key: IdempotencyKey = None) -> SecurityGroupRulePublic:
-    """409 SecurityGroupRuleExists for a duplicate."""
-    return SecurityGroupRulePublic.of(sg.create_rule(session, auth, body, idempotency_key))
+async def create_rule(body: SecurityGroupRuleCreate, session: SessionDep, auth: WriterDep,
+                      client: MaybeTemporalDep, idempotency_key: IdempotencyKey = None
+                      ) -> SecurityGroupRulePublic:
+    """409 SecurityGroupRuleExists for a duplicate; the group's ports get the rule on
+    their hosts (SyncSecurityGroup)."""
+    return SecurityGroupRulePublic.of(
+        await sg.create_rule(session, auth, client, body, idempotency_key))
 
 
 @router.get(RULES, response_model=SecurityGroupRuleList)
@@ -69,7 +73,8 @@ def show_rule(rule_id: str, session: SessionDep, auth: AuthDep) -> SecurityGroup
 
 
 @router.delete(RULES + "/{rule_id}", status_code=204)
-def delete_rule(rule_id: str, session: SessionDep, auth: WriterDep,
-                idempotency_key: IdempotencyKey = None) -> Response:
-    sg.delete_rule(session, auth, rule_id, idempotency_key)
+async def delete_rule(rule_id: str, session: SessionDep, auth: WriterDep,
+                      client: MaybeTemporalDep, idempotency_key: IdempotencyKey = None
+                      ) -> Response:
+    await sg.delete_rule(session, auth, client, rule_id, idempotency_key)
     return Response(status_code=204)

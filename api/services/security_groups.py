@@ -8,15 +8,28 @@ only one, and only an admin may delete it. A rule is checked and normalized by
 vmflow.security_rules; a duplicate is 409 SecurityGroupRuleExists (Neutron), kept
 unique by the database even when two requests race. A group a port uses is 409
 SecurityGroupInUse on delete.
+
+A change reaches the running guests through SyncSecurityGroup (secgroup-<group id>,
+vmflow/security_group_sync.py), signalled after the change is committed: a rule made
+or deleted syncs its group; a deleted group syncs the groups whose rules named it as
+their remote group; a port that joins or leaves groups syncs those that other rules
+name as their remote group (their members' filters list its address). When the
+signal cannot be sent, a rule change is taken back and the answer is 503: nothing
+would apply it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, func, or_, select
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.auth import AuthContext, scoped
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, ServiceUnavailable
 from api.schemas.security_groups import (
     SecurityGroupCreate,
     SecurityGroupPublic,
@@ -25,13 +38,17 @@ from api.schemas.security_groups import (
 from api.services.networks import ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from vmflow import security_rules
+from vmflow.models import Operation
 from vmflow.network_models import (
     DefaultSecurityGroup,
     PortSecurityGroup,
     SecurityGroup,
     SecurityGroupRule,
 )
+from vmflow.security_group_sync import signal_group_sync
 from vmflow.security_rules import DEFAULT_GROUP, Rule
+
+log = logging.getLogger(__name__)
 
 
 def _rule_row(group: SecurityGroup, rule: Rule, description: str = "") -> SecurityGroupRule:
@@ -119,9 +136,10 @@ def create_group(session: Session, auth: AuthContext, body: SecurityGroupCreate,
     return group_view(session, group)
 
 
-def delete_group(session: Session, auth: AuthContext, group_id: str, key: str | None) -> None:
+async def delete_group(session: Session, auth: AuthContext, client: Client | None,
+                       group_id: str, key: str | None) -> None:
     """409 SecurityGroupInUse while a port is in it; rules of other groups that name it
-    as their remote group go with it (Neutron's cascade)."""
+    as their remote group go with it (Neutron's cascade), and those groups are synced."""
     if find_idempotent(session, auth, key, "security_group", "delete"):
         return
     group = get_group(session, auth, group_id)
@@ -135,6 +153,9 @@ def delete_group(session: Session, auth: AuthContext, group_id: str, key: str | 
     if ports:
         raise Conflict(f"security group {group.id} is in use by {ports} port(s)",
                        type="SecurityGroupInUse")
+    referring = set(session.exec(select(SecurityGroupRule.security_group_id).where(
+        SecurityGroupRule.remote_group_id == group.id,
+        SecurityGroupRule.security_group_id != group.id)))
     session.exec(delete(SecurityGroupRule).where(or_(
         col(SecurityGroupRule.security_group_id) == group.id,
         col(SecurityGroupRule.remote_group_id) == group.id)))
@@ -144,6 +165,8 @@ def delete_group(session: Session, auth: AuthContext, group_id: str, key: str | 
     session.delete(group)
     remember_key(session, auth, key, "security_group", group.id, "delete")
     session.commit()
+    if referring:  # the cascade loosened nothing: a stale rule allows a gone group's ports
+        await sync_quietly(client, referring, group.project_id)
 
 
 # --- rules ---------------------------------------------------------------------------
@@ -166,8 +189,10 @@ def list_rules(session: Session, auth: AuthContext,
                                            col(SecurityGroupRule.id))))
 
 
-def create_rule(session: Session, auth: AuthContext, body: SecurityGroupRuleCreate,
-                key: str | None) -> SecurityGroupRule:
+async def create_rule(session: Session, auth: AuthContext, client: Client | None,
+                      body: SecurityGroupRuleCreate, key: str | None) -> SecurityGroupRule:
+    """The rule, then its group synced to the hosts (taken back and 503 if that cannot
+    be asked for)."""
     earlier = find_idempotent(session, auth, key, "security_group_rule", "create")
     if earlier is not None:
         return get_rule(session, auth, earlier.resource_id)
@@ -181,6 +206,8 @@ def create_rule(session: Session, auth: AuthContext, body: SecurityGroupRuleCrea
         if remote.project_id != group.project_id:
             raise NotFound(f"security group {body.remote_group_id} not found",
                            type="SecurityGroupNotFound")
+    if client is None:  # before anything is written
+        raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
     row = _rule_row(group, rule, body.description)
     session.add(row)
     remember_key(session, auth, key, "security_group_rule", row.id, "create")
@@ -193,13 +220,83 @@ def create_rule(session: Session, auth: AuthContext, body: SecurityGroupRuleCrea
             SecurityGroupRule.signature == rule.signature())).first()
         raise Conflict(f"security group rule already exists: {existing}",
                        type="SecurityGroupRuleExists") from None
+    try:
+        await signal_sync(client, [group.id], group.project_id)
+    except ServiceUnavailable:
+        session.delete(row)
+        _forget_key(session, auth, key, "security_group_rule", "create")
+        session.commit()
+        raise
     return row
 
 
-def delete_rule(session: Session, auth: AuthContext, rule_id: str, key: str | None) -> None:
+async def delete_rule(session: Session, auth: AuthContext, client: Client | None,
+                      rule_id: str, key: str | None) -> None:
+    """The rule gone, then its group synced (put back and 503 if that cannot be asked
+    for)."""
     if find_idempotent(session, auth, key, "security_group_rule", "delete"):
         return
     rule = get_rule(session, auth, rule_id)
+    if client is None:  # before anything is written
+        raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
+    kept = SecurityGroupRule.model_validate(rule.model_dump())
     session.delete(rule)
     remember_key(session, auth, key, "security_group_rule", rule.id, "delete")
     session.commit()
+    try:
+        await signal_sync(client, [kept.security_group_id], kept.project_id)
+    except ServiceUnavailable:
+        session.add(kept)
+        _forget_key(session, auth, key, "security_group_rule", "delete")
+        session.commit()
+        raise
+
+
+def _forget_key(session: Session, auth: AuthContext, key: str | None, resource_type: str,
+                action: str) -> None:
+    """The key remember_key kept for a change that was taken back: a retry does it anew."""
+    if key:
+        session.exec(delete(Operation).where(
+            col(Operation.idempotency_key) == key, col(Operation.resource_type) == resource_type,
+            col(Operation.action) == action, col(Operation.project_id) == auth.project_id))
+
+
+# --- syncing the hosts ------------------------------------------------------------------
+
+async def signal_sync(client: Client | None, group_ids: Iterable[str], project_id: str) -> None:
+    """Signal-with-start each group's SyncSecurityGroup; 503 when Temporal cannot be asked."""
+    if client is None:
+        raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
+    try:
+        await signal_group_sync(client, group_ids, project_id)
+    except (RPCError, RuntimeError) as e:
+        raise ServiceUnavailable(f"could not signal the security group sync: {e}",
+                                 type="TemporalUnavailable") from e
+
+
+async def sync_quietly(client: Client | None, group_ids: Iterable[str], project_id: str) -> None:
+    """signal_sync for a change that is made already and cannot be taken back (a group
+    or port gone): a failure is logged; the reconciler's pass and the next change of
+    the group catch up."""
+    try:
+        await signal_sync(client, group_ids, project_id)
+    except ServiceUnavailable as e:
+        log.warning("security groups %s not synced: %s", sorted(set(group_ids)), e)
+
+
+def remote_groups(session: Session, group_ids: Iterable[str]) -> set[str]:
+    """Those of the groups that some rule names as its remote group."""
+    ids = sorted(set(group_ids))
+    if not ids:
+        return set()
+    return {g for g in session.exec(select(SecurityGroupRule.remote_group_id).where(
+        col(SecurityGroupRule.remote_group_id).in_(ids)).distinct()) if g}
+
+
+async def sync_members_changed(session: Session, client: Client | None,
+                               group_ids: Iterable[str], project_id: str) -> None:
+    """A port joined or left `group_ids`: the groups whose members' filters list their
+    members' addresses are synced."""
+    named = remote_groups(session, group_ids)
+    if named:
+        await sync_quietly(client, named, project_id)

@@ -71,6 +71,10 @@ class ControlActs:
     FLOATING_IP_PLAN = "control.floating_ip_plan"  # where the NAT belongs, hosts to clear
     FLOATING_IP_STATUS = "control.floating_ip_status"  # ACTIVE | DOWN, if still current
     INSTANCE_FLOATING_IPS = "control.instance_floating_ips"  # of the instance's ports
+    # security groups and the reconciler's network pass (activities/control/port_rules.py,
+    # network_reconcile.py)
+    SECURITY_GROUP_PLAN = "control.security_group_plan"  # ports a group's change touches
+    RECONCILE_NETWORKS = "control.reconcile_networks"  # one host's networks vs the DB
 
 
 class HostActs:

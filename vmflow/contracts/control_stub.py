@@ -84,6 +84,12 @@ from vmflow.contracts.resize import (
     ResizeRequest,
     SourceCopy,
 )
+from vmflow.contracts.security_groups import (
+    NetworkPlan,
+    NetworkPlanRequest,
+    SecurityGroupPlan,
+    SecurityGroupSync,
+)
 from vmflow.contracts.shares import (
     RulesApplied,
     ShareAccessSync,
@@ -398,4 +404,13 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.INSTANCE_FLOATING_IPS)
     async def instance_floating_ips(self, req: MoveFloatingIps) -> InstanceFloatingIps:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- security groups, the reconciler's network pass ------------------------------------
+    @activity.defn(name=ControlActs.SECURITY_GROUP_PLAN)
+    async def security_group_plan(self, req: SecurityGroupSync) -> SecurityGroupPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RECONCILE_NETWORKS)
+    async def reconcile_networks(self, req: NetworkPlanRequest) -> NetworkPlan:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

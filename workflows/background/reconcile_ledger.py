@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import InstanceHost, InstanceRef, LedgerEntries, LedgerEntry
+    from vmflow.contracts.networks import HostNetworks
     from vmflow.contracts.reconcile import (
         ClosedRowsRequest,
         HostRef,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         StoragePlanRequest,
         StoredOrphan,
     )
+    from vmflow.contracts.security_groups import NetworkPlan, NetworkPlanRequest
     from vmflow.contracts.shares import (
         ShareAccessSync,
         ShareLedger,
@@ -67,6 +69,8 @@ class ReconcileLedger:
             plan = await control(ControlStub.reconcile_plan,
                                  ReconcilePlanRequest(listing, req.grace_s))
             await self._apply(plan)
+            if workflow.patched("network-reconcile"):
+                await self._networks(host, req)
         await self._storage_hosts(req)
         if not req.hosts:  # the store is no host: a run over named hosts leaves it be
             await self._image_store(req)
@@ -146,6 +150,38 @@ class ReconcileLedger:
             f"{host}: forgot the {e.kind} entry of instance {e.instance_id} (the instance and "
             f"the {e.kind} are gone)" for e in plan.forget])
         self._tell(host, plan.reported, plan.deferred)
+
+    async def _networks(self, host: str, req: ReconcileLedgerRequest) -> None:
+        """The host's guest networks against the network and port rows
+        (activities/control/network_orphans.py), with the host's own network steps."""
+        try:
+            listing: HostNetworks = await on_host(
+                host, HostStub.list_networks, HostRef(host), schedule_to_start_s=10,
+                attempts=2, give_up_after_s=60)
+        except Exception as err:
+            self.details.append(f"{host}: networks not listed: {describe(err)}")
+            return
+        plan: NetworkPlan = await control(ControlStub.reconcile_networks,
+                                          NetworkPlanRequest(listing, req.grace_s))
+        where = f"{host} networks"
+
+        def step(act: Any, arg: object) -> Coroutine[Any, Any, object]:
+            return on_host(host, act, arg, schedule_to_start_s=10, timeout_s=120,
+                           attempts=3, give_up_after_s=300)
+
+        for rp in plan.remove_ports:
+            if await self._attempt(where, rp.why, step(HostStub.remove_port, rp.ref)):
+                self.removed += 1
+        for rn in plan.remove_networks:
+            if await self._attempt(where, rn.why, step(HostStub.remove_network, rn.ref)):
+                self.removed += 1
+        for en in plan.ensure_networks:
+            if await self._attempt(where, en.why, step(HostStub.ensure_network, en.spec)):
+                self.repaired += 1
+        for ep in plan.ensure_ports:
+            if await self._attempt(where, ep.why, step(HostStub.ensure_port, ep.port)):
+                self.repaired += 1
+        self._tell(where, plan.reported, plan.deferred)
 
     async def _storage_hosts(self, req: ReconcileLedgerRequest) -> None:
         """Shares and share snapshots, each storage host as a hypervisor host above."""

@@ -1,1 +1,1 @@
-"""Workflows of guest networks (issue 12): floating IPs."""
+"""Workflows of guest networks: security groups, floating IPs."""
