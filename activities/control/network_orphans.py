@@ -110,12 +110,12 @@ class _Judge:
         self.here = [p for p in facts.ports.values() if p.host == self.host]
         self.remade: set[str] = set()  # networks ensured again this run
         self.kept: set[str] = set()  # networks left on the host
+        self.seen: set[str] = set()  # rows of the networks the host lists
 
     def run(self) -> NetworkPlan:
-        listed = {n.network_id for n in self.f.listing.networks}
         for n in self.f.listing.networks:
             self._network(n)
-        for net_id in sorted({p.network_id for p in self.here} - listed):
+        for net_id in sorted({p.network_id for p in self.here} - self.seen):
             row = self.f.networks.get(net_id)
             if row is not None:
                 self._remake(row, "missing on the host")
@@ -131,6 +131,7 @@ class _Judge:
                 NetworkRef(n.network_id or NO_NETWORK, n.vni),
                 f"removed {what}: no network row"))
             return
+        self.seen.add(row.id)
         if row.vni != n.vni:
             self.plan.reported.append(f"{what}: the row says vni {row.vni}; left alone")
             self.kept.add(row.id)
