@@ -9,8 +9,10 @@ and no operation runs on its instance; only settled ports are acted on, so a lau
 delete or migration that is plugging or unplugging one right now is left alone.
 
 Networks, per network the host lists:
-- no network row (by its id, or by its VXLAN id when the host lost the id): removed;
-  rows are made before anything reaches a host, so no row means deleted;
+- no network row (by its id, or by its VXLAN id when the host lost the id): removed
+  (rows are made before anything reaches a host, so no row means deleted), unless the
+  host wrote its state dir within the grace period (one made outside vmflow's rows,
+  by a test or an operator, is left that long);
 - a row with another VXLAN id than the host's: reported, never touched;
 - a row, a port here: made again (ensure_network) when a part is missing (bridge,
   vxlan, a DHCP server the subnet wants), unless a port of it is unsettled;
@@ -127,6 +129,9 @@ class _Judge:
         row = _row_of(self.f, n)
         what = f"network {n.network_id or '?'} (vni {n.vni})"
         if row is None:
+            if n.age_s is not None and n.age_s < self.f.grace_s:
+                self.plan.deferred.append(f"{what}: no network row, but made lately")
+                return
             self.plan.remove_networks.append(NetworkRemoval(
                 NetworkRef(n.network_id or NO_NETWORK, n.vni),
                 f"removed {what}: no network row"))

@@ -71,6 +71,13 @@ def test_a_network_without_a_row_is_removed_with_its_ports_filters() -> None:
     assert [r.ref for r in plan.remove_ports] == [PortRef(P1, NO_NETWORK, NO_MAC)]
 
 
+def test_a_network_without_a_row_made_lately_on_the_host_is_deferred() -> None:
+    plan = run([replace(listed(), age_s=5.0)], [], [], [])
+    assert plan.deferred and not plan.remove_networks
+    plan = run([replace(listed(), age_s=GRACE + 1)], [], [], [])
+    assert [r.ref for r in plan.remove_networks] == [NetworkRef(N1, 100)]
+
+
 def test_a_bridge_that_lost_its_id_is_removed_by_its_vni() -> None:
     plan = run([listed(None, vni=333, ports=())], [], [net_row()], [])
     assert [r.ref for r in plan.remove_networks] == [NetworkRef(NO_NETWORK, 333)]

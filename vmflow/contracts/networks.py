@@ -88,6 +88,7 @@ class HostNetwork:
     dhcp_running: bool
     port_ids: list[str] = field(default_factory=list)
     leases: list[str] = field(default_factory=list)  # "mac ip" the DHCP server handed out
+    age_s: float | None = None  # since its state dir's spec was written; None: no state dir
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -183,18 +184,19 @@ class NetworkActivities:
         for d in sorted(root.iterdir()) if root.is_dir() else []:
             try:
                 spec = NetworkSpec(**json.loads((d / "network.json").read_text()))
+                age = time.time() - (d / "network.json").stat().st_mtime
             except (OSError, ValueError, TypeError):
                 continue
             found[spec.vni] = HostNetwork(
                 network_id=spec.network_id, vni=spec.vni, bridge=False, vxlan=False,
                 dhcp_running=dhcp.pid(d) is not None, port_ids=dhcp.port_ids(d),
-                leases=[f"{m} {ip}" for m, ip in dhcp.leases(d)])
+                leases=[f"{m} {ip}" for m, ip in dhcp.leases(d)], age_s=age)
         if self.settings.host_netns:
             for vni, (alias, br, vx) in kernel.made_links(self.settings).items():
                 old = found.get(vni) or HostNetwork(network_id=alias, vni=vni, bridge=False,
                                                     vxlan=False, dhcp_running=False)
                 found[vni] = HostNetwork(old.network_id, vni, br, vx, old.dhcp_running,
-                                         old.port_ids, old.leases)
+                                         old.port_ids, old.leases, old.age_s)
         prefix = filter_xml.filter_name(str(uuid.UUID(int=0)))[:-36]
         filters = sorted(n[len(prefix):] for n in self.conn.get().listNWFilters()
                          if n.startswith(prefix))
