@@ -72,7 +72,13 @@ def sync_result(bed: Settings, group_id: str) -> SecurityGroupSyncResult:
         client = await connect(bed)
         handle = client.get_workflow_handle(security_group_workflow_id(group_id),
                                             result_type=SecurityGroupSyncResult)
-        return await asyncio.wait_for(handle.result(), 120)
+        try:
+            return await asyncio.wait_for(handle.result(), 120)
+        except TimeoutError:
+            desc = await handle.describe()
+            pending = [(a.activity_type.name, a.attempt, a.last_failure.message)
+                       for a in desc.raw_description.pending_activities]
+            raise AssertionError(f"sync of {group_id} still {desc.status}: {pending}") from None
     return asyncio.run(result())
 
 
@@ -179,6 +185,10 @@ def test_rules_through_the_api_and_the_network_reconciler(
         assert reach(a, ip[hb])["ping"] == "OK"  # joined again over the new vxlan
         again = reconcile(bed, hosts)  # whole now: a second run finds nothing to do
         assert not [d for d in again.details if " networks: " in d], again.details
+    except BaseException:
+        import shutil
+        shutil.copytree(bed.home / "log", "/tmp/sg-mh-logs", dirs_exist_ok=True)  # DEBUG
+        raise
     finally:
         for h, sid, port in attached:
             net_acts(h).detach_port(DetachPort(sid, PortRef(port.port_id, port.network_id,

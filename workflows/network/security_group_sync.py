@@ -21,6 +21,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
+
+    # imported here so the sandbox's modules have it: decoding a PortSpec resolves its
+    # field types (SecurityGroupRule) in this module's namespace
+    from vmflow.contracts.networks import PortSpec
     from vmflow.contracts.security_groups import (
         GROUP_CHANGED_SIGNAL,
         PortOnHost,
@@ -79,8 +83,9 @@ class SyncSecurityGroup:
 
     async def _apply(self, target: PortOnHost) -> str | None:
         """None when the port's filter is in force on its host, else why not."""
+        port: PortSpec = target.port
         try:
-            await on_host(target.host, HostStub.ensure_port, target.port,
+            await on_host(target.host, HostStub.ensure_port, port,
                           schedule_to_start_s=HOST_PICKUP_S, timeout_s=60, attempts=3,
                           give_up_after_s=120)
         except Exception as err:
