@@ -185,10 +185,6 @@ def test_rules_through_the_api_and_the_network_reconciler(
         assert reach(a, ip[hb])["ping"] == "OK"  # joined again over the new vxlan
         again = reconcile(bed, hosts)  # whole now: a second run finds nothing to do
         assert not [d for d in again.details if " networks: " in d], again.details
-    except BaseException:
-        import shutil
-        shutil.copytree(bed.home / "log", "/tmp/sg-mh-logs", dirs_exist_ok=True)  # DEBUG
-        raise
     finally:
         for h, sid, port in attached:
             net_acts(h).detach_port(DetachPort(sid, PortRef(port.port_id, port.network_id,
