@@ -106,7 +106,7 @@ async def test_membership_changes_sync_the_groups_other_rules_name(
                        json=web_rule(app["id"], remote_group_id=dbg["id"]))
     assert r.status_code == 201, r.text
     assert await sync_state(temporal, dbg["id"]) is None
-    net, _ = await make_net(api, world.alice, "10.77.0.0/24")
+    net, _ = await make_net(api, world.alice, "10.66.0.0/24")
     port = await make_port(api, world.alice, net["id"], security_groups=[dbg["id"]])
     assert await sync_state(temporal, dbg["id"]) == ("SyncSecurityGroup", 1)
     await make_port(api, world.alice, net["id"], security_groups=[plain["id"]])
