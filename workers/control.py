@@ -33,6 +33,7 @@ from activities.control.image_store import ImageStoreReconcileActivities
 from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
 from activities.control.ledger import LedgerReconcileActivities
+from activities.control.metadata_docs import MetadataDocsActivities
 from activities.control.migrations import MigrationActivities
 from activities.control.network_reconcile import NetworkReconcileActivities
 from activities.control.operation_rows import OperationRowActivities
@@ -67,7 +68,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *ResizeControlActivities(settings, client).all(),
             *FloatingIpControlActivities(settings, client).all(),
             *SecurityGroupSyncActivities(settings).all(),
-            *NetworkReconcileActivities(settings, client).all()]
+            *NetworkReconcileActivities(settings, client).all(),
+            *MetadataDocsActivities(settings).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

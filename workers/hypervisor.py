@@ -21,6 +21,7 @@ from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.migrate import MigrationActivities
 from activities.hypervisor.network.activities import NetworkActivities
 from activities.hypervisor.network.floating import FloatingIpActivities
+from activities.hypervisor.network.metadata import MetadataActivities
 from activities.hypervisor.rebuild import RebuildActivities
 from activities.hypervisor.resize import ResizeActivities
 from activities.hypervisor.snapshot import SnapshotActivities
@@ -41,7 +42,8 @@ def activities(settings: Settings) -> list[Callable[..., Any]]:
             *ResizeActivities(settings, conn, instance_dir).all(),
             *MigrationActivities(acts).all(),
             *NetworkActivities(settings, conn).all(),
-            *FloatingIpActivities(settings).all()]
+            *FloatingIpActivities(settings).all(),
+            *MetadataActivities(settings).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -4,7 +4,6 @@ control worker runs workflows and these; hosts never touch the database)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -17,12 +16,12 @@ from temporalio import activity
 from activities.control import scheduler
 from activities.control.base import ClientActivities
 from activities.control.liveness import HostHeartbeats
+from activities.control.metadata_docs import config_drive
 from activities.errors import permanent
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
 from vmflow.contracts.instances import (
     ClaimRequest,
-    ConfigDrive,
     DeletePlan,
     FinishOperation,
     HostInfo,
@@ -42,7 +41,6 @@ from vmflow.models import (
     Host,
     Image,
     Instance,
-    Keypair,
     Ledger,
     Operation,
     now,
@@ -90,7 +88,7 @@ def launch_plan(settings: Settings, s: Session, inst: Instance, image: Image | N
     if flavor is None or image is None:
         raise permanent("the instance's flavor or image no longer exists", Errors.NOT_FOUND)
     props = image.properties or {}
-    drive = ConfigDrive(inst.id, json.dumps(meta_data(s, inst)), inst.user_data)
+    drive = config_drive(s, inst)
     required, forbidden = scheduler.traits_from_extra_specs(flavor.extra_specs or {})
     return LaunchPlan(
         instance_id=inst.id,
@@ -110,22 +108,6 @@ def launch_plan(settings: Settings, s: Session, inst: Instance, image: Image | N
         agent_timeout_s=settings.agent_timeout,
         schedule_attempts=settings.schedule_attempts,
     )
-
-
-def meta_data(s: Session, inst: Instance) -> dict[str, Any]:
-    """openstack/latest/meta_data.json of the config drive, as Nova writes it."""
-    keys = {}
-    if inst.key_name:
-        kp = s.exec(select(Keypair).where(Keypair.user_id == inst.user_id,
-                                          Keypair.name == inst.key_name)).first()
-        if kp is not None:
-            keys[kp.name] = kp.public_key
-    return {
-        "uuid": inst.id, "name": inst.name, "hostname": inst.name,
-        "launch_index": 0, "availability_zone": "nova", "project_id": inst.project_id,
-        "meta": inst.meta or {}, "public_keys": keys,
-        "keys": [{"name": k, "type": "ssh", "data": v} for k, v in keys.items()],
-    }
 
 
 class ControlActivities(ClientActivities):

@@ -10,7 +10,6 @@ becomes the instance's claim when the guest has moved."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -24,13 +23,13 @@ from activities.control.instances import (
     agent_enabled,
     image_file,
     linked_image,
-    meta_data,
 )
 from activities.control.liveness import host_alive
+from activities.control.metadata_docs import config_drive
 from activities.errors import permanent
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
-from vmflow.contracts.instances import ConfigDrive, InstanceHost
+from vmflow.contracts.instances import InstanceHost
 from vmflow.contracts.migrations import (
     CheckDestination,
     LiveMigrateRequest,
@@ -80,8 +79,7 @@ class MigrationActivities(ClientActivities):
                 root=image_file(image), kernel=linked_image(s, image, "kernel_id"),
                 ramdisk=linked_image(s, image, "ramdisk_id"),
                 cmdline=str(props.get("os_command_line", "")), agent=agent_enabled(image),
-                config_drive=ConfigDrive(inst.id, json.dumps(meta_data(s, inst)),
-                                         inst.user_data),
+                config_drive=config_drive(s, inst),
                 schedule_to_start_s=st.schedule_to_start_timeout,
                 schedule_attempts=st.schedule_attempts,
                 downtime_ms=st.live_migration_downtime_ms,

@@ -185,7 +185,8 @@ class HostActivities:
     @heartbeating
     def create_config_drive(self, req: ConfigDrive) -> ConfigDriveCreated:
         """Nova's config drive: an ISO 9660 volume labelled config-2 with
-        openstack/latest/meta_data.json and user_data, read-only to the guest."""
+        openstack/latest/meta_data.json, network_data.json and user_data, read-only to
+        the guest."""
         d = self.instance_dir(req.instance_id)
         iso = d / "config.iso"
         if iso.exists():
@@ -194,6 +195,8 @@ class HostActivities:
             latest = Path(tmp) / "openstack" / "latest"
             latest.mkdir(parents=True)
             (latest / "meta_data.json").write_text(req.meta_data_json)
+            if req.network_data_json is not None:
+                (latest / "network_data.json").write_text(req.network_data_json)
             if req.user_data_b64 is not None:
                 (latest / "user_data").write_bytes(base64.b64decode(req.user_data_b64))
             part = d / "config.iso.part"

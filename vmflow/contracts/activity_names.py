@@ -75,6 +75,8 @@ class ControlActs:
     # network_reconcile.py)
     SECURITY_GROUP_PLAN = "control.security_group_plan"  # ports a group's change touches
     RECONCILE_NETWORKS = "control.reconcile_networks"  # one host's networks vs the DB
+    # the metadata service (activities/control/metadata_docs.py)
+    INSTANCE_METADATA = "control.instance_metadata"  # the documents of each of its ports
 
 
 class HostActs:
@@ -129,3 +131,7 @@ class HostActs:
     ENSURE_FLOATING_IP = "host.ensure_floating_ip"  # address on the external link, 1:1 NAT
     REMOVE_FLOATING_IP = "host.remove_floating_ip"  # ... gone, its connections flushed
     LIST_FLOATING_IPS = "host.list_floating_ips"  # the reconciler's view
+    # the metadata service (activities/hypervisor/network/metadata.py)
+    ENSURE_METADATA_ROUTE = "host.ensure_metadata_route"  # redirect rule, server listening
+    PUBLISH_METADATA = "host.publish_metadata"  # a port's documents served to its address
+    WITHDRAW_METADATA = "host.withdraw_metadata"  # ... gone (if still the instance's)

@@ -45,6 +45,7 @@ from vmflow.contracts.instances import (
     ScheduleRequest,
     ScheduleResult,
 )
+from vmflow.contracts.metadata import InstanceMetadataRequest, InstanceMetadataSet
 from vmflow.contracts.migrations import (
     CheckDestination,
     LiveMigrateRequest,
@@ -413,4 +414,9 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.RECONCILE_NETWORKS)
     async def reconcile_networks(self, req: NetworkPlanRequest) -> NetworkPlan:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- the metadata service (activities/control/metadata_docs.py) ------------------
+    @activity.defn(name=ControlActs.INSTANCE_METADATA)
+    async def instance_metadata(self, req: InstanceMetadataRequest) -> InstanceMetadataSet:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -31,6 +31,7 @@ from vmflow.contracts.instances import (
     FetchImage,
     InstanceRef,
 )
+from vmflow.contracts.metadata import InstanceMetadata, MetadataRef
 from vmflow.contracts.migrations import (
     DestinationDirs,
     LiveMigrationResult,
@@ -262,4 +263,17 @@ class HostStub:
 
     @activity.defn(name=HostActs.LIST_FLOATING_IPS)
     async def list_floating_ips(self, ref: HostRef) -> HostFloatingIps:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- the metadata service (activities/hypervisor/network/metadata.py) ------------
+    @activity.defn(name=HostActs.ENSURE_METADATA_ROUTE)
+    async def ensure_metadata_route(self, ref: NetworkRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.PUBLISH_METADATA)
+    async def publish_metadata(self, md: InstanceMetadata) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=HostActs.WITHDRAW_METADATA)
+    async def withdraw_metadata(self, ref: MetadataRef) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -36,11 +36,13 @@ class ImageFile:
 
 @dataclass(frozen=True)
 class ConfigDrive:
-    """Nova's config drive (config-2 layout): openstack/latest/{meta_data.json,user_data}."""
+    """Nova's config drive (config-2 layout): openstack/latest/{meta_data.json,user_data,
+    network_data.json}."""
 
     instance_id: str
     meta_data_json: str
     user_data_b64: str | None
+    network_data_json: str | None = None  # None: plans recorded before it existed
 
 
 @dataclass(frozen=True)

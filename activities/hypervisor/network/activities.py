@@ -25,7 +25,7 @@ from activities.errors import permanent
 from activities.hypervisor.libvirt import domain_xml, filter_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain
-from activities.hypervisor.network import dhcp, kernel
+from activities.hypervisor.network import dhcp, kernel, metadata
 from activities.hypervisor.network.floating import FloatingIpActivities
 from activities.hypervisor.underlay import underlay_address
 from vmflow.contracts.activity_names import HostActs
@@ -96,6 +96,7 @@ class NetworkActivities:
         with _invalid_input():
             d = dhcp.state_dir(self.settings, ref.network_id)
         dhcp.stop(d)
+        metadata.remove_route(self.settings, ref.vni)  # and the server, with the last one
         kernel.remove(self.settings, ref.vni)
         shutil.rmtree(d, ignore_errors=True)
 
@@ -141,6 +142,7 @@ class NetworkActivities:
             uuid.UUID(ref.port_id)
         if d.is_dir():
             dhcp.remove_port(self.settings, d, ref.port_id, ref.mac)
+            metadata.forget_port(self.settings, ref.network_id, ref.port_id)
         self._undefine_filter(ref.port_id)
 
     # ---- a guest's NIC ------------------------------------------------------------------
