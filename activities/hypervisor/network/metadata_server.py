@@ -177,7 +177,12 @@ class Listener(socketserver.ThreadingTCPServer):
 def wanted(root: Path) -> dict[str, str]:
     """network id -> its bridge, for every network with a metadata dir."""
     out: dict[str, str] = {}
-    for d in sorted(root.iterdir()) if root.is_dir() else []:
+    try:
+        dirs = sorted(root.iterdir())
+    except OSError as e:  # not made yet, or not readable to the server's user
+        log.warning("cannot list %s: %s", root, e)
+        return out
+    for d in dirs:
         try:
             if (d / DOCS).is_dir():
                 vni = int(json.loads((d / "network.json").read_text())["vni"])
