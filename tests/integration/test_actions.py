@@ -117,6 +117,8 @@ def test_user_data_and_metadata_reach_the_guest_on_a_config_drive(api: httpx.Cli
     meta = json.loads(out)
     assert meta["uuid"] == sid and meta["meta"] == {"role": "db"}
     assert meta["public_keys"]["it-key"] == key.json()["keypair"]["public_key"]
+    rc, out = sh(sid, "cat /mnt/config/openstack/latest/network_data.json")
+    assert rc == 0 and set(json.loads(out)) == {"links", "networks", "services"}, out
     assert delete_server(api, sid)["status"] == "succeeded"
     api.delete("/v1/keypairs/it-key")
 
