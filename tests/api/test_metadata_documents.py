@@ -43,10 +43,10 @@ async def make_external(api: httpx.AsyncClient, world: World) -> dict[str, Any]:
 
 async def test_documents_of_an_instance_with_two_ports(
         api: httpx.AsyncClient, world: World, vmflow_home: Settings) -> None:
-    dhcp_net, _ = await make_net(api, world.alice, "10.61.0.0/24",
-                                 dns_nameservers=["10.61.0.1"])
-    static_net, _ = await make_net(api, world.alice, "10.62.0.0/25", enable_dhcp=False,
-                                   gateway_ip="10.62.0.1", dns_nameservers=["192.0.2.53"])
+    dhcp_net, _ = await make_net(api, world.alice, "172.20.61.0/24",
+                                 dns_nameservers=["172.20.61.1"])
+    static_net, _ = await make_net(api, world.alice, "172.20.62.0/25", enable_dhcp=False,
+                                   gateway_ip="172.20.62.1", dns_nameservers=["192.0.2.53"])
     inst = add_instance(world, name="md-vm", user_data=USER_DATA)
     pa = await make_port(api, world.alice, dhcp_net["id"])
     pb = await make_port(api, world.alice, static_net["id"])
@@ -86,9 +86,9 @@ async def test_documents_of_an_instance_with_two_ports(
          "type": "ipv4_dhcp"},
         {"id": "network1", "link": f"tap{pb['id'][:11]}", "network_id": static_net["id"],
          "type": "ipv4", "ip_address": ip_b, "netmask": "255.255.255.128",
-         "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.62.0.1"}],
+         "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "172.20.62.1"}],
          "services": [{"type": "dns", "address": "192.0.2.53"}]}]
-    assert net_data["services"] == [{"type": "dns", "address": "10.61.0.1"},
+    assert net_data["services"] == [{"type": "dns", "address": "172.20.61.1"},
                                     {"type": "dns", "address": "192.0.2.53"}]
 
     with session() as s:  # the config drive: the same documents
