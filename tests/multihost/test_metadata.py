@@ -148,11 +148,10 @@ def test_each_guest_reads_its_own_metadata(bed: Settings, hosts: list[str],
         assert metadata.server_pid(md_acts[hb].settings) not in (None, server_pids[1])
         assert fetch(b, "/latest/meta-data/instance-id") == (200, b)
 
+    finally:
         for h in hosts:
             net_acts(h).detach_port(DetachPort(two_guests[h], PortRef(
                 ports[h].port_id, nid, ports[h].mac)))
-    finally:
-        for h in hosts:
             remove_port_once_unplugged(net_acts(h), PortRef(ports[h].port_id, nid,
                                                             ports[h].mac))
             net_acts(h).remove_network(NetworkRef(nid, vni))
