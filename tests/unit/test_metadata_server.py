@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -182,7 +184,8 @@ def test_a_host_without_its_namespace_serves_no_metadata(tmp_path: Path) -> None
 
 def test_the_server_daemonizes_drops_to_nobody_and_stops_on_sigterm(tmp_path: Path) -> None:
     """Started as the host side starts it: the command returns once its pid file is
-    written; it runs as nobody; SIGTERM ends it."""
+    written (and it already takes SIGHUP as a rescan); it runs as nobody; SIGTERM ends
+    it."""
     tmp_path.chmod(0o755)  # the networks dir is listed as nobody
     s = Settings(home=tmp_path, host="h")
     metadata.server_dir(s).mkdir(parents=True)
@@ -191,6 +194,9 @@ def test_the_server_daemonizes_drops_to_nobody_and_stops_on_sigterm(tmp_path: Pa
     assert r.returncode == 0, r.stderr
     pid = metadata.server_pid(s)
     assert pid is not None
+    os.kill(pid, signal.SIGHUP)  # at once, as publish does: a rescan, not its end
+    time.sleep(0.5)
+    assert metadata.server_pid(s) == pid
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))

@@ -274,18 +274,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=PORT)
     p.add_argument("--user", default="nobody", help="drop to this user once started")
     args = p.parse_args(argv)
-    _daemonize(args.pid_file, args.log_file)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    _drop_privileges(args.user)
     server = Server(args.root, args.port)
 
     def stop(*_: object) -> None:
         server.stopping.set()
         server.wake.set()
 
+    # before the pid file exists: whoever reads it may signal at once (SIGHUP's
+    # default would end the process)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, lambda *_: server.wake.set())
+    _daemonize(args.pid_file, args.log_file)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    _drop_privileges(args.user)
     log.info("metadata server started, pid %d, root %s", os.getpid(), args.root)
     server.run()
     log.info("metadata server stopped")
