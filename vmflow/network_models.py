@@ -143,3 +143,19 @@ class FloatingIp(SQLModel, table=True):
     description: str = ""
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
+
+
+class InstanceNic(SQLModel, table=True):
+    """A NIC a server asked for at launch, in order (eth0 first): a port to make on
+    network_id (the launch makes it and fills port_id), or a given port
+    (preserve_on_delete, Nova's name: unbound, not deleted, when the server goes).
+    The launch's control step reads these; the API only writes them."""
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    instance_id: str = Field(foreign_key="instance.id", index=True)
+    position: int
+    network_id: str = Field(foreign_key="network.id")
+    port_id: str | None = Field(default=None, index=True)
+    fixed_ip: str | None = None
+    security_group_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    preserve_on_delete: bool = False

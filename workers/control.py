@@ -38,6 +38,7 @@ from activities.control.migrations import MigrationActivities
 from activities.control.network_reconcile import NetworkReconcileActivities
 from activities.control.operation_rows import OperationRowActivities
 from activities.control.port_rules import SecurityGroupSyncActivities
+from activities.control.ports import PortActivities
 from activities.control.resize import ResizeControlActivities
 from activities.control.share_ledger import ShareReconcileActivities
 from activities.control.shares import ShareControlActivities
@@ -69,7 +70,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *FloatingIpControlActivities(settings, client).all(),
             *SecurityGroupSyncActivities(settings).all(),
             *NetworkReconcileActivities(settings, client).all(),
-            *MetadataDocsActivities(settings).all()]
+            *MetadataDocsActivities(settings).all(),
+            *PortActivities(settings).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -60,6 +60,7 @@ def config_for(settings: Settings, conn: Connection, req: DefineDomain, instance
         disks=disks, console_log=str(instance_dir / "console.log"),
         kernel=req.kernel_path, initrd=req.initrd_path, cmdline=req.cmdline,
         extra_cmdline=cmdline, agent=req.agent,
+        interfaces=[domain_xml.interface_of(n) for n in req.nics],  # every redefinition keeps them
     )
 
 

@@ -77,6 +77,11 @@ class ControlActs:
     RECONCILE_NETWORKS = "control.reconcile_networks"  # one host's networks vs the DB
     # the metadata service (activities/control/metadata_docs.py)
     INSTANCE_METADATA = "control.instance_metadata"  # the documents of each of its ports
+    # a server's ports (activities/control/ports.py)
+    CREATE_INSTANCE_PORTS = "control.create_instance_ports"  # the launch's NICs as ports
+    RELEASE_INSTANCE_PORTS = "control.release_instance_ports"  # made: deleted; given: unbound
+    INSTANCE_NETWORKING = "control.instance_networking"  # networks, ports, NICs for a host
+    BIND_INSTANCE_PORTS = "control.bind_instance_ports"  # ACTIVE on a host, or DOWN
 
 
 class HostActs:

@@ -61,6 +61,7 @@ from vmflow.contracts.networks import (
     InstanceFloatingIps,
     MoveFloatingIps,
 )
+from vmflow.contracts.ports import InstanceNetworking, PortBinding
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,
@@ -419,4 +420,21 @@ class ControlStub:
     # ---- the metadata service (activities/control/metadata_docs.py) ------------------
     @activity.defn(name=ControlActs.INSTANCE_METADATA)
     async def instance_metadata(self, req: InstanceMetadataRequest) -> InstanceMetadataSet:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- a server's ports (activities/control/ports.py) -----------------------------------
+    @activity.defn(name=ControlActs.CREATE_INSTANCE_PORTS)
+    async def create_instance_ports(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RELEASE_INSTANCE_PORTS)
+    async def release_instance_ports(self, ref: InstanceRef) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.INSTANCE_NETWORKING)
+    async def instance_networking(self, ref: InstanceRef) -> InstanceNetworking:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.BIND_INSTANCE_PORTS)
+    async def bind_instance_ports(self, req: PortBinding) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -137,6 +137,19 @@ class DiskCreated:
 
 
 @dataclass(frozen=True)
+class Nic:
+    """A guest NIC on a port: the network's bridge on every host is named by its vni;
+    port_security: the port's nwfilter (named by port_id, the IP its parameter)."""
+
+    port_id: str
+    mac: str
+    vni: int
+    mtu: int
+    ip: str
+    port_security: bool = True
+
+
+@dataclass(frozen=True)
 class DefineDomain:
     instance_id: str
     vcpus: int
@@ -147,6 +160,14 @@ class DefineDomain:
     cmdline: str
     agent: bool
     config_drive_path: str | None = None
+    # empty in payloads and saved specs from before NICs: they decode unchanged
+    nics: list[Nic] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # a saved spec (domain.json) read back as DefineDomain(**json) has dicts here
+        if any(isinstance(n, dict) for n in self.nics):
+            object.__setattr__(self, "nics", [n if isinstance(n, Nic) else Nic(**n)
+                                              for n in self.nics])
 
 
 @dataclass(frozen=True)

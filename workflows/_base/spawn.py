@@ -24,11 +24,13 @@ with workflow.unsafe.imports_passed_through():
         LaunchPlan,
         LedgerEntries,
         LedgerEntry,
+        Nic,
         ScheduleRequest,
     )
     from vmflow.names import SA_HOST
 
 from workflows._base.placement import place
+from workflows._base.ports import PATCH, bind, plug
 from workflows._base.saga import Compensations
 from workflows._base.steps import Reporting, all_of, control, on_host
 
@@ -101,6 +103,11 @@ class Spawning(Reporting):
             self.at("writing the config drive")
             drive = await on_host(host, HostStub.create_config_drive, plan.config_drive)
 
+        nics: list[Nic] = []
+        if workflow.patched(PATCH):  # its networks and ports on the host before define
+            self.at("plugging ports")
+            nics = await plug(host, plan.instance_id, undo)
+
         self.at("defining domain")
         await control(ControlStub.update_instance,
                       InstanceUpdate(plan.instance_id, task_state="spawning"))
@@ -116,7 +123,10 @@ class Spawning(Reporting):
             plan.instance_id, plan.vcpus, plan.ram_mb, disk.path,
             paths[plan.kernel.image_id] if plan.kernel else None,
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
-            plan.cmdline, plan.agent, drive.path if drive else None))
+            plan.cmdline, plan.agent, drive.path if drive else None, nics))
+        if nics:
+            undo.push("binding", lambda: bind(plan.instance_id, ""))
+            await bind(plan.instance_id, host)
 
         if not power_on:
             return

@@ -1,6 +1,7 @@
-"""Delete: destroy and undefine the domain, delete its files, release the claim; for
-a shelved server also its offload timer and its shelve image, for a resized one its
-source copy and the migration's claim.
+"""Delete: destroy and undefine the domain, unplug its ports from the host (DHCP
+reservations, filters), delete its files, release the claim and its ports (made ones
+deleted, given ones unbound); for a shelved server also its offload timer and its
+shelve image, for a resized one its source copy and the migration's claim.
 Every step is idempotent, so delete works from ERROR, on a half-built server, and
 on one whose domain is already gone; retrying a failed delete finishes it."""
 
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
+from workflows._base.ports import PATCH, unplug
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
 from workflows.background.auto_confirm import cancel_auto_confirm
 
@@ -42,16 +44,22 @@ class DeleteInstance(Reporting, RowOwner):
             shelved = workflow.patched("delete-shelved")
             if shelved:  # a shelved server's offload timer never fires for a deleted one
                 await control(ControlStub.cancel_shelve_offload, inst)
+            nics = workflow.patched(PATCH)
             if workflow.patched("delete-resize-source"):
-                await self._drop_source_copies(inst)
+                await self._drop_source_copies(inst, nics)
             if plan.host:  # an offloaded server has none: nothing on any host
                 self.at("destroying domain", None, plan.host)
                 await on_host(plan.host, HostStub.destroy_domain, inst, give_up_after_s=3600,
                               attempts=0)
+                if nics:  # the ports' DHCP reservations and filters, once no NIC uses them
+                    self.at("unplugging ports", None, plan.host)
+                    await unplug(plan.host, ref.instance_id)
                 self.at("deleting disks", None, plan.host)
                 await on_host(plan.host, HostStub.delete_instance_files, inst, give_up_after_s=3600,
                               attempts=0)
                 await control(ControlStub.release_claim, InstanceHost(ref.instance_id, plan.host))
+            if nics:  # ports the launch made deleted (addresses freed), given ones unbound
+                await control(ControlStub.release_instance_ports, inst)
             await control(ControlStub.ledger_forget_instance, inst)
             if shelved:  # its shelve image goes with it, as in Nova
                 await control(ControlStub.shelve_forget, inst)
@@ -65,7 +73,7 @@ class DeleteInstance(Reporting, RowOwner):
         self.at("done", 100)
         await to_the_end(self._end(ref, "succeeded"))
 
-    async def _drop_source_copies(self, inst: InstanceRef) -> None:
+    async def _drop_source_copies(self, inst: InstanceRef, nics: bool) -> None:
         """A resized server waiting for confirm or revert also has its source's copy and
         the migration's claim: they go as a confirm would remove them (Nova confirms a
         resize on delete), and its auto-confirm timer is cancelled."""
@@ -74,6 +82,8 @@ class DeleteInstance(Reporting, RowOwner):
             copy = SourceCopy(p.instance_id, p.migration_id, same_host=p.source == p.dest)
             self.at("removing the source copy", None, p.source)
             await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600, attempts=0)
+            if nics and p.source != p.dest:
+                await unplug(p.source, inst.instance_id)
             await control(ControlStub.release_claim, InstanceHost(p.migration_id, p.source))
             await control(ControlStub.end_resize, ResizeEnd(p.instance_id, p.migration_id,
                                                             CONFIRMED))

@@ -1,6 +1,7 @@
-"""Launch: validate → schedule → claim → fetch images → disk → define → start →
-wait for the agent → ACTIVE. Each step pushes its undo before it runs; any failure
-or cancellation undoes everything and leaves the server in ERROR with a fault."""
+"""Launch: validate → ports → schedule → claim → fetch images → disk → plug the ports
+on the host → define → start → wait for the agent → ACTIVE. Each step pushes its undo
+before it runs; any failure or cancellation undoes everything and leaves the server
+in ERROR with a fault."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.instances import (
         FinishOperation,
+        InstanceRef,
         InstanceUpdate,
         OperationRef,
     )
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
+from workflows._base.ports import PATCH
 from workflows._base.saga import Compensations
 from workflows._base.spawn import Spawning
 from workflows._base.steps import control, describe, error_type
@@ -35,6 +38,8 @@ class LaunchInstance(Spawning, RowOwner):
         undo = Compensations()
         try:
             plan = await control(ControlStub.validate_launch, ref)
+            if workflow.patched(PATCH):
+                await self._make_ports(ref, undo)
             host, images = await self.place_and_fetch(plan, undo)
             await self.spawn(plan, host, images, undo)
         except (Exception, asyncio.CancelledError) as err:
@@ -42,6 +47,15 @@ class LaunchInstance(Spawning, RowOwner):
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
         await to_the_end(self._succeed(ref))
         return host
+
+    async def _make_ports(self, ref: OperationRef, undo: Compensations) -> None:
+        """The NICs the launch asked for as ports, before a host is chosen: an
+        exhausted pool fails the launch before anything else is done. Undo: ports it
+        made deleted, given ones unbound (the last undo, after the host's side)."""
+        inst = InstanceRef(ref.instance_id)
+        self.at("creating ports")
+        undo.push("port rows", lambda: control(ControlStub.release_instance_ports, inst))
+        await control(ControlStub.create_instance_ports, inst)
 
     async def _succeed(self, ref: OperationRef) -> None:
         self.at("done", 100)

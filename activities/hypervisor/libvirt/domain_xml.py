@@ -9,6 +9,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from activities.hypervisor.libvirt import filter_xml
+from vmflow.contracts.instances import Nic
+
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 
@@ -103,6 +106,19 @@ def _interface(parent: ET.Element | None, nic: Interface) -> ET.Element:
         for name, value in sorted(nic.filter_params.items()):
             _sub(ref, "parameter", name=name, value=value)
     return el
+
+
+def bridge_name(vni: int) -> str:
+    """The network's bridge, the same on every host (activities/hypervisor/network/kernel)."""
+    return f"vmfbr{vni}"
+
+
+def interface_of(nic: Nic) -> Interface:
+    """A port's NIC (vmflow.contracts.instances.Nic) as the domain has it: on the
+    network's bridge, its nwfilter told the port's address (clean-traffic's IP)."""
+    return Interface(mac=nic.mac, bridge=bridge_name(nic.vni), mtu=nic.mtu,
+                     filter=filter_xml.filter_name(nic.port_id) if nic.port_security else None,
+                     filter_params={"IP": nic.ip} if nic.port_security else {})
 
 
 def interface_xml(nic: Interface) -> str:

@@ -8,6 +8,7 @@ is a non-retryable InvalidState: a retry would send the same spec again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -27,9 +28,11 @@ from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain
 from activities.hypervisor.network import dhcp, kernel, metadata
 from activities.hypervisor.network.floating import FloatingIpActivities
+from activities.hypervisor.power import save_spec, spec_path
 from activities.hypervisor.underlay import underlay_address
 from vmflow.contracts.activity_names import HostActs
 from vmflow.contracts.errors import Errors
+from vmflow.contracts.instances import DefineDomain, Nic
 from vmflow.contracts.networks import (
     AttachPort,
     DetachPort,
@@ -155,14 +158,16 @@ class NetworkActivities:
             dhcp.check_port(req.port)
         self.ensure_port(req.port)
         dom = Domain.require(self.conn.get(), req.instance_id)
+        nic = Nic(req.port.port_id, req.port.mac, spec.vni, spec.mtu, req.port.ip,
+                  req.port.port_security)
+        # the saved define request first: a later redefinition (rescue, rebuild,
+        # resize) keeps the NIC; a NIC there but not attached yet is attached below
+        self._saved_nics(req.instance_id, lambda nics: [
+            *[n for n in nics if n.mac != nic.mac], nic])
         if req.port.mac in _macs(dom.xml()):
             return
-        secured = req.port.port_security
-        nic = domain_xml.Interface(
-            mac=req.port.mac, bridge=kernel.bridge_name(spec.vni), mtu=spec.mtu,
-            filter=filter_xml.filter_name(req.port.port_id) if secured else None,
-            filter_params={"IP": req.port.ip} if secured else {})
-        dom.virdom.attachDeviceFlags(domain_xml.interface_xml(nic), _affect(dom))
+        dom.virdom.attachDeviceFlags(domain_xml.interface_xml(domain_xml.interface_of(nic)),
+                                     _affect(dom))
 
     @activity.defn(name=HostActs.DETACH_PORT)
     def detach_port(self, req: DetachPort) -> None:
@@ -172,6 +177,21 @@ class NetworkActivities:
         for xml in _interfaces(dom.xml()):
             if req.port.mac in _macs(xml):
                 dom.virdom.detachDeviceFlags(xml, _affect(dom))
+        self._saved_nics(req.instance_id,
+                         lambda nics: [n for n in nics if n.mac != req.port.mac.lower()])
+
+    def _saved_nics(self, instance_id: str, change: Callable[[list[Nic]], list[Nic]]) -> None:
+        """The instance's saved define request (domain.json) with its NICs changed; an
+        instance without one (defined by hand) has nothing to keep."""
+        with _invalid_input():
+            d = self.settings.host_dir() / "instances" / str(uuid.UUID(instance_id))
+        try:
+            old = DefineDomain(**json.loads(spec_path(d).read_text()))
+        except FileNotFoundError:
+            return
+        new = dataclasses.replace(old, nics=change(list(old.nics)))
+        if new != old:
+            save_spec(d, new)
 
     # ---- the reconciler's view ------------------------------------------------------------
     @activity.defn(name=HostActs.LIST_NETWORKS)

@@ -1,0 +1,28 @@
+"""Contracts of a server's ports (issue 12): the control side's answer to "what does
+this instance need on a host to have its NICs" (networks to ensure, ports to reserve
+and filter, and the NICs its domain gets), and port binding updates. Standard
+library only, as every contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vmflow.contracts.instances import Nic
+from vmflow.contracts.networks import NetworkSpec, PortSpec
+
+
+@dataclass(frozen=True)
+class InstanceNetworking:
+    instance_id: str
+    networks: list[NetworkSpec] = field(default_factory=list)
+    ports: list[PortSpec] = field(default_factory=list)  # eth0 first
+    nics: list[Nic] = field(default_factory=list)  # one per port, same order
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """The instance's ports plugged on `host` (ACTIVE, binding_host_id) or, with host
+    "", unplugged (DOWN)."""
+
+    instance_id: str
+    host: str = ""
