@@ -149,12 +149,14 @@ class InstanceNic(SQLModel, table=True):
     """A NIC a server asked for at launch, in order (eth0 first): a port to make on
     network_id (the launch makes it and fills port_id), or a given port
     (preserve_on_delete, Nova's name: unbound, not deleted, when the server goes).
-    The launch's control step reads these; the API only writes them."""
+    The launch's control step reads these; the API only writes them. No foreign keys:
+    a request outlives neither its server nor its launch, and a network deleted before
+    the launch made its port fails that launch (NetworkNotFound), not the delete."""
 
     id: str = Field(default_factory=new_id, primary_key=True)
-    instance_id: str = Field(foreign_key="instance.id", index=True)
+    instance_id: str = Field(index=True)
     position: int
-    network_id: str = Field(foreign_key="network.id")
+    network_id: str
     port_id: str | None = Field(default=None, index=True)
     fixed_ip: str | None = None
     security_group_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON))

@@ -16,6 +16,7 @@ from api.deps import IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
 from api.errors import ServiceUnavailable
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.servers import ServerPublic
+from api.services import servers
 from api.services.evacuate import check_evacuate
 from api.services.guards import check_lock, check_state, require_admin, user_name
 from api.services.operations import (
@@ -59,7 +60,7 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
         inst = get_instance(session, auth, server_id)
         if earlier is not None:  # lock, unlock, reset-state: the server as it is now
             response.status_code = 200
-            return ServerPublic.of(inst)
+            return servers.view(session, inst)
         require_admin(parsed.action, auth)
         check_lock(parsed.action, inst, auth)
         check_state(parsed.action, inst)
@@ -67,7 +68,7 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
         if parsed.action in DATABASE_ACTIONS:
             response.status_code = 200
             await database_action(client, session, inst, auth, parsed, idempotency_key)
-            return ServerPublic.of(inst)
+            return servers.view(session, inst)
 
         if client is None:
             raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")

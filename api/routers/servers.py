@@ -37,20 +37,20 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
         earlier = find_idempotent(session, auth, idempotency_key, "instance", "create")
         if earlier is not None:
             inst = replayed_row(session, Instance, earlier.resource_id, "server")
-            return ServerAccepted(server=ServerPublic.of(inst),
+            return ServerAccepted(server=servers.view(session, inst),
                                   operation=OperationBrief.of(earlier))
         inst, op = await servers.create(client, session, auth, body, idempotency_key)
-        return ServerAccepted(server=ServerPublic.of(inst), operation=OperationBrief.of(op))
+        return ServerAccepted(server=servers.view(session, inst), operation=OperationBrief.of(op))
 
 
 @router.get("", response_model=ServerList)
 def list_servers(session: SessionDep, auth: AuthDep) -> ServerList:
-    return ServerList(servers=[ServerPublic.of(i) for i in servers.listed(session, auth)])
+    return ServerList(servers=servers.views(session, servers.listed(session, auth)))
 
 
 @router.get("/{server_id}", response_model=ServerPublic)
 def show_server(server_id: str, session: SessionDep, auth: AuthDep) -> ServerPublic:
-    return ServerPublic.of(get_instance(session, auth, server_id))
+    return servers.view(session, get_instance(session, auth, server_id))
 
 
 @router.delete("/{server_id}", status_code=202, response_model=OperationAccepted)

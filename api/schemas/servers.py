@@ -19,6 +19,10 @@ from vmflow.models import Instance
 
 # --- servers -----------------------------------------------------------------------
 
+class SecurityGroupRef(Request):
+    name: str = Field(min_length=1, max_length=255, description="a group's name or id")
+
+
 class ServerCreate(Request):
     name: Name
     image: Ref
@@ -26,6 +30,11 @@ class ServerCreate(Request):
     key_name: Name | None = None
     metadata: dict[MetaKey, MetaValue] = Field(default_factory=dict, max_length=128)
     user_data: str | None = Field(default=None, max_length=65535, description="base64")
+    # Nova's: "auto" | "none" | [{"uuid"[, "fixed_ip"]} | {"port"}] (vmflow.nic_requests
+    # reads it); absent: "none" (docs/decisions.md)
+    networks: str | list[dict[str, Any]] | None = None
+    security_groups: list[SecurityGroupRef] | None = Field(default=None, min_length=1,
+                                                           max_length=16)
 
     @field_validator("user_data")
     @classmethod
@@ -60,11 +69,12 @@ class ServerPublic(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, i: Instance) -> ServerPublic:
+    def of(cls, i: Instance, addresses: dict[str, list[dict[str, Any]]] | None = None
+           ) -> ServerPublic:
         return cls(
             id=i.id, name=i.name, status=states.status(i.vm_state, i.task_state),
             vm_state=i.vm_state, task_state=i.task_state, host=i.host, image_id=i.image_id,
-            flavor_id=i.flavor_id, addresses={}, locked=i.locked,
+            flavor_id=i.flavor_id, addresses=addresses or {}, locked=i.locked,
             locked_reason=i.locked_reason, fault=i.fault,
             key_name=i.key_name, metadata=dict(i.meta or {}), project_id=i.project_id,
             user_id=i.user_id, created_at=utc(i.created_at), updated_at=utc(i.updated_at),

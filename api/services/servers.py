@@ -6,18 +6,20 @@ its create operation, and its action history."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 from temporalio.client import Client
 
 from api.auth import AuthContext, scoped
 from api.errors import BadRequest, NotFound
 from api.schemas.common import utc
-from api.schemas.servers import ActionPublic, ServerCreate
-from api.services import flavors, keypairs
+from api.schemas.servers import ActionPublic, ServerCreate, ServerPublic
+from api.services import flavors, keypairs, server_nics
 from api.services.images import visible_images
 from api.services.operations import start_instance_operation
 from vmflow import states
 from vmflow.models import Image, Instance, Operation, User
+from vmflow.network_models import InstanceNic
+from vmflow.settings import get_settings
 
 
 def get_instance(session: Session, auth: AuthContext, server_id: str) -> Instance:
@@ -74,12 +76,38 @@ def listed(session: Session, auth: AuthContext) -> list[Instance]:
 
 async def create(client: Client, session: Session, auth: AuthContext, body: ServerCreate,
                  idempotency_key: str | None) -> tuple[Instance, Operation]:
-    """A new server and its create operation (api.services.operations'
-    start_instance_operation: on failure no row of it is left)."""
+    """A new server, the NICs it asks for (api/services/server_nics.py) and its create
+    operation (api.services.operations' start_instance_operation: on failure no row of
+    it is left)."""
     inst = new_instance(session, auth, body)
+    groups = None if body.security_groups is None else [
+        g.model_dump() for g in body.security_groups]
+    # before the server's row is added: a first use commits the auto network or group
+    nics = server_nics.plan(session, auth, body.networks, groups,
+                            get_settings().auto_network_pool)
     session.add(inst)
-    op = await start_instance_operation(client, session, inst, "create", auth, idempotency_key)
+    session.flush()
+    for nic in nics:
+        nic.instance_id = inst.id
+        session.add(nic)
+    try:
+        op = await start_instance_operation(client, session, inst, "create", auth,
+                                            idempotency_key)
+    except BaseException:
+        session.rollback()
+        session.exec(delete(InstanceNic).where(col(InstanceNic.instance_id) == inst.id))
+        session.commit()
+        raise
     return inst, op
+
+
+def view(session: Session, inst: Instance) -> ServerPublic:
+    return ServerPublic.of(inst, server_nics.addresses(session, [inst.id])[inst.id])
+
+
+def views(session: Session, insts: list[Instance]) -> list[ServerPublic]:
+    found = server_nics.addresses(session, [i.id for i in insts])
+    return [ServerPublic.of(i, found[i.id]) for i in insts]
 
 
 def action_history(session: Session, inst: Instance) -> list[ActionPublic]:

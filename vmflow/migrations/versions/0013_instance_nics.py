@@ -25,8 +25,6 @@ def upgrade() -> None:
         sa.Column('fixed_ip', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column('security_group_ids', sa.JSON(), nullable=True),
         sa.Column('preserve_on_delete', sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(['instance_id'], ['instance.id'], ),
-        sa.ForeignKeyConstraint(['network_id'], ['network.id'], ),
         sa.PrimaryKeyConstraint('id'),
     )
     with op.batch_alter_table('instancenic', schema=None) as batch_op:
