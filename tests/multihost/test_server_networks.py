@@ -1,0 +1,155 @@
+"""Servers on a network through the API (issue 12): two servers launched with
+networks=[{uuid}] of a network made through the API land on the two hosts, get their
+allocated addresses by DHCP from their own host, reach each other (the default group
+lets members in), and `addresses` shows them; deleting them leaves no port, filter
+or DHCP reservation. A launch cancelled after its ports were made and plugged leaves
+none either."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from activities.hypervisor.network import dhcp
+from activities.hypervisor.network.activities import NetworkActivities
+from tests.integration import guest
+from tests.integration.conftest import delete_server, wait_operation
+from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
+from vmflow.contracts.networks import NetworkRef
+from vmflow.contracts.reconcile import HostRef
+from vmflow.names import instance_workflow_id
+from vmflow.settings import Settings
+from vmflow.temporal import connect
+
+pytestmark = pytest.mark.guest
+
+NET_NAME, CIDR = "mh-servers", "10.93.0.0/24"
+
+
+@pytest.fixture
+def network(api: httpx.Client, hosts: list[str],
+            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:  # noqa: F811
+    """A network with a subnet, made through the API; at the end gone from the hosts
+    (nothing removes a network from a host yet but the reconciler) and the API."""
+    net = api.post("/v1/networks", json={"name": NET_NAME})
+    assert net.status_code == 201, net.text
+    body: dict[str, Any] = net.json()
+    sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": CIDR})
+    assert sub.status_code == 201, sub.text
+    yield body
+    for h in hosts:
+        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
+    assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
+
+
+def launch_on(api: httpx.Client, name: str, network_id: str) -> tuple[str, str]:
+    r = api.post("/v1/servers", json={"name": name, "image": "tiny", "flavor": "t1.micro",
+                                      "networks": [{"uuid": network_id}]})
+    assert r.status_code == 202, r.text
+    return r.json()["server"]["id"], r.json()["operation"]["id"]
+
+
+def ports_of(api: httpx.Client, server_id: str) -> list[dict[str, Any]]:
+    ports: list[dict[str, Any]] = api.get("/v1/ports", params={"device_id": server_id}
+                                          ).json()["ports"]
+    return ports
+
+
+def host_leftovers(acts: NetworkActivities, host: str, network_id: str,
+                   port_ids: set[str], macs: set[str]) -> dict[str, Any]:
+    """What of these ports is still on the host: filters, DHCP hosts files, leases."""
+    listed = acts.list_networks(HostRef(host))
+    d = dhcp.state_dir(acts.settings, network_id)
+    return {
+        "filters": sorted(set(listed.port_filters) & port_ids),
+        "reservations": sorted(set(dhcp.port_ids(d)) & port_ids) if d.is_dir() else [],
+        "leases": [le for n in listed.networks for le in n.leases
+                   if le.split()[0] in macs],
+    }
+
+
+def test_two_servers_on_one_network(api: httpx.Client, hosts: list[str],
+                                    bed: Settings, network: dict[str, Any],
+                                    net_acts: Callable[[str], NetworkActivities]  # noqa: F811
+                                    ) -> None:
+    launched = [launch_on(api, f"nic-{i}", network["id"]) for i in range(2)]
+    ids = [sid for sid, _ in launched]
+    try:
+        for _sid, op in launched:
+            assert wait_operation(api, op)["status"] == "succeeded"
+        servers = {sid: api.get(f"/v1/servers/{sid}").json() for sid in ids}
+        assert {s["host"] for s in servers.values()} == set(hosts)  # the weigher spreads
+        ip, mac = {}, {}
+        for sid, s in servers.items():
+            (entry,) = s["addresses"][NET_NAME]
+            assert entry["version"] == 4 and entry["OS-EXT-IPS:TYPE"] == "fixed"
+            ip[sid], mac[sid] = entry["addr"], entry["OS-EXT-IPS-MAC:mac_addr"]
+            (port,) = ports_of(api, sid)
+            assert port["device_owner"] == "compute:nova" and port["mac_address"] == mac[sid]
+            assert port["fixed_ips"][0]["ip_address"] == ip[sid]
+            assert (port["status"], port["binding:host_id"]) == ("ACTIVE", s["host"])
+        for sid in ids:
+            print(wait_bound(sid, "eth0", ip[sid], timeout=90))
+        a, b = ids
+        for src, dst in ((a, ip[b]), (b, ip[a])):  # across the hosts; the default group
+            rc, out = guest.sh(src, f"ping -c 3 -W 2 {dst}", timeout=30)
+            assert rc == 0, out
+            rc, out = guest.sh(src, f"echo | nc -w 3 {dst} 8080")
+            assert out.strip() == "vmflow-tiny", (rc, out)
+        port_ids = {p["id"] for sid in ids for p in ports_of(api, sid)}
+        for sid in ids:
+            assert delete_server(api, sid)["status"] == "succeeded"
+        assert all(ports_of(api, sid) == [] for sid in ids)
+        left = api.get("/v1/ports", params={"network_id": network["id"]}).json()["ports"]
+        assert [p for p in left if p["id"] in port_ids] == []
+        for h in hosts:
+            assert host_leftovers(net_acts(h), h, network["id"], port_ids,
+                                  set(mac.values())) == {
+                "filters": [], "reservations": [], "leases": []}
+    finally:
+        for sid in ids:
+            if api.get(f"/v1/servers/{sid}").status_code == 200:
+                delete_server(api, sid)
+
+
+def test_cancelled_launch_leaves_no_port(api: httpx.Client, hosts: list[str],
+                                         bed: Settings, network: dict[str, Any],
+                                         net_acts: Callable[[str], NetworkActivities]  # noqa: F811
+                                         ) -> None:
+    """Cancelled while it waits for the guest agent: its port was made, plugged on the
+    host and in the domain; compensation takes all of it away."""
+    sid, op_id = launch_on(api, "nic-cancel", network["id"])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            op = api.get(f"/v1/operations/{op_id}").json()
+            if op["step"] == "waiting for the guest agent" or op["status"] != "running":
+                break
+            time.sleep(0.2)
+        assert op["step"] == "waiting for the guest agent", op
+        (port,) = ports_of(api, sid)
+        host = api.get(f"/v1/servers/{sid}").json()["host"]
+        assert host_leftovers(net_acts(host), host, network["id"], {port["id"]}, set())[
+            "filters"] == [port["id"]]
+
+        async def cancel() -> None:
+            client = await connect(bed)
+            await client.get_workflow_handle(instance_workflow_id(sid)).cancel()
+
+        asyncio.run(cancel())
+        assert wait_operation(api, op_id)["status"] == "compensated"
+        server = api.get(f"/v1/servers/{sid}").json()
+        assert server["status"] == "ERROR" and server["addresses"] == {}
+        assert ports_of(api, sid) == []
+        assert api.get(f"/v1/ports/{port['id']}").status_code == 404
+        for h in hosts:
+            assert host_leftovers(net_acts(h), h, network["id"], {port["id"]},
+                                  {port["mac_address"]}) == {
+                "filters": [], "reservations": [], "leases": []}
+    finally:
+        assert delete_server(api, sid)["status"] == "succeeded"
