@@ -77,10 +77,11 @@ def test_two_servers_on_one_network(api: httpx.Client, hosts: list[str],
                                     bed: Settings, network: dict[str, Any],
                                     net_acts: Callable[[str], NetworkActivities]  # noqa: F811
                                     ) -> None:
-    launched = [launch_on(api, f"nic-{i}", network["id"]) for i in range(2)]
-    ids = [sid for sid, _ in launched]
+    ids: list[str] = []
     try:
-        for _sid, op in launched:
+        for i in range(2):  # one after the other: the weigher then sees the first's claim
+            sid, op = launch_on(api, f"nic-{i}", network["id"])
+            ids.append(sid)
             assert wait_operation(api, op)["status"] == "succeeded"
         servers = {sid: api.get(f"/v1/servers/{sid}").json() for sid in ids}
         assert {s["host"] for s in servers.values()} == set(hosts)  # the weigher spreads
