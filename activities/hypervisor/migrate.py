@@ -104,7 +104,7 @@ class MigrationActivities:
                      if req.config_drive else None)
             save_spec(d, DefineDomain(req.instance_id, req.vcpus, req.ram_mb, disk.path,
                                       req.kernel_path, req.initrd_path, req.cmdline, req.agent,
-                                      drive.path if drive else None))
+                                      drive.path if drive else None, req.nics))
         return DestinationDirs(str(d), str(self.host.cache_dir))
 
     @activity.defn(name=HostActs.WATCH_INCOMING, no_thread_cancel_exception=True)

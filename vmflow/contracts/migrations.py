@@ -4,9 +4,9 @@ migration job, with its progress; one frozen dataclass in, one out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from vmflow.contracts.instances import ConfigDrive, ImageFile
+from vmflow.contracts.instances import ConfigDrive, ImageFile, Nic
 
 # what the API sends the LiveMigrateInstance workflow (its signals and query names)
 ABORT_SIGNAL = "abort"
@@ -131,6 +131,7 @@ class PrepareLiveMigration:
     vcpus: int
     ram_mb: int
     config_drive: ConfigDrive | None
+    nics: list[Nic] = field(default_factory=list)  # kept in its saved define request
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows._base.action import InstanceAction
 from workflows._base.floating import move_floating_ips
 from workflows._base.placement import not_taken, place
+from workflows._base.ports import PATCH, bind, plug, unplug
 from workflows._base.saga import Compensations
 from workflows._base.spawn import fetch_images
 from workflows._base.steps import control, describe, not_picked_up, on_host, retry
@@ -148,6 +149,10 @@ class LiveMigrateInstance(InstanceAction):
         if result.paused_to_converge and facts.vm_state == VmState.ACTIVE:
             await on_host(dest, HostStub.unpause, InstanceRef(plan.instance_id))
         note = await self._clean_source(plan)
+        if workflow.patched(PATCH):  # the ports follow the guest
+            await bind(plan.instance_id, dest)
+            if note is None:  # its domain is gone from the source: its filters may go
+                await unplug(plan.source, plan.instance_id)
         await self._update(status=LiveStatus.COMPLETED)
         took = f" in {result.elapsed_s:.1f}s" if result.elapsed_s else ""
         return f"live-migrated from {plan.source} to {dest}{took}" + (
@@ -227,16 +232,26 @@ class LiveMigrateInstance(InstanceAction):
                 raise ApplicationError("the guest is no longer on the source; the "
                                        "destination is left as it is", non_retryable=True)
             await on_host(dest, HostStub.destroy_domain, ref, attempts=0)
+            if plugged:  # the ports' reservations and filters, once no NIC uses them
+                await unplug(dest, plan.instance_id)
             await on_host(dest, HostStub.delete_instance_files, ref, attempts=0)
             await control(ControlStub.ledger_forget, LedgerEntries(entries))
 
+        plugged = workflow.patched(PATCH)
         undo.push("destination", clean_destination)
         await control(ControlStub.ledger_record, LedgerEntries(entries))
+        nics = []
+        if plugged:
+            # the networks and the ports' filters on the destination before the guest
+            # comes: libvirt refuses a NIC whose nwfilter is missing there (undone in
+            # clean_destination, only while the guest is still on the source)
+            self.at("plugging ports", None, dest)
+            nics = await plug(dest, plan.instance_id)
         return await on_host(dest, HostStub.prepare_live_migration, PrepareLiveMigration(
             plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb,
             paths[plan.kernel.image_id] if plan.kernel else None,
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
-            plan.cmdline, plan.agent, plan.vcpus, plan.ram_mb, plan.config_drive),
+            plan.cmdline, plan.agent, plan.vcpus, plan.ram_mb, plan.config_drive, nics),
             timeout_s=600)
 
     # ---- the migration --------------------------------------------------------------
