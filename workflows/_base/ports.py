@@ -45,17 +45,18 @@ async def plug(host: str, instance_id: str, undo: Compensations | None = None) -
     return list(net.nics)
 
 
-async def remove_ports(host: str, net: InstanceNetworking) -> None:
+async def remove_ports(host: str, net: InstanceNetworking, give_up_after_s: float = 3600
+                       ) -> None:
     """Retried until the domain's NICs are gone (a filter in use cannot be undefined)."""
     await all_of(*[on_host(host, HostStub.remove_port, PortRef(p.port_id, p.network_id, p.mac),
-                           attempts=0, give_up_after_s=3600) for p in net.ports])
+                           attempts=0, give_up_after_s=give_up_after_s) for p in net.ports])
 
 
-async def unplug(host: str, instance_id: str) -> None:
+async def unplug(host: str, instance_id: str, give_up_after_s: float = 3600) -> None:
     """The instance's ports gone from `host`; call once its domain there is gone."""
     net = await networking(instance_id)
     if net.ports:
-        await remove_ports(host, net)
+        await remove_ports(host, net, give_up_after_s)
 
 
 async def bind(instance_id: str, host: str) -> None:

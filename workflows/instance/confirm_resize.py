@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.ports import PATCH, unplug
 from workflows._base.saga import Compensations
 from workflows._base.steps import control, on_host
 from workflows.background.auto_confirm import cancel_auto_confirm
@@ -53,6 +54,8 @@ class ConfirmResize(InstanceAction):
         await cancel_auto_confirm(iid)
         self.at("removing the source copy", None, p.source)
         await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600)
+        if workflow.patched(PATCH) and p.source != p.dest:  # its ports' filters, leases
+            await unplug(p.source, iid)
         await control(ControlStub.release_claim, InstanceHost(p.migration_id, p.source))
         await control(ControlStub.confirm_ledger, copy)
         await control(ControlStub.end_resize, ResizeEnd(iid, p.migration_id, CONFIRMED))

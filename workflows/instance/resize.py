@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows._base.action import InstanceAction
 from workflows._base.placement import place
+from workflows._base.ports import PATCH, bind, plug
 from workflows._base.saga import Compensations
 from workflows._base.spawn import fetch_images
 from workflows._base.steps import control, on_host
@@ -131,6 +132,13 @@ class ResizeInstance(InstanceAction):
                       MigrationUpdate(mig, progress=MigrationProgress(
                           disk_total=total, disk_remaining=total)))
 
+        nics = []
+        if workflow.patched(PATCH):
+            # the networks and port filters on the destination before its domain is
+            # defined; undone after the destination copy (below) is gone. One host:
+            # they are the source's, never undone here
+            self.at("plugging ports", None, dest)
+            nics = await plug(dest, iid, None if dest == src else undo)
         made = LedgerEntries([LedgerEntry(dest, kind, mig, iid) for kind in ("disk", "domain")])
 
         async def discard() -> None:
@@ -159,7 +167,7 @@ class ResizeInstance(InstanceAction):
             iid, plan.new.vcpus, plan.new.ram_mb, pulled.disk_path,
             paths[plan.kernel.image_id] if plan.kernel else None,
             paths[plan.ramdisk.image_id] if plan.ramdisk else None,
-            plan.cmdline, plan.agent, pulled.config_drive_path))
+            plan.cmdline, plan.agent, pulled.config_drive_path, nics))
         if was_running:
             self.at("starting", None, dest)
             await on_host(dest, HostStub.start_domain, InstanceRef(iid))
@@ -170,6 +178,8 @@ class ResizeInstance(InstanceAction):
                               heartbeat_s=10, timeout_s=facts.agent_timeout_s + 30,
                               give_up_after_s=facts.agent_timeout_s * 3)
         await control(ControlStub.finish_resize, ResizeDone(iid, mig, dest, plan.new.flavor_id))
+        if nics:
+            await bind(iid, dest)
         return f"{plan.migration_type} {src} -> {dest}: {pulled.bytes} bytes copied"
 
     async def _place(self, plan: ResizePlan, undo: Compensations

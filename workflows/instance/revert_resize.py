@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.ports import PATCH, bind, unplug
 from workflows._base.saga import Compensations
 from workflows._base.steps import control, on_host
 from workflows.background.auto_confirm import cancel_auto_confirm
@@ -68,6 +69,9 @@ class RevertResize(InstanceAction):
         seen = {h: await on_host(h, HostStub.observe, ref) for h in dict.fromkeys([dest, src])}
         self.at("removing the destination copy", None, dest)
         await on_host(dest, HostStub.discard_incoming, copy, give_up_after_s=3600)
+        nics = workflow.patched(PATCH)
+        if nics and src != dest:  # its ports' filters and leases there
+            await unplug(dest, iid)
         await control(ControlStub.release_claim, InstanceHost(iid, dest))
         await control(ControlStub.ledger_forget, LedgerEntries(
             [LedgerEntry(dest, kind, mig, iid) for kind in ("claim", "disk", "domain")]))
@@ -77,6 +81,8 @@ class RevertResize(InstanceAction):
         await control(ControlStub.move_claim, MoveClaim(src, mig, iid))
         await control(ControlStub.end_resize, ResizeEnd(iid, mig, REVERTED, src,
                                                         p.old_flavor_id))
+        if nics:
+            await bind(iid, src)
         self.back_on = src
         note = f"reverted to {src}"
         if restored.was_running:

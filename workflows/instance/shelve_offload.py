@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.ports import PATCH, bind, unplug
 from workflows._base.saga import Compensations
 from workflows._base.steps import Reporting, control, on_host
 
@@ -26,6 +27,9 @@ async def offload(wf: Reporting, host: str, instance_id: str) -> None:
     ref = InstanceRef(instance_id)
     wf.at("destroying the domain", 80)
     await on_host(host, HostStub.destroy_domain, ref)
+    if workflow.patched(PATCH):  # its ports leave the host with it (kept, unbound)
+        await unplug(host, instance_id)
+        await bind(instance_id, "")
     wf.at("deleting the instance files", 90)
     await on_host(host, HostStub.delete_instance_files, ref)
     wf.at("releasing the claim", 95)
