@@ -20,7 +20,13 @@ from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
 from vmflow.contracts.instances import InstanceRef, Nic
 from vmflow.contracts.networks import NetworkSpec, PortSpec, SecurityGroupRule
-from vmflow.contracts.ports import InstanceNetworking, PortBinding
+from vmflow.contracts.ports import (
+    GroupRefs,
+    HostPort,
+    HostPorts,
+    InstanceNetworking,
+    PortBinding,
+)
 from vmflow.ip_allocation import FixedIpRequest, add_port, remove_port
 from vmflow.ip_allocation import PortSpec as NewPort
 from vmflow.ipam import IpamError
@@ -182,6 +188,35 @@ class PortActivities(DbActivities):
                 s.add(port)
             s.commit()
 
+    @activity.defn(name=ControlActs.INSTANCE_GROUPS)
+    def instance_groups(self, ref: InstanceRef) -> GroupRefs:
+        with self.session() as s:
+            ids = [p.id for p in instance_ports(s, ref.instance_id)]
+            return GroupRefs(sorted(set(s.exec(
+                select(PortSecurityGroup.security_group_id)
+                .where(col(PortSecurityGroup.port_id).in_(ids))))))
+
+    @activity.defn(name=ControlActs.REMOTE_GROUP_PORTS)
+    def remote_group_ports(self, req: GroupRefs) -> HostPorts:
+        """Every plugged port in a group with a rule whose remote group is one of
+        req's: its filter lists the remote group's member addresses, which changed."""
+        with self.session() as s:
+            naming = set(s.exec(select(RuleRow.security_group_id).where(
+                col(RuleRow.remote_group_id).in_(req.group_ids))))
+            port_ids = set(s.exec(select(PortSecurityGroup.port_id).where(
+                col(PortSecurityGroup.security_group_id).in_(naming))))
+            out = []
+            for port in s.exec(select(Port).where(col(Port.id).in_(port_ids))
+                               .where(Port.binding_host_id != "").order_by(col(Port.id))):
+                ip = s.exec(select(IpAllocation.ip_address)
+                            .where(IpAllocation.port_id == port.id)).first()
+                if ip is not None:
+                    out.append(HostPort(port.binding_host_id, PortSpec(
+                        port.id, port.network_id, port.mac_address, ip,
+                        port_rules(s, port.id))))
+            return HostPorts(out)
+
     def all(self) -> list[Callable[..., Any]]:
         return [self.create_instance_ports, self.release_instance_ports,
-                self.instance_networking, self.bind_instance_ports]
+                self.instance_networking, self.bind_instance_ports, self.instance_groups,
+                self.remote_group_ports]

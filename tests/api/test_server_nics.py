@@ -19,7 +19,7 @@ from tests.api.net_support import make_net, make_port, net_counts
 from vmflow import settings
 from vmflow.contracts.instances import InstanceRef
 from vmflow.contracts.networks import SecurityGroupRule
-from vmflow.contracts.ports import PortBinding
+from vmflow.contracts.ports import GroupRefs, PortBinding
 from vmflow.network_models import InstanceNic, IpAllocation, Port, PortSecurityGroup
 
 
@@ -96,7 +96,14 @@ async def test_launch_makes_binds_shows_and_releases_ports(
     ports_acts.bind_instance_ports(PortBinding(sid, "hv-x"))
     port = (await api.get(f"/v1/ports/{ports[0].id}", headers=who.h)).json()
     assert (port["status"], port["binding:host_id"]) == ("ACTIVE", "hv-x")
+    # a member came or went: the plugged ports whose rules name the group as remote
+    assert ports_acts.instance_groups(ref) == GroupRefs([default])
+    peers = ports_acts.remote_group_ports(GroupRefs([default])).ports
+    assert sorted((p.host, p.port.ip) for p in peers) == [("hv-x", "10.61.0.2"),
+                                                          ("hv-x", "10.61.0.50")]
+    assert ports_acts.remote_group_ports(GroupRefs(["no-such-group"])).ports == []
     ports_acts.bind_instance_ports(PortBinding(sid, ""))
+    assert ports_acts.remote_group_ports(GroupRefs([default])).ports == []  # unplugged
     port = (await api.get(f"/v1/ports/{ports[0].id}", headers=who.h)).json()
     assert (port["status"], port["binding:host_id"]) == ("DOWN", "")
 

@@ -82,6 +82,8 @@ class ControlActs:
     RELEASE_INSTANCE_PORTS = "control.release_instance_ports"  # made: deleted; given: unbound
     INSTANCE_NETWORKING = "control.instance_networking"  # networks, ports, NICs for a host
     BIND_INSTANCE_PORTS = "control.bind_instance_ports"  # ACTIVE on a host, or DOWN
+    INSTANCE_GROUPS = "control.instance_groups"  # the security groups of its ports
+    REMOTE_GROUP_PORTS = "control.remote_group_ports"  # ports whose rules name them
 
 
 class HostActs:

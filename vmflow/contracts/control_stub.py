@@ -61,7 +61,7 @@ from vmflow.contracts.networks import (
     InstanceFloatingIps,
     MoveFloatingIps,
 )
-from vmflow.contracts.ports import InstanceNetworking, PortBinding
+from vmflow.contracts.ports import GroupRefs, HostPorts, InstanceNetworking, PortBinding
 from vmflow.contracts.reconcile import (
     ClosedRowsReport,
     ClosedRowsRequest,
@@ -437,4 +437,12 @@ class ControlStub:
 
     @activity.defn(name=ControlActs.BIND_INSTANCE_PORTS)
     async def bind_instance_ports(self, req: PortBinding) -> None:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.INSTANCE_GROUPS)
+    async def instance_groups(self, ref: InstanceRef) -> GroupRefs:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.REMOTE_GROUP_PORTS)
+    async def remote_group_ports(self, req: GroupRefs) -> HostPorts:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

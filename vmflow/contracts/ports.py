@@ -20,6 +20,26 @@ class InstanceNetworking:
 
 
 @dataclass(frozen=True)
+class GroupRefs:
+    """Security groups whose membership changed (a server's ports came or went)."""
+
+    group_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: PortSpec
+
+
+@dataclass(frozen=True)
+class HostPorts:
+    """Plugged ports whose filters name those groups as remote: their rules changed."""
+
+    ports: list[HostPort] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class PortBinding:
     """The instance's ports plugged on `host` (ACTIVE, binding_host_id) or, with host
     "", unplugged (DOWN)."""

@@ -11,6 +11,8 @@ the guest runs on (or DOWN)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -18,10 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import InstanceRef, Nic
     from vmflow.contracts.networks import PortRef
-    from vmflow.contracts.ports import InstanceNetworking, PortBinding
+    from vmflow.contracts.ports import GroupRefs, InstanceNetworking, PortBinding
 
 from workflows._base.saga import Compensations
-from workflows._base.steps import all_of, control, on_host
+from workflows._base.steps import all_of, control, describe, on_host
 
 PATCH = "instance-nics"  # workflows started before servers had NICs replay without these steps
 
@@ -62,3 +64,23 @@ async def unplug(host: str, instance_id: str, give_up_after_s: float = 3600) -> 
 async def bind(instance_id: str, host: str) -> None:
     """The ports ACTIVE with binding_host_id `host`; host "": DOWN, unbound."""
     await control(ControlStub.bind_instance_ports, PortBinding(instance_id, host))
+
+
+async def groups_of(instance_id: str) -> GroupRefs:
+    return await control(ControlStub.instance_groups, InstanceRef(instance_id))
+
+
+async def refresh_members(groups: GroupRefs) -> None:
+    """The filters of plugged ports whose rules name these groups as remote, rewritten
+    with the groups' members as they are now (a server's ports came or went). Best
+    effort: a host that does not answer soon is left to the network reconciler."""
+    if not groups.group_ids:
+        return
+    found = await control(ControlStub.remote_group_ports, groups)
+    results = await asyncio.gather(*[
+        on_host(hp.host, HostStub.ensure_port, hp.port, schedule_to_start_s=30, attempts=3,
+                give_up_after_s=120) for hp in found.ports], return_exceptions=True)
+    for hp, r in zip(found.ports, results, strict=True):
+        if isinstance(r, BaseException):
+            workflow.logger.warning("port %s on %s keeps its old rules: %s",
+                                    hp.port.port_id, hp.host, describe(r))

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
-from workflows._base.ports import PATCH, unplug
+from workflows._base.ports import PATCH, groups_of, refresh_members, unplug
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
 from workflows.background.auto_confirm import cancel_auto_confirm
 
@@ -45,6 +45,7 @@ class DeleteInstance(Reporting, RowOwner):
             if shelved:  # a shelved server's offload timer never fires for a deleted one
                 await control(ControlStub.cancel_shelve_offload, inst)
             nics = workflow.patched(PATCH)
+            groups = await groups_of(ref.instance_id) if nics else None
             if workflow.patched("delete-resize-source"):
                 await self._drop_source_copies(inst, nics)
             if plan.host:  # an offloaded server has none: nothing on any host
@@ -58,8 +59,10 @@ class DeleteInstance(Reporting, RowOwner):
                 await on_host(plan.host, HostStub.delete_instance_files, inst, give_up_after_s=3600,
                               attempts=0)
                 await control(ControlStub.release_claim, InstanceHost(ref.instance_id, plan.host))
-            if nics:  # ports the launch made deleted (addresses freed), given ones unbound
+            if groups is not None:  # made ports deleted (addresses freed), given unbound
                 await control(ControlStub.release_instance_ports, inst)
+                # its groups' other members stop letting its addresses in
+                await refresh_members(groups)
             await control(ControlStub.ledger_forget_instance, inst)
             if shelved:  # its shelve image goes with it, as in Nova
                 await control(ControlStub.shelve_forget, inst)

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
-from workflows._base.ports import PATCH
+from workflows._base.ports import PATCH, groups_of, refresh_members
 from workflows._base.saga import Compensations
 from workflows._base.spawn import Spawning
 from workflows._base.steps import control, describe, error_type
@@ -38,10 +38,14 @@ class LaunchInstance(Spawning, RowOwner):
         undo = Compensations()
         try:
             plan = await control(ControlStub.validate_launch, ref)
-            if workflow.patched(PATCH):
+            nics = workflow.patched(PATCH)
+            if nics:
                 await self._make_ports(ref, undo)
             host, images = await self.place_and_fetch(plan, undo)
             await self.spawn(plan, host, images, undo)
+            if nics:  # its groups' other members now let its addresses in
+                self.at("updating its security groups' members")
+                await refresh_members(await groups_of(ref.instance_id))
         except (Exception, asyncio.CancelledError) as err:
             await to_the_end(self._compensate(ref, err, undo))
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err
