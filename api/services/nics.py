@@ -1,11 +1,13 @@
-"""Which ports a new server gets, from its `networks` value: the helper the launch
-will call (vmflow.nic_requests reads the value; this checks it against the database).
+"""Which ports a new server gets, from its `networks` value: what the launch's API
+calls (api/services/server_nics.py; vmflow.nic_requests reads the value, this checks
+it against the database).
 
 `"auto"` is Nova's get-me-a-network: the one non-external network the project can use
 (its own or a shared one); several are 409 NetworkAmbiguous; none, and the project
 gets `auto_allocated_network` with a subnet that is the first free /24 of
 VMFLOW_AUTO_NETWORK_POOL, made once (AutoNetwork's primary key settles a race).
-Nothing here makes a port: the launch creates them (and deletes them on undo).
+Nothing here makes a port: the launch workflow does (activities/control/ports.py),
+and deletes them on undo.
 """
 
 from __future__ import annotations

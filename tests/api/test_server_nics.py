@@ -208,3 +208,31 @@ async def test_security_groups_by_name_and_no_networks(
     assert r.status_code == 202 and nic_rows(r.json()["server"]["id"]) == []
     r = await launch(api, who, networks="none")
     assert r.status_code == 202 and nic_rows(r.json()["server"]["id"]) == []
+
+
+async def test_addresses_show_an_associated_floating_ip(
+        api: httpx.AsyncClient, world: World, ports_acts: PortActivities) -> None:
+    who = await member(api, world, "nics-f")
+    public, _ = await make_net(api, world.admin, "203.0.113.0/29",
+                               **{"router:external": True, "name": "public-nics"})
+    net, _ = await make_net(api, who, "10.67.0.0/24", name="inside")
+    r = await launch(api, who, networks=[{"uuid": net["id"]}])
+    sid = r.json()["server"]["id"]
+    ports_acts.create_instance_ports(InstanceRef(sid))
+    (port,) = (await api.get("/v1/ports", headers=who.h,
+                             params={"device_id": sid})).json()["ports"]
+    fip = (await api.post("/v1/floating-ips", headers=who.h,
+                          json={"floating_network_id": public["id"]})).json()
+    r = await api.put(f"/v1/floating-ips/{fip['id']}", headers=who.h,
+                      json={"port_id": port["id"]})
+    assert r.status_code == 200, r.text
+    shown = (await api.get(f"/v1/servers/{sid}", headers=who.h)).json()["addresses"]
+    mac = port["mac_address"]
+    assert shown == {"inside": [
+        {"version": 4, "addr": "10.67.0.2", "OS-EXT-IPS:TYPE": "fixed",
+         "OS-EXT-IPS-MAC:mac_addr": mac},
+        {"version": 4, "addr": fip["floating_ip_address"], "OS-EXT-IPS:TYPE": "floating",
+         "OS-EXT-IPS-MAC:mac_addr": mac}]}
+    ports_acts.release_instance_ports(InstanceRef(sid))  # disassociates, as Neutron
+    fip_now = (await api.get(f"/v1/floating-ips/{fip['id']}", headers=who.h)).json()
+    assert fip_now["port_id"] is None
