@@ -154,3 +154,43 @@ def test_cancelled_launch_leaves_no_port(api: httpx.Client, hosts: list[str],
                 "filters": [], "reservations": [], "leases": []}
     finally:
         assert delete_server(api, sid)["status"] == "succeeded"
+
+
+def test_live_migration_keeps_the_nic(api: httpx.Client, hosts: list[str], bed: Settings,
+                                      network: dict[str, Any],
+                                      net_acts: Callable[[str], NetworkActivities]  # noqa: F811
+                                      ) -> None:
+    """The destination has the network and the port's filter before the guest comes;
+    after the move the port is bound there, the guest keeps its address and is reached
+    from the other guest, and the source keeps no filter or reservation of it."""
+    ids: list[str] = []
+    try:
+        for i in range(2):
+            sid, op = launch_on(api, f"nic-lm-{i}", network["id"])
+            ids.append(sid)
+            assert wait_operation(api, op)["status"] == "succeeded"
+        a, b = ids
+        (pa,) = ports_of(api, a)
+        (pb,) = ports_of(api, b)
+        ip_a, ip_b = pa["fixed_ips"][0]["ip_address"], pb["fixed_ips"][0]["ip_address"]
+        wait_bound(a, "eth0", ip_a, timeout=90)
+        wait_bound(b, "eth0", ip_b, timeout=90)
+        src = api.get(f"/v1/servers/{a}").json()["host"]
+        (dest,) = set(hosts) - {src}
+        r = api.post(f"/v1/servers/{a}/action", json={"os-migrateLive": {"host": dest}})
+        assert r.status_code == 202, r.text
+        assert wait_operation(api, r.json()["operation"]["id"])["status"] == "succeeded"
+        assert api.get(f"/v1/servers/{a}").json()["host"] == dest
+        (moved,) = ports_of(api, a)
+        assert (moved["status"], moved["binding:host_id"]) == ("ACTIVE", dest)
+        rc, out = guest.sh(b, f"ping -c 3 -W 2 {ip_a}", timeout=30)
+        assert rc == 0, out
+        rc, out = guest.sh(a, f"echo | nc -w 3 {ip_b} 8080")
+        assert out.strip() == "vmflow-tiny", (rc, out)
+        assert host_leftovers(net_acts(src), src, network["id"], {pa["id"]}, set())[
+            "filters"] == []
+        assert host_leftovers(net_acts(dest), dest, network["id"], {pa["id"]}, set())[
+            "filters"] == [pa["id"]]
+    finally:
+        for sid in ids:
+            assert delete_server(api, sid)["status"] == "succeeded"
