@@ -52,15 +52,15 @@ def all_nic_rows() -> int:
 async def test_launch_makes_binds_shows_and_releases_ports(
         api: httpx.AsyncClient, world: World, ports_acts: PortActivities) -> None:
     who = await member(api, world, "nics-a")
-    net, _ = await make_net(api, who, "10.61.0.0/24", name="front")
+    net, _ = await make_net(api, who, "172.21.0.0/24", name="front")
     r = await launch(api, who, networks=[{"uuid": net["id"]}, {"uuid": net["id"],
-                                                             "fixed_ip": "10.61.0.50"}])
+                                                             "fixed_ip": "172.21.0.50"}])
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
     assert r.json()["server"]["addresses"] == {}  # no port yet: the launch makes them
     rows = sorted(nic_rows(sid), key=lambda n: n.position)
     assert [(n.network_id, n.fixed_ip, n.port_id, n.preserve_on_delete) for n in rows] == [
-        (net["id"], None, None, False), (net["id"], "10.61.0.50", None, False)]
+        (net["id"], None, None, False), (net["id"], "172.21.0.50", None, False)]
     groups = (await api.get("/v1/security-groups", headers=who.h)).json()["security_groups"]
     (default,) = [g["id"] for g in groups if g["name"] == "default"]
     assert all(n.security_group_ids == [default] for n in rows)
@@ -76,7 +76,7 @@ async def test_launch_makes_binds_shows_and_releases_ports(
                 .where(PortSecurityGroup.port_id == p.id))} == {default}
     view = (await api.get(f"/v1/servers/{sid}", headers=who.h)).json()
     entries = view["addresses"]["front"]
-    assert [e["addr"] for e in entries] == ["10.61.0.2", "10.61.0.50"]
+    assert [e["addr"] for e in entries] == ["172.21.0.2", "172.21.0.50"]
     assert all(e["version"] == 4 and e["OS-EXT-IPS:TYPE"] == "fixed" for e in entries)
     assert {e["OS-EXT-IPS-MAC:mac_addr"] for e in entries} == {p.mac_address for p in ports}
     listed = (await api.get("/v1/servers", headers=who.h)).json()["servers"]
@@ -84,14 +84,14 @@ async def test_launch_makes_binds_shows_and_releases_ports(
 
     net_view = ports_acts.instance_networking(ref)
     assert [n.network_id for n in net_view.networks] == [net["id"]]
-    assert net_view.networks[0].cidr == "10.61.0.0/24"
-    assert [p.ip for p in net_view.ports] == ["10.61.0.2", "10.61.0.50"]
-    assert [n.ip for n in net_view.nics] == ["10.61.0.2", "10.61.0.50"]
+    assert net_view.networks[0].cidr == "172.21.0.0/24"
+    assert [p.ip for p in net_view.ports] == ["172.21.0.2", "172.21.0.50"]
+    assert [n.ip for n in net_view.nics] == ["172.21.0.2", "172.21.0.50"]
     # the default group: any egress; ingress from its members, expanded to their /32s
     rules = net_view.ports[0].security_group_rules
     assert SecurityGroupRule("egress", "IPv4") in rules
     assert {r.remote_ip_prefix for r in rules if r.direction == "ingress"
-            and r.ethertype == "IPv4"} == {"10.61.0.2/32", "10.61.0.50/32"}
+            and r.ethertype == "IPv4"} == {"172.21.0.2/32", "172.21.0.50/32"}
 
     ports_acts.bind_instance_ports(PortBinding(sid, "hv-x"))
     port = (await api.get(f"/v1/ports/{ports[0].id}", headers=who.h)).json()
@@ -99,8 +99,8 @@ async def test_launch_makes_binds_shows_and_releases_ports(
     # a member came or went: the plugged ports whose rules name the group as remote
     assert ports_acts.instance_groups(ref) == GroupRefs([default])
     peers = ports_acts.remote_group_ports(GroupRefs([default])).ports
-    assert sorted((p.host, p.port.ip) for p in peers) == [("hv-x", "10.61.0.2"),
-                                                          ("hv-x", "10.61.0.50")]
+    assert sorted((p.host, p.port.ip) for p in peers) == [("hv-x", "172.21.0.2"),
+                                                          ("hv-x", "172.21.0.50")]
     assert ports_acts.remote_group_ports(GroupRefs(["no-such-group"])).ports == []
     ports_acts.bind_instance_ports(PortBinding(sid, ""))
     assert ports_acts.remote_group_ports(GroupRefs([default])).ports == []  # unplugged
@@ -120,7 +120,7 @@ async def test_launch_makes_binds_shows_and_releases_ports(
 async def test_a_given_port_is_bound_then_unbound_not_deleted(
         api: httpx.AsyncClient, world: World, ports_acts: PortActivities) -> None:
     who = await member(api, world, "nics-b")
-    net, _ = await make_net(api, who, "10.62.0.0/24")
+    net, _ = await make_net(api, who, "172.22.0.0/24")
     port = await make_port(api, who, net["id"])
     first = await launch(api, who, networks=[{"port": port["id"]}])
     second = await launch(api, who, networks=[{"port": port["id"]}])  # not bound yet
@@ -150,11 +150,11 @@ async def test_a_given_port_is_bound_then_unbound_not_deleted(
 async def test_bad_networks_make_nothing(api: httpx.AsyncClient, world: World) -> None:
     who = await member(api, world, "nics-c")
     other = await member(api, world, "nics-d")
-    net, _ = await make_net(api, who, "10.63.0.0/29",  # pool: .2-.6
-                            allocation_pools=[{"start": "10.63.0.2", "end": "10.63.0.3"}])
+    net, _ = await make_net(api, who, "172.23.0.0/29",  # pool: .2-.6
+                            allocation_pools=[{"start": "172.23.0.2", "end": "172.23.0.3"}])
     bare, _ = await make_net(api, who, None)
-    theirs, _ = await make_net(api, other, "10.64.0.0/24")
-    await make_port(api, who, net["id"])  # takes 10.63.0.2: one address left
+    theirs, _ = await make_net(api, other, "172.24.0.0/24")
+    await make_port(api, who, net["id"])  # takes 172.23.0.2: one address left
     used = await make_port(api, who, net["id"], device_id="x", device_owner="compute:nova")
     r = await api.post("/v1/ports", headers=who.h, json={"network_id": net["id"]})
     assert r.status_code == 409  # the pool is exhausted
@@ -167,8 +167,8 @@ async def test_bad_networks_make_nothing(api: httpx.AsyncClient, world: World) -
         ([{"port": used["id"]}], 409, "PortInUse"),
         ([{"uuid": bare["id"]}], 400, "NetworkWithoutSubnet"),
         ([{"uuid": net["id"]}], 409, "IpAddressGenerationFailure"),
-        ([{"uuid": net["id"], "fixed_ip": "10.63.0.5"}], 400, None),  # outside the pool
-        ([{"uuid": net["id"], "fixed_ip": "10.63.0.2"}], 409, "IpAddressAlreadyAllocated"),
+        ([{"uuid": net["id"], "fixed_ip": "172.23.0.5"}], 400, None),  # outside the pool
+        ([{"uuid": net["id"], "fixed_ip": "172.23.0.2"}], 409, "IpAddressAlreadyAllocated"),
         ([{"uuid": net["id"], "fixed_ip": "not-an-ip"}], 400, None),
     ]
     for networks, code, kind in cases:
@@ -176,8 +176,8 @@ async def test_bad_networks_make_nothing(api: httpx.AsyncClient, world: World) -
         assert r.status_code == code, (networks, r.text)
         if kind:
             assert r.json()["error"]["type"] == kind, r.text
-    big, _ = await make_net(api, who, "10.65.0.0/29",
-                            allocation_pools=[{"start": "10.65.0.2", "end": "10.65.0.2"}])
+    big, _ = await make_net(api, who, "172.25.0.0/29",
+                            allocation_pools=[{"start": "172.25.0.2", "end": "172.25.0.2"}])
     r = await launch(api, who, networks=[{"uuid": big["id"]}, {"uuid": big["id"]}])
     assert r.status_code == 409 and r.json()["error"]["type"] == "IpAddressGenerationFailure"
     nets_now = net_counts()
@@ -196,7 +196,7 @@ async def test_bad_networks_make_nothing(api: httpx.AsyncClient, world: World) -
 async def test_security_groups_by_name_and_no_networks(
         api: httpx.AsyncClient, world: World) -> None:
     who = await member(api, world, "nics-e")
-    net, _ = await make_net(api, who, "10.66.0.0/24")
+    net, _ = await make_net(api, who, "172.26.0.0/24")
     web = (await api.post("/v1/security-groups", headers=who.h,
                           json={"name": "web"})).json()
     r = await launch(api, who, networks=[{"uuid": net["id"]}],
@@ -213,9 +213,9 @@ async def test_security_groups_by_name_and_no_networks(
 async def test_addresses_show_an_associated_floating_ip(
         api: httpx.AsyncClient, world: World, ports_acts: PortActivities) -> None:
     who = await member(api, world, "nics-f")
-    public, _ = await make_net(api, world.admin, "203.0.113.0/29",
+    public, _ = await make_net(api, world.admin, "198.18.7.0/29",
                                **{"router:external": True, "name": "public-nics"})
-    net, _ = await make_net(api, who, "10.67.0.0/24", name="inside")
+    net, _ = await make_net(api, who, "172.27.0.0/24", name="inside")
     r = await launch(api, who, networks=[{"uuid": net["id"]}])
     sid = r.json()["server"]["id"]
     ports_acts.create_instance_ports(InstanceRef(sid))
@@ -229,7 +229,7 @@ async def test_addresses_show_an_associated_floating_ip(
     shown = (await api.get(f"/v1/servers/{sid}", headers=who.h)).json()["addresses"]
     mac = port["mac_address"]
     assert shown == {"inside": [
-        {"version": 4, "addr": "10.67.0.2", "OS-EXT-IPS:TYPE": "fixed",
+        {"version": 4, "addr": "172.27.0.2", "OS-EXT-IPS:TYPE": "fixed",
          "OS-EXT-IPS-MAC:mac_addr": mac},
         {"version": 4, "addr": fip["floating_ip_address"], "OS-EXT-IPS:TYPE": "floating",
          "OS-EXT-IPS-MAC:mac_addr": mac}]}
