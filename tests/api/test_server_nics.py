@@ -213,7 +213,7 @@ async def test_security_groups_by_name_and_no_networks(
 async def test_addresses_show_an_associated_floating_ip(
         api: httpx.AsyncClient, world: World, ports_acts: PortActivities) -> None:
     who = await member(api, world, "nics-f")
-    public, _ = await make_net(api, world.admin, "198.18.7.0/29",
+    public, _ = await make_net(api, world.admin, "100.64.77.0/29",
                                **{"router:external": True, "name": "public-nics"})
     net, _ = await make_net(api, who, "172.27.0.0/24", name="inside")
     r = await launch(api, who, networks=[{"uuid": net["id"]}])
