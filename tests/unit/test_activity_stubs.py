@@ -54,7 +54,9 @@ def shape(fn: Callable[..., Any]) -> Shape:
 
 
 def stub_methods(stub: type) -> list[Callable[..., Any]]:
-    return [fn for fn in vars(stub).values()
+    """Its own and its bases' (the control stub is split by subject)."""
+    found = {k: fn for c in reversed(stub.__mro__) for k, fn in vars(c).items()}
+    return [fn for fn in found.values()
             if callable(fn) and activity._Definition.from_callable(fn) is not None]
 
 
