@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
-from tests.api.conftest import World
+from tests.api.conftest import World, session
 from tests.api.test_share_cli import vmflow
+from vmflow.network_models import InstanceNic
 
 
 def out_json(capsys: pytest.CaptureFixture[str]) -> Any:
@@ -67,3 +69,42 @@ async def test_a_network_a_port_a_rule_and_a_floating_ip_by_name(
     assert code == 0
     code, _ = await vmflow(api, world.alice, "network", "show", "cli-net")
     assert code == 1
+
+
+async def test_server_create_sends_its_networks_ports_and_groups(
+        api: httpx.AsyncClient, world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """--network/--port by name become {uuid}/{port} entries, --security-group names;
+    the API takes them (InstanceNic rows written); auto stands alone."""
+    async def run(*args: str) -> tuple[int, Any]:
+        code, bridge = await vmflow(api, world.alice, *args)
+        return code, bridge
+
+    code, _ = await run("network", "create", "cli-srv-net", "--json")
+    assert code == 0
+    code, _ = await run("subnet", "create", "cli-srv-sub", "--network", "cli-srv-net",
+                        "--cidr", "10.71.0.0/24", "--json")
+    assert code == 0
+    code, _ = await run("port", "create", "cli-srv-port", "--network", "cli-srv-net", "--json")
+    assert code == 0
+    capsys.readouterr()
+    code, bridge = await run("server", "create", "cli-nic-vm", "--image", "cirros",
+                             "--flavor", "m1.tiny", "--network", "cli-srv-net",
+                             "--port", "cli-srv-port", "--security-group", "default", "--json")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (post,) = [r for r in bridge.seen if r.method == "POST"]
+    body = json.loads(post.content)
+    nets = (await api.get("/v1/networks", headers=world.alice.h)).json()["networks"]
+    net_id = next(n["id"] for n in nets if n["name"] == "cli-srv-net")
+    ports = (await api.get("/v1/ports", headers=world.alice.h)).json()["ports"]
+    port_id = next(p["id"] for p in ports if p["name"] == "cli-srv-port")
+    assert body["networks"] == [{"uuid": net_id}, {"port": port_id}]
+    assert body["security_groups"] == [{"name": "default"}]
+    sid = json.loads(captured.out)["server"]["id"]
+    with session() as s:
+        rows = list(s.exec(select(InstanceNic).where(InstanceNic.instance_id == sid)))
+    assert len(rows) == 2
+    code, bridge = await run("server", "create", "cli-nic-x", "--image", "cirros",
+                             "--flavor", "m1.tiny", "--network", "auto", "--network",
+                             "cli-srv-net")
+    assert code != 0 and not [r for r in bridge.seen if r.method == "POST"]
