@@ -149,8 +149,25 @@ def external(bed: Settings, api: httpx.Client) -> Iterator[str]:
         api.delete(f"/v1/networks/{ext_id}")
 
 
+@pytest.fixture(scope="module")
+def open_group(api: httpx.Client) -> Iterator[str]:
+    """A group that lets everything in and out: the database's view of OPEN, so the
+    security-group sync (started when a port is made) writes the same filter."""
+    group = api.post("/v1/security-groups", json={"name": "fip-open"})
+    assert group.status_code == 201, group.text
+    gid = group.json()["id"]
+    try:
+        r = api.post("/v1/security-group-rules", json={
+            "security_group_id": gid, "direction": "ingress",
+            "remote_ip_prefix": "0.0.0.0/0"})
+        assert r.status_code == 201, r.text
+        yield gid
+    finally:
+        api.delete(f"/v1/security-groups/{gid}")
+
+
 def test_floating_ip_reaches_the_guest_from_the_outside(
-        bed: Settings, api: httpx.Client, hosts: list[str], external: str,
+        bed: Settings, api: httpx.Client, hosts: list[str], external: str, open_group: str,
         net_acts: Callable[[str], Any]) -> None:  # noqa: F811
     ext_range, ext_id = hostbed.external_network(bed), external
     net = api.post("/v1/networks", json={"name": "fip-net"}).json()
@@ -162,7 +179,8 @@ def test_floating_ip_reaches_the_guest_from_the_outside(
     sid, host = server["id"], server["host"]
     (other,) = set(hosts) - {host}
     r = api.post("/v1/ports", json={"network_id": net["id"], "device_id": sid,
-                                    "device_owner": "compute:nova"})
+                                    "device_owner": "compute:nova",
+                                    "security_groups": [open_group]})
     assert r.status_code == 201, r.text
     port = r.json()
     fixed = port["fixed_ips"][0]["ip_address"]
@@ -280,7 +298,7 @@ print(n, flush=True)
 
 
 def test_floating_ip_follows_a_live_migration(
-        bed: Settings, api: httpx.Client, hosts: list[str], external: str,
+        bed: Settings, api: httpx.Client, hosts: list[str], external: str, open_group: str,
         net_acts: Callable[[str], Any]) -> None:  # noqa: F811
     """One TCP connection from the outside to the guest's floating IP carries a line
     every 0.1 s while the guest live-migrates; the guest receives every line, in
@@ -294,7 +312,8 @@ def test_floating_ip_follows_a_live_migration(
     sid, src = server["id"], server["host"]
     (dest,) = set(hosts) - {src}
     port = api.post("/v1/ports", json={"network_id": net["id"], "device_id": sid,
-                                       "device_owner": "compute:nova"}).json()
+                                       "device_owner": "compute:nova",
+                                       "security_groups": [open_group]}).json()
     fixed = port["fixed_ips"][0]["ip_address"]
     spec = NetworkSpec(net["id"], vni, CIDR_LM, GATEWAY_LM, mtu=1450,
                        peers=[hostbed.host(bed, h).address for h in hosts])
