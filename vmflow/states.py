@@ -61,6 +61,10 @@ class TaskState(StrEnum):
     SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
     SHELVING_OFFLOADING = "shelving_offloading"
     UNSHELVING = "unshelving"
+    # interface attach/detach (vmflow's own: Nova runs them without a task_state, but
+    # here the task_state is what claims the instance for the operation)
+    ATTACHING_INTERFACE = "attaching_interface"
+    DETACHING_INTERFACE = "detaching_interface"
 
 
 V = VmState
@@ -156,6 +160,15 @@ TRANSITIONS: dict[str, Transition] = {
         _t("unshelve-to-host", frozenset({V.SHELVED_OFFLOADED}), T.UNSHELVING, V.ACTIVE,
            "UnshelveInstance", admin_only=True,
            summary="unshelve {\"host\": ...}: as unshelve, onto the named host"),
+        _t("attach-interface", frozenset({V.ACTIVE, V.STOPPED, V.PAUSED}), T.ATTACHING_INTERFACE,
+           None, "AttachInterface",
+           summary="os-interface POST: a port (made on a network, or given) plugged on the "
+                   "server's host and hot-plugged into the guest (live and in its definition)"),
+        _t("detach-interface", frozenset({V.ACTIVE, V.STOPPED, V.PAUSED}), T.DETACHING_INTERFACE,
+           None, "DetachInterface",
+           summary="os-interface DELETE: the NIC out of the guest, the port's filter and DHCP "
+                   "reservation off the host; a port vmflow made is deleted, a given one "
+                   "unbound"),
         _t("lock", LIVE, None, None, None, honours_lock=False,
            summary="refuse mutating actions from non-admins (owner or admin)"),
         _t("unlock", LIVE, None, None, None, honours_lock=False,

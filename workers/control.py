@@ -32,6 +32,7 @@ from activities.control.floating_ips import FloatingIpControlActivities
 from activities.control.image_store import ImageStoreReconcileActivities
 from activities.control.images import SnapshotImageActivities
 from activities.control.instances import ControlActivities
+from activities.control.interface_ports import InterfacePortActivities
 from activities.control.ledger import LedgerReconcileActivities
 from activities.control.metadata_docs import MetadataDocsActivities
 from activities.control.migrations import MigrationActivities
@@ -71,7 +72,8 @@ def activities(settings: Settings, client: Client) -> list[Callable[..., Any]]:
             *SecurityGroupSyncActivities(settings).all(),
             *NetworkReconcileActivities(settings, client).all(),
             *MetadataDocsActivities(settings).all(),
-            *PortActivities(settings).all()]
+            *PortActivities(settings).all(),
+            *InterfacePortActivities(settings).all()]
 
 
 def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> Worker:

@@ -7,8 +7,10 @@ from workflows.background.reconcile_ledger import ReconcileLedger
 from workflows.background.register_host import RegisterHost
 from workflows.background.scheduled_backup import ScheduledBackup
 from workflows.background.shelve_offload_timer import ShelveOffloadTimer
+from workflows.instance.attach_interface import AttachInterface
 from workflows.instance.confirm_resize import ConfirmResize
 from workflows.instance.delete import DeleteInstance
+from workflows.instance.detach_interface import DetachInterface
 from workflows.instance.evacuate import EvacuateInstance
 from workflows.instance.launch import LaunchInstance
 from workflows.instance.live_migrate import LiveMigrateInstance
@@ -43,7 +45,7 @@ INSTANCE = [
     PauseInstance, UnpauseInstance, SuspendInstance, ResumeInstance, RescueInstance,
     UnrescueInstance, RebuildInstance, SnapshotInstance, ShelveInstance,
     ShelveOffloadInstance, UnshelveInstance, EvacuateInstance, LiveMigrateInstance,
-    ResizeInstance, ConfirmResize, RevertResize,
+    ResizeInstance, ConfirmResize, RevertResize, AttachInterface, DetachInterface,
 ]
 SHARE = [CreateShare, DeleteShare, ExtendShare, ShrinkShare, SyncShareAccess,
          CreateShareSnapshot, DeleteShareSnapshot]

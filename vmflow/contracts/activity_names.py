@@ -84,6 +84,9 @@ class ControlActs:
     BIND_INSTANCE_PORTS = "control.bind_instance_ports"  # ACTIVE on a host, or DOWN
     INSTANCE_GROUPS = "control.instance_groups"  # the security groups of its ports
     REMOTE_GROUP_PORTS = "control.remote_group_ports"  # ports whose rules name them
+    # interface attach/detach (activities/control/interface_ports.py)
+    ATTACH_INSTANCE_PORT = "control.attach_instance_port"  # one port made or bound, its NIC row
+    RELEASE_INSTANCE_PORT = "control.release_instance_port"  # that port deleted or unbound
 
 
 class HostActs:

@@ -17,7 +17,14 @@ from vmflow.contracts.networks import (
     InstanceFloatingIps,
     MoveFloatingIps,
 )
-from vmflow.contracts.ports import GroupRefs, HostPorts, InstanceNetworking, PortBinding
+from vmflow.contracts.ports import (
+    AttachInterfaceRequest,
+    GroupRefs,
+    HostPorts,
+    InstanceNetworking,
+    InterfacePort,
+    PortBinding,
+)
 from vmflow.contracts.security_groups import (
     NetworkPlan,
     NetworkPlanRequest,
@@ -81,4 +88,13 @@ class NetworkControlStub:
 
     @activity.defn(name=ControlActs.REMOTE_GROUP_PORTS)
     async def remote_group_ports(self, req: GroupRefs) -> HostPorts:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    # ---- interface attach/detach (activities/control/interface_ports.py) ---------------
+    @activity.defn(name=ControlActs.ATTACH_INSTANCE_PORT)
+    async def attach_instance_port(self, req: AttachInterfaceRequest) -> InterfacePort:
+        raise NotImplementedError(RUNS_ON_THE_WORKER)
+
+    @activity.defn(name=ControlActs.RELEASE_INSTANCE_PORT)
+    async def release_instance_port(self, req: InterfacePort) -> None:
         raise NotImplementedError(RUNS_ON_THE_WORKER)

@@ -46,3 +46,32 @@ class PortBinding:
 
     instance_id: str
     host: str = ""
+
+
+@dataclass(frozen=True)
+class AttachInterfaceRequest:
+    """POST /v1/servers/{id}/os-interface as the workflow's input: a new port on
+    network_id (fixed_ip if asked, the given security groups), or the given port_id."""
+
+    instance_id: str
+    operation_id: str
+    network_id: str = ""
+    port_id: str = ""  # given: bound, unbound again on detach
+    fixed_ip: str | None = None
+    security_group_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InterfacePort:
+    """One port of an instance (attach: made or bound by this operation)."""
+
+    instance_id: str
+    port_id: str
+    nic_row_id: str = ""  # the InstanceNic row the attach wrote (its operation id)
+
+
+@dataclass(frozen=True)
+class DetachInterfaceRequest:
+    instance_id: str
+    operation_id: str
+    port_id: str
