@@ -31,6 +31,7 @@ from api.routers import (
     image_files,
     image_members,
     images,
+    interfaces,
     keypairs,
     metadata,
     migrations,
@@ -125,7 +126,7 @@ def create_app() -> FastAPI:
     app.include_router(backup_schedules.router)
     for module in (shares, share_actions, share_snapshots, share_types, quotas):
         app.include_router(module.router)
-    for module in (networks, subnets, ports, security_groups, floating_ips):
+    for module in (networks, subnets, ports, security_groups, floating_ips, interfaces):
         app.include_router(module.router)
     return app
 

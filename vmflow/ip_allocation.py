@@ -45,6 +45,7 @@ class PortSpec:
     # None: one address from the network's subnet (if it has one); []: no address
     fixed_ips: list[FixedIpRequest] | None = None
     security_group_ids: list[str] = field(default_factory=list)
+    port_id: str | None = None  # None: a new id (interface attach names its port up front)
 
 
 def lock_network(session: Session, network_id: str) -> None:
@@ -119,6 +120,8 @@ def add_port(session: Session, spec: PortSpec) -> tuple[Port, list[IpAllocation]
     port = Port(network_id=spec.network_id, project_id=spec.project_id, name=spec.name,
                 mac_address=new_mac(session), device_id=spec.device_id,
                 device_owner=spec.device_owner, admin_state_up=spec.admin_state_up)
+    if spec.port_id:
+        port.id = spec.port_id
     session.add(port)
     session.flush()  # the port row before the rows that refer to it
     allocations = allocate(session, port, requests)

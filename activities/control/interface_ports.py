@@ -71,7 +71,8 @@ class InterfacePortActivities(DbActivities):
             port, _ = add_port(s, NewPort(
                 network_id=req.network_id, project_id=inst.project_id, device_id=inst.id,
                 device_owner=DEVICE_OWNER, fixed_ips=fixed,
-                security_group_ids=list(req.security_group_ids)))
+                security_group_ids=list(req.security_group_ids),
+                port_id=req.new_port_id or None))
         except IpamError as e:  # exhausted, or the fixed IP taken since the API looked
             raise permanent(e.message, e.type) from e
         return port

@@ -59,6 +59,7 @@ class AttachInterfaceRequest:
     port_id: str = ""  # given: bound, unbound again on detach
     fixed_ip: str | None = None
     security_group_ids: list[str] = field(default_factory=list)
+    new_port_id: str = ""  # the id the made port gets (the API answers with it at once)
 
 
 @dataclass(frozen=True)
