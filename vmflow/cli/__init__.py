@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from vmflow.cli import common, moves, share_catalog  # noqa: F401 (add commands)
+from vmflow.cli import common, interfaces, moves, share_catalog  # noqa: F401 (add commands)
 from vmflow.cli.admin import admin_app
 from vmflow.cli.backup_schedules import backup_schedule_app
 from vmflow.cli.catalog import flavor_app, operation_app
