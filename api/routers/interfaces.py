@@ -77,8 +77,8 @@ async def detach_interface(server_id: str, port_id: str, session: SessionDep,
                              server_id)
         if op is None:
             inst = get_instance(session, auth, server_id)
-            interfaces.attached_port(session, inst, port_id)  # 404 first: nothing to do
-            check_allowed("detach-interface", inst, auth)
+            check_allowed("detach-interface", inst, auth)  # the state first, as Nova
+            interfaces.attached_port(session, inst, port_id)  # 404
             if client is None:
                 raise ServiceUnavailable("Temporal is not reachable",
                                          type="TemporalUnavailable")

@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.services.interfaces import new_port_id
 from api.services.server_actions import ACTIONS
 from tests.api.conftest import (
     World,
@@ -32,6 +34,7 @@ from tests.api.conftest import (
 from tests.api.test_auth import assert_error
 from vmflow.models import Host
 from vmflow.names import CONTROL_QUEUE, SA_OPERATION, SA_PROJECT, SA_RESOURCE
+from vmflow.network_models import Port, SecurityGroup
 from vmflow.settings import get_settings
 from vmflow.states import LIVE, TRANSITIONS
 
@@ -65,7 +68,39 @@ BODIES: dict[str, dict[str, Any]] = {
     "unshelve": {"unshelve": None},
     "unshelve-to-host": {"unshelve": {"host": "h1"}},
 }
-OTHER_ROUTES = {"create", "delete", "set-metadata"}  # POST/DELETE /servers, metadata
+# POST/DELETE /servers, metadata, os-interface
+OTHER_ROUTES = {"create", "delete", "set-metadata", "attach-interface", "detach-interface"}
+IFACE_NETS: dict[str, str] = {}  # a caller's token -> its network for os-interface
+IFACE_PORTS: dict[str, str] = {}  # server id -> the port act() attached to it
+
+
+async def iface_net(api: httpx.AsyncClient, headers: dict[str, str], cidr: bool) -> str:
+    """A network of the caller's project (with a subnet, or without), made once."""
+    key = f"{headers['Authorization']} {cidr}"
+    if key not in IFACE_NETS:
+        r = await api.post("/v1/networks", headers=headers, json={})
+        assert r.status_code == 201, r.text
+        IFACE_NETS[key] = r.json()["id"]
+        if cidr:
+            r = await api.post("/v1/subnets", headers=headers, json={
+                "network_id": IFACE_NETS[key], "cidr": f"172.28.{len(IFACE_NETS)}.0/24"})
+            assert r.status_code == 201, r.text
+    return IFACE_NETS[key]
+
+
+async def iface_port(api: httpx.AsyncClient, headers: dict[str, str], sid: str) -> str:
+    """A port attached to the server, as an attach leaves it."""
+    r = await api.post("/v1/ports", headers=headers,
+                       json={"network_id": await iface_net(api, headers, False)})
+    assert r.status_code == 201, r.text
+    with session() as s:
+        port = s.get(Port, r.json()["id"])
+        assert port is not None
+        port.device_id, port.device_owner = sid, "compute:nova"
+        s.add(port)
+        s.commit()
+        IFACE_PORTS[sid] = port.id
+        return port.id
 
 
 async def act(api: httpx.AsyncClient, headers: dict[str, str], action: str,
@@ -73,6 +108,12 @@ async def act(api: httpx.AsyncClient, headers: dict[str, str], action: str,
     """Run a transition through whichever route serves it."""
     if action == "delete":
         return await api.delete(f"/v1/servers/{sid}", headers=headers)
+    if action == "attach-interface":
+        return await api.post(f"/v1/servers/{sid}/os-interface", headers=headers, json={
+            "interfaceAttachment": {"net_id": await iface_net(api, headers, True)}})
+    if action == "detach-interface":
+        port_id = await iface_port(api, headers, sid)
+        return await api.delete(f"/v1/servers/{sid}/os-interface/{port_id}", headers=headers)
     if action == "set-metadata":
         return await api.put(f"/v1/servers/{sid}/metadata", headers=headers,
                              json={"metadata": {"k": "v"}})
@@ -165,6 +206,16 @@ async def test_allowed_state_starts_the_tables_workflow(
         expected["offload_after_s"] = get_settings().shelved_offload_time
     if action.startswith("unshelve"):
         expected["host"] = "h1" if action == "unshelve-to-host" else None
+    if action == "attach-interface":  # a new port on the caller's network
+        with session() as s:
+            default = s.exec(select(SecurityGroup.id).where(
+                SecurityGroup.project_id == who.project_id,
+                SecurityGroup.name == "default")).one()
+        expected.update(network_id=await iface_net(api, who.h, True), port_id="",
+                        fixed_ip=None, security_group_ids=[default],
+                        new_port_id=new_port_id(brief["id"]))
+    if action == "detach-interface":
+        expected["port_id"] = IFACE_PORTS[inst.id]
     assert await started_input(temporal, wf_id) == expected
 
     (op,) = operations_of(inst.id)
