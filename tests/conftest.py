@@ -21,7 +21,9 @@ from vmflow.processes import free_port
 from vmflow.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-GUEST_CACHE = Path("/var/cache/vmflow/tiny-guest")
+# a branch whose guest build differs builds into its own (a shared cache rebuilt under
+# another run's guests would pull their backing files away)
+GUEST_CACHE = Path(os.environ.get("VMFLOW_TEST_GUEST_CACHE", "/var/cache/vmflow/tiny-guest"))
 TEMPORAL = ROOT / ".venv/bin/temporal"
 
 

@@ -35,7 +35,8 @@ I=$WORK/initramfs
 mkdir -p "$I"/{bin,dev,proc,sys,newroot,lib/modules}
 cp /bin/busybox "$I/bin/busybox"
 for a in sh mount umount insmod switch_root sleep cat mkdir echo; do ln -s busybox "$I/bin/$a"; done
-MODS="virtio_pci virtio_blk virtio_console crc32c_generic ext4 button evdev isofs virtio_rng virtio_net"
+# nfsv4 (with sunrpc, nfs, dns_resolver...): a guest mounts its share (mount.nfs4 below)
+MODS="virtio_pci virtio_blk virtio_console crc32c_generic ext4 button evdev isofs virtio_rng virtio_net nfsv4"
 for m in $MODS; do
   modprobe -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
 done | awk '!seen[$0]++' | while read -r ko; do
@@ -68,7 +69,10 @@ for a in $(/bin/busybox --list); do
 done
 ln -s /bin/busybox "$R/sbin/init"
 cp /usr/sbin/qemu-ga "$R/usr/sbin/qemu-ga"
-for lib in $(ldd /usr/sbin/qemu-ga | grep -o '/[^ ]*'); do
+# nfs-common's mount helper: busybox mount knows only NFSv2/3's binary mount data;
+# mount.nfs4 passes NFSv4's text options (one TCP connection to 2049, no rpcbind)
+cp /sbin/mount.nfs "$R/sbin/mount.nfs"; ln -s mount.nfs "$R/sbin/mount.nfs4"
+for lib in $(for b in /usr/sbin/qemu-ga /sbin/mount.nfs; do ldd $b; done | grep -o '/[^ ]*' | sort -u); do
   mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"
 done
 cat > "$R/etc/inittab" <<'TAB'

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PKGS="libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-      qemu-utils qemu-guest-agent busybox-static linux-image-amd64 libvirt-dev pkg-config gcc
+      qemu-utils qemu-guest-agent nfs-common busybox-static linux-image-amd64 libvirt-dev pkg-config gcc
       e2fsprogs kmod cpio gzip xz-utils iproute2 util-linux procps genisoimage postgresql-15
       openssh-client nfs-ganesha nfs-ganesha-vfs dbus rpcbind libnfs-utils btrfs-progs
       dnsmasq-base iptables conntrack nftables libvirt-daemon-config-nwfilter"
