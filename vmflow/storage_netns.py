@@ -15,6 +15,8 @@ exports. Without one it has only its loopback (tests join their clients to it).
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +29,9 @@ from vmflow.settings import Settings
 ADDRESS = f"{hostbed.UNDERLAY_NET}.250"
 SWITCH_PORT = "portstorage"  # its port on the switch's bridge
 STOP_TIMEOUT = 5.0
+REPLY_TABLE = "vmflow_share_return"  # nft table: replies go back the way they came
+REPLY_TABLE_BASE = 1000  # routing table of host i: 1000 + i
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def name(s: Settings) -> str:
@@ -67,6 +72,7 @@ def ensure(s: Settings) -> None:
     switch = hostbed.switch_netns(s)
     if Path("/run/netns", switch).exists():
         _ensure_underlay(ns, switch)
+        ensure_reply_routes(s)
 
 
 def _ensure_underlay(ns: str, switch: str) -> None:
@@ -80,6 +86,68 @@ def _ensure_underlay(ns: str, switch: str) -> None:
     _run("ip", "-n", switch, "link", "set", SWITCH_PORT, "master", "br0", "up")
     _run("ip", "-n", ns, "addr", "add", f"{ADDRESS}/24", "dev", dev)
     _run("ip", "-n", ns, "link", "set", dev, "up")
+
+
+def _host_macs(s: Settings) -> dict[int, str]:
+    """Host index -> the MAC of its underlay port, for the hosts whose namespace is up."""
+    macs: dict[int, str] = {}
+    for h in hostbed.bed(s):
+        if not Path("/run/netns", h.netns).exists():
+            continue
+        r = _run("ip", "-n", h.netns, "-j", "link", "show", hostbed.UNDERLAY_DEV, check=False)
+        found = json.loads(r.stdout or "[]") if r.returncode == 0 else []
+        mac = str(found[0].get("address", "")) if found else ""
+        if _MAC.match(mac):
+            macs[h.index] = mac
+    return macs
+
+
+def reply_table(macs: dict[int, str]) -> str:
+    """The nft table that sends replies back through the host their request came
+    through (docs/decisions.md, "Guests reach their shares"): a connection is marked
+    with the index of the host whose MAC its latest packet came from; a packet of ours
+    carries its connection's mark, and the mark picks the route (ip rule fwmark)."""
+    for index, mac in macs.items():
+        if not (isinstance(index, int) and 0 < index < 250 and _MAC.match(mac)):
+            raise ValueError(f"not a host port: {index!r} {mac!r}")
+    pairs = ", ".join(f"{mac} : {index}" for index, mac in sorted(macs.items()))
+    learn = (f'\t\tiifname "{hostbed.UNDERLAY_DEV}" ct mark set ether saddr map {{ {pairs} }}\n'
+             if pairs else "")
+    return (f"table ip {REPLY_TABLE}\ndelete table ip {REPLY_TABLE}\n"
+            f"table ip {REPLY_TABLE} {{\n"
+            "\tchain pre {\n\t\ttype filter hook prerouting priority -150; policy accept;\n"
+            f"{learn}\t\tmeta mark set ct mark\n\t}}\n"
+            "\tchain out {\n\t\ttype route hook output priority -150; policy accept;\n"
+            "\t\tmeta mark set ct mark\n\t}\n}\n")
+
+
+def ensure_reply_routes(s: Settings) -> None:
+    """Guests on any host reach ganesha with their own addresses (no NAT: the access
+    rules name them), so each reply must go back through the host the guest sits on,
+    the only one that delivers to it (kernel.py: a host never sends into a VXLAN).
+    Per host: a routing table whose default is that host, chosen by a packet's mark;
+    marks come from the reply table. Idempotent; rerun when a host's port may be new
+    (each access change does)."""
+    if not exists(s) or _run("ip", "-n", name(s), "link", "show", hostbed.UNDERLAY_DEV,
+                             check=False).returncode != 0:
+        return
+    ns = name(s)
+    for key, value in (("net.ipv4.tcp_fwmark_accept", "1"),  # a SYN's mark routes its SYN-ACK
+                       ("net.ipv4.conf.all.rp_filter", "0"),  # guests' subnets have no route
+                       (f"net.ipv4.conf.{hostbed.UNDERLAY_DEV}.rp_filter", "0")):
+        _run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
+    macs = _host_macs(s)
+    rules = json.loads(_run("ip", "-n", ns, "-j", "rule", "show").stdout or "[]")
+    have = {int(r["table"]) for r in rules if str(r.get("table", "")).isdigit()}
+    for h in hostbed.bed(s):
+        table = str(REPLY_TABLE_BASE + h.index)
+        _run("ip", "-n", ns, "route", "replace", "default", "via", h.address,
+             "dev", hostbed.UNDERLAY_DEV, "table", table)
+        if int(table) not in have:
+            _run("ip", "-n", ns, "rule", "add", "fwmark", str(h.index), "table", table,
+                 "priority", table)
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=reply_table(macs),
+                   capture_output=True, text=True, timeout=60, check=True)
 
 
 def addresses(s: Settings) -> list[str]:

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import permanent
 from activities.heartbeat import heartbeating
 from activities.storage.share_pool import INVALID, SharePool
+from vmflow import storage_netns
 from vmflow.contracts.errors import Errors
 from vmflow.contracts.reconcile import HostRef, StorageResources, StoredExport
 from vmflow.contracts.shares import (
@@ -114,6 +115,8 @@ class StorageActivities:
                 except ValueError as e:
                     errors[rule.rule_id] = f"not an ip address or network: {e}"
         path = self.pool.ensure_mounted(req.share_id)
+        if clients:  # guests' replies find their host (a host's port may be new)
+            storage_netns.ensure_reply_routes(self.settings)
         self._export(req.share_id, path, clients)
         return AccessApplied(applied=applied, errors=errors)
 
