@@ -39,7 +39,7 @@ HOST = f"mh{os.getpid()}"
 def bed(tiny_guest: Path) -> Iterator[Settings]:
     home = qemu_home("mh")
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
-                 temporal_ui_port=free_port(), host=HOST, hosts=2, storage_hosts=0,
+                 temporal_ui_port=free_port(), host=HOST, hosts=2, storage_hosts=1,
                  domain_prefix=PREFIX, guest_cache=tiny_guest, agent_timeout=60,
                  stop_timeout=30, reboot_timeout=10, power_sync_interval=10,
                  host_down_after=10)  # a host whose worker stops is down within seconds

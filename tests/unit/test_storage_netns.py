@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from vmflow import hostbed, storage_netns
 from vmflow.settings import Settings
 
@@ -29,3 +31,24 @@ def test_commands_change_only_the_network_namespace() -> None:
     s = Settings(home=Path("/var/tmp/a"))
     assert storage_netns.inside(s, "ss", "-ltn") == [
         "nsenter", f"--net=/run/netns/{storage_netns.name(s)}", "ss", "-ltn"]
+
+
+def test_the_reply_table_maps_each_hosts_mac_to_its_index() -> None:
+    text = storage_netns.reply_table({2: "02:00:00:00:00:02", 1: "aa:bb:cc:dd:ee:01"})
+    assert ('iifname "underlay0" ct mark set ether saddr map '
+            "{ aa:bb:cc:dd:ee:01 : 1, 02:00:00:00:00:02 : 2 }") in text
+    assert text.startswith("table ip vmflow_share_return\ndelete table ip vmflow_share_return\n")
+    assert text.count("meta mark set ct mark") == 2  # in, and out before the reroute
+    assert "type route hook output" in text
+
+
+def test_the_reply_table_without_hosts_learns_nothing() -> None:
+    text = storage_netns.reply_table({})
+    assert "ether saddr" not in text and "meta mark set ct mark" in text
+
+
+@pytest.mark.parametrize("macs", [{1: "02:00:00:00:00:0G"}, {0: "02:00:00:00:00:01"},
+                                  {1: "02:00:00:00:00:01 } drop"}, {1: "AA:BB:CC:DD:EE:FF"}])
+def test_the_reply_table_takes_only_host_ports(macs: dict[int, str]) -> None:
+    with pytest.raises(ValueError):
+        storage_netns.reply_table(macs)
