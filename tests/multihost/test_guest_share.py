@@ -27,7 +27,7 @@ from tests.integration.test_shares import (
 )
 from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
 from tests.multihost.test_server_networks import launch_on, ports_of
-from vmflow import storage_netns
+from vmflow import hostbed, storage_netns
 from vmflow.contracts.networks import NetworkRef
 from vmflow.settings import Settings
 
@@ -38,6 +38,7 @@ MNT = "/mnt/share"
 # soft: a server that stops answering gives errors, not a hung guest; retry=0: a
 # refused mount fails at once instead of retrying for two minutes
 OPTS = "vers=4.1,soft,timeo=30,retrans=2,retry=0"
+REFUSED = "reason given by server"  # mount.nfs4's words for an answer, not a timeout
 FILL = 960 << 20  # put on the 1 GiB share from the storage side: the guest's write overflows
 
 
@@ -75,7 +76,7 @@ def test_guest_mounts_its_share_and_deny_cuts_it_off(
         (location,) = api.get(f"/v1/shares/{share_id}").json()["export_locations"]
         assert location.split(":", 1)[0] == storage_netns.ADDRESS == bed.nfs_address
         rc, out = mount(sid, location)  # exported, but no rule for the guest yet
-        assert rc != 0, out
+        assert rc != 0 and REFUSED in out, out  # the server answers, and says no
 
         rule = allow(api, share_id, ip, "rw")
         assert {r["state"] for r in wait_rules(api, share_id)} == {"active"}
@@ -86,6 +87,14 @@ def test_guest_mounts_its_share_and_deny_cuts_it_off(
         assert (rc, out) == (0, f"from {ip}\n")
         subvolume = bed.storage_dir / "pool" / "shares" / share_id
         assert (subvolume / "hello.txt").read_text() == f"from {ip}\n"
+        # the guest's connection, as the storage side tracks it: from its own address,
+        # its replies marked for the host it runs on
+        host = hostbed.host(bed, api.get(f"/v1/servers/{sid}").json()["host"])
+        tracked = subprocess.run(
+            ["ip", "netns", "exec", storage_netns.name(bed), "conntrack", "-L", "-p", "tcp",
+             "--orig-src", ip, "--orig-port-dst", "2049"],
+            capture_output=True, text=True, check=True).stdout
+        assert f" mark={host.index} " in tracked, tracked
 
         # past the size: the share holds FILL already, the guest's 128 MiB do not fit
         subprocess.run(["fallocate", "-l", str(FILL), str(subvolume / "fill")], check=True)
@@ -97,12 +106,13 @@ def test_guest_mounts_its_share_and_deny_cuts_it_off(
         r = share_action(api, share_id, {"deny_access": {"access_id": rule}})
         assert r.status_code in (200, 202), r.text
         assert wait_rules(api, share_id) == []
-        rc, out = guest.sh(sid, f"echo after > {MNT}/after.txt 2>&1", timeout=120)
+        rc, out = guest.sh(sid, f"{{ echo after > {MNT}/after.txt; }} 2>&1", timeout=120)
+        print("write after deny:", out)
         assert rc != 0, out
         assert not (subvolume / "after.txt").exists()
         guest.sh(sid, f"umount -f -l {MNT}", timeout=60)
         rc, out = mount(sid, location)
-        assert rc != 0, out
+        assert rc != 0 and REFUSED in out, out
 
         r = api.delete(f"/v1/shares/{share_id}")
         assert r.status_code == 202, r.text
