@@ -4,9 +4,11 @@ joined by an underlay (vmflow.hostbed), each with its own worker on hv.<host>.
 Everything goes through the API, as an operator's would.
 
 Fixtures: `bed` (the stack's Settings), `api` (an admin client), `hosts` (the two host
-names, first the stack's own), `conn(host)` (a libvirt connection to one host), and
-the helpers below; tests/integration/conftest.py has the generic ones
-(create_server, wait_operation, action, delete_server)."""
+names, first the stack's own), `conn(host)` (a libvirt connection to one host),
+`net_acts(host)` (a host's network activities, in-process), `network` (a network made
+through the API from the test module's NET_NAME and CIDR), `two_guests` (one ACTIVE
+guest on each host), and the helpers below; tests/integration/conftest.py has the
+generic ones (create_server, wait_operation, action, delete_server)."""
 
 from __future__ import annotations
 
@@ -20,11 +22,14 @@ import httpx
 import libvirt
 import pytest
 
+from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.network.activities import NetworkActivities
 from tests.conftest import bearer, qemu_home
 from tests.home_cleanup import teardown_home
 from tests.integration import guest
-from tests.integration.conftest import create_server, wait_operation
+from tests.integration.conftest import create_server, delete_server, wait_operation
 from vmflow import hostbed, stack
+from vmflow.contracts.networks import NetworkRef
 from vmflow.processes import free_port
 from vmflow.settings import Settings
 
@@ -119,3 +124,50 @@ def launch(api: httpx.Client, name: str, flavor: str = "t1.micro") -> dict[str, 
     server: dict[str, Any] = api.get(f"/v1/servers/{sid}").json()
     assert server["status"] == "ACTIVE", server
     return server
+
+
+@pytest.fixture
+def net_acts(bed: Settings) -> Callable[[str], NetworkActivities]:
+    """The network activities of one host, as its worker has them."""
+    made: dict[str, NetworkActivities] = {}
+
+    def get(name: str) -> NetworkActivities:
+        if name not in made:
+            h = hostbed.host(bed, name)
+            s = bed.model_copy(update=dict(host=name, host_netns=h.netns,
+                                           migration_address=h.address,
+                                           libvirt_uri=h.libvirt_uri))
+            made[name] = NetworkActivities(s, Connection(h.libvirt_uri))
+        return made[name]
+
+    return get
+
+
+@pytest.fixture
+def network(request: pytest.FixtureRequest, api: httpx.Client, hosts: list[str],
+            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:
+    """A network with a subnet (the module's NET_NAME and CIDR), made through the API;
+    at the end gone from the hosts (nothing removes a network from a host yet but the
+    reconciler) and the API."""
+    net = api.post("/v1/networks", json={"name": request.module.NET_NAME})
+    assert net.status_code == 201, net.text
+    body: dict[str, Any] = net.json()
+    sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": request.module.CIDR})
+    assert sub.status_code == 201, sub.text
+    yield body
+    for h in hosts:
+        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
+    assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
+
+
+@pytest.fixture
+def two_guests(api: httpx.Client, hosts: list[str]) -> Iterator[dict[str, str]]:
+    """host -> server id: one ACTIVE guest on each host."""
+    ids = [launch(api, "net-a")["id"], launch(api, "net-b")["id"]]
+    try:
+        placed = {api.get(f"/v1/servers/{sid}").json()["host"]: sid for sid in ids}
+        assert set(placed) == set(hosts)  # the weigher spreads them
+        yield placed
+    finally:
+        for sid in ids:
+            assert delete_server(api, sid)["status"] == "succeeded"

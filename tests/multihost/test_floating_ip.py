@@ -27,7 +27,6 @@ from tests.integration.conftest import action, delete_server, wait_operation
 from tests.multihost.conftest import launch
 from tests.multihost.test_guest_network import (
     in_netns,
-    net_acts,  # noqa: F401 - a fixture
     remove_port_once_unplugged,
     wait_bound,
 )
@@ -168,7 +167,7 @@ def open_group(api: httpx.Client) -> Iterator[str]:
 
 def test_floating_ip_reaches_the_guest_from_the_outside(
         bed: Settings, api: httpx.Client, hosts: list[str], external: str, open_group: str,
-        net_acts: Callable[[str], Any]) -> None:  # noqa: F811
+        net_acts: Callable[[str], Any]) -> None:
     ext_range, ext_id = hostbed.external_network(bed), external
     net = api.post("/v1/networks", json={"name": "fip-net"}).json()
     r = api.post("/v1/subnets", json={"network_id": net["id"], "cidr": CIDR,
@@ -299,7 +298,7 @@ print(n, flush=True)
 
 def test_floating_ip_follows_a_live_migration(
         bed: Settings, api: httpx.Client, hosts: list[str], external: str, open_group: str,
-        net_acts: Callable[[str], Any]) -> None:  # noqa: F811
+        net_acts: Callable[[str], Any]) -> None:
     """One TCP connection from the outside to the guest's floating IP carries a line
     every 0.1 s while the guest live-migrates; the guest receives every line, in
     order, on the same connection, and the floating IP is NATed by the destination."""

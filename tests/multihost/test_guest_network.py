@@ -16,10 +16,9 @@ import random
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import libvirt
 import pytest
 
@@ -27,8 +26,6 @@ from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.network import dhcp, kernel
 from activities.hypervisor.network.activities import NetworkActivities
 from tests.integration import guest
-from tests.integration.conftest import delete_server
-from tests.multihost.conftest import launch
 from vmflow import hostbed
 from vmflow.contracts.networks import (
     AttachPort,
@@ -48,36 +45,6 @@ pytestmark = pytest.mark.guest
 CIDR, GATEWAY = "10.91.0.0/24", "10.91.0.1"
 # Neutron's default group, the remote group spelled as the subnet
 DEFAULT_SG = [SecurityGroupRule("egress"), SecurityGroupRule("ingress", remote_ip_prefix=CIDR)]
-
-
-@pytest.fixture
-def net_acts(bed: Settings) -> Callable[[str], NetworkActivities]:
-    """The network activities of one host, as its worker has them."""
-    made: dict[str, NetworkActivities] = {}
-
-    def get(name: str) -> NetworkActivities:
-        if name not in made:
-            h = hostbed.host(bed, name)
-            s = bed.model_copy(update=dict(host=name, host_netns=h.netns,
-                                           migration_address=h.address,
-                                           libvirt_uri=h.libvirt_uri))
-            made[name] = NetworkActivities(s, Connection(h.libvirt_uri))
-        return made[name]
-
-    return get
-
-
-@pytest.fixture
-def two_guests(api: httpx.Client, hosts: list[str]) -> Iterator[dict[str, str]]:
-    """host -> server id: one ACTIVE guest on each host."""
-    ids = [launch(api, "net-a")["id"], launch(api, "net-b")["id"]]
-    try:
-        placed = {api.get(f"/v1/servers/{sid}").json()["host"]: sid for sid in ids}
-        assert set(placed) == set(hosts)  # the weigher spreads them
-        yield placed
-    finally:
-        for sid in ids:
-            assert delete_server(api, sid)["status"] == "succeeded"
 
 
 def in_netns(netns: str, *argv: str) -> str:

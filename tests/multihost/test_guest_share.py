@@ -8,13 +8,11 @@ its replies go back through the guest's host (vmflow.storage_netns reply routes)
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from activities.hypervisor.network.activities import NetworkActivities
 from tests.integration import guest
 from tests.integration.conftest import delete_server, wait_operation
 from tests.integration.test_shares import (
@@ -25,10 +23,9 @@ from tests.integration.test_shares import (
     share_action,
     wait_rules,
 )
-from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
+from tests.multihost.test_guest_network import wait_bound
 from tests.multihost.test_server_networks import launch_on, ports_of
 from vmflow import hostbed, storage_netns
-from vmflow.contracts.networks import NetworkRef
 from vmflow.settings import Settings
 
 pytestmark = pytest.mark.guest
@@ -40,20 +37,6 @@ MNT = "/mnt/share"
 OPTS = "vers=4.1,soft,timeo=30,retrans=2,retry=0"
 REFUSED = "reason given by server"  # mount.nfs4's words for an answer, not a timeout
 FILL = 960 << 20  # put on the 1 GiB share from the storage side: the guest's write overflows
-
-
-@pytest.fixture
-def network(api: httpx.Client, hosts: list[str],
-            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:  # noqa: F811
-    net = api.post("/v1/networks", json={"name": NET_NAME})
-    assert net.status_code == 201, net.text
-    body: dict[str, Any] = net.json()
-    sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": CIDR})
-    assert sub.status_code == 201, sub.text
-    yield body
-    for h in hosts:
-        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
-    assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
 
 
 def mount(sid: str, location: str) -> tuple[int, str]:

@@ -23,10 +23,9 @@ from activities.hypervisor.network.activities import NetworkActivities
 from tests.integration import guest
 from tests.integration.conftest import delete_server, wait_operation
 from tests.multihost.conftest import launch, wait_hosts_up
-from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
+from tests.multihost.test_guest_network import wait_bound
 from tests.multihost.test_server_networks import host_leftovers, ports_of
 from vmflow import hostbed, stack
-from vmflow.contracts.networks import NetworkRef
 from vmflow.names import instance_workflow_id
 from vmflow.settings import Settings
 from vmflow.temporal import connect
@@ -35,20 +34,6 @@ pytestmark = pytest.mark.guest
 
 NET_NAME, CIDR = "mh-ifaces", "10.94.0.0/24"
 CLEAN: dict[str, list[str]] = {"filters": [], "reservations": [], "leases": []}
-
-
-@pytest.fixture
-def network(api: httpx.Client, hosts: list[str],
-            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:  # noqa: F811
-    net = api.post("/v1/networks", json={"name": NET_NAME})
-    assert net.status_code == 201, net.text
-    body: dict[str, Any] = net.json()
-    sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": CIDR})
-    assert sub.status_code == 201, sub.text
-    yield body
-    for h in hosts:
-        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
-    assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
 
 
 @pytest.fixture
@@ -100,7 +85,7 @@ def assert_gone(api: httpx.Client, acts: NetworkActivities, host: str, network_i
 
 def test_attach_then_detach_on_a_running_guest(
         api: httpx.Client, hosts: list[str], network: dict[str, Any], server: dict[str, Any],
-        net_acts: Callable[[str], NetworkActivities],  # noqa: F811
+        net_acts: Callable[[str], NetworkActivities],
         conn: Callable[[str], libvirt.virConnect]) -> None:
     sid, host = server["id"], server["host"]
     accepted = attach(api, sid, network["id"])
@@ -128,7 +113,7 @@ def test_attach_then_detach_on_a_running_guest(
 
 def test_cancelled_attach_leaves_no_port(
         api: httpx.Client, bed: Settings, network: dict[str, Any], server: dict[str, Any],
-        net_acts: Callable[[str], NetworkActivities],  # noqa: F811
+        net_acts: Callable[[str], NetworkActivities],
         conn: Callable[[str], libvirt.virConnect]) -> None:
     """The host's worker frozen (SIGSTOP): the port is made, the plug waits; cancelled
     there, the undo (on the thawed worker) takes the port and anything on the host."""
@@ -160,7 +145,7 @@ def test_cancelled_attach_leaves_no_port(
 
 def test_kill_9_of_the_worker_mid_attach(
         api: httpx.Client, bed: Settings, network: dict[str, Any], server: dict[str, Any],
-        net_acts: Callable[[str], NetworkActivities],  # noqa: F811
+        net_acts: Callable[[str], NetworkActivities],
         conn: Callable[[str], libvirt.virConnect]) -> None:
     """Frozen as the NIC's hot-plug step starts, then kill -9: the step is retried on the
     restarted worker (or undone), and the port either works or is gone; after a

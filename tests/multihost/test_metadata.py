@@ -21,12 +21,10 @@ import pytest
 from activities.hypervisor.network import metadata
 from activities.hypervisor.network.activities import NetworkActivities
 from tests.integration import guest
-from tests.multihost.test_guest_network import (  # noqa: F401 (fixtures)
+from tests.multihost.test_guest_network import (
     DEFAULT_SG,
     in_netns,
-    net_acts,
     remove_port_once_unplugged,
-    two_guests,
     wait_bound,
 )
 from vmflow import hostbed
@@ -81,8 +79,8 @@ def netns_processes(netns: str, marker: bytes) -> list[str]:
 
 
 def test_each_guest_reads_its_own_metadata(bed: Settings, hosts: list[str],
-                                           two_guests: dict[str, str],  # noqa: F811
-                                           net_acts: Callable[[str], NetworkActivities],  # noqa: F811
+                                           two_guests: dict[str, str],
+                                           net_acts: Callable[[str], NetworkActivities],
                                            ) -> None:
     nid, vni = str(uuid.uuid4()), random.randint(1000, 900000)
     spec = NetworkSpec(nid, vni, CIDR, GATEWAY, mtu=1450,

@@ -32,11 +32,9 @@ from activities.control.port_rules import port_spec
 from activities.hypervisor.libvirt import filter_xml
 from activities.hypervisor.network import kernel
 from activities.hypervisor.network.activities import NetworkActivities
-from tests.multihost.test_guest_network import (  # noqa: F401 (fixtures)
-    net_acts,
+from tests.multihost.test_guest_network import (
     reach,
     remove_port_once_unplugged,
-    two_guests,
     wait_bound,
 )
 from vmflow import db, hostbed
@@ -108,8 +106,8 @@ def specs(bed: Settings, port_ids: list[str], host: str) -> tuple[NetworkSpec, l
 
 
 def test_rules_through_the_api_and_the_network_reconciler(
-        bed: Settings, api: httpx.Client, hosts: list[str], two_guests: dict[str, str],  # noqa: F811
-        net_acts: Callable[[str], NetworkActivities],  # noqa: F811
+        bed: Settings, api: httpx.Client, hosts: list[str], two_guests: dict[str, str],
+        net_acts: Callable[[str], NetworkActivities],
         conn: Callable[[str], libvirt.virConnect]) -> None:
     ha, hb = hosts
     a, b = two_guests[ha], two_guests[hb]

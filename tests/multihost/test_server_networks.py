@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,8 +19,7 @@ from activities.hypervisor.network import dhcp
 from activities.hypervisor.network.activities import NetworkActivities
 from tests.integration import guest
 from tests.integration.conftest import delete_server, wait_operation
-from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
-from vmflow.contracts.networks import NetworkRef
+from tests.multihost.test_guest_network import wait_bound
 from vmflow.contracts.reconcile import HostRef
 from vmflow.names import instance_workflow_id
 from vmflow.settings import Settings
@@ -29,22 +28,6 @@ from vmflow.temporal import connect
 pytestmark = pytest.mark.guest
 
 NET_NAME, CIDR = "mh-servers", "10.93.0.0/24"
-
-
-@pytest.fixture
-def network(api: httpx.Client, hosts: list[str],
-            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:  # noqa: F811
-    """A network with a subnet, made through the API; at the end gone from the hosts
-    (nothing removes a network from a host yet but the reconciler) and the API."""
-    net = api.post("/v1/networks", json={"name": NET_NAME})
-    assert net.status_code == 201, net.text
-    body: dict[str, Any] = net.json()
-    sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": CIDR})
-    assert sub.status_code == 201, sub.text
-    yield body
-    for h in hosts:
-        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
-    assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
 
 
 def launch_on(api: httpx.Client, name: str, network_id: str) -> tuple[str, str]:
@@ -75,7 +58,7 @@ def host_leftovers(acts: NetworkActivities, host: str, network_id: str,
 
 def test_two_servers_on_one_network(api: httpx.Client, hosts: list[str],
                                     bed: Settings, network: dict[str, Any],
-                                    net_acts: Callable[[str], NetworkActivities]  # noqa: F811
+                                    net_acts: Callable[[str], NetworkActivities]
                                     ) -> None:
     ids: list[str] = []
     try:
@@ -120,7 +103,7 @@ def test_two_servers_on_one_network(api: httpx.Client, hosts: list[str],
 
 def test_cancelled_launch_leaves_no_port(api: httpx.Client, hosts: list[str],
                                          bed: Settings, network: dict[str, Any],
-                                         net_acts: Callable[[str], NetworkActivities]  # noqa: F811
+                                         net_acts: Callable[[str], NetworkActivities]
                                          ) -> None:
     """Cancelled while it waits for the guest agent: its port was made, plugged on the
     host and in the domain; compensation takes all of it away."""
@@ -158,7 +141,7 @@ def test_cancelled_launch_leaves_no_port(api: httpx.Client, hosts: list[str],
 
 def test_live_migration_keeps_the_nic(api: httpx.Client, hosts: list[str], bed: Settings,
                                       network: dict[str, Any],
-                                      net_acts: Callable[[str], NetworkActivities]  # noqa: F811
+                                      net_acts: Callable[[str], NetworkActivities]
                                       ) -> None:
     """The destination has the network and the port's filter before the guest comes;
     after the move the port is bound there, the guest keeps its address and is reached
