@@ -136,6 +136,7 @@ def remove_port(session: Session, port: Port) -> None:
     it are disassociated (Neutron). Not committed."""
     for fip in session.exec(select(FloatingIp).where(FloatingIp.port_id == port.id)):
         fip.port_id, fip.fixed_ip_address, fip.updated_at = None, None, now()
+        fip.status = "DOWN"  # NATed nowhere now (the caller removes a host's NAT)
         session.add(fip)
     session.flush()
     session.exec(delete(IpAllocation).where(col(IpAllocation.port_id) == port.id))

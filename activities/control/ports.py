@@ -32,6 +32,7 @@ from vmflow.ip_allocation import PortSpec as NewPort
 from vmflow.ipam import IpamError
 from vmflow.models import Host, Instance, now
 from vmflow.network_models import (
+    FloatingIp,
     InstanceNic,
     IpAllocation,
     Network,
@@ -155,6 +156,10 @@ class PortActivities(DbActivities):
                     port.device_id, port.device_owner = "", ""
                     port.status, port.binding_host_id, port.updated_at = "DOWN", "", now()
                     s.add(port)
+                    # its floating IPs stay associated, NATed nowhere (delete removed it)
+                    for fip in s.exec(select(FloatingIp).where(FloatingIp.port_id == port.id)):
+                        fip.status, fip.updated_at = "DOWN", now()
+                        s.add(fip)
                 else:
                     remove_port(s, port)
             for row in rows:

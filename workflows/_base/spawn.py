@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from vmflow.names import SA_HOST
 
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import nat_floating_ips, publish
 from workflows._base.placement import place
 from workflows._base.ports import PATCH, bind, plug
 from workflows._base.saga import Compensations
@@ -107,6 +109,10 @@ class Spawning(Reporting):
         if workflow.patched(PATCH):  # its networks and ports on the host before define
             self.at("plugging ports")
             nics = await plug(host, plan.instance_id, undo)
+        services = bool(nics) and workflow.patched(SERVICES)
+        if services:  # before the guest boots: its first boot reads them
+            self.at("publishing metadata")
+            await publish(host, plan.instance_id, undo)
 
         self.at("defining domain")
         await control(ControlStub.update_instance,
@@ -127,6 +133,8 @@ class Spawning(Reporting):
         if nics:
             undo.push("binding", lambda: bind(plan.instance_id, ""))
             await bind(plan.instance_id, host)
+        if services:  # a given port may have one; an unshelved or evacuated guest's come
+            await nat_floating_ips(host, plan.instance_id, undo)
 
         if not power_on:
             return

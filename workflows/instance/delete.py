@@ -1,6 +1,7 @@
-"""Delete: destroy and undefine the domain, unplug its ports from the host (DHCP
-reservations, filters), delete its files, release the claim and its ports (made ones
-deleted, given ones unbound); for a shelved server also its offload timer and its
+"""Delete: destroy and undefine the domain, withdraw its metadata and its floating
+IPs' NAT from the host, unplug its ports from the host (DHCP reservations, filters),
+delete its files, release the claim and its ports (made ones deleted, given ones
+unbound; their floating IPs DOWN); for a shelved server also its offload timer and its
 shelve image, for a resized one its source copy and the migration's claim.
 Every step is idempotent, so delete works from ERROR, on a half-built server, and
 on one whose domain is already gone; retrying a failed delete finishes it."""
@@ -23,6 +24,9 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.resize import CONFIRMED, ResizeEnd, SourceCopy
     from vmflow.states import TRANSITIONS, VmState
 
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import floating_specs, remove_floating_ips
+from workflows._base.metadata import withdraw_metadata
 from workflows._base.operation import RowOwner, owns_operation, to_the_end
 from workflows._base.ports import PATCH, groups_of, refresh_members, unplug
 from workflows._base.steps import Reporting, control, describe, error_type, on_host
@@ -46,12 +50,20 @@ class DeleteInstance(Reporting, RowOwner):
                 await control(ControlStub.cancel_shelve_offload, inst)
             nics = workflow.patched(PATCH)
             groups = await groups_of(ref.instance_id) if nics else None
+            # read while its ports still point at it: releasing them disassociates
+            services = nics and workflow.patched(SERVICES)
+            fips = await floating_specs(ref.instance_id) if services else []
             if workflow.patched("delete-resize-source"):
                 await self._drop_source_copies(inst, nics)
             if plan.host:  # an offloaded server has none: nothing on any host
                 self.at("destroying domain", None, plan.host)
                 await on_host(plan.host, HostStub.destroy_domain, inst, give_up_after_s=3600,
                               attempts=0)
+                if services:  # before its ports go: their addresses may be the next guest's
+                    self.at("withdrawing metadata and floating IPs", None, plan.host)
+                    await withdraw_metadata(plan.host, ref.instance_id)
+                    await remove_floating_ips(plan.host, fips, attempts=0,
+                                              give_up_after_s=3600)
                 if nics:  # the ports' DHCP reservations and filters, once no NIC uses them
                     self.at("unplugging ports", None, plan.host)
                     await unplug(plan.host, ref.instance_id)

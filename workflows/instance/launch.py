@@ -1,7 +1,8 @@
-"""Launch: validate → ports → schedule → claim → fetch images → disk → plug the ports
-on the host → define → start → wait for the agent → ACTIVE. Each step pushes its undo
-before it runs; any failure or cancellation undoes everything and leaves the server
-in ERROR with a fault."""
+"""Launch: validate → ports (then the plan again, so the config drive lists them) →
+schedule → claim → fetch images → disk → plug the ports on the host, publish its
+metadata → define → NAT its floating IPs → start → wait for the agent → ACTIVE. Each
+step pushes its undo before it runs; any failure or cancellation undoes everything
+and leaves the server in ERROR with a fault."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ class LaunchInstance(Spawning, RowOwner):
             nics = workflow.patched(PATCH)
             if nics:
                 await self._make_ports(ref, undo)
+                if workflow.patched("launch-drive-after-ports"):
+                    # the plan again, now that the ports exist: the config drive's
+                    # network_data.json lists them
+                    plan = await control(ControlStub.validate_launch, ref)
             host, images = await self.place_and_fetch(plan, undo)
             await self.spawn(plan, host, images, undo)
             if nics:  # its groups' other members now let its addresses in
