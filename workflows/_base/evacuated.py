@@ -1,7 +1,8 @@
 """The clean-up of evacuated guests on their old host, once it is back (Nova's
 _destroy_evacuated_instances): for each evacuation away from the host that is done,
-destroy and undefine the old domain, remove its ports' filters and DHCP reservations
-and delete its files there (never start them),
+destroy and undefine the old domain, remove its floating IPs' NAT (the destination
+has them), its ports' filters, DHCP reservations and metadata documents and delete its
+files there (never start them),
 forget its ledger entries there, and mark the Migration row completed. Run by
 RegisterHost when the host's worker registers, and by an evacuation that ends after
 its source came back. Each step is idempotent; a failed one is logged and the row
@@ -18,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.instances import InstanceRef
     from vmflow.contracts.reconcile import HostRef
 
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import floating_specs, remove_floating_ips
 from workflows._base.ports import PATCH, unplug
 from workflows._base.steps import control, describe, on_host
 
@@ -33,7 +36,10 @@ async def remove_evacuated(host: str, schedule_to_start_s: float) -> list[str]:
                 for step in (HostStub.destroy_domain, HostStub.delete_instance_files):
                     await on_host(host, step, ref, schedule_to_start_s=schedule_to_start_s,
                                   attempts=3, give_up_after_s=300)
-                if workflow.patched(PATCH):  # its ports' filters and leases there
+                if workflow.patched(SERVICES):  # its floating IPs are NATed elsewhere now
+                    await remove_floating_ips(host, await floating_specs(guest.instance_id),
+                                              attempts=3, give_up_after_s=300)
+                if workflow.patched(PATCH):  # its ports' filters, leases and documents
                     await unplug(host, guest.instance_id, give_up_after_s=300)
             await control(ControlStub.evacuation_cleaned,
                           EvacuationCleaned(host, guest.migration_id, guest.instance_id))

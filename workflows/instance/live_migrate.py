@@ -66,6 +66,9 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows._base.action import InstanceAction
 from workflows._base.floating import move_floating_ips
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import publish, withdraw_best_effort
+from workflows._base.metadata import withdraw_metadata
 from workflows._base.placement import not_taken, place
 from workflows._base.ports import PATCH, bind, plug, unplug
 from workflows._base.saga import Compensations
@@ -84,6 +87,7 @@ class LiveMigrateInstance(InstanceAction):
         self._force = 0
         self._lost = False
         self._current: str | None = None  # where the guest runs once it moved
+        self._published = False  # its documents were published on the destination
         self._mig = MigrationState(None, LiveStatus.QUEUED, None, None)
 
     @workflow.signal(name=ABORT_SIGNAL)
@@ -148,6 +152,8 @@ class LiveMigrateInstance(InstanceAction):
         await self._move_floating_ips(plan.instance_id, plan.source, dest)
         if result.paused_to_converge and facts.vm_state == VmState.ACTIVE:
             await on_host(dest, HostStub.unpause, InstanceRef(plan.instance_id))
+        if self._published:  # the source serves its documents no more
+            await withdraw_best_effort(plan.source, plan.instance_id)
         note = await self._clean_source(plan)
         if workflow.patched(PATCH):  # the ports follow the guest
             await bind(plan.instance_id, dest)
@@ -232,6 +238,8 @@ class LiveMigrateInstance(InstanceAction):
                 raise ApplicationError("the guest is no longer on the source; the "
                                        "destination is left as it is", non_retryable=True)
             await on_host(dest, HostStub.destroy_domain, ref, attempts=0)
+            if self._published:
+                await withdraw_metadata(dest, plan.instance_id)
             if plugged:  # the ports' reservations and filters, once no NIC uses them
                 await unplug(dest, plan.instance_id)
             await on_host(dest, HostStub.delete_instance_files, ref, attempts=0)
@@ -247,6 +255,10 @@ class LiveMigrateInstance(InstanceAction):
             # clean_destination, only while the guest is still on the source)
             self.at("plugging ports", None, dest)
             nics = await plug(dest, plan.instance_id)
+            # served there before the guest comes (withdrawn in clean_destination)
+            self._published = bool(nics) and workflow.patched(SERVICES)
+            if self._published:
+                await publish(dest, plan.instance_id)
         return await on_host(dest, HostStub.prepare_live_migration, PrepareLiveMigration(
             plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb,
             paths[plan.kernel.image_id] if plan.kernel else None,

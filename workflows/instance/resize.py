@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, TaskState, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import follow, publish
 from workflows._base.placement import place
 from workflows._base.ports import PATCH, bind, plug
 from workflows._base.saga import Compensations
@@ -139,6 +141,9 @@ class ResizeInstance(InstanceAction):
             # they are the source's, never undone here
             self.at("plugging ports", None, dest)
             nics = await plug(dest, iid, None if dest == src else undo)
+        services = bool(nics) and workflow.patched(SERVICES)
+        if services:  # served before the guest boots there (one host: already served)
+            await publish(dest, iid, None if dest == src else undo)
         made = LedgerEntries([LedgerEntry(dest, kind, mig, iid) for kind in ("disk", "domain")])
 
         async def discard() -> None:
@@ -180,6 +185,8 @@ class ResizeInstance(InstanceAction):
         await control(ControlStub.finish_resize, ResizeDone(iid, mig, dest, plan.new.flavor_id))
         if nics:
             await bind(iid, dest)
+        if services:  # its floating IPs to the destination, its documents off the source
+            await follow(iid, src, dest)
         return f"{plan.migration_type} {src} -> {dest}: {pulled.bytes} bytes copied"
 
     async def _place(self, plan: ResizePlan, undo: Compensations

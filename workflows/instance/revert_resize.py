@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import follow
 from workflows._base.ports import PATCH, bind, unplug
 from workflows._base.saga import Compensations
 from workflows._base.steps import control, on_host
@@ -83,6 +85,8 @@ class RevertResize(InstanceAction):
                                                         p.old_flavor_id))
         if nics:
             await bind(iid, src)
+            if workflow.patched(SERVICES):  # documents and floating IPs back on the source
+                await follow(iid, dest, src)
         self.back_on = src
         note = f"reverted to {src}"
         if restored.was_running:
