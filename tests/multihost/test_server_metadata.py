@@ -35,7 +35,7 @@ from tests.multihost.test_floating_ip import (  # noqa: F401 (fixtures)
 )
 from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
 from tests.multihost.test_metadata import fetch
-from tests.multihost.test_server_networks import launch_on, ports_of
+from tests.multihost.test_server_networks import ports_of
 from vmflow.contracts.networks import FloatingIpSpec, HostFloatingIps, NetworkRef
 from vmflow.contracts.reconcile import HostRef
 from vmflow.settings import Settings
