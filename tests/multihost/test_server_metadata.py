@@ -7,7 +7,7 @@
 - a floating IP associated to it is NATed by its host; after a cold migration and
   confirm the destination NATs it (reached from the outside namespace), the guest
   reads its own documents there (public-ipv4 now the floating IP), the source serves
-  nothing of it and NATs nothing;
+  nothing of it and NATs nothing; a revert before that brings both back;
 - a live migration back: the documents follow again;
 - deleted: no document of it on either host, its floating IP DOWN and NATed nowhere.
 """
@@ -89,6 +89,13 @@ def reads_own(sid: str, ip: str) -> None:
     assert fetch(sid, "/latest/meta-data/local-ipv4") == (200, ip)
 
 
+def migrate(api: httpx.Client, sid: str, dest: str) -> None:
+    r = action(api, sid, {"migrate": {"host": dest}})
+    assert r.status_code == 202, r.text
+    assert wait_operation(api, r.json()["operation"]["id"], timeout=300)[
+        "status"] == "succeeded"
+
+
 def nat(bed: Settings, host: str) -> list[FloatingIpSpec]:
     return fip_acts(bed, host).list_floating_ips(HostRef(host)).nat
 
@@ -131,11 +138,19 @@ def test_documents_and_floating_ip_follow_the_server(
         spec = FloatingIpSpec(fip_ip, ip, vni)
         assert nat(bed, src) == [spec]
 
-        # cold migration + confirm: the floating IP and the documents follow
-        r = action(api, sid, {"migrate": {"host": dest}})
+        # cold migration + revert: back on the source, both with it
+        migrate(api, sid, dest)
+        assert (nat(bed, dest), nat(bed, src)) == ([spec], [])
+        r = action(api, sid, {"revertResize": None})
         assert r.status_code == 202, r.text
-        assert wait_operation(api, r.json()["operation"]["id"], timeout=300)[
-            "status"] == "succeeded"
+        assert wait_operation(api, r.json()["operation"]["id"])["status"] == "succeeded"
+        assert (nat(bed, src), nat(bed, dest)) == ([spec], [])
+        wait_bound(sid, "eth0", ip, timeout=90)
+        reads_own(sid, ip)
+        assert not doc_file(net_acts, dest, nid, ip).exists()
+
+        # cold migration + confirm: the floating IP and the documents follow
+        migrate(api, sid, dest)
         r = action(api, sid, {"confirmResize": None})
         assert r.status_code == 202, r.text
         assert wait_operation(api, r.json()["operation"]["id"])["status"] == "succeeded"
