@@ -9,6 +9,7 @@
   reads its own documents there (public-ipv4 now the floating IP), the source serves
   nothing of it and NATs nothing; a revert before that brings both back;
 - a live migration back: the documents follow again;
+- shelved (offloaded) and unshelved onto the other host: NATed and served there only;
 - deleted: no document of it on either host, its floating IP DOWN and NATed nowhere.
 """
 
@@ -26,7 +27,7 @@ import pytest
 from activities.hypervisor.network import metadata, metadata_server
 from activities.hypervisor.network.activities import NetworkActivities
 from tests.integration import guest
-from tests.integration.conftest import action, delete_server, wait_operation
+from tests.integration.conftest import act, action, delete_server, wait_operation
 from tests.multihost.test_floating_ip import (  # noqa: F401 (fixtures)
     external,
     fip_acts,
@@ -173,6 +174,17 @@ def test_documents_and_floating_ip_follow_the_server(
         assert doc_file(net_acts, src, nid, ip).exists()
         assert not doc_file(net_acts, dest, nid, ip).exists()
         assert (nat(bed, src), nat(bed, dest)) == ([spec], [])
+
+        # shelved (offloaded at once on this bed), unshelved onto the other host: its
+        # floating IP NATed by that host only, its documents served there only
+        assert act(api, sid, {"shelve": None})["status"] == "succeeded"
+        assert (nat(bed, src), nat(bed, dest)) == ([], [])
+        assert act(api, sid, {"unshelve": {"host": dest}})["status"] == "succeeded"
+        assert (nat(bed, dest), nat(bed, src)) == ([spec], [])
+        wait_bound(sid, "eth0", ip, timeout=90)
+        reads_own(sid, ip)
+        assert not doc_file(net_acts, src, nid, ip).exists()
+        assert reach_from_outside(bed, fip_ip)[f"tcp{OPEN_PORT}"] == "OK"
 
         # delete: nothing of it served or NATed anywhere; its floating IP DOWN
         assert delete_server(api, sid)["status"] == "succeeded"

@@ -17,6 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.states import TRANSITIONS, VmState
 
 from workflows._base.action import InstanceAction
+from workflows._base.guest_services import PATCH as SERVICES
+from workflows._base.guest_services import floating_specs, remove_floating_ips
 from workflows._base.ports import PATCH, bind, unplug
 from workflows._base.saga import Compensations
 from workflows._base.steps import Reporting, control, on_host
@@ -27,6 +29,8 @@ async def offload(wf: Reporting, host: str, instance_id: str) -> None:
     ref = InstanceRef(instance_id)
     wf.at("destroying the domain", 80)
     await on_host(host, HostStub.destroy_domain, ref)
+    if workflow.patched(SERVICES):  # its floating IPs NATed nowhere (unshelve NATs them)
+        await remove_floating_ips(host, await floating_specs(instance_id))
     if workflow.patched(PATCH):  # its ports leave the host with it (kept, unbound)
         await unplug(host, instance_id)
         await bind(instance_id, "")
