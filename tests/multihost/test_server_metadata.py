@@ -34,31 +34,17 @@ from tests.multihost.test_floating_ip import (  # noqa: F401 (fixtures)
     reach_from_outside,
     wait_fip,
 )
-from tests.multihost.test_guest_network import net_acts, wait_bound  # noqa: F401 (fixture)
+from tests.multihost.test_guest_network import wait_bound
 from tests.multihost.test_metadata import fetch
 from tests.multihost.test_server_networks import ports_of
-from vmflow.contracts.networks import FloatingIpSpec, HostFloatingIps, NetworkRef
+from vmflow.contracts.networks import FloatingIpSpec, HostFloatingIps
 from vmflow.contracts.reconcile import HostRef
 from vmflow.settings import Settings
 
 pytestmark = pytest.mark.guest
 
-CIDR = "10.96.0.0/24"
+NET_NAME, CIDR = "md-servers", "10.96.0.0/24"  # the `network` fixture's
 OPEN_PORT = 8080  # the tiny guest's nc server
-
-
-@pytest.fixture
-def network(api: httpx.Client, hosts: list[str],
-            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:  # noqa: F811
-    net = api.post("/v1/networks", json={"name": "md-servers"})
-    assert net.status_code == 201, net.text
-    body: dict[str, Any] = net.json()
-    sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": CIDR})
-    assert sub.status_code == 201, sub.text
-    yield body
-    for h in hosts:
-        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
-    assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
 
 
 @pytest.fixture
@@ -77,7 +63,7 @@ def open_group(api: httpx.Client) -> Iterator[str]:
     api.delete(f"/v1/security-groups/{gid}")
 
 
-def doc_file(net_acts: Callable[[str], NetworkActivities], host: str,  # noqa: F811
+def doc_file(net_acts: Callable[[str], NetworkActivities], host: str,
              network_id: str, ip: str) -> Path:
     root = metadata.networks_root(net_acts(host).settings)
     return Path(metadata_server.doc_path(root, network_id, ip))
@@ -103,8 +89,8 @@ def nat(bed: Settings, host: str) -> list[FloatingIpSpec]:
 
 def test_documents_and_floating_ip_follow_the_server(
         api: httpx.Client, hosts: list[str], bed: Settings, network: dict[str, Any],
-        external: str, open_group: str,  # noqa: F811
-        net_acts: Callable[[str], NetworkActivities]) -> None:  # noqa: F811
+        external: str, open_group: str,  # noqa: F811 (external)
+        net_acts: Callable[[str], NetworkActivities]) -> None:
     nid, vni = network["id"], network["provider:segmentation_id"]
     r = api.post("/v1/servers", json={
         "name": "md-a", "image": "tiny", "flavor": "t1.micro", "networks": [{"uuid": nid}],
