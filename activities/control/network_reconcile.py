@@ -1,6 +1,7 @@
 """The reconciler's network pass, control side (issue 12, item 8): one host's listing
 (host.list_networks) against the network and port rows, judged by
-activities/control/network_orphans.py. Also how the control side says what a network
+activities/control/network_orphans.py, and its floating-IP NAT (host.list_floating_ips)
+against the floating-IP rows, judged by activities/control/floating_orphans.py. Also how the control side says what a network
 is on a host (network_spec), which the pass makes a missing network again with.
 Nothing here touches a host: workflows/background/reconcile_ledger.py does, with the
 host's own network activities."""
@@ -16,20 +17,21 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 from temporalio import activity
 
-from activities.control import network_orphans
+from activities.control import floating_orphans, network_orphans
 from activities.control.base import ClientActivities
+from activities.control.floating_ips import target
 from activities.control.ledger import aware
 from activities.control.liveness import workflows_running
 from activities.control.port_rules import port_host, port_spec
 from vmflow.contracts.activity_names import ControlActs
-from vmflow.contracts.networks import HostNetworks, NetworkSpec
+from vmflow.contracts.networks import HostFloatingIps, HostNetworks, NetworkSpec
 from vmflow.contracts.security_groups import NetworkPlan, NetworkPlanRequest
 from vmflow.models import Host, Instance, now
-from vmflow.names import instance_workflow_id
-from vmflow.network_models import Network, Port, Subnet
+from vmflow.names import floating_ip_workflow_id, instance_workflow_id
+from vmflow.network_models import FloatingIp, Network, Port, Subnet
 
 
-def _changed(*rows: Network | Port) -> datetime:
+def _changed(*rows: Network | Port | FloatingIp) -> datetime:
     return max(aware(t) for r in rows for t in (r.created_at, r.updated_at))
 
 
@@ -85,6 +87,29 @@ def facts(session: Session, listing: HostNetworks, now_: datetime, grace_s: floa
     return network_orphans.NetworkFacts(listing, rows, port_rows, now_, grace_s), devices
 
 
+def floating_facts(session: Session, listing: HostFloatingIps, now_: datetime, grace_s: float
+                   ) -> tuple[floating_orphans.FloatingFacts, dict[str, list[str]]]:
+    """The judgement's facts (no row busy yet), and floating address -> the workflows
+    (its guest's operation, its SyncFloatingIp) that make it busy while they run."""
+    named = {s.floating_ip for s in listing.nat} | set(listing.addresses)
+    on_host = select(Instance.id).where(Instance.host == listing.host)
+    guests_here = select(Port.id).where(col(Port.device_id).in_(on_host))
+    fips = session.exec(select(FloatingIp).where(or_(
+        col(FloatingIp.floating_ip_address).in_(sorted(named)),
+        col(FloatingIp.port_id).in_(guests_here))).order_by(col(FloatingIp.created_at)))
+    rows: dict[str, floating_orphans.FloatingRow] = {}
+    busy_if: dict[str, list[str]] = {}
+    for fip in fips:
+        host, spec = target(session, fip)
+        rows[fip.floating_ip_address] = floating_orphans.FloatingRow(
+            fip.id, fip.floating_ip_address, host, spec, _changed(fip))
+        port = session.get(Port, fip.port_id) if fip.port_id else None
+        busy_if[fip.floating_ip_address] = [floating_ip_workflow_id(fip.id)] + (
+            [instance_workflow_id(port.device_id)] if port is not None and port.device_id
+            else [])
+    return floating_orphans.FloatingFacts(listing, rows, now_, grace_s), busy_if
+
+
 class NetworkReconcileActivities(ClientActivities):
     @activity.defn(name=ControlActs.RECONCILE_NETWORKS)
     async def reconcile_networks(self, req: NetworkPlanRequest) -> NetworkPlan:
@@ -98,17 +123,38 @@ class NetworkReconcileActivities(ClientActivities):
         ports = {pid: replace(p, busy=instance_workflow_id(devices.get(pid, "")) in running)
                  for pid, p in first.ports.items()}
         plan = network_orphans.judge(replace(first, ports=ports))
+        if req.floating is not None:
+            plan = await self._floating(req.floating, grace, plan)
         activity.logger.info(
             "network reconcile of host %s: %d ports and %d networks to remove, %d networks "
-            "and %d ports to make again, %d reported, %d deferred", plan.host,
-            len(plan.remove_ports), len(plan.remove_networks), len(plan.ensure_networks),
-            len(plan.ensure_ports), len(plan.reported), len(plan.deferred))
+            "and %d ports to make again, %d floating IPs to remove and %d to make again, "
+            "%d reported, %d deferred", plan.host, len(plan.remove_ports),
+            len(plan.remove_networks), len(plan.ensure_networks), len(plan.ensure_ports),
+            len(plan.remove_floating_ips), len(plan.ensure_floating_ips), len(plan.reported),
+            len(plan.deferred))
         return plan
+
+    async def _floating(self, listing: HostFloatingIps, grace_s: float,
+                        plan: NetworkPlan) -> NetworkPlan:
+        """The host's floating-IP NAT judged, added to the network plan."""
+        first, busy_if = await asyncio.to_thread(self._floating_facts, listing, grace_s)
+        running = await workflows_running(
+            self.client, sorted({w for ws in busy_if.values() for w in ws}))
+        rows = {a: replace(r, busy=any(w in running for w in busy_if[a]))
+                for a, r in first.rows.items()}
+        fp = floating_orphans.judge(replace(first, rows=rows))
+        return replace(plan, remove_floating_ips=fp.remove, ensure_floating_ips=fp.ensure,
+                       deferred=plan.deferred + fp.deferred)
 
     def _facts(self, listing: HostNetworks, grace_s: float
                ) -> tuple[network_orphans.NetworkFacts, dict[str, str]]:
         with self.session() as s:
             return facts(s, listing, aware(now()), grace_s)
+
+    def _floating_facts(self, listing: HostFloatingIps, grace_s: float
+                        ) -> tuple[floating_orphans.FloatingFacts, dict[str, list[str]]]:
+        with self.session() as s:
+            return floating_facts(s, listing, aware(now()), grace_s)
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.reconcile_networks]

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vmflow.contracts.networks import (
+    FloatingIpRef,
+    FloatingIpSpec,
+    HostFloatingIps,
     HostNetworks,
     NetworkRef,
     NetworkSpec,
@@ -78,9 +81,21 @@ class PortRepair:
 
 
 @dataclass(frozen=True)
+class FloatingIpRemoval:
+    ref: FloatingIpRef
+    why: str
+
+
+@dataclass(frozen=True)
+class FloatingIpRepair:
+    spec: FloatingIpSpec
+    why: str
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
-    """What one host's network pass does, in this order: ports removed, networks
-    removed, networks ensured, ports ensured."""
+    """What one host's network pass does, in this order: floating IPs and ports
+    removed, networks removed, networks ensured, ports ensured, floating IPs ensured."""
 
     host: str
     remove_ports: list[PortRemoval] = field(default_factory=list)
@@ -89,9 +104,12 @@ class NetworkPlan:
     ensure_ports: list[PortRepair] = field(default_factory=list)
     reported: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    remove_floating_ips: list[FloatingIpRemoval] = field(default_factory=list)
+    ensure_floating_ips: list[FloatingIpRepair] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class NetworkPlanRequest:
     listing: HostNetworks  # listed on the host before the database is read
     grace_s: float | None = None  # None: VMFLOW_RECONCILE_GRACE
+    floating: HostFloatingIps | None = None  # likewise; None: not listed, not judged

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from vmflow.contracts.control_stub import ControlStub
     from vmflow.contracts.host_stub import HostStub
     from vmflow.contracts.instances import InstanceHost, InstanceRef, LedgerEntries, LedgerEntry
-    from vmflow.contracts.networks import HostNetworks
+    from vmflow.contracts.networks import HostFloatingIps, HostNetworks
     from vmflow.contracts.reconcile import (
         ClosedRowsRequest,
         HostRef,
@@ -153,7 +153,9 @@ class ReconcileLedger:
 
     async def _networks(self, host: str, req: ReconcileLedgerRequest) -> None:
         """The host's guest networks against the network and port rows
-        (activities/control/network_orphans.py), with the host's own network steps."""
+        (activities/control/network_orphans.py) and its floating-IP NAT against the
+        floating-IP rows (activities/control/floating_orphans.py), with the host's own
+        network steps."""
         try:
             listing: HostNetworks = await on_host(
                 host, HostStub.list_networks, HostRef(host), schedule_to_start_s=10,
@@ -161,14 +163,25 @@ class ReconcileLedger:
         except Exception as err:
             self.details.append(f"{host}: networks not listed: {describe(err)}")
             return
+        floating: HostFloatingIps | None = None
+        if workflow.patched("floating-reconcile"):
+            try:
+                floating = await on_host(
+                    host, HostStub.list_floating_ips, HostRef(host), schedule_to_start_s=10,
+                    attempts=2, give_up_after_s=60)
+            except Exception as err:  # the networks are still judged
+                self.details.append(f"{host}: floating IPs not listed: {describe(err)}")
         plan: NetworkPlan = await control(ControlStub.reconcile_networks,
-                                          NetworkPlanRequest(listing, req.grace_s))
+                                          NetworkPlanRequest(listing, req.grace_s, floating))
         where = f"{host} networks"
 
         def step(act: Any, arg: object) -> Coroutine[Any, Any, object]:
             return on_host(host, act, arg, schedule_to_start_s=10, timeout_s=120,
                            attempts=3, give_up_after_s=300)
 
+        for rf in plan.remove_floating_ips:
+            if await self._attempt(where, rf.why, step(HostStub.remove_floating_ip, rf.ref)):
+                self.removed += 1
         for rp in plan.remove_ports:
             if await self._attempt(where, rp.why, step(HostStub.remove_port, rp.ref)):
                 self.removed += 1
@@ -180,6 +193,9 @@ class ReconcileLedger:
                 self.repaired += 1
         for ep in plan.ensure_ports:
             if await self._attempt(where, ep.why, step(HostStub.ensure_port, ep.port)):
+                self.repaired += 1
+        for ef in plan.ensure_floating_ips:
+            if await self._attempt(where, ef.why, step(HostStub.ensure_floating_ip, ef.spec)):
                 self.repaired += 1
         self._tell(where, plan.reported, plan.deferred)
 
