@@ -1,8 +1,9 @@
 """The reconciler's network pass, control side (issue 12, item 8): one host's listing
 (host.list_networks) against the network and port rows, judged by
 activities/control/network_orphans.py, and its floating-IP NAT (host.list_floating_ips)
-against the floating-IP rows, judged by activities/control/floating_orphans.py. Also how the control side says what a network
-is on a host (network_spec), which the pass makes a missing network again with.
+against the floating-IP rows, judged by activities/control/floating_orphans.py. Also
+how the control side says what a network is on a host (network_spec), which the pass
+makes a missing network again with.
 Nothing here touches a host: workflows/background/reconcile_ledger.py does, with the
 host's own network activities."""
 
