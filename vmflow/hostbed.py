@@ -63,6 +63,12 @@ class BedHost:
         return f"{UNDERLAY_NET}.{self.index}"
 
     @property
+    def underlay_mac(self) -> str:
+        """Fixed per host (locally administered), so a host started again keeps it:
+        the storage namespace routes replies by the MAC a request came from."""
+        return f"02:77:00:00:{self.index >> 8:02x}:{self.index & 0xFF:02x}"
+
+    @property
     def socket(self) -> Path:
         return self.root / "run" / "libvirt-sock"
 
@@ -202,8 +208,8 @@ def _ensure_link(s: Settings, h: BedHost) -> None:
     if _run("ip", "-n", h.netns, "link", "show", UNDERLAY_DEV, check=False).returncode == 0:
         return
     _run("ip", "-n", sw, "link", "del", port, check=False)  # a half-made link of a crash
-    _run("ip", "link", "add", UNDERLAY_DEV, "netns", h.netns, "type", "veth",
-         "peer", "name", port, "netns", sw)
+    _run("ip", "link", "add", UNDERLAY_DEV, "netns", h.netns, "address", h.underlay_mac,
+         "type", "veth", "peer", "name", port, "netns", sw)
     _run("ip", "-n", sw, "link", "set", port, "master", "br0", "up")
     _run("ip", "-n", h.netns, "addr", "add", f"{h.address}/24", "dev", UNDERLAY_DEV)
     _run("ip", "-n", h.netns, "link", "set", UNDERLAY_DEV, "up")

@@ -19,6 +19,17 @@ def test_the_address_is_no_host_of_the_bed() -> None:
     assert storage_netns.ADDRESS not in {h.address for h in hostbed.bed(s)}
 
 
+def test_each_host_keeps_one_underlay_mac_that_the_reply_table_can_take() -> None:
+    """A host started again (an evacuation test does) keeps its MAC, so the reply
+    table the storage namespace made earlier still routes its guests' replies."""
+    s = Settings(home=Path("/var/tmp/x"), host="h", hosts=300, libvirt_uri="qemu:///system")
+    macs = {h.index: h.underlay_mac for h in hostbed.bed(s)}
+    assert len(set(macs.values())) == 300
+    assert macs == {h.index: h.underlay_mac for h in hostbed.bed(s)}
+    assert macs[1] == "02:77:00:00:00:01" and macs[258] == "02:77:00:00:01:02"
+    assert "02:77:00:00:00:01" in storage_netns.reply_table({1: macs[1]})
+
+
 def test_each_stack_home_has_its_own_namespace() -> None:
     a, b = Settings(home=Path("/var/tmp/a")), Settings(home=Path("/var/tmp/b"))
     assert storage_netns.name(a) == storage_netns.name(Settings(home=Path("/var/tmp/a")))
