@@ -13,14 +13,12 @@ from sqlmodel import Session, col, func, select, update
 from temporalio import activity
 
 from activities.control.base import DbActivities
-from activities.control.ports import DEVICE_OWNER, PORT_IN_USE
+from activities.control.ports import DEVICE_OWNER, PORT_IN_USE, make_port
 from activities.errors import permanent
 from vmflow.contracts.activity_names import ControlActs
 from vmflow.contracts.errors import Errors
 from vmflow.contracts.ports import AttachInterfaceRequest, InterfacePort
-from vmflow.ip_allocation import FixedIpRequest, add_port, remove_port
-from vmflow.ip_allocation import PortSpec as NewPort
-from vmflow.ipam import IpamError
+from vmflow.ip_allocation import remove_port
 from vmflow.models import Instance, now
 from vmflow.network_models import InstanceNic, Port
 from vmflow.states import VmState
@@ -42,7 +40,9 @@ class InterfacePortActivities(DbActivities):
             if req.port_id:
                 port_id, network_id = req.port_id, self._bind(s, req.port_id, inst.id)
             else:
-                port_id, network_id = self._make(s, req, inst).id, req.network_id
+                port = make_port(s, inst, req.network_id, req.fixed_ip, req.security_group_ids,
+                                 req.new_port_id or None)
+                port_id, network_id = port.id, req.network_id
             s.add(InstanceNic(id=req.operation_id, instance_id=inst.id,
                               position=0 if last is None else last + 1,
                               network_id=network_id, port_id=port_id, fixed_ip=req.fixed_ip,
@@ -63,19 +63,6 @@ class InterfacePortActivities(DbActivities):
         if not taken.rowcount or port is None:
             raise permanent(f"port {port_id} is in use by another device or gone", PORT_IN_USE)
         return port.network_id
-
-    @staticmethod
-    def _make(s: Session, req: AttachInterfaceRequest, inst: Instance) -> Port:
-        fixed = [FixedIpRequest(ip_address=req.fixed_ip)] if req.fixed_ip else None
-        try:
-            port, _ = add_port(s, NewPort(
-                network_id=req.network_id, project_id=inst.project_id, device_id=inst.id,
-                device_owner=DEVICE_OWNER, fixed_ips=fixed,
-                security_group_ids=list(req.security_group_ids),
-                port_id=req.new_port_id or None))
-        except IpamError as e:  # exhausted, or the fixed IP taken since the API looked
-            raise permanent(e.message, e.type) from e
-        return port
 
     @activity.defn(name=ControlActs.RELEASE_INSTANCE_PORT)
     def release_instance_port(self, req: InterfacePort) -> None:

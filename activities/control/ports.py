@@ -48,6 +48,22 @@ DEVICE_OWNER = "compute:nova"  # Nova's device_owner for a server's ports
 PORT_IN_USE = "PortInUse"
 
 
+def make_port(s: Session, inst: Instance, network_id: str, fixed_ip: str | None,
+              security_group_ids: list[str], port_id: str | None = None) -> Port:
+    """A new port of the server (launch's NICs, an interface attach), its address from
+    the atomic allocation; exhausted, or the fixed IP taken since the API looked:
+    a permanent error with IPAM's type."""
+    fixed = [FixedIpRequest(ip_address=fixed_ip)] if fixed_ip else None
+    try:
+        port, _ = add_port(s, NewPort(
+            network_id=network_id, project_id=inst.project_id, device_id=inst.id,
+            device_owner=DEVICE_OWNER, fixed_ips=fixed,
+            security_group_ids=list(security_group_ids), port_id=port_id))
+    except IpamError as e:
+        raise permanent(e.message, e.type) from e
+    return port
+
+
 def nic_rows(session: Session, instance_id: str) -> list[InstanceNic]:
     return list(session.exec(select(InstanceNic).where(InstanceNic.instance_id == instance_id)
                              .order_by(col(InstanceNic.position))))
@@ -115,7 +131,8 @@ class PortActivities(DbActivities):
                 if row.preserve_on_delete:
                     self._bind_given(s, row, inst.id)
                 elif row.port_id is None:
-                    row.port_id = self._make(s, row, inst).id
+                    row.port_id = make_port(s, inst, row.network_id, row.fixed_ip,
+                                            row.security_group_ids).id
                     s.add(row)
             s.commit()
 
@@ -131,18 +148,6 @@ class PortActivities(DbActivities):
         if not taken.rowcount:
             raise permanent(f"port {row.port_id} is in use by another device or gone",
                             PORT_IN_USE)
-
-    @staticmethod
-    def _make(s: Session, row: InstanceNic, inst: Instance) -> Port:
-        fixed = [FixedIpRequest(ip_address=row.fixed_ip)] if row.fixed_ip else None
-        try:
-            port, _ = add_port(s, NewPort(
-                network_id=row.network_id, project_id=inst.project_id, device_id=inst.id,
-                device_owner=DEVICE_OWNER, fixed_ips=fixed,
-                security_group_ids=list(row.security_group_ids)))
-        except IpamError as e:  # exhausted, or the fixed IP taken since the API looked
-            raise permanent(e.message, e.type) from e
-        return port
 
     @activity.defn(name=ControlActs.RELEASE_INSTANCE_PORTS)
     def release_instance_ports(self, ref: InstanceRef) -> None:
