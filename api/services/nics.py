@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
 from api.auth import AuthContext
-from api.errors import Conflict, NotFound
+from api.errors import BadRequest, Conflict, NotFound
 from api.schemas.networks import SubnetCreate
 from api.services.networks import add_network, add_subnet, get_network, ipam_errors
 from api.services.ports import get_port
@@ -57,6 +57,10 @@ def ensure_auto_network(session: Session, project_id: str, pool: str) -> str:
             return net.id
         except IntegrityError:  # another first use won, or took the /24 or the VXLAN id
             session.rollback()
+        except BadRequest as e:  # the /24 was taken after we read: read again
+            session.rollback()
+            if e.type != "OverlappingSubnet":
+                raise
     raise Conflict("could not make the auto network; try again", type="AutoAllocationFailure")
 
 
