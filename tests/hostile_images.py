@@ -9,8 +9,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-SECRET = ["--object", "secret,id=sec0,data=hostile-test-secret"]
-
 
 @dataclass(frozen=True)
 class Hostile:
@@ -21,13 +19,7 @@ class Hostile:
 
 
 def qemu_img(*args: str | Path) -> None:
-    # LUKS key setup benchmarks PBKDF on the CPU and sometimes fails with "Unable to get
-    # accurate CPU usage" on a busy machine: that one error is retried
-    for _ in range(10):
-        proc = subprocess.run(["qemu-img", *map(str, args)], capture_output=True, text=True)
-        if "accurate CPU usage" not in proc.stderr:
-            break
-    proc.check_returncode()
+    subprocess.run(["qemu-img", *map(str, args)], capture_output=True, text=True, check=True)
 
 
 def qcow2(path: Path, *args: str) -> Path:
@@ -52,6 +44,25 @@ def patch_first_extension(path: Path, kind: int) -> Path:
         (header_length,) = struct.unpack(">I", f.read(4))
         f.seek(header_length)
         f.write(struct.pack(">I", kind))
+    return path
+
+
+def patch_crypt_method(path: Path, method: int) -> Path:
+    """Set a qcow2 header's crypt_method (offset 32, big-endian; 2 = LUKS). Written by
+    hand: qemu-img's own LUKS setup times PBKDF with the thread CPU clock and fails
+    ("Unable to get accurate CPU usage") where that clock is coarse, as on CI."""
+    with path.open("r+b") as f:
+        f.seek(32)
+        f.write(struct.pack(">I", method))
+    return path
+
+
+def luks_header(path: Path) -> Path:
+    """A LUKS1 volume header (magic, version, cipher, mode, hash, payload offset) on a
+    1 MiB file; the inspector goes by the magic, as qemu's probe does."""
+    header = struct.pack(">6sH32s32s32sII", b"LUKS\xba\xbe", 1, b"aes", b"xts-plain64",
+                         b"sha256", 4096, 32)
+    path.write_bytes(header + b"\0" * (2**20 - len(header)))
     return path
 
 
@@ -93,8 +104,7 @@ def build(d: Path) -> list[Hostile]:
                 patch_first_extension(qcow2(d / "data-ext.qcow2"), 0x44415441), "qcow2",
                 "names an external data file"),
         Hostile("encrypted qcow2",
-                qcow2(d / "encrypted.qcow2", *SECRET, "-o",
-                      "encrypt.format=luks,encrypt.key-secret=sec0"), "qcow2", "encrypted"),
+                patch_crypt_method(qcow2(d / "encrypted.qcow2"), 2), "qcow2", "encrypted"),
         Hostile("qcow version 1 as qcow2", _create(d / "v1.qcow", "qcow"), "qcow2",
                 "the data is qcow (version 1)"),
         Hostile("empty file", _empty(d / "empty.raw"), "raw", "empty"),
@@ -102,9 +112,8 @@ def build(d: Path) -> list[Hostile]:
     for fmt, name in (("vhdx", "VHDX"), ("vpc", "VHD (vpc)"), ("vdi", "VDI"), ("qed", "QED")):
         corpus.append(Hostile(f"{name} declared raw", _create(d / f"x.{fmt}", fmt), "raw",
                               f"the data is {name}"))
-    luks = d / "x.luks"
-    qemu_img("create", "-q", "-f", "luks", *SECRET, "-o", "key-secret=sec0", luks, "1M")
-    corpus.append(Hostile("LUKS declared raw", luks, "raw", "the data is LUKS"))
+    corpus.append(Hostile("LUKS declared raw", luks_header(d / "x.luks"), "raw",
+                          "the data is LUKS"))
     return corpus
 
 
