@@ -238,8 +238,11 @@ def _write_config(s: Settings, h: BedHost) -> None:
 
 def _spawn_daemons(h: BedHost) -> None:
     mounts = "; ".join(f"mount --bind '{h.root / d}' '{target}'" for d, target in MOUNTS.items())
-    script = (f"set -e; {mounts}; /usr/sbin/virtlogd -d -p /run/libvirt/virtlogd.pid; "
-              "/usr/sbin/libvirtd -d -l -p /run/libvirt/libvirtd.pid")
+    # a virtlogd that outlived its libvirtd (killed alone) keeps running: a second one
+    # could not take its pid file, and its guests' consoles stay with it
+    virtlogd = ("" if h.pid("virtlogd") is not None
+                else "/usr/sbin/virtlogd -d -p /run/libvirt/virtlogd.pid; ")
+    script = f"set -e; {mounts}; {virtlogd}/usr/sbin/libvirtd -d -l -p /run/libvirt/libvirtd.pid"
     _run("ip", "netns", "exec", h.netns, "unshare", "-m", "--propagation", "private",
          "/bin/sh", "-c", script)
 
