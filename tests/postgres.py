@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from vmflow.processes import free_port
@@ -20,20 +21,45 @@ def as_postgres(*cmd: str) -> None:
                    capture_output=True)
 
 
+@dataclass(frozen=True)
+class Postgres:
+    data: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/vmflow"
+
+    def start(self) -> None:
+        as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(self.data), "-l", f"{self.data}/log", "-w",
+                    "-o", f"'-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 "
+                    "-c fsync=off'", "start")
+
+    def kill(self) -> None:
+        """Stopped dead (no checkpoint, no goodbye to clients): a crash, as far as the
+        clients and the next start can tell."""
+        as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+
+
+@contextmanager
+def postgres_server(prefix: str = "vmflow-pg-") -> Iterator[Postgres]:
+    data = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    shutil.chown(data, "postgres", "postgres")
+    pg = Postgres(data, free_port())
+    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    pg.start()
+    try:
+        as_postgres("psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-c",
+                    "'CREATE DATABASE vmflow'")
+        yield pg
+    finally:
+        with suppress(subprocess.CalledProcessError):
+            pg.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 @contextmanager
 def private_postgres(prefix: str = "vmflow-pg-") -> Iterator[str]:
     """Yields the SQLAlchemy URL of the new server's `vmflow` database."""
-    data = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    as_postgres(f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-l", f"{data}/log", "-w", "-o",
-                f"'-p {port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off'", "start")
-    try:
-        as_postgres("psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c",
-                    "'CREATE DATABASE vmflow'")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/vmflow"
-    finally:
-        with suppress(subprocess.CalledProcessError):
-            as_postgres(f"{PG_BIN}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(data, ignore_errors=True)
+    with postgres_server(prefix) as pg:
+        yield pg.url

@@ -1,7 +1,7 @@
 """The stack's own services killed dead in the middle of an operation, then restarted
 the way `make up` does: the Temporal dev server (its database file persists), a host's
-libvirtd and nfs-ganesha. Every operation finishes, and nothing is made twice (one
-domain, one image, one export)."""
+libvirtd, nfs-ganesha and PostgreSQL (this tier's database). Every operation finishes,
+and nothing is made twice (one domain, one image, one export)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from tests.integration.conftest import (
 from tests.integration.guest import power
 from tests.integration.test_shares import allow, create_share, wait_rules
 from tests.integration.test_snapshot import freeze_status, image
+from tests.postgres import Postgres
 from vmflow import ganesha_config, hostbed, stack
 from vmflow.settings import Settings
 
@@ -51,11 +52,18 @@ def kill_ganesha(s: Settings) -> None:
     assert stack.kill_component(s, "ganesha") is not None
 
 
+DB_DOWN_S = 5.0  # long enough for the steps under way to fail against it and retry
 KILLS: dict[str, Callable[[Settings], None]] = {
     "temporal": kill_temporal, "libvirtd": kill_libvirtd, "ganesha": kill_ganesha}
 
 
-def restart_after(s: Settings, what: str) -> None:
+def restart_after(s: Settings, what: str, request: pytest.FixtureRequest) -> None:
+    if what == "postgres":  # not the stack's to start: down a while, then back
+        pg: Postgres = request.getfixturevalue("postgres")
+        pg.kill()
+        time.sleep(DB_DOWN_S)
+        pg.start()
+        return
     KILLS[what](s)
     stack.up(s)  # `make up`: starts again whatever is not running
 
@@ -70,12 +78,12 @@ def images_named(api: httpx.Client, name: str) -> list[dict[str, object]]:
     return [i for i in listed if i["name"] == name]
 
 
-@pytest.mark.parametrize("what", ["temporal", "libvirtd"])
-def test_launch_survives_a_restart(what: str, it_settings: Settings,
-                                   api: httpx.Client) -> None:
+@pytest.mark.parametrize("what", ["temporal", "libvirtd", "postgres"])
+def test_launch_survives_a_restart(what: str, it_settings: Settings, api: httpx.Client,
+                                   request: pytest.FixtureRequest) -> None:
     sid, op_id = create_server(api, f"restart-launch-{what}")
     wait_step(api, op_id, {"starting", "waiting for the guest agent"})
-    restart_after(it_settings, what)
+    restart_after(it_settings, what, request)
     op = wait_operation(api, op_id, timeout=300)
     assert op["status"] == "succeeded", op
     srv = api.get(f"/v1/servers/{sid}").json()
@@ -86,9 +94,9 @@ def test_launch_survives_a_restart(what: str, it_settings: Settings,
     assert remains(it_settings, sid) == CLEAN
 
 
-@pytest.mark.parametrize("what", ["temporal", "libvirtd"])
-def test_snapshot_survives_a_restart(what: str, it_settings: Settings,
-                                     api: httpx.Client) -> None:
+@pytest.mark.parametrize("what", ["temporal", "libvirtd", "postgres"])
+def test_snapshot_survives_a_restart(what: str, it_settings: Settings, api: httpx.Client,
+                                     request: pytest.FixtureRequest) -> None:
     sid, op_id = create_server(api, f"restart-snap-{what}")
     assert wait_operation(api, op_id)["status"] == "succeeded"
     name = f"restart-snap-{what}-{sid[:8]}"
@@ -96,7 +104,7 @@ def test_snapshot_survives_a_restart(what: str, it_settings: Settings,
     assert r.status_code == 202, r.text
     op_id, image_id = r.json()["operation"]["id"], r.json()["image_id"]
     wait_step(api, op_id, {"copying the disk"})
-    restart_after(it_settings, what)
+    restart_after(it_settings, what, request)
     op = wait_operation(api, op_id, timeout=300)
     assert op["status"] in ("succeeded", "compensated"), op
     img = image(api, image_id)
@@ -114,13 +122,14 @@ def test_snapshot_survives_a_restart(what: str, it_settings: Settings,
     assert remains(it_settings, sid) == CLEAN
 
 
-@pytest.mark.parametrize("what", ["temporal", "ganesha"])
+@pytest.mark.parametrize("what", ["temporal", "ganesha", "postgres"])
 def test_share_access_change_survives_a_restart(what: str, it_settings: Settings,
-                                                api: httpx.Client) -> None:
+                                                api: httpx.Client,
+                                                request: pytest.FixtureRequest) -> None:
     share_id, op_id = create_share(api, f"restart-access-{what}", 1)
     assert wait_operation(api, op_id)["status"] == "succeeded"
     allow(api, share_id, "10.254.1.7", "rw")
-    restart_after(it_settings, what)  # while the rule is still on its way, or just after
+    restart_after(it_settings, what, request)  # while the rule is still on its way, or just after
     listed = wait_rules(api, share_id, timeout=180)
     assert [(r["access_to"], r["state"]) for r in listed] == [("10.254.1.7", "active")]
     share = api.get(f"/v1/shares/{share_id}").json()
