@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,16 @@ from vmflow.models import Flavor, Instance, Keypair
 from vmflow.network_models import FloatingIp, IpAllocation, Network, Port, Subnet
 
 LINK_TYPE = "bridge"  # the guest's NIC is on a Linux bridge (Nova: vif type)
+HOSTNAME_MAX = 63  # one DNS label
+
+
+def hostname(name: str, instance_id: str) -> str:
+    """The guest's hostname from its display name, as Nova's sanitize_hostname makes it
+    but ASCII only: spaces, '_' and '.' become '-', anything else outside [a-z0-9-] goes,
+    lowercase, one label; nothing left: Server-<id>. A guest's init hands the hostname
+    to hostnamectl, /etc/hosts and DHCP, so only a valid label may reach it."""
+    label = re.sub(r"[^a-z0-9-]+", "", re.sub(r"[ _.]", "-", name).lower())
+    return label[:HOSTNAME_MAX].strip("-") or f"Server-{instance_id}"
 
 
 def meta_data(s: Session, inst: Instance) -> dict[str, Any]:
@@ -37,7 +48,7 @@ def meta_data(s: Session, inst: Instance) -> dict[str, Any]:
         if kp is not None:
             keys[kp.name] = kp.public_key
     return {
-        "uuid": inst.id, "name": inst.name, "hostname": inst.name,
+        "uuid": inst.id, "name": inst.name, "hostname": hostname(inst.name, inst.id),
         "launch_index": 0, "availability_zone": "nova", "project_id": inst.project_id,
         "meta": inst.meta or {}, "public_keys": keys,
         "keys": [{"name": k, "type": "ssh", "data": v} for k, v in keys.items()],
@@ -102,7 +113,7 @@ def instance_metadata(s: Session, inst: Instance) -> list[InstanceMetadata]:
         out.append(InstanceMetadata(
             instance_id=inst.id, network_id=net.id, vni=net.segmentation_id, fixed_ip=ip,
             port_id=port.id, meta_data_json=meta, network_data_json=net_data,
-            user_data_b64=inst.user_data, hostname=inst.name,
+            user_data_b64=inst.user_data, hostname=hostname(inst.name, inst.id),
             instance_type=flavor.name if flavor else "", ami_id=inst.image_id,
             public_ipv4=fip.floating_ip_address if fip else None))
     return out

@@ -1,19 +1,55 @@
 """What every request and response model shares: strict requests (no coercion,
-unknown keys refused), UTC times, the name types, an accepted operation."""
+unknown keys refused), UTC times, the name types, an accepted operation.
+
+User text is refused or kept exactly as sent, never rewritten (docs/decisions.md,
+"Hostile names and metadata"): names and keys refuse control characters and lone
+surrogates (PostgreSQL cannot store NUL, UTF-8 cannot encode a surrogate), names also
+leading or trailing whitespace (Nova); values may hold tabs and line breaks."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, overload
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from vmflow.models import Operation
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Ref = Name  # an id or a unique name
-MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-MetaValue = Annotated[str, StringConstraints(max_length=255)]
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # C0, DEL, C1, surrogates
+_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(v: str) -> str:
+    """A key or a name: no control character (NUL, line breaks, escapes), no surrogate."""
+    if CONTROL.search(v):
+        raise ValueError("control characters (and unpaired surrogates) are not allowed")
+    return v
+
+
+def text_value(v: str) -> str:
+    """A value: as `printable`, but tabs and line breaks are kept."""
+    if _VALUE_CONTROL.search(v):
+        raise ValueError("control characters other than tab, CR and LF (and unpaired "
+                         "surrogates) are not allowed")
+    return v
+
+
+def _display_name(v: str) -> str:
+    printable(v)
+    if v != v.strip():  # Nova: refused rather than silently trimmed
+        raise ValueError("a name may not start or end with whitespace")
+    return v
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255),
+                 AfterValidator(_display_name)]
+# an id or a unique name: only looked up, so surrounding whitespace is trimmed
+Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+                AfterValidator(printable)]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=255),
+                    AfterValidator(printable)]
+MetaValue = Annotated[str, StringConstraints(max_length=255), AfterValidator(text_value)]
 
 
 @overload

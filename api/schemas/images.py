@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     Field,
-    StringConstraints,
     model_validator,
 )
 
-from api.schemas.common import Name, Ref, Request, utc
+from api.schemas.common import MetaKey, MetaValue, Name, Ref, Request, utc
 from vmflow.models import Image, ImageMember
 
 # --- images ------------------------------------------------------------------------
@@ -20,8 +19,8 @@ from vmflow.models import Image, ImageMember
 DiskFormat = Literal["qcow2", "raw", "aki", "ari", "iso"]
 ContainerFormat = Literal["bare", "aki", "ari"]
 Visibility = Literal["private", "public", "shared", "community"]
-PropertyKey = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-PropertyValue = Annotated[str, StringConstraints(max_length=255)] | bool | int
+PropertyKey = MetaKey
+PropertyValue = MetaValue | bool | int
 
 
 class ImageCreate(Request):

@@ -12,7 +12,7 @@ from pydantic import (
     field_validator,
 )
 
-from api.schemas.common import Request, utc
+from api.schemas.common import Request, text_value, utc
 from vmflow.models import Keypair
 
 # --- keypairs ----------------------------------------------------------------------
@@ -32,7 +32,15 @@ class KeypairCreate(Request):
         if not KEYPAIR_NAME.fullmatch(v) or v != v.strip(" "):
             raise ValueError("a keypair name is 1-255 characters of letters, digits, "
                              "'_', '.', '-' and spaces, not starting or ending with a space")
+        if v in (".", ".."):  # a URL path segment clients resolve away: unaddressable
+            raise ValueError("a keypair name may not be '.' or '..'")
         return v
+
+    @field_validator("public_key")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        # one .pub line (a trailing line break is dropped): no NUL, no escapes
+        return None if v is None else text_value(v)
 
 
 class KeypairPublic(BaseModel):

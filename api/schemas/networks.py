@@ -4,27 +4,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from api.schemas.common import Request, utc
+from api.schemas.common import Request, printable, utc
 from vmflow.network_models import Network, Subnet
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _printable(v: str) -> str:
-    if _CONTROL.search(v):
-        raise ValueError("control characters are not allowed")
-    return v
-
-
 # a resource name or description: printable, at most 255 characters (Neutron's limit)
-NetName = Annotated[str, StringConstraints(max_length=255), AfterValidator(_printable)]
-NetId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+NetName = Annotated[str, StringConstraints(max_length=255), AfterValidator(printable)]
+NetId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(printable)]
 IpText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 

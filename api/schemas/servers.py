@@ -20,7 +20,7 @@ from vmflow.models import Instance
 # --- servers -----------------------------------------------------------------------
 
 class SecurityGroupRef(Request):
-    name: str = Field(min_length=1, max_length=255, description="a group's name or id")
+    name: Ref = Field(description="a group's name or id")
 
 
 class ServerCreate(Request):
