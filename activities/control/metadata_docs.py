@@ -32,11 +32,12 @@ HOSTNAME_MAX = 63  # one DNS label
 
 def hostname(name: str, instance_id: str) -> str:
     """The guest's hostname from its display name, as Nova's sanitize_hostname makes it
-    but ASCII only: spaces, '_' and '.' become '-', anything else outside [a-z0-9-] goes,
-    lowercase, one label; nothing left: Server-<id>. A guest's init hands the hostname
-    to hostnamectl, /etc/hosts and DHCP, so only a valid label may reach it."""
+    but ASCII only: lowercase, spaces, '_' and '.' become '-', anything else outside
+    [a-z0-9-] goes, runs of '-' become one, at most one DNS label; nothing left:
+    Server-<id>. A guest's init hands the hostname to hostnamectl, /etc/hosts and DHCP,
+    so only a valid label may reach it, never the raw name."""
     label = re.sub(r"[^a-z0-9-]+", "", re.sub(r"[ _.]", "-", name).lower())
-    return label[:HOSTNAME_MAX].strip("-") or f"Server-{instance_id}"
+    return re.sub(r"-{2,}", "-", label)[:HOSTNAME_MAX].strip("-") or f"Server-{instance_id}"
 
 
 def meta_data(s: Session, inst: Instance) -> dict[str, Any]:

@@ -282,7 +282,7 @@ async def test_network_port_and_group_names(api: httpx.AsyncClient, eve: Caller)
 # --- the guest's hostname: a DNS label made from the name, never the name itself ------
 
 @pytest.mark.parametrize(("name", "expected"), [
-    ("web_01.example com", "web-01-example-com"), ("MyServer", "myserver"),
+    ("web_01.example com", "web-01-example-com"), ("a <b> . c", "a-b-c"), ("MyServer", "myserver"),
     (SHELL, ""), ("$(reboot)", "reboot"), ("名前 ☃", ""), ("-a-", "a"), ("x" * 255, "x" * 63),
 ])
 def test_hostname_is_a_dns_label(name: str, expected: str) -> None:
