@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from tests.histories.record import record as record_histories
 from vmflow import db
 from vmflow.names import SEARCH_ATTRIBUTES
 from vmflow.processes import free_port
@@ -67,6 +68,7 @@ def temporal_dev_server(d: Path) -> Iterator[str]:
                                    f"log: {(d / 'server.log').read_text()[-2000:]}")
             time.sleep(0.3)
         yield address
+        record_histories(address)  # only with VMFLOW_RECORD_HISTORIES set
     finally:
         stop(proc)
         log.close()

@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import select
 
 from tests.conftest import bearer, db_session, qemu_home
+from tests.histories.record import record as record_histories
 from tests.home_cleanup import teardown_home
 from tests.integration import guest
 from vmflow import hostbed, stack
@@ -50,6 +51,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
         teardown_home(home)  # the error carries the failing component's log tail
         raise
     yield s
+    record_histories(s.temporal_address, s.temporal_namespace)  # only with VMFLOW_RECORD_HISTORIES set
     stack.down(s)  # powers the stack's hosts off: their guests with them
     teardown_home(home)  # pool mounts, immutable mount points, loop devices, files
 

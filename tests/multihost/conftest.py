@@ -25,6 +25,7 @@ import pytest
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.network.activities import NetworkActivities
 from tests.conftest import bearer, qemu_home
+from tests.histories.record import record as record_histories
 from tests.home_cleanup import teardown_home
 from tests.integration import guest
 from tests.integration.conftest import create_server, delete_server, wait_operation
@@ -56,6 +57,7 @@ def bed(tiny_guest: Path) -> Iterator[Settings]:
         teardown_home(home)
         raise
     yield s
+    record_histories(s.temporal_address, s.temporal_namespace)  # only with VMFLOW_RECORD_HISTORIES set
     daemons = [pid for h in hostbed.bed(s) for d in ("libvirtd", "virtlogd")
                if (pid := h.pid(d)) is not None]
     stack.down(s)  # powers both hosts off, deletes their namespaces
