@@ -36,11 +36,11 @@ async def remove_evacuated(host: str, schedule_to_start_s: float) -> list[str]:
                 for step in (HostStub.destroy_domain, HostStub.delete_instance_files):
                     await on_host(host, step, ref, schedule_to_start_s=schedule_to_start_s,
                                   attempts=3, give_up_after_s=300)
-                if workflow.patched(SERVICES):  # its floating IPs are NATed elsewhere now
-                    await remove_floating_ips(host, await floating_specs(guest.instance_id),
-                                              attempts=3, give_up_after_s=300)
-                if workflow.patched(PATCH):  # its ports' filters, leases and documents
-                    await unplug(host, guest.instance_id, give_up_after_s=300)
+                workflow.deprecate_patch(SERVICES)  # its floating IPs are NATed elsewhere now
+                await remove_floating_ips(host, await floating_specs(guest.instance_id),
+                                          attempts=3, give_up_after_s=300)
+                workflow.deprecate_patch(PATCH)  # its ports' filters, leases and documents
+                await unplug(host, guest.instance_id, give_up_after_s=300)
             await control(ControlStub.evacuation_cleaned,
                           EvacuationCleaned(host, guest.migration_id, guest.instance_id))
         except Exception as err:  # the next registration tries again

@@ -22,8 +22,7 @@ from workflows._base.metadata import publish_metadata, withdraw_metadata
 from workflows._base.saga import Compensations
 from workflows._base.steps import all_of, control, describe, on_host
 
-# workflows started before the documents and floating IPs followed the guest replay
-# without these steps
+# collapsed: the recorded histories carry the marker (docs/decisions.md, "Replay baseline")
 PATCH = "guest-services-follow"
 
 

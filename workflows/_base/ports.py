@@ -25,7 +25,8 @@ with workflow.unsafe.imports_passed_through():
 from workflows._base.saga import Compensations
 from workflows._base.steps import all_of, control, describe, on_host
 
-PATCH = "instance-nics"  # workflows started before servers had NICs replay without these steps
+# collapsed: the recorded histories carry the marker (docs/decisions.md, "Replay baseline")
+PATCH = "instance-nics"
 
 
 async def networking(instance_id: str) -> InstanceNetworking:

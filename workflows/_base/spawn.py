@@ -105,12 +105,11 @@ class Spawning(Reporting):
             self.at("writing the config drive")
             drive = await on_host(host, HostStub.create_config_drive, plan.config_drive)
 
-        nics: list[Nic] = []
-        if workflow.patched(PATCH):  # its networks and ports on the host before define
-            self.at("plugging ports")
-            nics = await plug(host, plan.instance_id, undo)
-        services = bool(nics) and workflow.patched(SERVICES)
-        if services:  # before the guest boots: its first boot reads them
+        workflow.deprecate_patch(PATCH)  # its networks and ports on the host before define
+        self.at("plugging ports")
+        nics: list[Nic] = await plug(host, plan.instance_id, undo)
+        if nics:  # before the guest boots: its first boot reads them
+            workflow.deprecate_patch(SERVICES)
             self.at("publishing metadata")
             await publish(host, plan.instance_id, undo)
 
@@ -133,7 +132,7 @@ class Spawning(Reporting):
         if nics:
             undo.push("binding", lambda: bind(plan.instance_id, ""))
             await bind(plan.instance_id, host)
-        if services:  # a given port may have one; an unshelved or evacuated guest's come
+            # a given port may have one; an unshelved or evacuated guest's come
             await nat_floating_ips(host, plan.instance_id, undo)
 
         if not power_on:

@@ -69,8 +69,8 @@ class ReconcileLedger:
             plan = await control(ControlStub.reconcile_plan,
                                  ReconcilePlanRequest(listing, req.grace_s))
             await self._apply(plan)
-            if workflow.patched("network-reconcile"):
-                await self._networks(host, req)
+            workflow.deprecate_patch("network-reconcile")
+            await self._networks(host, req)
         await self._storage_hosts(req)
         if not req.hosts:  # the store is no host: a run over named hosts leaves it be
             await self._image_store(req)
@@ -103,8 +103,7 @@ class ReconcileLedger:
     async def _operation_rows(self, req: ReconcileLedgerRequest) -> None:
         """Operation rows still running whose workflow closed (terminated, timed out,
         or older code that did not finish them): settled to how the workflow ended."""
-        if not workflow.patched("settle-operation-rows"):
-            return
+        workflow.deprecate_patch("settle-operation-rows")
         report = await control(ControlStub.settle_closed_operations,
                                ClosedRowsRequest(req.grace_s))
         self.settled += report.settled
@@ -164,13 +163,13 @@ class ReconcileLedger:
             self.details.append(f"{host}: networks not listed: {describe(err)}")
             return
         floating: HostFloatingIps | None = None
-        if workflow.patched("floating-reconcile"):
-            try:
-                floating = await on_host(
-                    host, HostStub.list_floating_ips, HostRef(host), schedule_to_start_s=10,
-                    attempts=2, give_up_after_s=60)
-            except Exception as err:  # the networks are still judged
-                self.details.append(f"{host}: floating IPs not listed: {describe(err)}")
+        workflow.deprecate_patch("floating-reconcile")
+        try:
+            floating = await on_host(
+                host, HostStub.list_floating_ips, HostRef(host), schedule_to_start_s=10,
+                attempts=2, give_up_after_s=60)
+        except Exception as err:  # the networks are still judged
+            self.details.append(f"{host}: floating IPs not listed: {describe(err)}")
         plan: NetworkPlan = await control(ControlStub.reconcile_networks,
                                           NetworkPlanRequest(listing, req.grace_s, floating))
         where = f"{host} networks"

@@ -23,5 +23,5 @@ class RegisterHost:
     @workflow.run
     async def run(self, info: HostInfo) -> None:
         await control(ControlStub.register_host, info)
-        if workflow.patched("remove-evacuated"):
-            await remove_evacuated(info.name, CLEANUP_PICKUP_S)
+        workflow.deprecate_patch("remove-evacuated")
+        await remove_evacuated(info.name, CLEANUP_PICKUP_S)

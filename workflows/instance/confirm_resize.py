@@ -54,7 +54,8 @@ class ConfirmResize(InstanceAction):
         await cancel_auto_confirm(iid)
         self.at("removing the source copy", None, p.source)
         await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600)
-        if workflow.patched(PATCH) and p.source != p.dest:  # its ports' filters, leases
+        workflow.deprecate_patch(PATCH)
+        if p.source != p.dest:  # its ports' filters, leases
             await unplug(p.source, iid)
         await control(ControlStub.release_claim, InstanceHost(p.migration_id, p.source))
         await control(ControlStub.confirm_ledger, copy)

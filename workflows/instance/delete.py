@@ -41,43 +41,43 @@ class DeleteInstance(Reporting, RowOwner):
         inst = InstanceRef(ref.instance_id)
         try:
             plan = await control(ControlStub.begin_delete, ref)
-            if workflow.patched("delete-backup-schedules"):
-                # its timetables go first, so no tick starts a backup of a vanishing server
-                self.at("removing backup schedules", None, plan.host)
-                await control(ControlStub.delete_backup_schedules, inst)
-            shelved = workflow.patched("delete-shelved")
-            if shelved:  # a shelved server's offload timer never fires for a deleted one
-                await control(ControlStub.cancel_shelve_offload, inst)
-            nics = workflow.patched(PATCH)
-            groups = await groups_of(ref.instance_id) if nics else None
+            # its timetables go first, so no tick starts a backup of a vanishing server
+            workflow.deprecate_patch("delete-backup-schedules")
+            self.at("removing backup schedules", None, plan.host)
+            await control(ControlStub.delete_backup_schedules, inst)
+            # a shelved server's offload timer never fires for a deleted one
+            workflow.deprecate_patch("delete-shelved")
+            await control(ControlStub.cancel_shelve_offload, inst)
+            workflow.deprecate_patch(PATCH)
+            groups = await groups_of(ref.instance_id)
             # read while its ports still point at it: releasing them disassociates
-            services = nics and workflow.patched(SERVICES)
-            fips = await floating_specs(ref.instance_id) if services else []
-            if workflow.patched("delete-resize-source"):
-                await self._drop_source_copies(inst, nics)
+            workflow.deprecate_patch(SERVICES)
+            fips = await floating_specs(ref.instance_id)
+            workflow.deprecate_patch("delete-resize-source")
+            await self._drop_source_copies(inst)
             if plan.host:  # an offloaded server has none: nothing on any host
                 self.at("destroying domain", None, plan.host)
                 await on_host(plan.host, HostStub.destroy_domain, inst, give_up_after_s=3600,
                               attempts=0)
-                if services:  # before its ports go: their addresses may be the next guest's
-                    self.at("withdrawing metadata and floating IPs", None, plan.host)
-                    await withdraw_metadata(plan.host, ref.instance_id)
-                    await remove_floating_ips(plan.host, fips, attempts=0,
-                                              give_up_after_s=3600)
-                if nics:  # the ports' DHCP reservations and filters, once no NIC uses them
-                    self.at("unplugging ports", None, plan.host)
-                    await unplug(plan.host, ref.instance_id)
+                # before its ports go: their addresses may be the next guest's
+                self.at("withdrawing metadata and floating IPs", None, plan.host)
+                await withdraw_metadata(plan.host, ref.instance_id)
+                await remove_floating_ips(plan.host, fips, attempts=0,
+                                          give_up_after_s=3600)
+                # the ports' DHCP reservations and filters, once no NIC uses them
+                self.at("unplugging ports", None, plan.host)
+                await unplug(plan.host, ref.instance_id)
                 self.at("deleting disks", None, plan.host)
                 await on_host(plan.host, HostStub.delete_instance_files, inst, give_up_after_s=3600,
                               attempts=0)
                 await control(ControlStub.release_claim, InstanceHost(ref.instance_id, plan.host))
-            if groups is not None:  # made ports deleted (addresses freed), given unbound
-                await control(ControlStub.release_instance_ports, inst)
-                # its groups' other members stop letting its addresses in
-                await refresh_members(groups)
+            # made ports deleted (addresses freed), given unbound
+            await control(ControlStub.release_instance_ports, inst)
+            # its groups' other members stop letting its addresses in
+            await refresh_members(groups)
             await control(ControlStub.ledger_forget_instance, inst)
-            if shelved:  # its shelve image goes with it, as in Nova
-                await control(ControlStub.shelve_forget, inst)
+            # its shelve image goes with it, as in Nova
+            await control(ControlStub.shelve_forget, inst)
             await control(ControlStub.update_instance, InstanceUpdate(
                 ref.instance_id, vm_state=TRANSITIONS["delete"].target, clear_task_state=True))
         except Exception as err:
@@ -88,7 +88,7 @@ class DeleteInstance(Reporting, RowOwner):
         self.at("done", 100)
         await to_the_end(self._end(ref, "succeeded"))
 
-    async def _drop_source_copies(self, inst: InstanceRef, nics: bool) -> None:
+    async def _drop_source_copies(self, inst: InstanceRef) -> None:
         """A resized server waiting for confirm or revert also has its source's copy and
         the migration's claim: they go as a confirm would remove them (Nova confirms a
         resize on delete), and its auto-confirm timer is cancelled."""
@@ -97,7 +97,7 @@ class DeleteInstance(Reporting, RowOwner):
             copy = SourceCopy(p.instance_id, p.migration_id, same_host=p.source == p.dest)
             self.at("removing the source copy", None, p.source)
             await on_host(p.source, HostStub.drop_source, copy, give_up_after_s=3600, attempts=0)
-            if nics and p.source != p.dest:
+            if p.source != p.dest:
                 await unplug(p.source, inst.instance_id)
             await control(ControlStub.release_claim, InstanceHost(p.migration_id, p.source))
             await control(ControlStub.end_resize, ResizeEnd(p.instance_id, p.migration_id,

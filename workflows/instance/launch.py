@@ -39,18 +39,17 @@ class LaunchInstance(Spawning, RowOwner):
         undo = Compensations()
         try:
             plan = await control(ControlStub.validate_launch, ref)
-            nics = workflow.patched(PATCH)
-            if nics:
-                await self._make_ports(ref, undo)
-                if workflow.patched("launch-drive-after-ports"):
-                    # the plan again, now that the ports exist: the config drive's
-                    # network_data.json lists them
-                    plan = await control(ControlStub.validate_launch, ref)
+            workflow.deprecate_patch(PATCH)
+            await self._make_ports(ref, undo)
+            # the plan again, now that the ports exist: the config drive's
+            # network_data.json lists them
+            workflow.deprecate_patch("launch-drive-after-ports")
+            plan = await control(ControlStub.validate_launch, ref)
             host, images = await self.place_and_fetch(plan, undo)
             await self.spawn(plan, host, images, undo)
-            if nics:  # its groups' other members now let its addresses in
-                self.at("updating its security groups' members")
-                await refresh_members(await groups_of(ref.instance_id))
+            # its groups' other members now let its addresses in
+            self.at("updating its security groups' members")
+            await refresh_members(await groups_of(ref.instance_id))
         except (Exception, asyncio.CancelledError) as err:
             await to_the_end(self._compensate(ref, err, undo))
             raise ApplicationError(describe(err), type=error_type(err), non_retryable=True) from err

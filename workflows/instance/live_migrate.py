@@ -155,10 +155,10 @@ class LiveMigrateInstance(InstanceAction):
         if self._published:  # the source serves its documents no more
             await withdraw_best_effort(plan.source, plan.instance_id)
         note = await self._clean_source(plan)
-        if workflow.patched(PATCH):  # the ports follow the guest
-            await bind(plan.instance_id, dest)
-            if note is None:  # its domain is gone from the source: its filters may go
-                await unplug(plan.source, plan.instance_id)
+        workflow.deprecate_patch(PATCH)
+        await bind(plan.instance_id, dest)  # the ports follow the guest
+        if note is None:  # its domain is gone from the source: its filters may go
+            await unplug(plan.source, plan.instance_id)
         await self._update(status=LiveStatus.COMPLETED)
         took = f" in {result.elapsed_s:.1f}s" if result.elapsed_s else ""
         return f"live-migrated from {plan.source} to {dest}{took}" + (
@@ -166,8 +166,7 @@ class LiveMigrateInstance(InstanceAction):
 
     async def _move_floating_ips(self, instance_id: str, source: str, dest: str) -> None:
         """The guest's floating IPs NATed by the destination now; never fails the move."""
-        if not workflow.patched("floating-ips-follow"):
-            return  # a run started before this step existed replays without it
+        workflow.deprecate_patch("floating-ips-follow")
         try:
             await move_floating_ips(instance_id, source, dest)
         except Exception as err:
@@ -240,25 +239,24 @@ class LiveMigrateInstance(InstanceAction):
             await on_host(dest, HostStub.destroy_domain, ref, attempts=0)
             if self._published:
                 await withdraw_metadata(dest, plan.instance_id)
-            if plugged:  # the ports' reservations and filters, once no NIC uses them
-                await unplug(dest, plan.instance_id)
+            # the ports' reservations and filters, once no NIC uses them
+            await unplug(dest, plan.instance_id)
             await on_host(dest, HostStub.delete_instance_files, ref, attempts=0)
             await control(ControlStub.ledger_forget, LedgerEntries(entries))
 
-        plugged = workflow.patched(PATCH)
+        workflow.deprecate_patch(PATCH)
         undo.push("destination", clean_destination)
         await control(ControlStub.ledger_record, LedgerEntries(entries))
-        nics = []
-        if plugged:
-            # the networks and the ports' filters on the destination before the guest
-            # comes: libvirt refuses a NIC whose nwfilter is missing there (undone in
-            # clean_destination, only while the guest is still on the source)
-            self.at("plugging ports", None, dest)
-            nics = await plug(dest, plan.instance_id)
-            # served there before the guest comes (withdrawn in clean_destination)
-            self._published = bool(nics) and workflow.patched(SERVICES)
-            if self._published:
-                await publish(dest, plan.instance_id)
+        # the networks and the ports' filters on the destination before the guest
+        # comes: libvirt refuses a NIC whose nwfilter is missing there (undone in
+        # clean_destination, only while the guest is still on the source)
+        self.at("plugging ports", None, dest)
+        nics = await plug(dest, plan.instance_id)
+        # served there before the guest comes (withdrawn in clean_destination)
+        self._published = bool(nics)
+        if self._published:
+            workflow.deprecate_patch(SERVICES)
+            await publish(dest, plan.instance_id)
         return await on_host(dest, HostStub.prepare_live_migration, PrepareLiveMigration(
             plan.instance_id, paths[plan.root.image_id], plan.root.disk_format, plan.disk_gb,
             paths[plan.kernel.image_id] if plan.kernel else None,

@@ -134,15 +134,14 @@ class ResizeInstance(InstanceAction):
                       MigrationUpdate(mig, progress=MigrationProgress(
                           disk_total=total, disk_remaining=total)))
 
-        nics = []
-        if workflow.patched(PATCH):
-            # the networks and port filters on the destination before its domain is
-            # defined; undone after the destination copy (below) is gone. One host:
-            # they are the source's, never undone here
-            self.at("plugging ports", None, dest)
-            nics = await plug(dest, iid, None if dest == src else undo)
-        services = bool(nics) and workflow.patched(SERVICES)
-        if services:  # served before the guest boots there (one host: already served)
+        # the networks and port filters on the destination before its domain is
+        # defined; undone after the destination copy (below) is gone. One host:
+        # they are the source's, never undone here
+        workflow.deprecate_patch(PATCH)
+        self.at("plugging ports", None, dest)
+        nics = await plug(dest, iid, None if dest == src else undo)
+        if nics:  # served before the guest boots there (one host: already served)
+            workflow.deprecate_patch(SERVICES)
             await publish(dest, iid, None if dest == src else undo)
         made = LedgerEntries([LedgerEntry(dest, kind, mig, iid) for kind in ("disk", "domain")])
 
@@ -185,7 +184,7 @@ class ResizeInstance(InstanceAction):
         await control(ControlStub.finish_resize, ResizeDone(iid, mig, dest, plan.new.flavor_id))
         if nics:
             await bind(iid, dest)
-        if services:  # its floating IPs to the destination, its documents off the source
+            # its floating IPs to the destination, its documents off the source
             await follow(iid, src, dest)
         return f"{plan.migration_type} {src} -> {dest}: {pulled.bytes} bytes copied"
 

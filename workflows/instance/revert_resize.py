@@ -71,8 +71,8 @@ class RevertResize(InstanceAction):
         seen = {h: await on_host(h, HostStub.observe, ref) for h in dict.fromkeys([dest, src])}
         self.at("removing the destination copy", None, dest)
         await on_host(dest, HostStub.discard_incoming, copy, give_up_after_s=3600)
-        nics = workflow.patched(PATCH)
-        if nics and src != dest:  # its ports' filters and leases there
+        workflow.deprecate_patch(PATCH)
+        if src != dest:  # its ports' filters and leases there
             await unplug(dest, iid)
         await control(ControlStub.release_claim, InstanceHost(iid, dest))
         await control(ControlStub.ledger_forget, LedgerEntries(
@@ -83,10 +83,9 @@ class RevertResize(InstanceAction):
         await control(ControlStub.move_claim, MoveClaim(src, mig, iid))
         await control(ControlStub.end_resize, ResizeEnd(iid, mig, REVERTED, src,
                                                         p.old_flavor_id))
-        if nics:
-            await bind(iid, src)
-            if workflow.patched(SERVICES):  # documents and floating IPs back on the source
-                await follow(iid, dest, src)
+        await bind(iid, src)
+        workflow.deprecate_patch(SERVICES)
+        await follow(iid, dest, src)  # documents and floating IPs back on the source
         self.back_on = src
         note = f"reverted to {src}"
         if restored.was_running:

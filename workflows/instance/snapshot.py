@@ -87,14 +87,14 @@ class SnapshotInstance(InstanceAction):
             await control(ControlStub.snapshot_failed, SnapshotFailed(req.image_id, fault))
             recorded = True
 
-        # the image in error before the operation ends (older runs: right after it)
-        first = image_in_error if workflow.patched("snapshot-image-error-first") else None
+        workflow.deprecate_patch("snapshot-image-error-first")
         start = ActionStart(req.instance_id, req.operation_id, "backup" if backup else "snapshot")
         try:
+            # the image in error before the operation ends
             await self.run_action(start, TRANSITIONS[start.action].target, body,
-                                  on_failure=first)
+                                  on_failure=image_in_error)
         except (Exception, asyncio.CancelledError) as err:
-            if not recorded:  # the frame could not even begin, or an older run
+            if not recorded:  # the frame could not even begin
                 await control(ControlStub.snapshot_failed,
                               SnapshotFailed(req.image_id, describe(err)))
             raise
