@@ -51,7 +51,7 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
         teardown_home(home)  # the error carries the failing component's log tail
         raise
     yield s
-    record_histories(s.temporal_address, s.temporal_namespace)  # only with VMFLOW_RECORD_HISTORIES set
+    record_histories(s.temporal_address, s.temporal_namespace)  # with VMFLOW_RECORD_HISTORIES
     stack.down(s)  # powers the stack's hosts off: their guests with them
     teardown_home(home)  # pool mounts, immutable mount points, loop devices, files
 

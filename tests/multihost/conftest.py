@@ -57,7 +57,7 @@ def bed(tiny_guest: Path) -> Iterator[Settings]:
         teardown_home(home)
         raise
     yield s
-    record_histories(s.temporal_address, s.temporal_namespace)  # only with VMFLOW_RECORD_HISTORIES set
+    record_histories(s.temporal_address, s.temporal_namespace)  # with VMFLOW_RECORD_HISTORIES
     daemons = [pid for h in hostbed.bed(s) for d in ("libvirtd", "virtlogd")
                if (pid := h.pid(d)) is not None]
     stack.down(s)  # powers both hosts off, deletes their namespaces
