@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
 from api.deps import connect_temporal
@@ -49,6 +50,7 @@ from api.routers import (
     shares,
     subnets,
 )
+from api.services.operations import is_key_race
 from vmflow.states import ActionNotAllowed
 
 
@@ -94,6 +96,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
                           details=details)
 
 
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_key_race(exc):  # the same key is being acted on by another API process
+        return error_response(409, "IdempotencyKeyInProgress",
+                              "a request with this Idempotency-Key is in progress; retry it "
+                              "to get its result", {"Retry-After": "1"})
+    return await _unexpected(request, exc)
+
+
 async def _action_not_allowed(_: Request, exc: Exception) -> JSONResponse:
     return error_response(409, "ActionNotAllowed", str(exc))
 
@@ -118,6 +128,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected)
     for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
                    images, image_files, image_members, flavors, hosts, reconcilers,

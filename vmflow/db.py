@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 from vmflow.settings import get_settings
 
@@ -57,3 +57,20 @@ def upgrade(url: str | None = None) -> None:
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url or get_settings().db_url)
     command.upgrade(cfg, "head")
+
+
+def lock_row(session: Session, table: Any, row_id: str) -> None:
+    """Hold the row `row_id` of `table` (a SQLModel class) until the session commits,
+    so that read-check-write sequences on it in other sessions, in this process or
+    another, wait instead of interleaving (a lost update, or two creates that both
+    saw the last unit of a quota free). Run it before reading what the write depends
+    on, with no await until the commit: it holds SQLite's one write lock meanwhile.
+
+    SQLite: a no-op UPDATE takes the database's write lock (BEGIN IMMEDIATE would too,
+    but the driver opens the transaction itself); it waits up to busy_timeout.
+    PostgreSQL: SELECT ... FOR UPDATE on the row."""
+    t = table.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(t.update().where(t.c.id == row_id).values(id=t.c.id))
+    else:
+        session.execute(select(t.c.id).where(t.c.id == row_id).with_for_update())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -36,3 +37,13 @@ def check_password(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(hash_password(password, bytes.fromhex(salt_hex)), stored)
+
+
+def keyed_token(password: str, user_id: str, project_id: str, idempotency_key: str) -> str:
+    """The token a token request with an Idempotency-Key gets, the same on every repeat:
+    derived from the password (only hashes of it are stored, under another salt), so
+    the database alone cannot give it back, and a repeat needs the password again."""
+    salt = hashlib.sha256(
+        "\0".join(("vmflow-token", user_id, project_id, idempotency_key)).encode()).digest()
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

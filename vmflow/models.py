@@ -198,6 +198,10 @@ class Keypair(SQLModel, table=True):
 class Operation(SQLModel, table=True):
     """One user-visible operation (a workflow run); also the instance action history."""
 
+    # one row per key and project, enforced by the database: two API processes that
+    # both missed the other's row cannot both act on one Idempotency-Key
+    __table_args__ = (UniqueConstraint("project_id", "idempotency_key",
+                                       name="uq_operation_project_idempotency_key"),)
     id: str = Field(default_factory=new_id, primary_key=True)
     resource_type: str
     resource_id: str = Field(index=True)

@@ -7,7 +7,8 @@ shown apart, and counted by check(), so two extends cannot both take the last
 gigabytes.
 
 check() is meant to run in the same session, without awaiting, as the insert it
-guards, so two requests of one API process cannot both take the last unit.
+guards: it holds the project's row until that commit (vmflow.db.lock_row), so two
+requests, of one API process or of two, cannot both take the last unit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Mapping
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from vmflow.models import Quota, Share, ShareSnapshot
+from vmflow.db import lock_row
+from vmflow.models import Project, Quota, Share, ShareSnapshot
 from vmflow.settings import Settings
 from vmflow.share_states import ShareStatus
 
@@ -88,7 +90,8 @@ def _over(limit: int, used: int, delta: int) -> bool:
 def check(session: Session, project_id: str, s: Settings, *, shares: int = 0,
           gigabytes: int = 0, snapshots: int = 0, snapshot_gigabytes: int = 0) -> None:
     """Raise QuotaExceeded, with Manila's names and messages, if adding these deltas
-    would go over a limit."""
+    would go over a limit. Holds the project's row until the caller commits."""
+    lock_row(session, Project, project_id)
     lim, used = limits(session, project_id, s), usage(session, project_id)
     for resource, more in reserved(session, project_id).items():
         used[resource] += more

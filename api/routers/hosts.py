@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import AdminDep, MaybeTemporalDep, SessionDep
+from api.deps import AdminDep, IdempotencyKey, MaybeTemporalDep, SessionDep
 from api.schemas.hosts import HostList, HostPublic, HostUpdate
 from api.services import hosts
 from api.services.hosts import host_views
@@ -27,6 +27,9 @@ async def show_host(name: str, session: SessionDep, auth: AdminDep,
 
 @router.put("/{name}", response_model=HostPublic)
 async def update_host(name: str, body: HostUpdate, session: SessionDep, auth: AdminDep,
-                      client: MaybeTemporalDep) -> HostPublic:
-    """Nova's os-services update; setting the same values again changes nothing."""
-    return (await host_views(session, client, [hosts.update_host(session, name, body)]))[0]
+                      client: MaybeTemporalDep,
+                      idempotency_key: IdempotencyKey = None) -> HostPublic:
+    """Nova's os-services update; setting the same values again changes nothing, and a
+    repeated Idempotency-Key changes nothing either (the host as it is now)."""
+    host = hosts.update_host(session, auth, name, body, idempotency_key)
+    return (await host_views(session, client, [host]))[0]

@@ -52,8 +52,9 @@ def create_user(body: UserCreate, session: SessionDep, auth: AdminDep,
 
 
 @router.post("/tokens", status_code=201, response_model=TokenPublic)
-def create_token(body: TokenCreate, session: SessionDep) -> TokenPublic:
+def create_token(body: TokenCreate, session: SessionDep,
+                 idempotency_key: IdempotencyKey = None) -> TokenPublic:
     """Unauthenticated by nature. One message for every failure: which of user,
-    password or project was wrong is not revealed. Not idempotent: only the token's
-    hash is stored, so a repeat gets a new token."""
-    return identity.issue_token(session, body)
+    password or project was wrong is not revealed. Without an Idempotency-Key every
+    request gets a new token; with one, a repeat (password included) gets the same."""
+    return identity.issue_token(session, body, idempotency_key)

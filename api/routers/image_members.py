@@ -46,10 +46,13 @@ def show_member(image_id: str, member: str, session: SessionDep,
 
 @router.put("/{image_id}/members/{member}", response_model=ImageMemberPublic)
 def update_member(image_id: str, member: str, body: ImageMemberUpdate, session: SessionDep,
-                  auth: WriterDep) -> ImageMemberPublic:
-    """Only the member project answers a share (Glance: `member-update ... accepted`)."""
+                  auth: WriterDep, idempotency_key: IdempotencyKey = None) -> ImageMemberPublic:
+    """Only the member project answers a share (Glance: `member-update ... accepted`).
+    A repeated Idempotency-Key changes nothing (the membership as it is now)."""
+    if find_idempotent(session, auth, idempotency_key, "image", "update-member", image_id):
+        return ImageMemberPublic.of(image_members.show(session, auth, image_id, member))
     return ImageMemberPublic.of(
-        image_members.answer(session, auth, image_id, member, body.status))
+        image_members.answer(session, auth, image_id, member, body.status, idempotency_key))
 
 
 @router.delete("/{image_id}/members/{member}", status_code=204)

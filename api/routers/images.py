@@ -43,11 +43,14 @@ def show_image(image_id: str, session: SessionDep, auth: AuthDep) -> ImagePublic
 
 
 @router.patch("/{image_id}", response_model=ImagePublic)
-def update_image(image_id: str, body: ImageUpdate, session: SessionDep,
-                 auth: WriterDep) -> ImagePublic:
+def update_image(image_id: str, body: ImageUpdate, session: SessionDep, auth: WriterDep,
+                 idempotency_key: IdempotencyKey = None) -> ImagePublic:
     """Name, visibility and properties, by the owner; public only by admin. Members of
-    an image that stops being shared lose it (their rows stay, as in Glance)."""
-    return ImagePublic.of(images.update(session, auth, image_id, body))
+    an image that stops being shared lose it (their rows stay, as in Glance). A repeated
+    Idempotency-Key changes nothing (the image as it is now)."""
+    if find_idempotent(session, auth, idempotency_key, "image", "update", image_id):
+        return ImagePublic.of(get_image(session, auth, image_id))
+    return ImagePublic.of(images.update(session, auth, image_id, body, idempotency_key))
 
 
 @router.delete("/{image_id}", status_code=204)

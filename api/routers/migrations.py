@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import AdminDep, MaybeTemporalDep, SessionDep
+from api.deps import AdminDep, IdempotencyKey, MaybeTemporalDep, SessionDep
 from api.schemas.migrations import MigrationAction, MigrationList, MigrationPublic
 from api.services import migrations
+from api.services.operations import idempotency_guard
 from api.services.servers import get_instance
 
 router = APIRouter(tags=["migrations"])
@@ -39,23 +40,28 @@ async def show_server_migration(server_id: str, migration_id: int, session: Sess
 @router.delete("/v1/servers/{server_id}/migrations/{migration_id}", status_code=202,
                response_model=MigrationPublic)
 async def abort_migration(server_id: str, migration_id: int, session: SessionDep,
-                          auth: AdminDep, client: MaybeTemporalDep) -> MigrationPublic:
+                          auth: AdminDep, client: MaybeTemporalDep,
+                          idempotency_key: IdempotencyKey = None) -> MigrationPublic:
     """The source aborts the job; the guest stays on the source and the destination is
     cleaned (the operation ends compensated)."""
     inst = get_instance(session, auth, server_id)
-    return migrations.view(await migrations.abort(client, session, inst, migration_id))
+    async with idempotency_guard(auth, idempotency_key):
+        return migrations.view(await migrations.abort(client, session, auth, inst,
+                                                      migration_id, idempotency_key))
 
 
 @router.post("/v1/servers/{server_id}/migrations/{migration_id}/action", status_code=202,
              response_model=MigrationPublic)
 async def migration_action(server_id: str, migration_id: int, body: MigrationAction,
                            session: SessionDep, auth: AdminDep,
-                           client: MaybeTemporalDep) -> MigrationPublic:
+                           client: MaybeTemporalDep,
+                           idempotency_key: IdempotencyKey = None) -> MigrationPublic:
     """{"force_complete": null}: the guest is paused on the source until the job has
     converged, and runs again on the destination."""
     inst = get_instance(session, auth, server_id)
-    return migrations.view(await migrations.force_complete(client, session, inst,
-                                                           migration_id))
+    async with idempotency_guard(auth, idempotency_key):
+        return migrations.view(await migrations.force_complete(
+            client, session, auth, inst, migration_id, idempotency_key))
 
 
 @router.get("/v1/os-migrations", response_model=MigrationList)

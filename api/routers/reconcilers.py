@@ -14,17 +14,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import AdminDep, TemporalDep
+from api.deps import AdminDep, IdempotencyKey, SessionDep, TemporalDep
 from api.schemas.reconcilers import ReconcilerTriggered, ReconcilerView
 from api.services import reconcilers
+from api.services.operations import idempotency_guard
 
 router = APIRouter(prefix="/v1/admin", tags=["reconcilers"])
 
 
 @router.post("/reconcile-ledger", status_code=202, response_model=ReconcilerTriggered)
-async def trigger_ledger_reconcile(auth: AdminDep, client: TemporalDep) -> ReconcilerTriggered:
-    """Run the ledger reconciler now (its result: GET, or the Temporal Web UI)."""
-    return await reconcilers.trigger(client)
+async def trigger_ledger_reconcile(auth: AdminDep, client: TemporalDep, session: SessionDep,
+                                   idempotency_key: IdempotencyKey = None
+                                   ) -> ReconcilerTriggered:
+    """Run the ledger reconciler now (its result: GET, or the Temporal Web UI); a
+    repeated Idempotency-Key answers the first trigger and runs nothing."""
+    async with idempotency_guard(auth, idempotency_key):
+        return await reconcilers.trigger(client, session, auth, idempotency_key)
 
 
 @router.get("/reconcile-ledger", response_model=ReconcilerView)

@@ -16,9 +16,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 
+from api.auth import AuthContext
 from api.errors import NotFound
 from api.schemas.common import utc
 from api.schemas.hosts import HostPublic, HostUpdate, HostUsage
+from api.services.operations import find_idempotent, remember_key
 from vmflow.host_liveness import fresh, last_seen, state
 from vmflow.models import Allocation, Host, now
 from vmflow.settings import get_settings
@@ -49,10 +51,15 @@ async def seen(client: Client | None, host: str) -> datetime | None:
         return None
 
 
-def update_host(session: Session, name: str, body: HostUpdate) -> Host:
+def update_host(session: Session, auth: AuthContext, name: str, body: HostUpdate,
+                idempotency_key: str | None = None) -> Host:
     """Nova's service update: enabling clears the reason; disabling without one leaves
-    none. Setting what is already set changes nothing (updated_at included)."""
+    none. Setting what is already set changes nothing (updated_at included), nor does a
+    repeated Idempotency-Key."""
     host = get_host(session, name)
+    if find_idempotent(session, auth, idempotency_key, "host", "update", name) is not None:
+        return host
+    remember_key(session, auth, idempotency_key, "host", name, "update")
     status, reason, forced = host.status, host.disabled_reason, host.forced_down
     if body.status == "enabled":
         status, reason = "enabled", None
@@ -64,9 +71,9 @@ def update_host(session: Session, name: str, body: HostUpdate) -> Host:
         host.status, host.disabled_reason, host.forced_down = status, reason, forced
         host.updated_at = now()
         session.add(host)
-        session.commit()
-        session.refresh(host)
         log.info("host %s: status %s (%s), forced_down %s", name, status, reason, forced)
+    session.commit()  # the change, the key's record, or nothing
+    session.refresh(host)
     return host
 
 

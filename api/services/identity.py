@@ -20,6 +20,7 @@ from api.schemas.identity import (
     UserCreate,
     UserPublic,
 )
+from api.services import token_keys
 from api.services.operations import remember_key
 from vmflow.identity import check_password, hash_password, hash_token, new_token
 from vmflow.models import Membership, Project, Token, User, now
@@ -95,9 +96,11 @@ def create_user(session: Session, auth: AuthContext, body: UserCreate,
     return UserPublic(id=user.id, name=user.name, project_id=project.id, role=body.role)
 
 
-def issue_token(session: Session, body: TokenCreate) -> TokenPublic:
+def issue_token(session: Session, body: TokenCreate,
+                idempotency_key: str | None = None) -> TokenPublic:
     """One message for every failure: which of user, password or project was wrong
-    is not revealed."""
+    is not revealed. With an Idempotency-Key a repeat gets the same token
+    (api/services/token_keys.py)."""
     denied = Unauthorized("wrong username, password or project")
     user = session.exec(select(User).where(User.name == body.username)).first()
     # hash even for an unknown user, so timing does not tell which names exist
@@ -108,8 +111,13 @@ def issue_token(session: Session, body: TokenCreate) -> TokenPublic:
     member = project and session.get(Membership, (user.id, project.id))
     if project is None or not member:
         raise denied
-    token = new_token()
     expires = now() + timedelta(seconds=body.expires_in) if body.expires_in else None
+    if idempotency_key:
+        token, row = token_keys.keyed(session, user, body.password, project.id, member.role,
+                                      idempotency_key, expires)
+        return TokenPublic(token=token, user_id=row.user_id, project_id=row.project_id,
+                           role=row.role, expires_at=utc(row.expires_at))
+    token = new_token()
     session.add(Token(token_hash=hash_token(token), user_id=user.id, project_id=project.id,
                       role=member.role, expires_at=expires))
     session.commit()

@@ -38,6 +38,7 @@ from sqlmodel import Session, col, update
 from api.auth import AuthContext
 from api.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from api.services.images import get_image, require_owner
+from api.services.operations import find_idempotent, remember_key
 from vmflow import image_inspect
 from vmflow.contracts.instances import CHECKSUM_HEADER
 from vmflow.models import Image, now
@@ -49,16 +50,24 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 WRITE_BYTES = 4 << 20  # gather the body's small chunks into writes of this size
 
 
+# who, the Idempotency-Key and the action ("upload", "import") a success is kept under
+Key = tuple[AuthContext, str | None, str] | None
+
+
 class _TooLarge(Exception):
     pass
 
 
-def _set_status(session: Session, image_id: str, expect: str, **values: Any) -> bool:
+def _set_status(session: Session, image_id: str, expect: str, *, key: Key = None,
+                **values: Any) -> bool:
     """Move the image from `expect` to `values` atomically; False if it was not in
-    `expect` any more (deleted meanwhile, or another upload won the race)."""
+    `expect` any more (deleted meanwhile, or another upload won the race). With `key`
+    (auth, Idempotency-Key, action) its record is committed with the move."""
     result = session.exec(update(Image)
                           .where(col(Image.id) == image_id, col(Image.status) == expect)
                           .values(updated_at=now(), **values))
+    if key is not None and result.rowcount:
+        remember_key(session, key[0], key[1], "image", image_id, key[2])
     session.commit()
     return bool(result.rowcount)
 
@@ -89,11 +98,14 @@ async def _receive(request: Request, part: Path, limit: int) -> tuple[int, str]:
 
 
 async def upload(session: Session, auth: AuthContext, image_id: str,
-                 request: Request) -> None:
+                 request: Request, idempotency_key: str | None = None) -> None:
     """The image's data as the raw body. 204 when active; 400 ImageRejected (the image
-    is now in error, with the reason) when inspection refused it; 409 unless queued."""
+    is now in error, with the reason) when inspection refused it; 409 unless queued.
+    A repeated Idempotency-Key of an upload that went through: 204, nothing read."""
     s = get_settings()
     image = get_image(session, auth, image_id)
+    if find_idempotent(session, auth, idempotency_key, "image", "upload", image_id):
+        return
     if not auth.is_service:
         require_owner(image, auth, "upload its data")
     limit = s.max_upload_gb * 2**30
@@ -118,7 +130,8 @@ async def upload(session: Session, auth: AuthContext, image_id: str,
         if not requeued and isinstance(e, Exception):
             raise Conflict(f"image {image_id} was deleted during the upload") from None
         raise
-    await _inspect_and_activate(session, image, part, final, size, checksum)
+    await _inspect_and_activate(session, image, part, final, size, checksum,
+                                (auth, idempotency_key, "upload"))
 
 
 def _reject(session: Session, image_id: str, part: Path, reason: str) -> NoReturn:
@@ -129,7 +142,7 @@ def _reject(session: Session, image_id: str, part: Path, reason: str) -> NoRetur
 
 
 async def _inspect_and_activate(session: Session, image: Image, part: Path, final: Path,
-                                size: int, checksum: str) -> None:
+                                size: int, checksum: str, key: Key = None) -> None:
     """The data is complete in `part`: active, or error with the reason (400)."""
     s = get_settings()
     try:
@@ -141,7 +154,7 @@ async def _inspect_and_activate(session: Session, image: Image, part: Path, fina
         part.unlink(missing_ok=True)
         _set_status(session, image.id, "saving", status="queued")
         raise
-    _activate(session, image.id, part, final, size, checksum, result.format)
+    _activate(session, image.id, part, final, size, checksum, result.format, key)
 
 
 def staged_path(image_id: str) -> Path:
@@ -166,7 +179,7 @@ def _hash_and_sync(part: Path, checksum: str | None) -> tuple[int, str]:
 
 
 async def import_staged(session: Session, auth: AuthContext, image_id: str,
-                        request: Request) -> None:
+                        request: Request, idempotency_key: str | None = None) -> None:
     """Hosts only: adopt the data a host wrote into <store>/staging/<id> (a snapshot's
     copy, when the host shares the store's file system) instead of PUTting it: the same
     inspection as an upload, a rename instead of a second copy, and one hash pass
@@ -177,6 +190,8 @@ async def import_staged(session: Session, auth: AuthContext, image_id: str,
         raise Forbidden("only hosts import staged image data; upload with PUT .../file")
     s = get_settings()
     image = get_image(session, auth, image_id)
+    if find_idempotent(session, auth, idempotency_key, "image", "import", image_id):
+        return
     checksum = request.headers.get(CHECKSUM_HEADER)
     if checksum is not None and not SHA256_HEX.fullmatch(checksum):
         raise BadRequest(f"{CHECKSUM_HEADER} must be a sha256 in lowercase hex")
@@ -204,16 +219,17 @@ async def import_staged(session: Session, auth: AuthContext, image_id: str,
         with contextlib.suppress(OSError):
             part.rename(staged)  # back where the host's retry will look for it
         raise
-    await _inspect_and_activate(session, image, part, final, size, digest)
+    await _inspect_and_activate(session, image, part, final, size, digest,
+                                (auth, idempotency_key, "import"))
 
 
 def _activate(session: Session, image_id: str, part: Path, final: Path, size: int,
-              checksum: str, detected: str) -> None:
+              checksum: str, detected: str, key: Key = None) -> None:
     try:
         part.rename(final)
     except FileNotFoundError:  # the image was deleted during the upload
         raise Conflict(f"image {image_id} was deleted during the upload") from None
-    if not _set_status(session, image_id, "saving", status="active", size=size,
+    if not _set_status(session, image_id, "saving", key=key, status="active", size=size,
                        checksum=checksum, location=str(final), fault=None):
         final.unlink(missing_ok=True)
         raise Conflict(f"image {image_id} was deleted during the upload")

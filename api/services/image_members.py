@@ -75,7 +75,7 @@ def show(session: Session, auth: AuthContext, image_id: str, member: str) -> Ima
 
 
 def answer(session: Session, auth: AuthContext, image_id: str, member: str,
-           status: str) -> ImageMember:
+           status: str, idempotency_key: str | None = None) -> ImageMember:
     """Only the member project answers a share (Glance: `member-update ... accepted`)."""
     image = get_image(session, auth, image_id)
     row = get_member(session, auth, image, member)
@@ -84,6 +84,7 @@ def answer(session: Session, auth: AuthContext, image_id: str, member: str,
                         f"image {image_id}")
     row.status, row.updated_at = status, now()
     session.add(row)
+    remember_key(session, auth, idempotency_key, "image", image.id, "update-member")
     session.commit()
     return row
 

@@ -17,6 +17,7 @@ from api.auth import AuthContext
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.schemas.images import ImageCreate, ImageUpdate
 from api.services.operations import remember_key
+from vmflow.db import lock_row
 from vmflow.models import Image, ImageMember, now
 from vmflow.settings import get_settings
 
@@ -93,10 +94,15 @@ def listed(session: Session, auth: AuthContext, member_status: MemberFilter,
     return list(session.exec(stmt.order_by(col(Image.created_at))))
 
 
-def update(session: Session, auth: AuthContext, image_id: str, body: ImageUpdate) -> Image:
+def update(session: Session, auth: AuthContext, image_id: str, body: ImageUpdate,
+           idempotency_key: str | None = None) -> Image:
     """Name, visibility and properties, by the owner; public only by admin. Members of
-    an image that stops being shared lose it (their rows stay, as in Glance)."""
+    an image that stops being shared lose it (their rows stay, as in Glance). The row
+    is held from the read to the commit: two changes of different properties, in one
+    API process or two, both stay."""
     image = get_image(session, auth, image_id)
+    lock_row(session, Image, image.id)
+    session.refresh(image)
     require_owner(image, auth, "change it")
     if body.visibility == "public" and image.visibility != "public" and not auth.is_admin:
         raise Forbidden("only role admin may make an image public")
@@ -110,6 +116,7 @@ def update(session: Session, auth: AuthContext, image_id: str, body: ImageUpdate
     image.visibility = body.visibility or image.visibility
     image.properties, image.updated_at = props, now()
     session.add(image)
+    remember_key(session, auth, idempotency_key, "image", image.id, "update")
     session.commit()
     return image
 

@@ -18,13 +18,19 @@ from api.schemas.servers import MAX_METADATA_ITEMS
 from api.services.guards import check_allowed
 from api.services.operations import find_idempotent, remember_key
 from api.services.servers import get_instance
+from vmflow.db import lock_row
 from vmflow.models import Instance, now
 
 RESOURCE = "instance-metadata"
 
 
 def changeable(session: Session, auth: AuthContext, server_id: str) -> Instance:
+    """The server, held until the commit and read again under the hold: two merges
+    (in this process or another) each keep the other's keys instead of writing back
+    the metadata both read."""
     inst = get_instance(session, auth, server_id)
+    lock_row(session, Instance, inst.id)
+    session.refresh(inst)
     check_allowed("set-metadata", inst, auth)
     return inst
 

@@ -16,10 +16,11 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 from temporalio.client import Client, WorkflowExecutionDescription
 
+from api.auth import AuthContext
 from api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from api.schemas.common import utc
 from api.schemas.migrations import MigrationPublic
-from api.services.operations import describe_running
+from api.services.operations import claim_key, describe_running, find_idempotent, forget_key
 from vmflow.contracts.activity_names import HostActs
 from vmflow.contracts.migrations import (
     ABORT_SIGNAL,
@@ -174,11 +175,31 @@ async def signal(client: Client | None, session: Session, inst: Instance, migrat
     return m
 
 
-async def abort(client: Client | None, session: Session, inst: Instance,
-                migration_id: int) -> Migration:
-    return await signal(client, session, inst, migration_id, ABORT_SIGNAL)
+async def abort(client: Client | None, session: Session, auth: AuthContext, inst: Instance,
+                migration_id: int, idempotency_key: str | None = None) -> Migration:
+    return await keyed_signal(client, session, auth, inst, migration_id, ABORT_SIGNAL,
+                              idempotency_key)
 
 
-async def force_complete(client: Client | None, session: Session, inst: Instance,
-                         migration_id: int) -> Migration:
-    return await signal(client, session, inst, migration_id, FORCE_COMPLETE_SIGNAL)
+async def force_complete(client: Client | None, session: Session, auth: AuthContext,
+                         inst: Instance, migration_id: int,
+                         idempotency_key: str | None = None) -> Migration:
+    return await keyed_signal(client, session, auth, inst, migration_id,
+                              FORCE_COMPLETE_SIGNAL, idempotency_key)
+
+
+async def keyed_signal(client: Client | None, session: Session, auth: AuthContext,
+                       inst: Instance, migration_id: int, name: str,
+                       idempotency_key: str | None) -> Migration:
+    """signal(), once per Idempotency-Key: a repeat answers with the migration as it is
+    now (an abort that went through: no 409 because it is no longer in progress)."""
+    action = "abort" if name == ABORT_SIGNAL else "force-complete"
+    resource = f"{inst.id}/{migration_id}"
+    if find_idempotent(session, auth, idempotency_key, "migration", action, resource):
+        return get_of_server(session, inst, migration_id, in_progress=False)
+    claimed = claim_key(session, auth, idempotency_key, "migration", resource, action)
+    try:
+        return await signal(client, session, inst, migration_id, name)
+    except BaseException:
+        forget_key(session, claimed)
+        raise

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, or_, select
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -62,6 +63,19 @@ async def idempotency_guard(auth: AuthContext, key: str | None) -> AsyncIterator
         yield
 
 
+KEY_CONSTRAINT = "uq_operation_project_idempotency_key"
+
+
+def is_key_race(exc: BaseException) -> bool:
+    """The database refused a second Operation row for one project's Idempotency-Key:
+    another process took the key between our look-up and our commit (in one process
+    idempotency_guard serializes them). Nothing of this request was committed."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    text = str(exc.orig)
+    return KEY_CONSTRAINT in text or "operation.project_id, operation.idempotency_key" in text
+
+
 def find_idempotent(session: Session, auth: AuthContext, key: str | None, resource_type: str,
                     action: str, resource_id: str | None = None) -> Operation | None:
     """The operation an earlier request with this key made, if any. A key reused for a
@@ -94,6 +108,26 @@ def remember_key(session: Session, auth: AuthContext, key: str | None, resource_
             resource_type=resource_type, resource_id=resource_id, action=action,
             status="succeeded", workflow_id="", project_id=auth.project_id,
             user_id=auth.user_id, idempotency_key=key, finished_at=now()))
+
+
+def claim_key(session: Session, auth: AuthContext, key: str | None, resource_type: str,
+              resource_id: str, action: str) -> Operation | None:
+    """For a change made outside the database (a Temporal call): the key's record is
+    committed first, so the database lets one request per key through, whichever API
+    process it reaches; forget_key() gives the key back if the change then fails."""
+    if not key:
+        return None
+    remember_key(session, auth, key, resource_type, resource_id, action)
+    session.commit()
+    return find_idempotent(session, auth, key, resource_type, action, resource_id)
+
+
+def forget_key(session: Session, op: Operation | None) -> None:
+    """The change a claim_key() was for did not happen: a repeat may try again."""
+    if op is not None:
+        session.rollback()
+        session.delete(op)
+        session.commit()
 
 
 def replayed_row(session: Session, model: type[Row], resource_id: str, noun: str) -> Row:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlmodel import Session
 from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
@@ -18,11 +19,16 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth import AuthContext
 from api.errors import ServiceUnavailable
+from api.schemas.common import utc
 from api.schemas.reconcilers import ReconcilerRun, ReconcilerTriggered, ReconcilerView
+from api.services.operations import claim_key, find_idempotent, forget_key
 from vmflow.models import now
 from vmflow.names import LEDGER_RECONCILE_SCHEDULE
 from vmflow.operations import RPC_TIMEOUT
+
+RESOURCE = "reconciler"  # of the Operation rows that keep a trigger's Idempotency-Key
 
 
 def _unavailable(e: RPCError | RuntimeError, doing: str) -> ServiceUnavailable:
@@ -33,14 +39,24 @@ def _unavailable(e: RPCError | RuntimeError, doing: str) -> ServiceUnavailable:
     return ServiceUnavailable(f"could not {doing}: {e}", type="TemporalUnavailable")
 
 
-async def trigger(client: Client) -> ReconcilerTriggered:
-    at = now()
+async def trigger(client: Client, session: Session, auth: AuthContext,
+                  idempotency_key: str | None) -> ReconcilerTriggered:
+    """A run now; with an Idempotency-Key seen before, the first trigger's answer."""
+    earlier = find_idempotent(session, auth, idempotency_key, RESOURCE, "trigger",
+                              LEDGER_RECONCILE_SCHEDULE)
+    if earlier is not None:
+        return ReconcilerTriggered(schedule_id=LEDGER_RECONCILE_SCHEDULE,
+                                   triggered_at=utc(earlier.started_at))
+    claimed = claim_key(session, auth, idempotency_key, RESOURCE, LEDGER_RECONCILE_SCHEDULE,
+                        "trigger")
+    at = claimed.started_at if claimed is not None else now()
     try:
         await client.get_schedule_handle(LEDGER_RECONCILE_SCHEDULE).trigger(
             rpc_timeout=RPC_TIMEOUT)
     except (RPCError, RuntimeError) as e:
+        forget_key(session, claimed)
         raise _unavailable(e, "trigger the ledger reconciler") from e
-    return ReconcilerTriggered(schedule_id=LEDGER_RECONCILE_SCHEDULE, triggered_at=at)
+    return ReconcilerTriggered(schedule_id=LEDGER_RECONCILE_SCHEDULE, triggered_at=utc(at))
 
 
 async def show(client: Client) -> ReconcilerView:

@@ -171,7 +171,7 @@ async def create_share(client: Client, session: Session, auth: AuthContext, body
                          type="InvalidInput")
     share_type = resolve_type(session, auth, body.share_type, snapshot)
     s = get_settings()
-    try:  # no await from here to the commit: the quota holds for this process
+    try:  # no await from here to the commit: check() holds the project row until it
         share_quotas.check(session, auth.project_id, s, shares=1, gigabytes=size)
     except share_quotas.QuotaExceeded as e:
         raise quota_error(e) from None
