@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     quota_gigabytes: int = 1000
     quota_snapshots: int = 50
     quota_snapshot_gigabytes: int = 1000
+    # compute and floating-IP quotas: unlimited (-1) unless the deployment sets a default
+    quota_instances: int = -1
+    quota_cores: int = -1
+    quota_ram: int = -1  # MiB
+    quota_floating_ips: int = -1
 
     # image service
     max_upload_gb: int = 64  # larger uploads are refused (413)

@@ -13,7 +13,7 @@ requests, of one API process or of two, cannot both take the last unit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -59,10 +59,12 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
             "snapshot_gigabytes": int(snapshot_gb)}
 
 
-def set_limits(session: Session, project_id: str, new: Mapping[str, int]) -> None:
-    """Upsert the project's own limits (added to the session; the caller commits)."""
+def set_limits(session: Session, project_id: str, new: Mapping[str, int],
+               resources: Sequence[str] = RESOURCES) -> None:
+    """Upsert the project's own limits (added to the session; the caller commits);
+    `resources`: the names allowed (vmflow.compute_quotas adds its own)."""
     for resource, limit in new.items():
-        if resource not in RESOURCES:
+        if resource not in resources:
             raise ValueError(f"unknown quota resource {resource!r}")
         if limit < UNLIMITED:
             raise ValueError(f"quota {resource} must be -1 (unlimited) or more")

@@ -18,6 +18,10 @@ class QuotaUpdate(Request):
     gigabytes: Limit | None = None
     snapshots: Limit | None = None
     snapshot_gigabytes: Limit | None = None
+    instances: Limit | None = None
+    cores: Limit | None = None
+    ram: Limit | None = None  # MiB
+    floating_ips: Limit | None = None
 
 
 class QuotaUsage(BaseModel):
@@ -32,6 +36,10 @@ class QuotaSet(BaseModel):
     gigabytes: QuotaUsage
     snapshots: QuotaUsage
     snapshot_gigabytes: QuotaUsage
+    instances: QuotaUsage  # Nova's; servers not deleted
+    cores: QuotaUsage
+    ram: QuotaUsage  # MiB
+    floating_ips: QuotaUsage  # Neutron's
 
 
 class QuotaSetOne(BaseModel):

@@ -24,10 +24,12 @@ from api.schemas.floating_ips import FloatingIpCreate, FloatingIpUpdate
 from api.services.networks import get_network, ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from api.services.ports import FLOATINGIP_OWNER, addresses, get_port
-from vmflow import floating_sync
+from vmflow import compute_quotas, floating_sync
 from vmflow.ip_allocation import FixedIpRequest, PortSpec, add_port, remove_port
 from vmflow.models import new_id, now
 from vmflow.network_models import FloatingIp, Network, Port
+from vmflow.settings import get_settings
+from vmflow.share_quotas import QuotaExceeded
 
 
 def get_fip(session: Session, auth: AuthContext, fip_id: str) -> FloatingIp:
@@ -101,6 +103,11 @@ def create_fip(session: Session, auth: AuthContext, body: FloatingIpCreate,
                 network_id=net.id, project_id=net.project_id, device_id=fip_id,
                 device_owner=FLOATINGIP_OWNER,
                 fixed_ips=[FixedIpRequest(ip_address=body.floating_ip_address)]))
+        try:  # after the network's lock, as a server's ports take them; no await until
+            # the commit: check() holds the project row until it
+            compute_quotas.check(session, auth.project_id, get_settings(), floating_ips=1)
+        except QuotaExceeded as e:  # Neutron answers 409 OverQuota
+            raise Conflict(e.message, type=e.type) from None
         fip = FloatingIp(id=fip_id, project_id=auth.project_id, floating_network_id=net.id,
                          floating_port_id=port.id, floating_ip_address=ips[0].ip_address,
                          description=body.description)

@@ -10,16 +10,17 @@ from sqlmodel import Session, col, delete, select
 from temporalio.client import Client
 
 from api.auth import AuthContext, scoped
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, Forbidden, NotFound
 from api.schemas.common import utc
 from api.schemas.servers import ActionPublic, ServerCreate, ServerPublic
 from api.services import flavors, keypairs, server_nics
 from api.services.images import visible_images
 from api.services.operations import start_instance_operation
-from vmflow import states
-from vmflow.models import Image, Instance, Operation, User
+from vmflow import compute_quotas, states
+from vmflow.models import Flavor, Image, Instance, Operation, User
 from vmflow.network_models import InstanceNic
 from vmflow.settings import get_settings
+from vmflow.share_quotas import QuotaExceeded
 
 
 def get_instance(session: Session, auth: AuthContext, server_id: str) -> Instance:
@@ -85,6 +86,13 @@ async def create(client: Client, session: Session, auth: AuthContext, body: Serv
     # before the server's row is added: a first use commits the auto network or group
     nics = server_nics.plan(session, auth, body.networks, groups,
                             get_settings().auto_network_pool)
+    flavor = session.get(Flavor, inst.flavor_id)
+    assert flavor is not None  # new_instance resolved it
+    try:  # no await from here to the commit: check() holds the project row until it
+        compute_quotas.check(session, auth.project_id, get_settings(), instances=1,
+                             cores=flavor.vcpus, ram=flavor.ram_mb)
+    except QuotaExceeded as e:  # Nova answers 403
+        raise Forbidden(e.message, type=e.type) from None
     session.add(inst)
     session.flush()
     for nic in nics:

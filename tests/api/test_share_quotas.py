@@ -41,7 +41,12 @@ async def test_defaults_and_usage(api: httpx.AsyncClient, world: World, quinn: C
         "shares": {"limit": 50, "in_use": 0, "reserved": 0},
         "gigabytes": {"limit": 1000, "in_use": 0, "reserved": 0},
         "snapshots": {"limit": 50, "in_use": 0, "reserved": 0},
-        "snapshot_gigabytes": {"limit": 1000, "in_use": 0, "reserved": 0}}
+        "snapshot_gigabytes": {"limit": 1000, "in_use": 0, "reserved": 0},
+        # Nova's and Neutron's, unlimited by default (tests/api/test_compute_quotas.py)
+        "instances": {"limit": -1, "in_use": 0, "reserved": 0},
+        "cores": {"limit": -1, "in_use": 0, "reserved": 0},
+        "ram": {"limit": -1, "in_use": 0, "reserved": 0},
+        "floating_ips": {"limit": -1, "in_use": 0, "reserved": 0}}
     share = add_share(quinn, size=3)
     add_snapshot(share)
     q = await quota_set(api, world.admin, quinn.project_id)
