@@ -15,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from vmflow.db import lock_row
+from vmflow.db import lock_row, released
 from vmflow.models import Flavor, Instance, Project, Quota
 from vmflow.network_models import FloatingIp
 from vmflow.settings import Settings
@@ -55,18 +55,20 @@ def check(session: Session, project_id: str, s: Settings, *, instances: int = 0,
           cores: int = 0, ram: int = 0, floating_ips: int = 0) -> None:
     """Raise QuotaExceeded (type OverQuota for floating IPs, as Neutron; else Nova's
     message) if adding these would go over a limit. Holds the project's row until the
-    caller commits."""
+    caller commits (rolled back when it raises)."""
     lock_row(session, Project, project_id)
-    lim, used = limits(session, project_id, s), usage(session, project_id)
-    asked = {"instances": instances, "cores": cores, "ram": ram, "floating_ips": floating_ips}
-    over = [r for r in RESOURCES
-            if asked[r] and lim[r] != UNLIMITED and used[r] + asked[r] > lim[r]]
-    if not over:
-        return
-    if over == ["floating_ips"]:
-        raise QuotaExceeded("OverQuota", "Quota exceeded for resources: ['floatingip'].")
-    r = over[0]
-    raise QuotaExceeded(
-        "QuotaExceeded",
-        f"Quota exceeded for {', '.join(over)}: Requested {asked[r]}, but already used "
-        f"{used[r]} of {lim[r]} {r}")
+    with released(session):
+        lim, used = limits(session, project_id, s), usage(session, project_id)
+        asked = {"instances": instances, "cores": cores, "ram": ram,
+                 "floating_ips": floating_ips}
+        over = [r for r in RESOURCES
+                if asked[r] and lim[r] != UNLIMITED and used[r] + asked[r] > lim[r]]
+        if not over:
+            return
+        if over == ["floating_ips"]:
+            raise QuotaExceeded("OverQuota", "Quota exceeded for resources: ['floatingip'].")
+        r = over[0]
+        raise QuotaExceeded(
+            "QuotaExceeded",
+            f"Quota exceeded for {', '.join(over)}: Requested {asked[r]}, but already used "
+            f"{used[r]} of {lim[r]} {r}")

@@ -59,6 +59,16 @@ def upgrade(url: str | None = None) -> None:
     command.upgrade(cfg, "head")
 
 
+@contextmanager
+def released(session: Session) -> Iterator[None]:
+    """Roll back at once if the block raises: whatever lock_row() took is freed."""
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+
+
 def lock_row(session: Session, table: Any, row_id: str) -> None:
     """Hold the row `row_id` of `table` (a SQLModel class) until the session commits,
     so that read-check-write sequences on it in other sessions, in this process or
@@ -68,7 +78,12 @@ def lock_row(session: Session, table: Any, row_id: str) -> None:
 
     SQLite: a no-op UPDATE takes the database's write lock (BEGIN IMMEDIATE would too,
     but the driver opens the transaction itself); it waits up to busy_timeout.
-    PostgreSQL: SELECT ... FOR UPDATE on the row."""
+    PostgreSQL: SELECT ... FOR UPDATE on the row.
+
+    Every way out must end the transaction at once (commit, or rollback before raising:
+    see released()), not when the request's session closes: an async route of the API
+    runs its queries on the event loop, and one waiting there for the lock would keep
+    the loop from ever running the close that frees it."""
     t = table.__table__
     if session.get_bind().dialect.name == "sqlite":
         session.execute(t.update().where(t.c.id == row_id).values(id=t.c.id))

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from vmflow.db import lock_row
+from vmflow.db import lock_row, released
 from vmflow.models import Project, Quota, Share, ShareSnapshot
 from vmflow.settings import Settings
 from vmflow.share_states import ShareStatus
@@ -92,8 +92,16 @@ def _over(limit: int, used: int, delta: int) -> bool:
 def check(session: Session, project_id: str, s: Settings, *, shares: int = 0,
           gigabytes: int = 0, snapshots: int = 0, snapshot_gigabytes: int = 0) -> None:
     """Raise QuotaExceeded, with Manila's names and messages, if adding these deltas
-    would go over a limit. Holds the project's row until the caller commits."""
+    would go over a limit. Holds the project's row until the caller commits (rolled
+    back when it raises)."""
     lock_row(session, Project, project_id)
+    with released(session):
+        _check(session, project_id, s, shares=shares, gigabytes=gigabytes,
+               snapshots=snapshots, snapshot_gigabytes=snapshot_gigabytes)
+
+
+def _check(session: Session, project_id: str, s: Settings, *, shares: int,
+           gigabytes: int, snapshots: int, snapshot_gigabytes: int) -> None:
     lim, used = limits(session, project_id, s), usage(session, project_id)
     for resource, more in reserved(session, project_id).items():
         used[resource] += more

@@ -19,12 +19,13 @@ from api.services.guards import check_allowed
 from api.services.operations import (
     find_idempotent,
     idempotency_guard,
+    once,
     replayed_row,
     start_instance_operation,
 )
 from api.services.preempt import cancel_and_wait
 from api.services.servers import action_history, get_instance
-from vmflow.models import Instance
+from vmflow.models import Instance, Operation
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"])
 
@@ -33,14 +34,18 @@ router = APIRouter(prefix="/v1/servers", tags=["servers"])
 async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep,
                         client: TemporalDep,
                         idempotency_key: IdempotencyKey = None) -> ServerAccepted:
-    async with idempotency_guard(auth, idempotency_key):
-        earlier = find_idempotent(session, auth, idempotency_key, "instance", "create")
-        if earlier is not None:
-            inst = replayed_row(session, Instance, earlier.resource_id, "server")
-            return ServerAccepted(server=servers.view(session, inst),
-                                  operation=OperationBrief.of(earlier))
+    def replay(earlier: Operation) -> ServerAccepted:
+        inst = replayed_row(session, Instance, earlier.resource_id, "server")
+        return ServerAccepted(server=servers.view(session, inst),
+                              operation=OperationBrief.of(earlier))
+
+    async def make() -> ServerAccepted:
         inst, op = await servers.create(client, session, auth, body, idempotency_key)
         return ServerAccepted(server=servers.view(session, inst), operation=OperationBrief.of(op))
+
+    async with idempotency_guard(auth, idempotency_key):
+        # also when another API process takes the key meanwhile: its server, not a 409
+        return await once(session, auth, idempotency_key, "instance", "create", replay, make)
 
 
 @router.get("", response_model=ServerList)

@@ -17,7 +17,7 @@ from api.auth import AuthContext
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.schemas.images import ImageCreate, ImageUpdate
 from api.services.operations import remember_key
-from vmflow.db import lock_row
+from vmflow.db import lock_row, released
 from vmflow.models import Image, ImageMember, now
 from vmflow.settings import get_settings
 
@@ -102,22 +102,23 @@ def update(session: Session, auth: AuthContext, image_id: str, body: ImageUpdate
     API process or two, both stay."""
     image = get_image(session, auth, image_id)
     lock_row(session, Image, image.id)
-    session.refresh(image)
-    require_owner(image, auth, "change it")
-    if body.visibility == "public" and image.visibility != "public" and not auth.is_admin:
-        raise Forbidden("only role admin may make an image public")
-    props = {k: v for k, v in (image.properties or {}).items()
-             if k not in body.remove_properties}
-    props.update(body.properties)
-    if len(props) > 128:
-        raise BadRequest("an image has at most 128 properties")
-    check_linked_images(session, auth, body.properties)
-    image.name = body.name or image.name
-    image.visibility = body.visibility or image.visibility
-    image.properties, image.updated_at = props, now()
-    session.add(image)
-    remember_key(session, auth, idempotency_key, "image", image.id, "update")
-    session.commit()
+    with released(session):
+        session.refresh(image)
+        require_owner(image, auth, "change it")
+        if body.visibility == "public" and image.visibility != "public" and not auth.is_admin:
+            raise Forbidden("only role admin may make an image public")
+        props = {k: v for k, v in (image.properties or {}).items()
+                 if k not in body.remove_properties}
+        props.update(body.properties)
+        if len(props) > 128:
+            raise BadRequest("an image has at most 128 properties")
+        check_linked_images(session, auth, body.properties)
+        image.name = body.name or image.name
+        image.visibility = body.visibility or image.visibility
+        image.properties, image.updated_at = props, now()
+        session.add(image)
+        remember_key(session, auth, idempotency_key, "image", image.id, "update")
+        session.commit()
     return image
 
 

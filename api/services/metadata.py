@@ -18,7 +18,7 @@ from api.schemas.servers import MAX_METADATA_ITEMS
 from api.services.guards import check_allowed
 from api.services.operations import find_idempotent, remember_key
 from api.services.servers import get_instance
-from vmflow.db import lock_row
+from vmflow.db import lock_row, released
 from vmflow.models import Instance, now
 
 RESOURCE = "instance-metadata"
@@ -30,8 +30,9 @@ def changeable(session: Session, auth: AuthContext, server_id: str) -> Instance:
     the metadata both read."""
     inst = get_instance(session, auth, server_id)
     lock_row(session, Instance, inst.id)
-    session.refresh(inst)
-    check_allowed("set-metadata", inst, auth)
+    with released(session):
+        session.refresh(inst)
+        check_allowed("set-metadata", inst, auth)
     return inst
 
 
@@ -56,9 +57,12 @@ def change(session: Session, auth: AuthContext, key: str | None, server_id: str,
            new: dict[str, str] | None = None, merge: bool = False) -> Instance:
     """Set the metadata to `new` (merge: over what it has), unless the key replays."""
     inst = changeable(session, auth, server_id)
-    if not replayed(session, auth, key, inst, "set"):
-        save(session, auth, key, inst, {**(inst.meta or {}), **(new or {})} if merge
-             else dict(new or {}))
+    with released(session):
+        if replayed(session, auth, key, inst, "set"):
+            session.rollback()  # nothing to write: the row's hold ends here
+        else:
+            save(session, auth, key, inst, {**(inst.meta or {}), **(new or {})} if merge
+                 else dict(new or {}))
     return inst
 
 
@@ -72,7 +76,10 @@ def item(session: Session, auth: AuthContext, server_id: str, key: str) -> str:
 def delete_item(session: Session, auth: AuthContext, idempotency_key: str | None,
                 server_id: str, key: str) -> None:
     inst = changeable(session, auth, server_id)
-    if not replayed(session, auth, idempotency_key, inst, "delete"):
+    with released(session):
+        if replayed(session, auth, idempotency_key, inst, "delete"):
+            session.rollback()
+            return
         meta = dict(inst.meta or {})
         if meta.pop(key, None) is None:
             raise NotFound(f"server {server_id} has no metadata key {key!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import TypeVar
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 QUERY_TIMEOUT = timedelta(seconds=2)
 Row = TypeVar("Row", bound=SQLModel)
+T = TypeVar("T")
 
 _CLOSED = {
     WorkflowExecutionStatus.COMPLETED: "succeeded",
@@ -108,6 +109,28 @@ def remember_key(session: Session, auth: AuthContext, key: str | None, resource_
             resource_type=resource_type, resource_id=resource_id, action=action,
             status="succeeded", workflow_id="", project_id=auth.project_id,
             user_id=auth.user_id, idempotency_key=key, finished_at=now()))
+
+
+async def once(session: Session, auth: AuthContext, key: str | None, resource_type: str,
+               action: str, replay: Callable[[Operation], T],
+               make: Callable[[], Awaitable[T]]) -> T:
+    """`make()` unless the key made something already (then `replay(its Operation)`),
+    also when another API process takes the key while `make()` runs: the database
+    refuses the second row of the key, or the look-up under the new row's id finds the
+    other's; either way this request made nothing and answers with the other's."""
+    earlier = find_idempotent(session, auth, key, resource_type, action)
+    if earlier is not None:
+        return replay(earlier)
+    try:
+        return await make()
+    except (IntegrityError, Conflict) as e:
+        if not key or not (is_key_race(e) or getattr(e, "type", "") == "IdempotencyKeyReused"):
+            raise
+        session.rollback()
+        earlier = find_idempotent(session, auth, key, resource_type, action)
+        if earlier is None:
+            raise
+        return replay(earlier)
 
 
 def claim_key(session: Session, auth: AuthContext, key: str | None, resource_type: str,
