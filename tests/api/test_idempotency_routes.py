@@ -9,7 +9,9 @@ key (what stops two API processes; tests/api/test_two_processes.py runs them).""
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
+import json
 import textwrap
 from collections.abc import Callable
 
@@ -19,9 +21,11 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from starlette.requests import Request
 from temporalio.client import Client
 
 from api.app import create_app
+from api.services.operations import is_key_race
 from tests.api.conftest import World, add_instance, session
 from tests.api.test_auth import assert_error
 from tests.api.test_image_hosts import stage
@@ -81,11 +85,19 @@ def test_the_database_keeps_one_row_per_project_and_key(world: World) -> None:
         s.add(record(world.alice.project_id))
         s.commit()
         s.add(record(world.alice.project_id))
-        with pytest.raises(IntegrityError):
+        with pytest.raises(IntegrityError) as refused:
             s.commit()
         s.rollback()
         s.add(record(world.bob.project_id))  # another project's key is its own
         s.commit()
+    # what a route whose commit meets it answers (the other process is still at work)
+    assert is_key_race(refused.value)
+    app = create_app()
+    handler = app.exception_handlers[IntegrityError]
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []})
+    response = asyncio.run(handler(request, refused.value))
+    assert response.status_code == 409 and response.headers["retry-after"] == "1"
+    assert json.loads(bytes(response.body))["error"]["type"] == "IdempotencyKeyInProgress"
 
 
 # --- the routes that took the key last -----------------------------------------------------

@@ -216,6 +216,26 @@ async def test_20_requests_with_one_key_make_one_server(pair: Pair) -> None:
     assert count(pair, Instance, project_id=who.project_id) == 1
 
 
+async def test_a_key_raced_on_another_route_makes_one_share(pair: Pair) -> None:
+    """Routes without the server's replay on a lost race: the loser is 409
+    IdempotencyKeyInProgress, nothing of it is kept, and its retry replays."""
+    who = await member(pair, "idem-share")
+    h = {**who.h, "Idempotency-Key": "two-apis-one-share"}
+    body = {"share_proto": "nfs", "size": 1, "name": "one"}
+    rs = await race(pair, 20, "POST", "/v1/shares", h, body)
+    won = [r for r in rs if r.status_code == 202]
+    busy = [r for r in rs if r.status_code != 202]
+    assert won and all(r.status_code == 409 and r.json()["error"]["type"] ==
+                       "IdempotencyKeyInProgress" for r in busy), [r.text for r in busy]
+    share_id = won[0].json()["share"]["id"]
+    assert {r.json()["share"]["id"] for r in won} == {share_id}
+    assert count(pair, Share, project_id=who.project_id) == 1
+    for c in pair.clients:
+        r = await c.post("/v1/shares", headers=h, json=body)
+        assert r.status_code == 202 and r.json()["share"]["id"] == share_id
+    assert count(pair, Share, project_id=who.project_id) == 1
+
+
 # --- quotas under concurrent creates ---------------------------------------------------------
 
 async def server_race(p: Pair, **quota: int) -> tuple[Member, list[httpx.Response]]:
