@@ -1,10 +1,11 @@
 """Idempotency-Key for POST /v1/tokens: a repeat gets the first request's token.
 
 Only a token's hash is stored, so the token cannot be read back; with a key it is
-derived instead (vmflow.identity.keyed_token: from the password, the user, the project
-and the key), and the request's Operation row keeps the key with the token's hash. A
-repeat, which must give the password again, derives the same token and finds its row;
-the key used for another project's token (another hash) is refused with 409.
+derived instead (vmflow.identity.keyed_token: an HMAC keyed by the stored password
+hash over the password, the user, the project and the key), and the request's
+Operation row keeps the key with the token's hash. A repeat, which must give the
+password again, derives the same token and finds its row; the key used for another
+project's token (another hash) is refused with 409.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _earlier(session: Session, user: User, project_id: str, key: str,
 def keyed(session: Session, user: User, password: str, project_id: str, role: str,
           key: str, expires: datetime | None) -> tuple[str, Token]:
     """(token, its row): the first request's, or a new one kept under the key."""
-    token = keyed_token(password, user.id, project_id, key)
+    token = keyed_token(password, user.password_hash, user.id, project_id, key)
     token_hash = hash_token(token)
     row = _earlier(session, user, project_id, key, token_hash)
     if row is not None:
