@@ -9,7 +9,7 @@ PYTEST := .venv/bin/pytest
 TIERS := unit api workflows storage integration multihost faults
 PYTEST_ARGS ?=
 
-.PHONY: deps up down status test lint fmt-check bench bench-scheduler bench-migrate
+.PHONY: deps up down status test lint fmt-check bench bench-scheduler bench-migrate soak
 
 # Debian packages, uv and the venv; only what is missing, fast when done
 deps:
@@ -59,3 +59,9 @@ bench-scheduler: deps
 # a private two-host bed: live migration against direct libvirt, cold migrate, shelve
 bench-migrate: deps
 	$(PY) bench/migrate.py
+
+# chaos soak on a private two-host stack with storage: random operations while workers,
+# Temporal and libvirtd are killed; then the invariants (SOAK_ARGS="--duration 240 ...")
+SOAK_ARGS ?=
+soak: deps
+	$(PY) bench/soak.py $(SOAK_ARGS)
