@@ -61,7 +61,7 @@ def soak_stack() -> Iterator[tuple[Settings, httpx.Client]]:
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
                  temporal_ui_port=free_port(), host=f"sk{os.getpid()}", hosts=2,
                  storage_hosts=1, domain_prefix=PREFIX, guest_cache=GUEST,
-                 agent_timeout=30, stop_timeout=30, reboot_timeout=10)
+                 stop_timeout=30, reboot_timeout=10)
     try:
         stack.ensure_guest(s)
         stack.up(s)
@@ -82,14 +82,18 @@ def client(s: Settings) -> httpx.Client:
 
 
 def created(api: httpx.Client, path: str, body: dict[str, Any], key: str) -> str:
-    r = api.post(path, json=body)
-    if r.status_code != 202:
-        raise RuntimeError(f"POST {path} {body}: {r.status_code} {r.text}")
-    op = wait_op(api, r.json()["operation"]["id"], timeout=600)
-    if op["status"] != "succeeded":
-        raise RuntimeError(f"POST {path} {body} ended {op['status']}: {op.get('last_error')}")
-    rid: str = r.json()[key]["id"]
-    return rid
+    """Made and succeeded; a create that compensated (a slow boot on a loaded machine)
+    is tried again, up to three times."""
+    for _ in range(3):
+        r = api.post(path, json=body)
+        if r.status_code != 202:
+            raise RuntimeError(f"POST {path} {body}: {r.status_code} {r.text}")
+        op = wait_op(api, r.json()["operation"]["id"], timeout=600)
+        if op["status"] == "succeeded":
+            rid: str = r.json()[key]["id"]
+            return rid
+        print(f"  POST {path} {body} ended {op['status']}: {op.get('last_error')}", flush=True)
+    raise RuntimeError(f"POST {path} {body} never succeeded")
 
 
 def populate(api: httpx.Client, servers: int, shares: int) -> tuple[list[str], list[str],

@@ -51,6 +51,9 @@ class Tally:
     def add(self, **rec: Any) -> None:
         with self.lock:
             self.records.append(rec)
+        why = f"  {rec['last_error']}" if rec["last_error"] else ""
+        print(f"  {rec['kind']:<16} {rec['resource'][:8]} {rec['status']:<11} "
+              f"{rec['seconds']:7.1f} s{why}", flush=True)
 
 
 def wait_op(api: httpx.Client, op_id: str, timeout: float = OP_TIMEOUT_S) -> dict[str, Any]:
