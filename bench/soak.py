@@ -38,6 +38,7 @@ from bench.soak_checks import (
     check_ledger,
     check_operations,
     check_servers,
+    explain,
     remains,
     wait_quiet,
 )
@@ -139,16 +140,20 @@ def churn(s: Settings, args: argparse.Namespace, tally: Tally, resources: list[t
     with ThreadPoolExecutor(args.parallel) as pool:
         futures: set[Future[None]] = set()
         while time.monotonic() < deadline and started < args.max_ops:
+            # any resource, busy or not, so a quick share does not crowd out the
+            # servers; a busy one is waited for
+            kind, rid = rng.choice(resources)
             with lock:
-                idle = [r for r in resources if r[1] not in busy]
-            if len(futures) < args.parallel and idle:
-                kind, rid = rng.choice(idle)
-                with lock:
-                    busy.add(rid)
+                free = rid not in busy
+                busy.add(rid)
+            if len(futures) < args.parallel and free:
                 futures.add(pool.submit(one, kind, rid, rng.randrange(2**32)))
                 started += 1
                 time.sleep(rng.uniform(0, 1))  # not all at the same instant
                 continue
+            if free:
+                with lock:
+                    busy.discard(rid)
             _, futures = wait(futures, timeout=1, return_when=FIRST_COMPLETED)
         print(f"churn over ({started} actions started); waiting for the last ones",
               flush=True)
@@ -206,10 +211,14 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         violations = check_operations(api)
         bad_servers, notes = check_servers(s, api)
         violations += bad_servers + check_ledger(s) + check_exports(s, api)
-        violations += [{"check": "op ended badly", "id": r["op"], "type": r["kind"],
-                        "status": r["status"], "last_error": r["last_error"]}
-                       for r in tally.records
-                       if r["status"] not in ("succeeded", "compensated")]
+        listed = {v.get("id") for v in violations}
+        violations += [{"check": "action ended badly", "id": r["op"], "type": r["kind"],
+                        "resource": r["resource"], "status": r["status"],
+                        "last_error": r["last_error"]} for r in tally.records
+                       if r["status"] not in ("succeeded", "compensated")
+                       and r["op"] not in listed]
+        for v in violations:
+            explain(s, v, injector.faults)
         print(f"invariants checked: {len(violations)} violation(s); now deleting everything",
               flush=True)
         violations += delete_all(api, tally)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -66,8 +67,27 @@ def check_operations(api: httpx.Client) -> list[dict[str, Any]]:
         for op in operations(api, status):
             out.append({"check": f"operation {status}", "id": op["id"],
                         "type": f"{op['resource_type']}.{op['action']}",
-                        "resource": op["resource_id"], "last_error": op.get("last_error")})
+                        "resource": op["resource_id"], "last_error": op.get("last_error"),
+                        "started_at": op.get("started_at"), "finished_at": op.get("finished_at")})
     return out
+
+
+def explain(s: Settings, violation: dict[str, Any], faults: list[dict[str, Any]],
+            limit: int = 30) -> None:
+    """Adds the last fault before the violation's operation ended (or now) and the log
+    lines of the stack that name its operation or resource: read before the home goes."""
+    end = violation.get("finished_at") or violation.get("started_at")
+    until = datetime.fromisoformat(end).timestamp() if end else time.time()
+    before = [f for f in faults if f["at"] <= until]
+    violation["fault_before"] = before[-1] if before else None
+    needles = [str(violation[k]) for k in ("id", "resource", "server", "share", "domain")
+               if violation.get(k)]
+    lines: list[str] = []
+    for log in sorted(s.log_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if any(n in line for n in needles):
+                lines.append(f"{log.name}: {line[:400]}")
+    violation["log"] = lines[-limit:]
 
 
 def freeze_status(dom: libvirt.virDomain) -> str:

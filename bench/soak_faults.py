@@ -64,8 +64,13 @@ class Injector(threading.Thread):
 
     def run(self) -> None:
         choices = targets(self.s)
+        kinds = sorted({k for k, _ in choices})
+        deck: list[str] = []
         while not self.stop.wait(self.rng.uniform(*self.every)):
-            kind, target = self.rng.choice(choices)
+            if not deck:  # every kind once, in a random order, before any repeats
+                deck = self.rng.sample(kinds, len(kinds))
+            kind = deck.pop()
+            target = self.rng.choice([t for k, t in choices if k == kind])
             at = time.time()
             t0 = time.monotonic()
             pid = kill(self.s, kind, target)

@@ -138,7 +138,8 @@ class Actor:
         moves += ["snapshot_create"] if len(mine) < MAX_SNAPSHOTS else []
         moves += ["snapshot_delete"] if mine else []
         if share["status"] != "available" or self.rng.random() < WILD_CHANCE:
-            moves = SHARE_MOVES
+            moves = [m for m in SHARE_MOVES  # an id to name is needed for these two
+                     if (m != "deny_access" or access) and (m != "snapshot_delete" or mine)]
         action = self.rng.choice(moves)
         path = f"/v1/shares/{share_id}/action"
         match action:
