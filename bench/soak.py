@@ -52,6 +52,7 @@ from vmflow.settings import Settings
 
 BIG_FLAVOR = "soak.big"  # t1.micro's disk (a resize never shrinks one), more of the rest
 QUIET_TIMEOUT_S = 900.0
+SUBNET = "10.98.0.0/24"
 
 
 @contextmanager
@@ -97,6 +98,18 @@ def created(api: httpx.Client, path: str, body: dict[str, Any], key: str) -> str
     raise RuntimeError(f"POST {path} {body} never succeeded")
 
 
+def network(api: httpx.Client) -> str:
+    """A tenant network with a subnet, for interface attach/detach."""
+    r = api.post("/v1/networks", json={"name": "soak-net"})
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"network: {r.status_code} {r.text}")
+    net_id: str = r.json()["id"]
+    r = api.post("/v1/subnets", json={"network_id": net_id, "cidr": SUBNET})
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"subnet: {r.status_code} {r.text}")
+    return net_id
+
+
 def populate(api: httpx.Client, servers: int, shares: int) -> tuple[list[str], list[str],
                                                                        tuple[str, str]]:
     r = api.post("/v1/flavors", json={"name": BIG_FLAVOR, "vcpus": 1, "ram": 320, "disk": 1})
@@ -114,7 +127,7 @@ def populate(api: httpx.Client, servers: int, shares: int) -> tuple[list[str], l
 
 
 def churn(s: Settings, args: argparse.Namespace, tally: Tally, resources: list[tuple[str, str]],
-          flavors: tuple[str, str]) -> int:
+          flavors: tuple[str, str], net_id: str) -> int:
     """Up to --parallel actions at once, one per resource, until the time or the count
     runs out; returns how many were started."""
     busy: set[str] = set()
@@ -127,7 +140,7 @@ def churn(s: Settings, args: argparse.Namespace, tally: Tally, resources: list[t
         try:
             if not hasattr(local, "actor"):
                 local.actor = Actor(client(s), random.Random(seed), tally,
-                                    hostbed.host_names(s), flavors)
+                                    hostbed.host_names(s), flavors, net_id)
             actor: Actor = local.actor
             (actor.server_step if kind == "server" else actor.share_step)(rid)
         except Exception as e:  # noqa: BLE001 - a soak bug, not the product's: counted
@@ -199,10 +212,11 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     with soak_stack() as (s, api):
         out["home"] = str(s.home)
         sids, shids, flavors = populate(api, args.servers, args.shares)
+        net_id = network(api)
         injector = Injector(s, random.Random(args.seed + 1), tuple(args.fault_every))
         injector.start()
         started = churn(s, args, tally, [("server", x) for x in sids]
-                        + [("share", x) for x in shids], flavors)
+                        + [("share", x) for x in shids], flavors, net_id)
         injector.finish()
         out["recover_error_at_end"] = recover(s)
         still = wait_quiet(api, QUIET_TIMEOUT_S)

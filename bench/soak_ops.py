@@ -30,6 +30,8 @@ SERVER_MOVES: dict[str, list[str]] = {
     "SHELVED": ["unshelve"],
     "SHELVED_OFFLOADED": ["unshelve"],
 }
+INTERFACE_STATUSES = {"ACTIVE", "SHUTOFF"}  # where an interface may be attached/detached
+MAX_INTERFACES = 2
 ALL_SERVER = sorted({a for moves in SERVER_MOVES.values() for a in moves})
 SHARE_MOVES = ["extend", "shrink", "allow_access", "deny_access", "snapshot_create",
                "snapshot_delete"]
@@ -77,9 +79,9 @@ class Actor:
     """Runs one action on one resource; the caller holds the resource for the time."""
 
     def __init__(self, api: httpx.Client, rng: random.Random, tally: Tally,
-                 hosts: list[str], flavors: tuple[str, str]):
+                 hosts: list[str], flavors: tuple[str, str], net_id: str | None):
         self.api, self.rng, self.tally = api, rng, tally
-        self.hosts, self.flavors = hosts, flavors
+        self.hosts, self.flavors, self.net_id = hosts, flavors, net_id
         self.seq = 0
 
     # ---- servers ----------------------------------------------------------------------
@@ -117,8 +119,28 @@ class Actor:
         moves = SERVER_MOVES.get(server["status"], [])
         if server.get("task_state") or not moves or self.rng.random() < WILD_CHANCE:
             moves = ALL_SERVER  # busy or odd: the API must say 409, not harm it
+        ports = self.interfaces(sid) if server["status"] in INTERFACE_STATUSES else None
+        if moves is not ALL_SERVER and ports is not None:
+            moves = moves + (["interface-attach"] if len(ports) < MAX_INTERFACES else [])
+            moves = moves + (["interface-detach"] if ports else [])
         action = self.rng.choice(moves)
-        self.send(action, sid, f"/v1/servers/{sid}/action", self.server_body(action, server))
+        if action == "interface-attach":
+            self.send(action, sid, f"/v1/servers/{sid}/os-interface",
+                      {"interfaceAttachment": {"net_id": self.net_id}})
+        elif action == "interface-detach":
+            port = self.rng.choice(ports or ["none"])
+            self.send(action, sid, f"/v1/servers/{sid}/os-interface/{port}", None, delete=True)
+        else:
+            self.send(action, sid, f"/v1/servers/{sid}/action", self.server_body(action, server))
+
+    def interfaces(self, sid: str) -> list[str] | None:
+        """The server's attached ports; None without a network to attach to."""
+        if self.net_id is None:
+            return None
+        r = self.api.get(f"/v1/servers/{sid}/os-interface")
+        if r.status_code != 200:
+            return None
+        return [x["port_id"] for x in r.json()["interfaceAttachments"]]
 
     # ---- shares -----------------------------------------------------------------------
 
