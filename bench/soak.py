@@ -183,24 +183,45 @@ def settle(api: httpx.Client, sids: list[str]) -> None:
                 wait_op(api, r.json()["operation"]["id"], timeout=600)
 
 
+def delete(api: httpx.Client, path: str, timeout: float = 60) -> httpx.Response:
+    """DELETE, again while the API says 409: the resource's last operation ends a
+    moment before its workflow closes, and a share's snapshots go one at a time."""
+    deadline = time.monotonic() + timeout
+    r = api.delete(path)
+    while r.status_code == 409 and time.monotonic() < deadline:
+        time.sleep(1)
+        r = api.delete(path)
+    return r
+
+
 def delete_all(api: httpx.Client, tally: Tally) -> list[dict[str, Any]]:
-    """Snapshots, shares, servers, then the images they made; each delete followed."""
-    ops = []
-    paths = [f"/v1/share-snapshots/{x['id']}" for x in
-             api.get("/v1/share-snapshots").json()["snapshots"]]
-    ops += [api.delete(p) for p in paths]
-    ends = [wait_op(api, r.json()["operation"]["id"], 600) for r in ops if r.status_code == 202]
-    later = [api.delete(f"/v1/shares/{x['id']}") for x in api.get("/v1/shares").json()["shares"]]
-    later += [api.delete(f"/v1/servers/{x['id']}")
-              for x in api.get("/v1/servers").json()["servers"]]
-    ends += [wait_op(api, r.json()["operation"]["id"], 900) for r in later
-             if r.status_code == 202]
+    """Snapshots (one at a time), then shares and servers, then the images they made;
+    each delete followed to its end."""
+    out: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+
+    def followed(paths: list[str], one_by_one: bool) -> None:
+        accepted = []
+        for path in paths:
+            r = delete(api, path)
+            if r.status_code != 202:
+                out.append({"check": "delete refused", "path": path, "code": r.status_code,
+                            "body": r.text[:200]})
+            elif one_by_one:
+                ends.append(wait_op(api, r.json()["operation"]["id"], 600))
+            else:
+                accepted.append(r.json()["operation"]["id"])
+        ends.extend(wait_op(api, op_id, 900) for op_id in accepted)
+
+    followed([f"/v1/share-snapshots/{x['id']}"
+              for x in api.get("/v1/share-snapshots").json()["snapshots"]], True)
+    followed([f"/v1/shares/{x['id']}" for x in api.get("/v1/shares").json()["shares"]]
+             + [f"/v1/servers/{x['id']}" for x in api.get("/v1/servers").json()["servers"]],
+             False)
     for image in tally.images:
         api.delete(f"/v1/images/{image}")
-    bad = [r for r in ops + later if r.status_code != 202]
-    out = [{"check": "delete refused", "path": str(r.request.url), "code": r.status_code,
-            "body": r.text[:200]} for r in bad]
-    out += [{"check": f"delete {op['status']}", "id": op["id"], "last_error": op.get("last_error")}
+    out += [{"check": f"delete {op['status']}", "id": op["id"],
+             "last_error": op.get("last_error")}
             for op in ends if op["status"] not in ("succeeded", "compensated")]
     return out
 
