@@ -51,7 +51,7 @@ async def test_extend_stays_available_at_the_old_size(
     share = share_row(s, share_id)
     assert share and (share.status, share.size_gb) == ("available", 1)
     assert share.fault and share.fault.startswith("extend to 2 GiB failed: the storage host")
-    assert op_row(s, op_id).status == "failed"
+    assert op_row(s, op_id).status == "compensated"  # nothing changed, nothing left
 
 
 async def test_delete_is_error_deleting_and_keeps_the_row(

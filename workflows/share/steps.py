@@ -140,7 +140,7 @@ class ShareWorkflow(Reporting, RowOwner):
                      stuck: ShareStatus) -> None:
         """Extend or shrink: `during` while the limit changes, then available with the
         new size; on failure available again with the old size and the fault (op
-        failed), or `stuck` (extending_error/shrinking_error) when the old limit
+        compensated; failed if the storage host refused it), or `stuck` (extending_error/shrinking_error) when the old limit
         could not be set back."""
         try:
             plan = await self.plan(ShareRef(op.share_id), op.host)
@@ -181,5 +181,8 @@ class ShareWorkflow(Reporting, RowOwner):
                          f"{reason(undo_err, op.host)}"
         await control(ControlStub.share_set, ShareUpdate(
             op.share_id, status=status, size_gb=old, fault=fault))
-        await self.finish(op.operation_id, "failed", fault)
+        # back at the old size and available: compensated, as an instance action whose
+        # undo put it back; a refusal is failed (the request was wrong), so is stuck
+        back = status == ShareStatus.AVAILABLE and not refused(err)
+        await self.finish(op.operation_id, "compensated" if back else "failed", fault)
         return fault
