@@ -140,8 +140,8 @@ class ShareWorkflow(Reporting, RowOwner):
                      stuck: ShareStatus) -> None:
         """Extend or shrink: `during` while the limit changes, then available with the
         new size; on failure available again with the old size and the fault (op
-        compensated; failed if the storage host refused it), or `stuck` (extending_error/shrinking_error) when the old limit
-        could not be set back."""
+        compensated; failed if the storage host refused it), or `stuck`
+        (extending_error/shrinking_error) when the old limit could not be set back."""
         try:
             plan = await self.plan(ShareRef(op.share_id), op.host)
         except Exception as err:  # e.g. the row is gone: nothing changed
