@@ -59,7 +59,7 @@ def open_(reason: str) -> Route:
 
 
 S = "/v1/servers/{server_id}"
-I = "/v1/images/{image_id}"
+IMG = "/v1/images/{image_id}"
 MATRIX: dict[tuple[str, str], Route] = {
     ("GET", "/healthz"): open_("liveness probe: no project data"),
     ("GET", "/metrics"): open_("process-wide counters, no project data"),
@@ -83,7 +83,8 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("PUT", S + "/metadata/{key:path}"): scoped({"meta": {"iso-key": "x"}}),
     ("DELETE", S + "/metadata/{key:path}"): scoped(),
     ("GET", f"{S}/backup-schedules"): scoped(),
-    ("POST", f"{S}/backup-schedules"): scoped({"backup_type": "weekly", "rotation": 1, "every": "7d"}),
+    ("POST", f"{S}/backup-schedules"): scoped({"backup_type": "weekly", "rotation": 1,
+                                                "every": "7d"}),
     ("GET", S + "/backup-schedules/{sid}"): scoped(),
     ("DELETE", S + "/backup-schedules/{sid}"): scoped(),
     ("POST", S + "/backup-schedules/{sid}/action"): scoped({"pause": None}),
@@ -107,17 +108,17 @@ MATRIX: dict[tuple[str, str], Route] = {
     ("GET", "/v1/images"): lists(),
     ("POST", "/v1/images"): lists({"name": "iso-never", "disk_format": "raw",
                                    "container_format": "bare"}),
-    ("GET", I): scoped(),
-    ("PATCH", I): scoped({"name": "renamed"}),
-    ("DELETE", I): scoped(),
-    ("PUT", f"{I}/file"): scoped(content=b"\0" * 512),
-    ("POST", f"{I}/import"): Route("SERVICE"),
-    ("GET", f"{I}/file"): scoped(owner_status=409),  # queued: no data yet
-    ("GET", f"{I}/members"): scoped(),
-    ("POST", f"{I}/members"): scoped({"member": "p2"}),
-    ("GET", I + "/members/{member}"): scoped(),
-    ("PUT", I + "/members/{member}"): scoped({"status": "accepted"}),
-    ("DELETE", I + "/members/{member}"): scoped(),
+    ("GET", IMG): scoped(),
+    ("PATCH", IMG): scoped({"name": "renamed"}),
+    ("DELETE", IMG): scoped(),
+    ("PUT", f"{IMG}/file"): scoped(content=b"\0" * 512),
+    ("POST", f"{IMG}/import"): Route("SERVICE"),
+    ("GET", f"{IMG}/file"): scoped(owner_status=409),  # queued: no data yet
+    ("GET", f"{IMG}/members"): scoped(),
+    ("POST", f"{IMG}/members"): scoped({"member": "p2"}),
+    ("GET", IMG + "/members/{member}"): scoped(),
+    ("PUT", IMG + "/members/{member}"): scoped({"status": "accepted"}),
+    ("DELETE", IMG + "/members/{member}"): scoped(),
     # flavors: A's is private with access for A only
     ("GET", "/v1/flavors"): lists(),
     ("GET", "/v1/flavors/{flavor_ref}"): scoped(),
@@ -262,7 +263,8 @@ async def test_project_b_gets_404_like_a_missing_id(
     assert row_counts() == before
 
 
-@pytest.mark.parametrize(("method", "path"), cases("SCOPED", "LISTS", "ADMIN", "SERVICE", mutating=True))
+@pytest.mark.parametrize(("method", "path"),
+                         cases("SCOPED", "LISTS", "ADMIN", "SERVICE", mutating=True))
 async def test_reader_may_not_mutate(api: httpx.AsyncClient, world: World,
                                      a_ids: dict[str, str], method: str, path: str) -> None:
     before = row_counts()
