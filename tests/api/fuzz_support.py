@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import SQLModel
 from temporalio.client import Client
@@ -25,11 +24,11 @@ def db_state() -> dict[str, frozenset[str]]:
                 for name, table in SQLModel.metadata.tables.items()}
 
 
-def changes(before: dict[str, frozenset[str]],
-            after: dict[str, frozenset[str]]) -> list[str]:
-    """Per table: how many rows, and which rows went or came."""
+def changes(before: dict[str, frozenset[str]], after: dict[str, frozenset[str]],
+            ignore: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Per table (but those in `ignore`): how many rows, and which rows went or came."""
     out = []
-    for name in sorted(before.keys() | after.keys()):
+    for name in sorted((before.keys() | after.keys()) - ignore):
         old, new = before.get(name, frozenset()), after.get(name, frozenset())
         if old != new:
             out.append(f"{name} ({len(old)} -> {len(new)} rows): gone {list(old - new)[:2]!r}"

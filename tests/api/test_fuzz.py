@@ -3,9 +3,9 @@ process against the real app, real SQLite and a real Temporal dev server of its 
 (a fresh VMFLOW_HOME too: the fuzzer's admin deletes and re-quotas freely, and the
 rest of the package must not see that).
 
-Every operation gets EXAMPLES valid and invalid requests (derandomized: the same ones
-on every run), each sent with one of six tokens: admin, member and reader of project A
-and of project B; path ids are generated or are project A's real resources. For each:
+Every operation gets EXAMPLES valid and invalid requests (seeded: the same ones on
+every run) with each of six tokens: admin, member and reader of project A and of
+project B; path ids are generated or are project A's real resources. For each:
 - no 5xx;
 - the response matches the schema the operation declares (status, content type, body),
   and an error is {"error": {"code", "type", "message"}} with the code it answers;
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -51,9 +52,13 @@ from vmflow.models import Token
 from vmflow.temporal import connect
 from workers.control import ensure_ledger_reconcile_schedule
 
-EXAMPLES = 12  # per operation; about 110 operations
+EXAMPLES = 6  # per operation and caller: about 110 operations x 6 callers
 BUDGET_S = 240  # the whole run, generous for a loaded 2-core machine
 CHECKS = [response_schema_conformance, content_type_conformance, negative_data_rejection]
+# Refusals that are recorded on purpose, (method, route, error type) -> the tables they
+# may change: an upload whose data inspection refuses leaves the image in `error` with
+# the reason (the route's documented contract, like Glance's `killed`).
+RECORDED_REFUSALS = {("PUT", "/v1/images/{image_id}/file", "ImageRejected"): {"image"}}
 ENV = ("VMFLOW_HOME", "VMFLOW_TEMPORAL_ADDRESS", "VMFLOW_TEMPORAL_NAMESPACE",
        "VMFLOW_DATABASE_URL", "VMFLOW_GUEST_CACHE")
 
@@ -125,9 +130,10 @@ async def test_fuzz_the_api(fuzz_home: vm_settings.Settings,
                             fuzz_api: httpx.AsyncClient) -> None:
     api = fuzz_api
     world = await fuzz_world(api, fuzz_home)
-    callers = [world.admin, world.alice, world.rita, world.bob,
-               await make_caller(api, world.admin.h, "bob-admin", "p2", "admin"),
-               await make_caller(api, world.admin.h, "bob-reader", "p2", "reader")]
+    callers = {"admin": world.admin, "member A": world.alice, "reader A": world.rita,
+               "member B": world.bob,
+               "admin B": await make_caller(api, world.admin.h, "bob-admin", "p2", "admin"),
+               "reader B": await make_caller(api, world.admin.h, "bob-reader", "p2", "reader")}
     real = await project_a_resources(api, world, "fuzz")
     temporal: Client = await connect(fuzz_home)
     # what the control worker makes when it starts; without it the route answers 503
@@ -152,7 +158,7 @@ async def test_fuzz_the_api(fuzz_home: vm_settings.Settings,
         request = api.request(kwargs["method"], kwargs["url"], **extra)
         return asyncio.run_coroutine_threadsafe(request, loop).result(timeout=60)
 
-    def fuzz(operation: Any) -> None:
+    def fuzz(operation: Any, who: Caller, name: str) -> None:
         label = f"{operation.method.upper()} {operation.path}"
         fixed = {p.name: real[p.name] for p in operation.path_parameters if p.name in real}
         cases = [operation.as_strategy(generation_mode=mode) for mode in GenerationMode]
@@ -160,11 +166,14 @@ async def test_fuzz_the_api(fuzz_home: vm_settings.Settings,
             cases += [operation.as_strategy(generation_mode=mode, path_parameters=fixed)
                       for mode in GenerationMode]
 
-        @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+        # a seed of its own per operation and caller: derandomize would hash the strategy,
+        # whose fixed path values are this run's fresh ids
+        @seed(zlib.crc32(f"{label} as {name}".encode()))
+        @settings(max_examples=EXAMPLES, database=None, deadline=None,
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
-        @given(who=st.sampled_from(callers), case=st.one_of(cases))
-        def one(who: Caller, case: Any) -> None:
+        @given(case=st.one_of(cases))
+        def one(case: Any) -> None:
             kwargs = case.as_transport_kwargs(base_url="http://vmflow", headers=who.h)
             before = db_state()
             start = datetime.now(UTC)
@@ -172,23 +181,31 @@ async def test_fuzz_the_api(fuzz_home: vm_settings.Settings,
             end = datetime.now(UTC)
             sent[label] = sent.get(label, 0) + 1
             statuses[r.status_code] += 1
-            what = f"{label} as {who.token[:6]}: {case.as_curl_command()}"
-            assert r.status_code < 500, f"{what} -> {r.status_code} {r.text[:300]}"
+            what = f"{label} as {name}: {case.as_curl_command()}"
+            # recorded, not raised: a replay by hypothesis would meet a changed database
+            if r.status_code >= 500:
+                findings.append(f"{what} -> {r.status_code} {r.text[:300]}")
+                return
             if r.status_code >= 400:
-                assert (shape := error_shape(r)) is None, f"{what} -> {shape}"
+                if shape := error_shape(r):
+                    findings.append(f"{what} -> {shape}")
+                    return
                 refused.append(Window(start, end, what))
-                changed = changes(before, db_state())
-                assert not changed, f"{what} -> {r.status_code} but changed: {changed}"
-            case.validate_response(r, checks=CHECKS)
+                may_change = RECORDED_REFUSALS.get(
+                    (operation.method.upper(), operation.path, r.json()["error"]["type"]), set())
+                if changed := changes(before, db_state(), ignore=may_change):
+                    findings.append(f"{what} -> {r.status_code} but changed: {changed}")
+            try:
+                case.validate_response(r, checks=CHECKS)
+            except (AssertionError, BaseExceptionGroup) as e:  # schemathesis' failures
+                findings.append(f"{what}: {type(e).__name__}: {str(e)[:1500]}")
 
-        try:
-            one()
-        except (Exception, BaseExceptionGroup) as e:  # gathered: one finding must not hide another
-            findings.append(f"{label}: {type(e).__name__}: {str(e)[:1500]}")
+        one()
 
     started = time.monotonic()
     for operation in operations:
-        await asyncio.to_thread(fuzz, operation)
+        for name, who in callers.items():
+            await asyncio.to_thread(fuzz, operation, who, name)
     elapsed = time.monotonic() - started
     print(f"fuzz: {sum(statuses.values())} requests in {elapsed:.0f}s, "
           f"statuses {sorted(statuses.items())}")
