@@ -93,5 +93,5 @@ async def project_a_resources(api: httpx.AsyncClient, world: World,
         "type_ref": share_type["id"], "type_id": share_type["id"],
         "project_id": a.project_id, "network_id": net["id"], "subnet_id": subnet["id"],
         "port_id": port["id"], "group_id": group["id"], "rule_id": rule["id"],
-        "fip_id": fip["id"],
+        "fip_id": fip["id"], "external_network_id": external["id"],
     }

@@ -188,7 +188,7 @@ def app_routes() -> set[tuple[str, str]]:
     def walk(routes: list[Any], prefix: str) -> None:
         for r in routes:
             if isinstance(r, APIRoute):
-                found.update((m, prefix + r.path) for m in r.methods)
+                found.update((m, prefix + r.path) for m in r.methods or ())
             elif hasattr(r, "original_router"):  # an included router (FastAPI >= 0.16x)
                 walk(r.original_router.routes, prefix + r.include_context.prefix)
             elif hasattr(r, "routes") and hasattr(r, "path"):  # a mount
@@ -310,10 +310,60 @@ async def test_service_only_refuses_everybody_else(
 async def test_project_b_lists_none_of_a(api: httpx.AsyncClient, world: World,
                                          a_ids: dict[str, str], method: str, path: str) -> None:
     # ids only (not names, not the migration's small integer); public images name
-    # their owner project, so A's project id may show
-    a_only = {v for v in a_ids.values() if len(v) >= 32} - {world.alice.project_id}
+    # their owner project, so A's project id may show; the external network is admin's
+    a_only = {v for v in a_ids.values() if len(v) >= 32} - {
+        world.alice.project_id, a_ids["external_network_id"]}
     mine = await call(api, world.alice, method, path, a_ids)
     r = await call(api, world.bob, method, path, a_ids)
     assert mine.status_code == r.status_code == 200, (mine.text, r.text)
     leaked = sorted(i for i in a_only if i in r.text)
     assert leaked == [], f"{path} shows project B ids of project A: {leaked}"
+
+
+# ids named in a body rather than the path: B naming A's resource is refused exactly as
+# B naming a missing one ("{x}" is A's resource of path parameter x)
+BODY_REFERENCES: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "/v1/ports", {"network_id": "{network_id}"}),
+    ("POST", "/v1/ports", {"network_id": "{ext}", "security_groups": ["{group_id}"]}),
+    ("POST", "/v1/subnets", {"network_id": "{network_id}", "cidr": "10.98.0.0/24"}),
+    ("POST", "/v1/security-group-rules", {"security_group_id": "{group_id}",
+                                          "direction": "ingress"}),
+    ("POST", "/v1/share-snapshots", {"share_id": "{share_id}", "name": "iso-never"}),
+    ("POST", "/v1/shares", {"share_proto": "NFS", "size": 1, "snapshot_id": "{snapshot_id}"}),
+    ("POST", "/v1/servers", {"name": "iso-x", "image": "{image_id}", "flavor": "m1.tiny"}),
+    ("POST", "/v1/servers", {"name": "iso-x", "image": "cirros", "flavor": "{flavor_ref}"}),
+    ("POST", "/v1/servers", {"name": "iso-x", "image": "cirros", "flavor": "m1.tiny",
+                             "key_name": "{name}"}),
+    ("POST", "/v1/servers", {"name": "iso-x", "image": "cirros", "flavor": "m1.tiny",
+                             "networks": [{"port": "{port_id}"}]}),
+    ("POST", "/v1/servers", {"name": "iso-x", "image": "cirros", "flavor": "m1.tiny",
+                             "networks": [{"uuid": "{network_id}"}]}),
+    ("POST", "/v1/floating-ips", {"floating_network_id": "{ext}", "port_id": "{port_id}"}),
+]
+
+
+def with_ids(body: Any, values: dict[str, str]) -> Any:
+    if isinstance(body, str):
+        return fill(body, values)
+    if isinstance(body, list):
+        return [with_ids(v, values) for v in body]
+    if isinstance(body, dict):
+        return {k: with_ids(v, values) for k, v in body.items()}
+    return body
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BODY_REFERENCES,
+                         ids=[f"{m} {p} {sorted(b)}" for m, p, b in BODY_REFERENCES])
+async def test_project_b_may_not_name_a_resource_of_a_in_a_body(
+        api: httpx.AsyncClient, world: World, a_ids: dict[str, str], method: str, path: str,
+        body: dict[str, Any]) -> None:
+    before = row_counts()
+    ext = {"ext": a_ids["external_network_id"]}  # admin's, usable by all: not the point
+    r = await api.request(method, path, headers=world.bob.h,
+                          json=with_ids(body, {**a_ids, **ext}))
+    missing = await api.request(method, path, headers=world.bob.h,
+                                json=with_ids(body, {**dict.fromkeys(a_ids, MISSING), **ext}))
+    assert r.status_code >= 400, f"project B used A's resource: {r.text}"
+    assert (r.status_code, r.json()["error"]["type"]) == (
+        missing.status_code, missing.json()["error"]["type"]), (r.text, missing.text)
+    assert row_counts() == before
