@@ -222,4 +222,3 @@ async def test_fuzz_the_api(fuzz_home: vm_settings.Settings,
     # every reason the API has
     assert sum(n for code, n in statuses.items() if code < 300) > len(operations)
     assert {400, 403, 404, 409} <= statuses.keys(), statuses
-    print(f"fuzz: {sum(statuses.values())} requests in {elapsed:.0f} s")  # bounded by count
