@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import libvirt
@@ -94,11 +94,20 @@ def test_launch_survives_a_restart(what: str, it_settings: Settings, api: httpx.
     assert remains(it_settings, sid) == CLEAN
 
 
+@pytest.fixture(scope="module")
+def snap_server(it_settings: Settings, api: httpx.Client) -> Iterator[str]:
+    """One guest for the snapshot cases: each leaves it as it found it (or fails)."""
+    sid, op_id = create_server(api, "restart-snap")
+    assert wait_operation(api, op_id)["status"] == "succeeded"
+    yield sid
+    assert delete_server(api, sid)["status"] == "succeeded"
+    assert remains(it_settings, sid) == CLEAN
+
+
 @pytest.mark.parametrize("what", ["temporal", "libvirtd", "postgres"])
 def test_snapshot_survives_a_restart(what: str, it_settings: Settings, api: httpx.Client,
-                                     request: pytest.FixtureRequest) -> None:
-    sid, op_id = create_server(api, f"restart-snap-{what}")
-    assert wait_operation(api, op_id)["status"] == "succeeded"
+                                     snap_server: str, request: pytest.FixtureRequest) -> None:
+    sid = snap_server
     name = f"restart-snap-{what}-{sid[:8]}"
     r = action(api, sid, {"createImage": {"name": name}})
     assert r.status_code == 202, r.text
@@ -118,8 +127,6 @@ def test_snapshot_survives_a_restart(what: str, it_settings: Settings, api: http
     assert freeze_status(sid) == "thawed"
     assert not list((it_settings.host_dir() / "instances" / sid).glob("snap-*"))
     assert ledger_audit(it_settings) == {"domains": [], "dirs": []}
-    assert delete_server(api, sid)["status"] == "succeeded"
-    assert remains(it_settings, sid) == CLEAN
 
 
 @pytest.mark.parametrize("what", ["temporal", "ganesha", "postgres"])
