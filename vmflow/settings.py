@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     shelved_offload_time: int = Field(default=0, ge=-1)
     snapshot_thaw_deadline: float = 30.0  # a frozen guest is thawed by then, whatever happens
     snapshot_hold_frozen_s: float = 0.0  # tests only: stay frozen this long (fault tier)
+    fault_points: bool = False  # tests only: <home>/fault-point.json kills workers (fault tier)
     qemu_img_cpu_seconds: int = 120
     qemu_img_memory_mb: int = 1024
     # live migration (Nova's live_migration_downtime, _completion_timeout, _timeout_action);

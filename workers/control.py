@@ -48,6 +48,7 @@ from vmflow.contracts.actions import InstanceIds
 from vmflow.contracts.reconcile import ReconcileLedgerRequest
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings
+from workers import fault_point
 from workers.common import connect_patiently, run_until_signalled, setup_logging
 from workflows.registry import ALL as WORKFLOWS
 
@@ -83,6 +84,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
         workflows=WORKFLOWS,
         activities=activities(settings, client),
         activity_executor=executor,
+        interceptors=fault_point.interceptors(settings),
         max_concurrent_activities=16,
     )
 

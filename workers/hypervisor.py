@@ -28,6 +28,7 @@ from activities.hypervisor.snapshot import SnapshotActivities
 from vmflow.host_liveness import beat
 from vmflow.names import CONTROL_QUEUE, host_workflow_id, hv_queue
 from vmflow.settings import Settings, get_settings
+from workers import fault_point
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging
 
 
@@ -52,6 +53,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
         task_queue=hv_queue(settings.host),
         activities=activities(settings),
         activity_executor=executor,
+        interceptors=fault_point.interceptors(settings),
         max_concurrent_activities=16,
     )
 

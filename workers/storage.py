@@ -20,6 +20,7 @@ from activities.storage.share_pool import SharePool
 from activities.storage.shares import Exporter, StorageActivities
 from vmflow.names import storage_queue
 from vmflow.settings import Settings, get_settings
+from workers import fault_point
 from workers.common import connect_patiently, log, run_until_signalled, setup_logging
 
 MAX_ACTIVITIES = 8  # each is a few btrfs calls and a D-Bus call
@@ -44,6 +45,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor,
         task_queue=storage_queue(settings.storage_name),
         activities=activities(settings, export if export is not None else exporter(settings)),
         activity_executor=executor,
+        interceptors=fault_point.interceptors(settings),
         max_concurrent_activities=MAX_ACTIVITIES,
     )
 

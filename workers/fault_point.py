@@ -1,0 +1,99 @@
+"""A fault point for the fault tier: kill this worker dead right before or right after
+a named activity's attempt N. Installed only when VMFLOW_FAULT_POINTS is set (the
+test stack's setting); a production worker has no interceptor at all.
+
+While installed, each activity attempt reads `<home>/fault-point.json`
+({"activity", "when": "before"|"after", "attempt", optional "workflow_type",
+"activity_id", "queue"}); absent file: nothing happens. On a match it appends what
+fired to `<home>/fault-fired.jsonl` (fsync'd) and SIGKILLs its own process group:
+no cleanup, no result reported. "after" means the body ran and returned, and
+Temporal never heard of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+from vmflow.settings import Settings
+
+SPEC_FILE = "fault-point.json"
+FIRED_FILE = "fault-fired.jsonl"
+
+
+def matches(spec: dict[str, Any], info: activity.Info, when: str) -> bool:
+    """Does the spec name this attempt of this activity at this moment?"""
+    wanted = {
+        "activity": info.activity_type,
+        "when": when,
+        "attempt": info.attempt,
+        "workflow_type": info.workflow_type,
+        "activity_id": info.activity_id,
+        "queue": info.task_queue,
+    }
+    return all(spec.get(k) in (None, v) for k, v in wanted.items()) and "activity" in spec
+
+
+class FaultPointActivity(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, home: Path) -> None:
+        super().__init__(next)
+        self.home = home
+
+    def _spec(self) -> dict[str, Any] | None:
+        try:
+            spec = json.loads((self.home / SPEC_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return spec if isinstance(spec, dict) else None
+
+    def _maybe_die(self, when: str) -> None:
+        spec = self._spec()
+        if spec is None:
+            return
+        info = activity.info()
+        if not matches(spec, info, when):
+            return
+        fired = {"activity": info.activity_type, "when": when, "attempt": info.attempt,
+                 "activity_id": info.activity_id, "queue": info.task_queue,
+                 "workflow_id": info.workflow_id, "workflow_type": info.workflow_type,
+                 "pid": os.getpid(), "at": time.time()}
+        fd = os.open(self.home / FIRED_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (json.dumps(fired) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # the whole group, as `kill -9` of the component does (its qemu-img children too)
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        self._maybe_die("before")
+        result = await self.next.execute_activity(input)
+        self._maybe_die("after")
+        return result
+
+
+class FaultPoints(Interceptor):
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return FaultPointActivity(next, self.home)
+
+
+def interceptors(settings: Settings) -> list[Interceptor]:
+    """What a worker installs: nothing unless the stack enabled fault points."""
+    return [FaultPoints(settings.home)] if settings.fault_points else []
