@@ -26,4 +26,5 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture(scope="session")
 def stack_overrides(postgres: Postgres) -> dict[str, Any]:
     return {"snapshot_hold_frozen_s": HOLD_FROZEN_S, "snapshot_thaw_deadline": THAW_DEADLINE_S,
-            "database_url": postgres.url}
+            "database_url": postgres.url,
+            "fault_points": True}  # workers.fault_point: the matrix arms it per cell

@@ -1,0 +1,106 @@
+"""Activity boundaries derived from a workflow's own history in a clean run: every
+ActivityTaskScheduled (its child workflows' too, in order) gives two moments a worker
+can die at, right before the attempt and right after it returned, and the worker kind
+that runs it, from the task queue (control, hv.<host>, storage.<host>)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+
+# the stack component that runs each worker kind (the first hypervisor host)
+COMPONENT = {"control": "control", "hypervisor": "hypervisor", "storage": "storage"}
+
+
+def worker_kind(task_queue: str) -> str:
+    if task_queue == "control":
+        return "control"
+    if task_queue.startswith("hv."):
+        return "hypervisor"
+    if task_queue.startswith("storage."):
+        return "storage"
+    raise ValueError(f"no worker kind runs task queue {task_queue!r}")
+
+
+@dataclass(frozen=True)
+class Boundary:
+    workflow_type: str
+    activity: str
+    activity_id: str
+    when: str  # before | after
+    kind: str  # control | hypervisor | storage
+    repeated: bool  # the activity runs more than once in its workflow: match its id too
+
+    @property
+    def name(self) -> str:
+        suffix = f"#{self.activity_id}" if self.repeated else ""
+        return f"{self.workflow_type}:{self.activity}{suffix}:{self.when}"
+
+    def spec(self, attempt: int = 1) -> dict[str, Any]:
+        """What workers.fault_point reads from <home>/fault-point.json."""
+        spec: dict[str, Any] = {"workflow_type": self.workflow_type, "activity": self.activity,
+                                "when": self.when, "attempt": attempt}
+        if self.repeated:
+            spec["activity_id"] = self.activity_id
+        return spec
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "name": self.name}
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    activity: str
+    activity_id: str
+    queue: str
+
+
+def read(history: WorkflowHistory) -> tuple[str, list[Scheduled | str]]:
+    """The workflow type and, in order, its scheduled activities and the ids of the
+    child workflows it started (a str)."""
+    wf_type = ""
+    steps: list[Scheduled | str] = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            wf_type = e.workflow_execution_started_event_attributes.workflow_type.name
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            a = e.activity_task_scheduled_event_attributes
+            steps.append(Scheduled(a.activity_type.name, a.activity_id, a.task_queue.name))
+        elif e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            steps.append(e.child_workflow_execution_started_event_attributes
+                         .workflow_execution.workflow_id)
+    return wf_type, steps
+
+
+Fetch = Callable[[str], Awaitable[WorkflowHistory]]
+
+
+async def derive(history: WorkflowHistory, fetch: Fetch | None = None) -> list[Boundary]:
+    """Ordered boundaries of one run; child workflows' are spliced in where each
+    started (fetched with `fetch`; without it they are left out)."""
+    wf_type, steps = read(history)
+    counts = Counter(s.activity for s in steps if isinstance(s, Scheduled))
+    out: list[Boundary] = []
+    for step in steps:
+        if isinstance(step, str):
+            if fetch is not None:
+                out += await derive(await fetch(step), fetch)
+            continue
+        for when in ("before", "after"):
+            out.append(Boundary(wf_type, step.activity, step.activity_id, when,
+                                worker_kind(step.queue), counts[step.activity] > 1))
+    return out
+
+
+async def of_workflow(client: Client, workflow_id: str) -> list[Boundary]:
+    """Boundaries of the workflow (latest run) with this id, children included."""
+
+    async def fetch(wid: str) -> WorkflowHistory:
+        return await client.get_workflow_handle(wid).fetch_history()
+
+    return await derive(await fetch(workflow_id), fetch)

@@ -1,0 +1,72 @@
+"""The kill matrix: for each workflow type, a clean run gives its activity boundaries
+(tests/faults/boundaries.py); then at each selected boundary the worker that runs that
+activity dies (workers/fault_point.py), `make up` restarts it, and the operation must
+end succeeded or compensated with the DB, libvirt, the storage host and the ledger in
+agreement. VMFLOW_FAULT_MATRIX=slice (default: the riskiest boundary of each worker
+kind per type) or full; VMFLOW_FAULT_SHARD=i/n runs one shard of full."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.faults.boundaries import Boundary, of_workflow
+from tests.faults.cases import CASES, Case, Pool
+from tests.faults.matrix import drop_made, record, run, select, shard_of
+from tests.integration.conftest import wait_operation
+from tests.integration.test_shares import wait_rules
+from vmflow.settings import Settings
+from vmflow.temporal import connect
+
+pytestmark = pytest.mark.guest
+
+MODE = os.environ.get("VMFLOW_FAULT_MATRIX", "slice")
+SHARD = shard_of(os.environ.get("VMFLOW_FAULT_SHARD"))
+
+
+@pytest.fixture(scope="module")
+def pool(api: httpx.Client) -> Iterator[Pool]:
+    p = Pool(api)
+    yield p
+    p.close()
+
+
+def clean_run(s: Settings, api: httpx.Client, pool: Pool, case: Case) -> list[Boundary]:
+    """Run the operation once with no fault and read its boundaries from its history."""
+    started = case.start(pool, lambda: None)
+    if started.op_id is not None:
+        op = wait_operation(api, started.op_id, timeout=600)
+        assert op["status"] == "succeeded", op
+        workflow_id = op["workflow_id"]
+    else:
+        wait_rules(api, started.resource, timeout=180)
+        workflow_id = started.workflow_id
+    drop_made(api, case, started.resource)
+
+    async def derive() -> list[Boundary]:
+        return await of_workflow(await connect(s), workflow_id)
+
+    boundaries = asyncio.run(derive())
+    assert boundaries, f"{case.workflow_type} ran no activity"
+    assert {b.workflow_type for b in boundaries} >= {case.workflow_type}
+    return boundaries
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.workflow_type)
+def test_kill_at_each_boundary(case: Case, it_settings: Settings, api: httpx.Client,
+                               pool: Pool) -> None:
+    boundaries = clean_run(it_settings, api, pool, case)
+    chosen = select(boundaries, MODE, SHARD)
+    failures = []
+    for b in chosen:
+        result = run(it_settings, api, pool, case, b)
+        record(result)
+        print(f"\n{b.name} [{b.kind}]: fired={result['fired']} -> {result['outcome']} "
+              f"in {result['seconds']} s {result['violations'] or ''}")
+        if not result["fired"] or result["violations"]:
+            failures.append(result)
+    assert not failures, failures
