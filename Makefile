@@ -3,13 +3,14 @@
 #   make test                 every test tier that exists, each in its own pytest run
 #   make test-<tier>          one tier: unit, api, workflows, integration, faults
 #   make lint | bench
+#   make faults               the whole kill matrix in parallel shards (FAULT_SHARDS=2)
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 TIERS := unit api workflows storage integration multihost faults
 PYTEST_ARGS ?=
 
-.PHONY: deps up down status test lint fmt-check bench bench-scheduler bench-migrate soak
+.PHONY: deps up down status test lint fmt-check bench bench-scheduler bench-migrate soak faults
 
 # Debian packages, uv and the venv; only what is missing, fast when done
 deps:
@@ -39,6 +40,22 @@ test: deps
 
 test-%: deps
 	$(PYTEST) $(PYTEST_ARGS) tests/$*
+
+# every boundary of every covered workflow type (tests/faults/test_matrix.py), each shard
+# on its own stack; then bench/results/faults.json and docs/faults.md (bench/faults_table.py)
+FAULT_SHARDS ?= 2
+faults: deps
+	@out=$$(mktemp -d /var/tmp/vmflow-faults.XXXXXX); start=$$(date +%s); pids=""; \
+	for i in $$(seq 0 $$(( $(FAULT_SHARDS) - 1 ))); do \
+	  VMFLOW_FAULT_MATRIX=full VMFLOW_FAULT_SHARD=$$i/$(FAULT_SHARDS) \
+	    VMFLOW_FAULT_RESULTS=$$out/shard-$$i.jsonl \
+	    $(PYTEST) $(PYTEST_ARGS) -q -s tests/faults/test_matrix.py >$$out/shard-$$i.log 2>&1 & \
+	  pids="$$pids $$!"; \
+	done; \
+	rc=0; for p in $$pids; do wait $$p || rc=1; done; \
+	touch $$out/shard-0.jsonl; \
+	$(PY) bench/faults_table.py --wall-s $$(( $$(date +%s) - start )) $$out/shard-*.jsonl || rc=1; \
+	echo "shard logs: $$out"; exit $$rc
 
 lint:
 	.venv/bin/ruff check .

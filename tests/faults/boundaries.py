@@ -60,11 +60,14 @@ class Scheduled:
     queue: str
 
 
-def read(history: WorkflowHistory) -> tuple[str, list[Scheduled | str]]:
-    """The workflow type and, in order, its scheduled activities and the ids of the
-    child workflows it started (a str)."""
+Child = tuple[str, str]  # a child workflow's id and run id
+
+
+def read(history: WorkflowHistory) -> tuple[str, list[Scheduled | Child]]:
+    """The workflow type and, in order, its scheduled activities and the child
+    workflows it started."""
     wf_type = ""
-    steps: list[Scheduled | str] = []
+    steps: list[Scheduled | Child] = []
     for e in history.events:
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             wf_type = e.workflow_execution_started_event_attributes.workflow_type.name
@@ -72,12 +75,12 @@ def read(history: WorkflowHistory) -> tuple[str, list[Scheduled | str]]:
             a = e.activity_task_scheduled_event_attributes
             steps.append(Scheduled(a.activity_type.name, a.activity_id, a.task_queue.name))
         elif e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
-            steps.append(e.child_workflow_execution_started_event_attributes
-                         .workflow_execution.workflow_id)
+            child = e.child_workflow_execution_started_event_attributes.workflow_execution
+            steps.append((child.workflow_id, child.run_id))
     return wf_type, steps
 
 
-Fetch = Callable[[str], Awaitable[WorkflowHistory]]
+Fetch = Callable[[str, str], Awaitable[WorkflowHistory]]
 
 
 async def derive(history: WorkflowHistory, fetch: Fetch | None = None) -> list[Boundary]:
@@ -87,9 +90,9 @@ async def derive(history: WorkflowHistory, fetch: Fetch | None = None) -> list[B
     counts = Counter(s.activity for s in steps if isinstance(s, Scheduled))
     out: list[Boundary] = []
     for step in steps:
-        if isinstance(step, str):
+        if isinstance(step, tuple):
             if fetch is not None:
-                out += await derive(await fetch(step), fetch)
+                out += await derive(await fetch(*step), fetch)
             continue
         for when in ("before", "after"):
             out.append(Boundary(wf_type, step.activity, step.activity_id, when,
@@ -97,10 +100,10 @@ async def derive(history: WorkflowHistory, fetch: Fetch | None = None) -> list[B
     return out
 
 
-async def of_workflow(client: Client, workflow_id: str) -> list[Boundary]:
-    """Boundaries of the workflow (latest run) with this id, children included."""
+async def of_workflow(client: Client, workflow_id: str, run_id: str = "") -> list[Boundary]:
+    """Boundaries of one run (the latest without run_id), children included."""
 
-    async def fetch(wid: str) -> WorkflowHistory:
-        return await client.get_workflow_handle(wid).fetch_history()
+    async def fetch(wid: str, rid: str) -> WorkflowHistory:
+        return await client.get_workflow_handle(wid, run_id=rid or None).fetch_history()
 
-    return await derive(await fetch(workflow_id), fetch)
+    return await derive(await fetch(workflow_id, run_id), fetch)

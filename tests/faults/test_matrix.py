@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.guest
 
 MODE = os.environ.get("VMFLOW_FAULT_MATRIX", "slice")
 SHARD = shard_of(os.environ.get("VMFLOW_FAULT_SHARD"))
+HISTORIES = os.environ.get("VMFLOW_FAULT_HISTORIES")  # a directory: keep clean histories
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +43,21 @@ def clean_run(s: Settings, api: httpx.Client, pool: Pool, case: Case) -> list[Bo
     if started.op_id is not None:
         op = wait_operation(api, started.op_id, timeout=600)
         assert op["status"] == "succeeded", op
-        workflow_id = op["workflow_id"]
+        workflow_id, run_id = op["workflow_id"], op["run_id"] or ""
     else:
         wait_rules(api, started.resource, timeout=180)
-        workflow_id = started.workflow_id
-    drop_made(api, case, started.resource)
+        workflow_id, run_id = started.workflow_id, ""
 
     async def derive() -> list[Boundary]:
-        return await of_workflow(await connect(s), workflow_id)
+        client = await connect(s)
+        if HISTORIES:  # recorded for tests/faults/test_boundaries.py
+            handle = client.get_workflow_handle(workflow_id, run_id=run_id or None)
+            history = await handle.fetch_history()
+            Path(HISTORIES, f"{case.workflow_type}.json").write_text(history.to_json())
+        return await of_workflow(client, workflow_id, run_id)
 
-    boundaries = asyncio.run(derive())
+    boundaries = asyncio.run(derive())  # before drop_made: a share's next run shares its id
+    drop_made(api, case, started.resource)
     assert boundaries, f"{case.workflow_type} ran no activity"
     assert {b.workflow_type for b in boundaries} >= {case.workflow_type}
     return boundaries
