@@ -44,7 +44,8 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         " first attempt, restarted as `make up` does, and the operation's end checked"
         " (tests/faults/matrix.py).",
         "",
-        f"Run {meta['finished']}: {len(rows)} boundaries over "
+        f"Run {meta['finished']} ({'/'.join(sorted({r.get('mode', '?') for r in rows}))}):"
+        f" {len(rows)} boundaries over "
         f"{len({r['workflow_type'] for r in rows})} workflow types "
         f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}), "
         f"{bad} not ok, {meta['wall_s']} s wall.",

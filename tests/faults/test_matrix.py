@@ -70,7 +70,7 @@ def test_kill_at_each_boundary(case: Case, it_settings: Settings, api: httpx.Cli
     chosen = select(boundaries, MODE, SHARD)
     failures = []
     for b in chosen:
-        result = run(it_settings, api, pool, case, b)
+        result = {**run(it_settings, api, pool, case, b), "mode": MODE}
         record(result)
         print(f"\n{b.name} [{b.kind}]: fired={result['fired']} -> {result['outcome']} "
               f"in {result['seconds']} s {result['violations'] or ''}")
