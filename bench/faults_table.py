@@ -42,7 +42,13 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         " do not edit by hand. Each row: the worker that runs the activity was killed"
         " (SIGKILL, workers/fault_point.py) right before or right after the activity's"
         " first attempt, restarted as `make up` does, and the operation's end checked"
-        " (tests/faults/matrix.py).",
+        " (tests/faults/matrix.py): it ended succeeded or compensated, no task_state,"
+        " power as the status says, ledger audit clean, no thaw guard, no libvirt job, no"
+        " partial file, a share available (or gone, with its subvolume and export).",
+        "",
+        "`make test` runs the slice (VMFLOW_FAULT_MATRIX=slice: per workflow type the"
+        " riskiest boundary on the host or storage worker, and the control worker in a"
+        " few types); `make faults` runs every boundary in FAULT_SHARDS parallel shards.",
         "",
         f"Run {meta['finished']} ({'/'.join(sorted({r.get('mode', '?') for r in rows}))}):"
         f" {len(rows)} boundaries over "

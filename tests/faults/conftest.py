@@ -14,6 +14,7 @@ from tests.postgres import Postgres, postgres_server
 # after the freeze, before Temporal notices the dead worker (heartbeat timeout 10 s)
 HOLD_FROZEN_S = 4.0
 THAW_DEADLINE_S = 8.0
+AGENT_TIMEOUT_S = 90
 
 
 @pytest.fixture(scope="session")
@@ -27,4 +28,6 @@ def postgres() -> Iterator[Postgres]:
 def stack_overrides(postgres: Postgres) -> dict[str, Any]:
     return {"snapshot_hold_frozen_s": HOLD_FROZEN_S, "snapshot_thaw_deadline": THAW_DEADLINE_S,
             "database_url": postgres.url,
-            "fault_points": True}  # workers.fault_point: the matrix arms it per cell
+            "fault_points": True,  # workers.fault_point: the matrix arms it per cell
+            # TCG boots on a shared 2-core machine: a clean rescue or rebuild took > 30 s
+            "agent_timeout": AGENT_TIMEOUT_S}

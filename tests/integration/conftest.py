@@ -39,8 +39,9 @@ def it_settings(tiny_guest: Path, stack_overrides: dict[str, Any]) -> Iterator[S
     home = qemu_home("it")
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
                  temporal_ui_port=free_port(), host="ithv", domain_prefix=PREFIX,
-                 guest_cache=tiny_guest, agent_timeout=30, stop_timeout=30,
-                 reboot_timeout=10, power_sync_interval=10, **stack_overrides)
+                 guest_cache=tiny_guest,
+                 **({"agent_timeout": 30, "stop_timeout": 30, "reboot_timeout": 10,
+                     "power_sync_interval": 10} | stack_overrides))  # a tier may change these
     # the stack's host runs its own libvirtd (vmflow.hostbed): tests look at that one
     s = s.model_copy(update={"libvirt_uri": hostbed.host(s, s.host).libvirt_uri})
     guest.HOSTS[:] = [s.libvirt_uri]
