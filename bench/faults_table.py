@@ -19,11 +19,14 @@ DOC_OUT = ROOT / "docs/faults.md"
 
 
 def load(paths: list[Path]) -> list[dict[str, Any]]:
-    rows = []
+    rows: dict[str, dict[str, Any]] = {}  # a boundary run again: its last run counts
     for p in paths:
         if p.exists():
-            rows += [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-    return sorted(rows, key=lambda r: (r["workflow_type"], r["name"]))
+            for line in p.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    rows[row["name"]] = row
+    return sorted(rows.values(), key=lambda r: (r["workflow_type"], r["name"]))
 
 
 def verdict(r: dict[str, Any]) -> str:
