@@ -56,12 +56,15 @@ async def on_storage(
     timeout_s: float = 120,
     give_up_after_s: float = 600,
     attempts: int = 5,
+    heartbeat_s: float = 10,
 ) -> R:
     """Run a step on the storage worker of `host`: `on_storage(host,
     StorageStub.create_share, spec, schedule_to_start_s=...)`. schedule_to_start_s bounds how
     long it may take to pick the step up, so a dead storage worker is noticed in
-    seconds and the operation compensates instead of hanging. Undo steps pass
-    attempts=0 (retry until give_up_after_s)."""
+    seconds and the operation compensates instead of hanging. Every storage step
+    heartbeats (activities/heartbeat.py), so a worker killed mid-step is retried
+    after heartbeat_s, not after timeout_s. Undo steps pass attempts=0 (retry until
+    give_up_after_s)."""
     return await workflow.execute_activity_method(
         act,
         arg,
@@ -69,6 +72,7 @@ async def on_storage(
         schedule_to_start_timeout=timedelta(seconds=schedule_to_start_s),
         start_to_close_timeout=timedelta(seconds=timeout_s),
         schedule_to_close_timeout=timedelta(seconds=give_up_after_s),
+        heartbeat_timeout=timedelta(seconds=heartbeat_s),
         retry_policy=RetryPolicy(
             initial_interval=timedelta(seconds=1),
             backoff_coefficient=2.0,
