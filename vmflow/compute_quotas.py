@@ -16,10 +16,10 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from vmflow.db import lock_row, released
-from vmflow.models import Flavor, Instance, Project, Quota
+from vmflow.models import Flavor, Instance, Project
 from vmflow.network_models import FloatingIp
 from vmflow.settings import Settings
-from vmflow.share_quotas import UNLIMITED, QuotaExceeded
+from vmflow.share_quotas import UNLIMITED, QuotaExceeded, project_limits
 from vmflow.states import VmState
 
 RESOURCES = ("instances", "cores", "ram", "floating_ips")
@@ -31,11 +31,7 @@ def defaults(s: Settings) -> dict[str, int]:
 
 
 def limits(session: Session, project_id: str, s: Settings) -> dict[str, int]:
-    out = defaults(s)
-    for row in session.exec(select(Quota).where(Quota.project_id == project_id)):
-        if row.resource in out:
-            out[row.resource] = row.hard_limit
-    return out
+    return project_limits(session, project_id, defaults(s))
 
 
 def usage(session: Session, project_id: str) -> dict[str, int]:

@@ -41,7 +41,14 @@ def defaults(s: Settings) -> dict[str, int]:
 
 
 def limits(session: Session, project_id: str, s: Settings) -> dict[str, int]:
-    out = defaults(s)
+    return project_limits(session, project_id, defaults(s))
+
+
+def project_limits(session: Session, project_id: str,
+                   defaults: dict[str, int]) -> dict[str, int]:
+    """The project's own limit of each resource named in `defaults`, else the default;
+    share and compute quotas share one Quota table."""
+    out = dict(defaults)
     for row in session.exec(select(Quota).where(Quota.project_id == project_id)):
         if row.resource in out:
             out[row.resource] = row.hard_limit
