@@ -69,7 +69,7 @@ def released(session: Session) -> Iterator[None]:
         raise
 
 
-def lock_row(session: Session, table: Any, row_id: str) -> None:
+def lock_row(session: Session, table: Any, row_id: str) -> bool:
     """Hold the row `row_id` of `table` (a SQLModel class) until the session commits,
     so that read-check-write sequences on it in other sessions, in this process or
     another, wait instead of interleaving (a lost update, or two creates that both
@@ -83,9 +83,10 @@ def lock_row(session: Session, table: Any, row_id: str) -> None:
     Every way out must end the transaction at once (commit, or rollback before raising:
     see released()), not when the request's session closes: an async route of the API
     runs its queries on the event loop, and one waiting there for the lock would keep
-    the loop from ever running the close that frees it."""
+    the loop from ever running the close that frees it. Returns whether the row exists."""
     t = table.__table__
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(t.update().where(t.c.id == row_id).values(id=t.c.id))
-    else:
-        session.execute(select(t.c.id).where(t.c.id == row_id).with_for_update())
+        done: Any = session.execute(t.update().where(t.c.id == row_id).values(id=t.c.id))
+        return bool(done.rowcount)  # a CursorResult: an UPDATE's count of rows
+    return session.execute(select(t.c.id).where(t.c.id == row_id).with_for_update()).first() \
+        is not None

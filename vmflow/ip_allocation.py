@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, col, delete, select, update
+from sqlmodel import Session, col, delete, select
 
 from vmflow import ipam
+from vmflow.db import lock_row
 from vmflow.ipam import IpamError
 from vmflow.models import now
 from vmflow.network_models import FloatingIp, IpAllocation, Network, Port, PortSecurityGroup, Subnet
@@ -49,11 +50,8 @@ class PortSpec:
 
 
 def lock_network(session: Session, network_id: str) -> None:
-    """Write the network's row first, so allocations on it are serialized (see above)."""
-    # a write that changes nothing: it only takes the lock
-    result = session.exec(update(Network).where(col(Network.id) == network_id)
-                          .values(segmentation_id=Network.segmentation_id))
-    if not result.rowcount:
+    """Hold the network's row first, so allocations on it are serialized (see above)."""
+    if not lock_row(session, Network, network_id):
         raise IpamError(f"network {network_id} not found", "NetworkNotFound")
 
 
