@@ -17,9 +17,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException
 
+from api import openstack
 from api.deps import connect_temporal
 from api.errors import ApiError, Unauthorized
 from api.routers import (
@@ -51,6 +52,7 @@ from api.routers import (
     subnets,
 )
 from api.services.operations import is_key_race
+from vmflow.metrics import RequestMetrics
 from vmflow.states import ActionNotAllowed
 
 
@@ -104,6 +106,13 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    # the database refused a value of the request (PostgreSQL: a NUL character in text,
+    # which SQLite stores); the session rolled back, so nothing changed
+    return error_response(400, "InvalidInput", "a value of the request cannot be stored or "
+                          "compared (a NUL character, or out of range)")
+
+
 async def _action_not_allowed(_: Request, exc: Exception) -> JSONResponse:
     return error_response(409, "ActionNotAllowed", str(exc))
 
@@ -129,6 +138,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ActionNotAllowed, _action_not_allowed)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)
     for module in (health, identity, servers, server_actions, metadata, keypairs, operations,
                    images, image_files, image_members, flavors, hosts, reconcilers,
@@ -139,6 +149,10 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     for module in (networks, subnets, ports, security_groups, floating_ips, interfaces):
         app.include_router(module.router)
+    # inside mount()'s BarePrefix, which hands on a copy of the scope: the routers fill
+    # in the route on the scope this middleware reads back
+    app.add_middleware(RequestMetrics)
+    openstack.mount(app)  # /identity, /compute, /image, /share
     return app
 
 

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.plotting import pyplot
+
 RATIO_TARGET = 1.15  # median(vmflow live) / median(direct migrateToURI3)
 STALL_TARGET = 0.2  # s, the longest the guest's writes may stop
 LEGEND = """\
@@ -121,12 +123,8 @@ def report(live: dict[str, list[dict[str, Any]]], cold: list[dict[str, Any]] | N
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot")
+    plt = pyplot()
+    if plt is None:
         return
     kinds = result["kinds"]
     fig, (dur, st) = plt.subplots(1, 2, figsize=(11, 4))

@@ -1,5 +1,6 @@
 """Fixtures and helpers shared by every tier: the tiny guest, a home qemu can read,
-the Temporal dev server, a DB session on a settings' database, a bearer header."""
+the Temporal dev server, the tier's database (SQLite, or PostgreSQL with
+VMFLOW_TEST_DATABASE=postgresql), a DB session on a settings' database, a bearer header."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 from sqlmodel import Session
 
 from tests.histories.record import record as record_histories
+from tests.postgres import Postgres, postgres_server
 from vmflow import db
 from vmflow.names import SEARCH_ATTRIBUTES
 from vmflow.processes import free_port
@@ -82,6 +87,42 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+# the database the API and workflow tiers run on: `make test` runs them once on each
+# (tiers api-pg and workflows-pg set postgresql)
+TEST_DATABASE = os.environ.get("VMFLOW_TEST_DATABASE", "sqlite")
+if TEST_DATABASE not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"VMFLOW_TEST_DATABASE={TEST_DATABASE!r}: sqlite or postgresql")
+
+
+@pytest.fixture(scope="session")
+def test_postgres() -> Iterator[Postgres | None]:
+    """One PostgreSQL server of the run's own when the tier runs on PostgreSQL (None on
+    SQLite); each home gets a database of its own in it (new_database_url)."""
+    if TEST_DATABASE != "postgresql":
+        yield None
+        return
+    with postgres_server("vmflow-testpg-") as pg:
+        yield pg
+
+
+def new_database_url(pg: Postgres | None, prefix: str) -> str:
+    """VMFLOW_DATABASE_URL for a new home: "" (its own SQLite file) without a server,
+    else a new empty database on it, named prefix_<random>."""
+    if pg is None:
+        return ""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(host="127.0.0.1", port=pg.port, user="postgres", dbname="vmflow",
+                         autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def assert_on_test_database(s: Settings) -> None:
+    """The tier runs on the database it was asked for (not quietly on SQLite)."""
+    dialect = db.engine_for(s.db_url).dialect.name
+    assert dialect == TEST_DATABASE, f"{s.db_url}: {dialect}, not {TEST_DATABASE}"
 
 
 def db_session(s: Settings) -> Session:

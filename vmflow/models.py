@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# X-OpenStack-Request-Id of the request being served (set by api/openstack's middleware)
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 def new_id() -> str:
@@ -28,6 +33,8 @@ class User(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(unique=True, index=True)
     password_hash: str = ""
+    # Keystone's default_project_id: where an unscoped login lands; grants nothing
+    default_project_id: str | None = None
     created_at: datetime = Field(default_factory=now)
 
 
@@ -46,6 +53,34 @@ class Token(SQLModel, table=True):
     role: str
     created_at: datetime = Field(default_factory=now)
     expires_at: datetime | None = None
+    # the application credential it was issued for: never re-scoped, revoked with it
+    application_credential_id: str | None = Field(default=None, index=True)
+
+
+class UnscopedToken(SQLModel, table=True):
+    """A Keystone token scoped to no project (a user with none to land in): it reaches
+    only the identity API (list my projects, re-scope), never a vmflow resource."""
+
+    token_hash: str = Field(primary_key=True)  # sha256 of the token
+    user_id: str = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=now)
+    expires_at: datetime
+
+
+class ApplicationCredential(SQLModel, table=True):
+    """Keystone's application credential: a secret (stored hashed, shown once) that
+    logs its user into one project with at most the role it was made with."""
+
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: str = Field(default_factory=new_id, primary_key=True)
+    user_id: str = Field(foreign_key="user.id", index=True)
+    project_id: str = Field(foreign_key="project.id", index=True)
+    name: str
+    description: str = ""
+    secret_hash: str
+    role: str
+    expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=now)
 
 
 class Flavor(SQLModel, table=True):
@@ -56,6 +91,7 @@ class Flavor(SQLModel, table=True):
     disk_gb: int
     is_public: bool = True
     extra_specs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    description: str | None = None  # Nova's, shown from compute microversion 2.55
 
 
 class FlavorAccess(SQLModel, table=True):
@@ -128,6 +164,12 @@ class Allocation(SQLModel, table=True):
 
 
 class Instance(SQLModel, table=True):
+    # the server lists' order (created_at, id) within a project and across them, and
+    # their host and changes-since filters (api/services/servers.py list_page)
+    __table_args__ = (Index("ix_instance_project_created", "project_id", "created_at", "id"),
+                      Index("ix_instance_created", "created_at", "id"),
+                      Index("ix_instance_host", "host"),
+                      Index("ix_instance_updated_at", "updated_at"))
     id: str = Field(default_factory=new_id, primary_key=True)  # = libvirt domain UUID
     name: str = Field(index=True)
     project_id: str = Field(foreign_key="project.id", index=True)
@@ -147,6 +189,10 @@ class Instance(SQLModel, table=True):
     # shelve: the snapshot unshelve spawns from, and when it was taken (cleared on unshelve)
     shelved_image_id: str | None = None
     shelved_at: datetime | None = None
+    # Nova's free text (2.19) and access addresses (accessIPv4/v6): kept, shown, never used
+    description: str | None = None
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
     deleted_at: datetime | None = None
@@ -211,7 +257,8 @@ class Operation(SQLModel, table=True):
     run_id: str | None = None
     project_id: str
     user_id: str
-    request_id: str = Field(default_factory=new_id)
+    # the request that started it: the id an OpenStack client got in its response header
+    request_id: str = Field(default_factory=lambda: REQUEST_ID.get() or new_id())
     idempotency_key: str | None = Field(default=None, index=True)
     last_error: str | None = None
     started_at: datetime = Field(default_factory=now)
@@ -253,6 +300,7 @@ class ShareType(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(unique=True, index=True)
+    description: str | None = None
     is_public: bool = True
     extra_specs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=now)
@@ -263,6 +311,9 @@ class Share(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True)
     name: str = Field(index=True)
+    description: str | None = None
+    is_public: bool = False  # Manila: other projects may see (not mount) a public share
+    meta: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSON))
     project_id: str = Field(foreign_key="project.id", index=True)
     user_id: str = Field(foreign_key="user.id")
     share_proto: str = "NFS"
@@ -303,6 +354,7 @@ class ShareSnapshot(SQLModel, table=True):
     project_id: str = Field(foreign_key="project.id", index=True)
     user_id: str = Field(foreign_key="user.id")
     name: str
+    description: str | None = None
     size_gb: int
     status: str = "creating"  # creating | available | deleting | error | error_deleting
     fault: str | None = None

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     max_upload_gb: int = 64  # larger uploads are refused (413)
     max_image_virtual_gb: int = 1024  # larger virtual sizes are refused as absurd
 
+    # the operators' view (vmflow.logs, vmflow.metrics)
+    log_format: Literal["text", "json", "auto"] = "text"  # auto: text on a terminal, else json
+    # host:port where this worker serves the Temporal SDK's Prometheus metrics; empty: none
+    worker_metrics_address: str = ""
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'vmflow.db'}"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from vmflow import hostbed, storage_netns
+from vmflow import clouds, hostbed, storage_netns, worker_metrics
 from vmflow.processes import (
     BIN,
     REPO,
@@ -76,6 +76,11 @@ def hypervisor_hosts(s: Settings) -> list[tuple[str, str]]:
     return [("hypervisor", names[0])] + [(f"hypervisor-{h}", h) for h in names[1:]]
 
 
+def hypervisor_component(s: Settings, host: str) -> str:
+    """The name of the component that runs `host`'s hypervisor worker."""
+    return next(name for name, h in hypervisor_hosts(s) if h == host)
+
+
 def worker_env(s: Settings, host: str) -> tuple[tuple[str, str], ...]:
     """A hypervisor worker's own settings: its host, and that host's libvirt, network
     namespace and underlay address (vmflow.hostbed)."""
@@ -98,6 +103,9 @@ def components(s: Settings) -> list[Component]:
                 "--search-attribute", "VmflowProject=Keyword",
                 "--search-attribute", "VmflowOperation=Keyword",
                 "--search-attribute", "VmflowHost=Keyword",
+                # a control step is handed to the control worker in the reply to the
+                # workflow task that scheduled it, not through another poll
+                "--dynamic-config-value", "system.enableActivityEagerExecution=true",
                 "--ui-disable-news-fetch", "--log-level", "warn")  # fmt: skip
     comps = [
         Component("temporal", temporal, markers=("start-dev", db, port)),
@@ -239,7 +247,7 @@ def ensure_component(settings: Settings | None, name: str) -> int:
         raise StackError(f"no component {name!r}")
     if pid_of(s, name) is None:
         prepare(s, name)
-        spawn(s, comp)
+        spawn(s, worker_metrics.with_port(s, comp))
     if name in READY:
         wait_ready(s, comp)
     pid = pid_of(s, name)
@@ -272,13 +280,14 @@ def _all_healthy(s: Settings) -> bool:
             and all(check(s) for n, (check, _) in READY.items() if n in names))
 
 
-def up(settings: Settings | None = None) -> None:
-    """Start whatever is not running and return when the stack is healthy."""
+def up(settings: Settings | None = None, user_clouds: Path | None = None) -> None:
+    """Start whatever is not running and return when the stack is healthy. The
+    OpenStack tools' clouds.yaml goes to the home and, if given, `user_clouds`."""
     s = resolve(settings)
     with lock(s):
         if _all_healthy(s):
             print("vmflow: already up", flush=True)
-            _summary(s)
+            _summary(s, _write_clouds(s, user_clouds))
             return
         print(f"vmflow: starting the stack in {s.home}", flush=True)
         s.home.mkdir(parents=True, exist_ok=True)
@@ -287,12 +296,13 @@ def up(settings: Settings | None = None) -> None:
             ensure_netns(s)
         ensure_guest(s)
         _bootstrap(s)
+        written = _write_clouds(s, user_clouds)
         comps = components(s)
         started: dict[str, float] = {}
         for comp in comps:
             if pid_of(s, comp.name) is None:
                 prepare(s, comp.name)
-                spawn(s, comp)
+                spawn(s, worker_metrics.with_port(s, comp))
                 started[comp.name] = time.monotonic()
             if comp.name == "temporal":  # workers and the API need it from the start
                 wait_healthy(s, "temporal", comp, lambda: temporal_ok(s), TEMPORAL_TIMEOUT)
@@ -304,7 +314,16 @@ def up(settings: Settings | None = None) -> None:
                 time.sleep(max(0.0, started[comp.name] + WORKER_GRACE - time.monotonic()))
             if pid_of(s, comp.name) is None:
                 raise fail(s, comp.name, "exited during start-up")
-    _summary(s)
+    _summary(s, written)
+
+
+def _write_clouds(s: Settings, user_clouds: Path | None) -> list[Path]:
+    """The `vmflow` cloud (admin token, Keystone facade) for OS_CLOUD=vmflow; a user's
+    clouds.yaml vmflow did not write is left alone. None without an admin token."""
+    if not s.admin_token_file.exists():
+        return []
+    text = clouds.render(s.base_url, s.admin_token_file.read_text().strip())
+    return [p for p in (s.home / "clouds.yaml", user_clouds) if p and clouds.write(p, text)]
 
 
 def down(settings: Settings | None = None) -> None:
@@ -326,8 +345,11 @@ def status(settings: Settings | None = None) -> dict:
     names = [c.name for c in components(s)]
     names += sorted(p.stem for p in s.run_dir.glob("*.pid") if p.stem not in names)
     comps = {n: {"pid": pid_of(s, n), "log": str(log_file(s, n))} for n in names}
-    for info in comps.values():
+    ports = worker_metrics.recorded_ports(s)
+    for name, info in comps.items():
         info["running"] = info["pid"] is not None
+        if info["running"] and name in ports:
+            info["metrics"] = worker_metrics.url(ports[name])
     if comps["temporal"]["running"]:
         comps["temporal"]["healthy"] = temporal_ok(s)
     if comps["api"]["running"]:
@@ -349,10 +371,30 @@ def status(settings: Settings | None = None) -> dict:
     }
 
 
-def _summary(s: Settings) -> None:
+def _os_env(s: Settings, cloud_files: list[Path]) -> str:
+    """How to point the OpenStack tools at this stack: OS_CLOUD alone when a clouds.yaml
+    they read by default was written, else with the home's file named."""
+    if not cloud_files:
+        return "no clouds.yaml (no admin token)"
+    if any(p != s.home / "clouds.yaml" for p in cloud_files):
+        return f"OS_CLOUD={clouds.CLOUD} (clouds.yaml: {', '.join(map(str, cloud_files))})"
+    return f"OS_CLIENT_CONFIG_FILE={s.home / 'clouds.yaml'} OS_CLOUD={clouds.CLOUD}"
+
+
+def _database(s: Settings) -> str:
+    """The database the stack runs on, its password hidden: which one a `make up` without
+    (or with another) VMFLOW_DATABASE_URL used is plain to see."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(s.db_url).render_as_string(hide_password=True)
+
+
+def _summary(s: Settings, cloud_files: list[Path]) -> None:
     print(f"  API:             {s.base_url}\n"
+          f"  Database:        {_database(s)}\n"
           f"  Temporal Web UI: http://127.0.0.1:{s.temporal_ui_port}\n"
           f"  Admin token:     {s.admin_token_file}\n"
+          f"  OpenStack:       {_os_env(s, cloud_files)}\n"
           f"  Logs:            {s.log_dir}/", flush=True)
 
 
@@ -364,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     s = get_settings()
     try:
         if args.command == "up":
-            up(s)
+            up(s, user_clouds=clouds.USER_FILE)
         elif args.command == "down":
             down(s)
         else:
@@ -382,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                     state = "running" if info["running"] else "stopped"
                     if info.get("healthy") is False:
                         state = "unhealthy"
-                    print(f"{name:<24} {state:<10} pid {info['pid'] or '-'}")
+                    metrics = f"  metrics {info['metrics']}" if "metrics" in info else ""
+                    print(f"{name:<24} {state:<10} pid {info['pid'] or '-'}{metrics}")
             return 0 if all(c["running"] for c in st["components"].values()) else 3
     except StackError as e:
         print(f"vmflow: {e}", file=sys.stderr)

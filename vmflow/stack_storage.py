@@ -211,10 +211,17 @@ def unmount_storage(s: Settings) -> None:
     """The share mounts and the pool the storage worker made: with ganesha and the
     worker stopped nothing uses them, and the next start mounts them again. Deepest
     first, storage_dir's own bind last; a loop mount's device goes with its last unmount
-    (autoclear)."""
+    (autoclear).
+
+    Another stack's host started meanwhile (vmflow.hostbed: libvirtd in a private copy
+    of the machine's mounts, as are its guests' qemus) holds a copy of the pool's mount
+    until it stops: the loop device stays, its backing file open through storage_dir's
+    bind, which a plain umount then finds busy. That bind is detached lazily instead,
+    so nothing of this stack stays mounted here (the pool goes when that copy does)."""
     root = str(s.storage_dir.resolve())
     points = [point for point in _mount_points() if point.startswith(root + "/")]
     for point in sorted(points, key=len, reverse=True):
         subprocess.run(["umount", point], capture_output=True)
-    if root in _mount_points():  # share_storage_dir's
-        subprocess.run(["umount", root], capture_output=True)
+    if (root in _mount_points()  # share_storage_dir's
+            and subprocess.run(["umount", root], capture_output=True).returncode != 0):
+        subprocess.run(["umount", "-l", root], capture_output=True)

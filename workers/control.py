@@ -49,7 +49,12 @@ from vmflow.contracts.reconcile import ReconcileLedgerRequest
 from vmflow.names import CONTROL_QUEUE, LEDGER_RECONCILE_SCHEDULE, POWER_SYNC_SCHEDULE
 from vmflow.settings import Settings, get_settings
 from workers import fault_point
-from workers.common import connect_patiently, run_until_signalled, setup_logging
+from workers.common import (
+    connect_patiently,
+    run_until_signalled,
+    setup_logging,
+    workflow_runner,
+)
 from workflows.registry import ALL as WORKFLOWS
 
 
@@ -82,6 +87,7 @@ def build(client: Client, settings: Settings, executor: ThreadPoolExecutor) -> W
         client,
         task_queue=CONTROL_QUEUE,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
         activities=activities(settings, client),
         activity_executor=executor,
         interceptors=fault_point.interceptors(settings),

@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities.hypervisor.host import HostActivities
 from activities.hypervisor.libvirt.connection import Connection
+from activities.hypervisor.libvirt.events import start_event_loop
 from activities.hypervisor.migrate import MigrationActivities
 from activities.hypervisor.network.activities import NetworkActivities
 from activities.hypervisor.network.floating import FloatingIpActivities
@@ -74,6 +75,7 @@ async def register(client: Client, settings: Settings) -> WorkflowHandle:
 
 async def main() -> None:
     setup_logging()
+    start_event_loop()  # before any connection opens: wait_agent hears the agent connect
     settings = get_settings()
     client = await connect_patiently(settings)
     await register(client, settings)

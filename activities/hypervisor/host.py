@@ -30,6 +30,7 @@ from activities.hypervisor import image_transfer, qemu_img
 from activities.hypervisor.libvirt import domain_xml
 from activities.hypervisor.libvirt.connection import Connection
 from activities.hypervisor.libvirt.domain import Domain, gone
+from activities.hypervisor.libvirt.events import AgentEvents
 from activities.hypervisor.power import PowerActivities, config_for, save_spec
 from activities.hypervisor.underlay import underlay_address
 from vmflow.contracts.actions import WaitAgent
@@ -50,6 +51,9 @@ from vmflow.contracts.reconcile import HostDir, HostDomain, HostRef, HostResourc
 from vmflow.names import domain_name
 from vmflow.settings import Settings
 
+AGENT_POLL_S = 0.2  # between guest-pings when libvirt gives no agent events
+AGENT_RECHECK_S = 1.0  # with events: ping anyway this often (a missed event, a dead guest)
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -63,6 +67,7 @@ class HostActivities:
     def __init__(self, settings: Settings, conn: Connection):
         self.settings = settings
         self.conn = conn
+        self.agent_events = AgentEvents(conn)
         self.cache_dir = settings.host_dir() / "cache"
         self.instances_dir = settings.host_dir() / "instances"
 
@@ -214,23 +219,29 @@ class HostActivities:
 
     @activity.defn(name=HostActs.WAIT_AGENT)
     def wait_agent(self, req: WaitAgent) -> float:
-        """Wait until the guest agent answers guest-ping; returns the seconds waited."""
+        """Wait until the guest agent answers guest-ping; returns the seconds waited.
+        Woken by libvirt's agent-connected event where the worker runs libvirt's event
+        loop (activities/hypervisor/libvirt/events.py), else asking every 0.2 s."""
         t0 = time.monotonic()
-        while True:
-            dom = Domain.find(self.conn.get(), req.instance_id)
-            if dom is None or not dom.is_active():
-                raise ApplicationError("the guest stopped while booting", type=Errors.GUEST_BOOT,
-                                       non_retryable=True)
-            try:
-                dom.agent_command("guest-ping", timeout_s=1)
-                return time.monotonic() - t0
-            except libvirt.libvirtError as e:
-                if time.time() > req.deadline:
-                    raise ApplicationError(
-                        f"the guest agent did not answer before the boot deadline ({e})",
-                        type=Errors.GUEST_BOOT, non_retryable=True) from e
-                activity.heartbeat(time.monotonic() - t0)
-                time.sleep(0.2)
+        with self.agent_events.watching(req.instance_id) as connected:
+            while True:
+                dom = Domain.find(self.conn.get(), req.instance_id)
+                if dom is None or not dom.is_active():
+                    raise ApplicationError("the guest stopped while booting",
+                                           type=Errors.GUEST_BOOT, non_retryable=True)
+                try:
+                    dom.agent_command("guest-ping", timeout_s=1)
+                    return time.monotonic() - t0
+                except libvirt.libvirtError as e:
+                    if time.time() > req.deadline:
+                        raise ApplicationError(
+                            f"the guest agent did not answer before the boot deadline ({e})",
+                            type=Errors.GUEST_BOOT, non_retryable=True) from e
+                    activity.heartbeat(time.monotonic() - t0)
+                if connected is None:
+                    time.sleep(AGENT_POLL_S)
+                elif connected.wait(min(AGENT_RECHECK_S, max(0.0, req.deadline - time.time()))):
+                    connected.clear()  # the next ping answers, or we wait for the next one
 
     @activity.defn(name=HostActs.DESTROY_DOMAIN)
     @heartbeating

@@ -34,8 +34,10 @@ REFCOUNTS_PER_BLOCK = CLUSTER // 2  # 16-bit refcounts
 COPIED = 1 << 63  # refcount is exactly one: QEMU may write in place
 HEADER_LENGTH = 104
 READ_CHUNK = 2 * 2**20  # per NBD request; a multiple of CLUSTER
-READ_DEPTH = 8  # NBD requests in flight
-QUEUED = 8  # chunks read and waiting to be hashed and written
+# bounded so the copy never has much in flight at once: QEMU serves the reads on the
+# guest's own main loop, and the copy runs at low priority beside the guest
+READ_DEPTH = 4  # NBD requests in flight
+QUEUED = 4  # chunks read and waiting to be hashed and written
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,10 @@ class SnapshotActivities:
         try:
             backup_job.prepare(self.settings, dom, root, job)
             if guard is not None:
+                t0 = time.monotonic()
+                backup_job.flush_host(str(job.scratch))  # nothing left to write back
+                activity.logger.info("host flushed before the freeze of %s: %.3f s",
+                                     req.instance_id, time.monotonic() - t0)
                 self._await_guard(guard, req.instance_id)
         except BaseException:
             if guard is not None:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from api.deps import MaybeTemporalDep, SessionDep
 from api.schemas.health import Health
 from api.services import health
+from vmflow.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
@@ -24,7 +25,6 @@ async def healthz(session: SessionDep, client: MaybeTemporalDep) -> JSONResponse
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(session: SessionDep) -> Response:
-    """Prometheus text exposition format 0.0.4, written by hand (no extra dependency)."""
-    return Response(health.metrics_text(session),
-                    media_type="text/plain; version=0.0.4; charset=utf-8")
+async def metrics(session: SessionDep, client: MaybeTemporalDep) -> Response:
+    """Prometheus text exposition format 0.0.4: counts only, no project data."""
+    return Response(await health.metrics_text(session, client), media_type=CONTENT_TYPE)

@@ -13,27 +13,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Response
 
 from api.deps import IdempotencyKey, MaybeTemporalDep, SessionDep, WriterDep
-from api.errors import ServiceUnavailable
 from api.schemas.common import OperationAccepted, OperationBrief
 from api.schemas.servers import ServerPublic
 from api.services import servers
-from api.services.evacuate import check_evacuate
-from api.services.guards import check_lock, check_state, require_admin, user_name
-from api.services.operations import (
-    find_idempotent,
-    idempotency_guard,
-    start_instance_operation,
-)
-from api.services.preempt import terminate_running
-from api.services.server_actions import (
-    DATABASE_ACTIONS,
-    database_action,
-    parse_action,
-    workflow_input,
-)
+from api.services.operations import find_idempotent, idempotency_guard
+from api.services.server_action_run import run_action
+from api.services.server_actions import parse_action
 from api.services.servers import get_instance
 from api.services.snapshots import ACTIONS as SNAPSHOTS
-from api.services.snapshots import SnapshotAccepted, accept_snapshot, replay_snapshot
+from api.services.snapshots import SnapshotAccepted, replay_snapshot
 
 router = APIRouter(prefix="/v1/servers", tags=["server actions"])
 
@@ -61,26 +49,11 @@ async def server_action(server_id: str, response: Response, session: SessionDep,
         if earlier is not None:  # lock, unlock, reset-state: the server as it is now
             response.status_code = 200
             return servers.view(session, inst)
-        require_admin(parsed.action, auth)
-        check_lock(parsed.action, inst, auth)
-        check_state(parsed.action, inst)
-
-        if parsed.action in DATABASE_ACTIONS:
-            response.status_code = 200
-            await database_action(client, session, inst, auth, parsed, idempotency_key)
-            return servers.view(session, inst)
-
-        if client is None:
-            raise ServiceUnavailable("Temporal is not reachable", type="TemporalUnavailable")
-        if parsed.action in SNAPSHOTS:  # the image record first, then the workflow
-            return await accept_snapshot(client, session, auth, inst, parsed.args,
-                                         idempotency_key, response)
-        if parsed.action == "evacuate":  # 400 while its host is up, or for a bad host
-            await check_evacuate(client, session, inst, parsed.args.host)
-        make_input = workflow_input(session, auth, inst, parsed)  # before anything changes
-        if parsed.action == "force-delete":
-            await terminate_running(client, session, inst,
-                                    f"force-delete by {user_name(session, auth)}")
-        op = await start_instance_operation(client, session, inst, parsed.action, auth,
-                                            idempotency_key, make_input)
-        return OperationAccepted(operation=OperationBrief.of(op))
+        outcome = await run_action(client, session, auth, inst, parsed, idempotency_key,
+                                   response)
+        if outcome.snapshot is not None:
+            return outcome.snapshot
+        if outcome.operation is not None:
+            return OperationAccepted(operation=OperationBrief.of(outcome.operation))
+        response.status_code = 200  # lock, unlock, os-resetState: the server as it is now
+        return servers.view(session, inst)

@@ -3,7 +3,9 @@ logic is in api/services/servers.py; actions in server_actions.py."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 
 from api.deps import AuthDep, IdempotencyKey, SessionDep, TemporalDep, WriterDep
 from api.schemas.common import OperationAccepted, OperationBrief
@@ -15,16 +17,13 @@ from api.schemas.servers import (
     ServerPublic,
 )
 from api.services import servers
-from api.services.guards import check_allowed
 from api.services.operations import (
     find_idempotent,
     idempotency_guard,
     once,
     replayed_row,
-    start_instance_operation,
 )
-from api.services.preempt import cancel_and_wait
-from api.services.servers import action_history, get_instance
+from api.services.servers import MAX_LIMIT, action_history, get_instance
 from vmflow.models import Instance, Operation
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"])
@@ -49,8 +48,39 @@ async def create_server(body: ServerCreate, session: SessionDep, auth: WriterDep
 
 
 @router.get("", response_model=ServerList)
-def list_servers(session: SessionDep, auth: AuthDep) -> ServerList:
-    return ServerList(servers=servers.views(session, servers.listed(session, auth)))
+def list_servers(
+    request: Request, session: SessionDep, auth: AuthDep,
+    limit: Annotated[int | None, Query(ge=0, description=f"page size, at most {MAX_LIMIT}")
+                     ] = None,
+    marker: Annotated[str | None, Query(description="the last id of the previous page")
+                      ] = None,
+    name: Annotated[str | None, Query(description="a regular expression searched in "
+                                                  "the name (Nova's)")] = None,
+    status: Annotated[str | None, Query(description="Nova's status; repeat the key for "
+                                                    "any of several")] = None,
+    host: Annotated[str | None, Query(description="admins only (ignored for others, "
+                                                  "as Nova)")] = None,
+    image: str | None = None, flavor: str | None = None,
+    changes_since: Annotated[str | None, Query(
+        alias="changes-since", description="ISO 8601; deleted servers too, as Nova")] = None,
+    changes_before: Annotated[str | None, Query(alias="changes-before")] = None,
+) -> ServerList:
+    """The servers of the caller's project (an admin's: every project's), oldest
+    first, a page of at most `limit` (MAX_LIMIT) after `marker`; filtered in SQL by
+    the query builder the compute facade shares (api/services/servers.py)."""
+    q = servers.ServerQuery(
+        project_id=None if auth.is_admin else auth.project_id, limit=servers.limit_of(limit),
+        marker=marker, name=None if name is None else servers.name_of(name),
+        # every value of a repeated key (the parameter above documents it, holds the last)
+        statuses=servers.statuses_of(request.query_params.getlist("status"), auth),
+        host=host, image_id=image, flavor_id=flavor,
+        changes_since=servers.time_of("changes-since", changes_since),
+        changes_before=servers.time_of("changes-before", changes_before))
+    rows, more = servers.list_page(session, auth, q)
+    nxt = None
+    if more and rows:
+        nxt = str(request.url.include_query_params(limit=q.limit, marker=rows[-1].id))
+    return ServerList(servers=servers.views(session, rows), next=nxt)
 
 
 @router.get("/{server_id}", response_model=ServerPublic)
@@ -69,10 +99,7 @@ async def delete_server(server_id: str, session: SessionDep, auth: WriterDep,
         if earlier is not None:  # the instance may be gone by now: replay anyway
             return OperationAccepted(operation=OperationBrief.of(earlier))
         inst = get_instance(session, auth, server_id)
-        check_allowed("delete", inst, auth)  # lock (non-admins) and state: 409
-        await cancel_and_wait(client, session, inst)
-        op = await start_instance_operation(client, session, inst, "delete", auth,
-                                            idempotency_key)
+        op = await servers.delete_server(client, session, auth, inst, idempotency_key)
         return OperationAccepted(operation=OperationBrief.of(op))
 
 

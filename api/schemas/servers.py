@@ -83,6 +83,8 @@ class ServerPublic(BaseModel):
 
 class ServerList(BaseModel):
     servers: list[ServerPublic]
+    # the next page's URL (the same query, marker = this page's last id); None: the last
+    next: str | None = None
 
 
 class ServerAccepted(BaseModel):

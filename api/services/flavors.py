@@ -55,14 +55,21 @@ def resolve_flavor(session: Session, auth: AuthContext, ref: str) -> Flavor:
 
 
 def create_flavor(session: Session, auth: AuthContext, body: FlavorCreate,
-                  key: str | None) -> FlavorPublic:
+                  key: str | None, flavor_id: str | None = None,
+                  description: str | None = None) -> FlavorPublic:
+    """`flavor_id` and `description`: Nova's API may choose the id and describe it."""
     earlier = find_idempotent(session, auth, key, "flavor", "create")
     if earlier is not None:
         return FlavorPublic.of(get_flavor(session, auth, earlier.resource_id))
     if session.exec(select(Flavor).where(Flavor.name == body.name)).first() is not None:
         raise Conflict(f"a flavor named {body.name!r} exists", type="FlavorExists")
+    if flavor_id is not None and session.get(Flavor, flavor_id) is not None:
+        raise Conflict(f"a flavor with id {flavor_id!r} exists", type="FlavorIdExists")
     flavor = Flavor(name=body.name, vcpus=body.vcpus, ram_mb=body.ram, disk_gb=body.disk,
-                    is_public=body.is_public, extra_specs=body.extra_specs)
+                    is_public=body.is_public, extra_specs=body.extra_specs,
+                    description=description)
+    if flavor_id is not None:
+        flavor.id = flavor_id
     session.add(flavor)
     remember_key(session, auth, key, "flavor", flavor.id, "create")
     session.commit()
@@ -84,6 +91,41 @@ def delete_flavor(session: Session, auth: AuthContext, ref: str, key: str | None
     session.exec(delete(FlavorAccess).where(col(FlavorAccess.flavor_id) == flavor.id))
     session.delete(flavor)
     remember_key(session, auth, key, "flavor", flavor.id, "delete")
+    session.commit()
+
+
+def set_description(session: Session, auth: AuthContext, ref: str,
+                    description: str | None) -> Flavor:
+    """Nova's PUT /flavors/{id} (2.55): the description is the one changeable field."""
+    flavor = get_flavor(session, auth, ref)
+    flavor.description = description
+    session.add(flavor)
+    session.commit()
+    return flavor
+
+
+# --- extra specs (admin only to change: the router asks for AdminDep) ---------------------
+
+
+def set_extra_specs(session: Session, auth: AuthContext, ref: str,
+                    specs: dict[str, str]) -> Flavor:
+    """These keys set (others kept), committed. Servers already running keep theirs."""
+    flavor = get_flavor(session, auth, ref)
+    flavor.extra_specs = {**(flavor.extra_specs or {}), **specs}
+    session.add(flavor)
+    session.commit()
+    return flavor
+
+
+def unset_extra_spec(session: Session, auth: AuthContext, ref: str, key: str) -> None:
+    flavor = get_flavor(session, auth, ref)
+    specs = dict(flavor.extra_specs or {})
+    if key not in specs:
+        raise NotFound(f"flavor {flavor.id} has no extra spec {key!r}",
+                       type="FlavorExtraSpecsNotFound")
+    del specs[key]
+    flavor.extra_specs = specs
+    session.add(flavor)
     session.commit()
 
 

@@ -143,6 +143,16 @@ def update_fip(session: Session, auth: AuthContext, fip_id: str, body: FloatingI
     return fip
 
 
+def describe_fip(session: Session, auth: AuthContext, fip_id: str,
+                 description: str) -> FloatingIp:
+    """A new description: nothing the hosts follow."""
+    fip = get_fip(session, auth, fip_id)
+    fip.description, fip.updated_at = description, now()
+    session.add(fip)
+    session.commit()
+    return fip
+
+
 def delete_fip(session: Session, auth: AuthContext, fip_id: str, key: str | None,
                client: Client | None = None) -> FloatingIp | None:
     """Releases the address (its port on the external network goes with it); returns

@@ -8,9 +8,12 @@ in image_files.py, members in image_members.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, col, delete, or_, select
+from sqlmodel import update as sql_update
 from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth import AuthContext
@@ -74,15 +77,31 @@ def check_linked_images(session: Session, auth: AuthContext, props: dict[str, An
 
 def create(session: Session, auth: AuthContext, body: ImageCreate,
            idempotency_key: str | None) -> Image:
-    if body.visibility == "public" and not auth.is_admin:
+    return register(session, auth, Image(
+        name=body.name, disk_format=body.disk_format, container_format=body.container_format,
+        visibility=body.visibility, properties=dict(body.properties)), idempotency_key)
+
+
+def register(session: Session, auth: AuthContext, image: Image,
+             idempotency_key: str | None = None) -> Image:
+    """A new image record (queued), the caller's project's unless an admin names another
+    owner. Its id may be chosen (Glance's POST takes one): 409 if any image, deleted ones
+    included, ever had it."""
+    if image.visibility == "public" and not auth.is_admin:
         raise Forbidden("only role admin may make an image public")
-    check_linked_images(session, auth, body.properties)
-    image = Image(name=body.name, disk_format=body.disk_format,
-                  container_format=body.container_format, visibility=body.visibility,
-                  owner=auth.project_id, properties=dict(body.properties))
+    if image.owner not in (None, auth.project_id) and not auth.is_admin:
+        raise Forbidden("only role admin may create an image for another project")
+    check_linked_images(session, auth, image.properties)
+    if session.get(Image, image.id) is not None:
+        raise Conflict(f"image id {image.id} is already in use", type="ImageExists")
+    image.owner = image.owner or auth.project_id
     session.add(image)
     remember_key(session, auth, idempotency_key, "image", image.id, "create")
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same id, created meanwhile
+        session.rollback()
+        raise Conflict(f"image id {image.id} is already in use", type="ImageExists") from None
     return image
 
 
@@ -97,28 +116,61 @@ def listed(session: Session, auth: AuthContext, member_status: MemberFilter,
 def update(session: Session, auth: AuthContext, image_id: str, body: ImageUpdate,
            idempotency_key: str | None = None) -> Image:
     """Name, visibility and properties, by the owner; public only by admin. Members of
-    an image that stops being shared lose it (their rows stay, as in Glance). The row
-    is held from the read to the commit: two changes of different properties, in one
-    API process or two, both stay."""
+    an image that stops being shared lose it (their rows stay, as in Glance)."""
+    def change(image: Image) -> None:
+        props = {k: v for k, v in (image.properties or {}).items()
+                 if k not in body.remove_properties}
+        props.update(body.properties)
+        image.name = body.name or image.name
+        image.visibility = body.visibility or image.visibility
+        image.properties = props
+    return edit(session, auth, image_id, change, idempotency_key)
+
+
+def edit(session: Session, auth: AuthContext, image_id: str,
+         change: Callable[[Image], None], idempotency_key: str | None = None) -> Image:
+    """Apply `change` to the image, by the owner, with the checks every change passes
+    (public only by admin, at most 128 properties, kernel/ramdisk links). The row is
+    held from the read to the commit: two changes of different properties, in one API
+    process or two, both stay. `change` may raise to refuse (nothing is written)."""
     image = get_image(session, auth, image_id)
     lock_row(session, Image, image.id)
     with released(session):
         session.refresh(image)
         require_owner(image, auth, "change it")
-        if body.visibility == "public" and image.visibility != "public" and not auth.is_admin:
+        was_public, before = image.visibility == "public", dict(image.properties or {})
+        change(image)
+        if image.visibility == "public" and not was_public and not auth.is_admin:
             raise Forbidden("only role admin may make an image public")
-        props = {k: v for k, v in (image.properties or {}).items()
-                 if k not in body.remove_properties}
-        props.update(body.properties)
+        props = dict(image.properties or {})  # a new dict: the JSON column sees a change
         if len(props) > 128:
             raise BadRequest("an image has at most 128 properties")
-        check_linked_images(session, auth, body.properties)
-        image.name = body.name or image.name
-        image.visibility = body.visibility or image.visibility
+        check_linked_images(session, auth, {k: v for k, v in props.items()
+                                            if before.get(k) != v})
         image.properties, image.updated_at = props, now()
         session.add(image)
         remember_key(session, auth, idempotency_key, "image", image.id, "update")
         session.commit()
+    return image
+
+
+def set_active(session: Session, auth: AuthContext, image_id: str, active: bool) -> Image:
+    """Glance's deactivate (active: False) and reactivate, by the owner or admin: a
+    deactivated image can be neither booted nor downloaded until it is reactivated.
+    Asking for the state it is in already changes nothing; any other state: 403."""
+    image = get_image(session, auth, image_id)
+    require_owner(image, auth, "deactivate or reactivate it")
+    want, other = ("active", "deactivated") if active else ("deactivated", "active")
+    if image.status == want:
+        return image
+    result = session.exec(sql_update(Image).where(col(Image.id) == image.id,
+                                                  col(Image.status) == other)
+                          .values(status=want, updated_at=now()))
+    session.commit()
+    session.refresh(image)
+    if not result.rowcount and image.status != want:
+        raise Forbidden(f"image {image_id} is {image.status}: only an {other} image can be "
+                        f"{'reactivated' if active else 'deactivated'}")
     return image
 
 

@@ -23,6 +23,7 @@ from api.services.operations import find_idempotent, remember_key
 from vmflow import ipam
 from vmflow.ip_allocation import allocate_vni
 from vmflow.ipam import IpamError
+from vmflow.models import now
 from vmflow.network_models import AutoNetwork, IpAllocation, Network, Port, Subnet
 
 VNI_ATTEMPTS = 5  # concurrent creates that picked the same VXLAN id try again
@@ -124,6 +125,42 @@ def create_network(session: Session, auth: AuthContext, body: NetworkCreate,
     raise AssertionError("unreachable")
 
 
+def update_network(session: Session, auth: AuthContext, network_id: str,
+                   name: str | None = None, shared: bool | None = None,
+                   router_external: bool | None = None) -> NetworkPublic:
+    """Rename; an admin may also change `shared` and `router:external` (Neutron), but
+    not take them away while another project has a port on the network (409, as
+    Neutron's InvalidSharedSetting), nor make an external network internal while it
+    has floating IPs. Nothing on the hosts depends on these flags."""
+    net = owned_network(session, auth, network_id)
+    flags = (shared is not None and shared != net.shared) or (
+        router_external is not None and router_external != net.router_external)
+    if flags and not auth.is_admin:
+        raise Forbidden("only an admin changes shared or router:external")
+    if (shared is False and net.shared) or (router_external is False and net.router_external):
+        foreign = session.exec(select(func.count()).select_from(Port).where(
+            Port.network_id == net.id, Port.project_id != net.project_id)).one()
+        if foreign:
+            raise Conflict(f"network {net.id} has {foreign} port(s) of other projects",
+                           type="InvalidSharedSetting")
+    if router_external is False and net.router_external:
+        fips = session.exec(select(func.count()).select_from(Port).where(
+            Port.network_id == net.id, Port.device_owner == "network:floatingip")).one()
+        if fips:
+            raise Conflict(f"network {net.id} has {fips} floating IP(s)",
+                           type="ExternalNetworkInUse")
+    if name is not None:
+        net.name = name
+    if shared is not None:
+        net.shared = shared
+    if router_external is not None:
+        net.router_external = router_external
+    net.updated_at = now()
+    session.add(net)
+    session.commit()
+    return network_view(session, auth, net)
+
+
 def delete_network(session: Session, auth: AuthContext, network_id: str,
                    key: str | None) -> None:
     """With its subnet; 409 NetworkInUse while it has ports (floating IPs included)."""
@@ -218,6 +255,16 @@ def delete_subnet(session: Session, auth: AuthContext, subnet_id: str, key: str 
     session.delete(subnet)
     remember_key(session, auth, key, "subnet", subnet.id, "delete")
     session.commit()
+
+
+def rename_subnet(session: Session, auth: AuthContext, subnet_id: str, name: str) -> Subnet:
+    """The one change of a subnet that no host has to follow."""
+    subnet = get_subnet(session, auth, subnet_id)
+    owned_network(session, auth, subnet.network_id)
+    subnet.name, subnet.updated_at = name, now()
+    session.add(subnet)
+    session.commit()
+    return subnet
 
 
 def subnet_view(subnet: Subnet) -> SubnetPublic:

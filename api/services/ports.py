@@ -21,6 +21,7 @@ from api.services.networks import get_network, ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from api.services.security_groups import ensure_default_group, get_group
 from vmflow.ip_allocation import FixedIpRequest, PortSpec, add_port, remove_port
+from vmflow.models import now
 from vmflow.network_models import IpAllocation, Port, PortSecurityGroup
 
 FLOATINGIP_OWNER = "network:floatingip"
@@ -116,6 +117,15 @@ def create_port(session: Session, auth: AuthContext, body: PortCreate,
     except BaseException:
         session.rollback()
         raise
+    return view(session, port)
+
+
+def rename_port(session: Session, auth: AuthContext, port_id: str, name: str) -> PortPublic:
+    """The one change of a port that no host has to follow."""
+    port = get_port(session, auth, port_id)
+    port.name, port.updated_at = name, now()
+    session.add(port)
+    session.commit()
     return view(session, port)
 
 

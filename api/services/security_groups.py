@@ -38,7 +38,7 @@ from api.schemas.security_groups import (
 from api.services.networks import ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from vmflow import security_rules
-from vmflow.models import Operation
+from vmflow.models import Operation, now
 from vmflow.network_models import (
     DefaultSecurityGroup,
     PortSecurityGroup,
@@ -132,6 +132,28 @@ def create_group(session: Session, auth: AuthContext, body: SecurityGroupCreate,
     session.add_all(_rule_row(group, r) for r in security_rules.default_rules(group.id)
                     if r.direction == "egress")
     remember_key(session, auth, key, "security_group", group.id, "create")
+    session.commit()
+    return group_view(session, group)
+
+
+def update_group(session: Session, auth: AuthContext, group_id: str, name: str | None,
+                 description: str | None) -> SecurityGroupPublic:
+    """Rename or describe; the default group keeps its name (Neutron's
+    SecurityGroupCannotUpdateDefault). Rules are what the hosts follow, not names."""
+    group = get_group(session, auth, group_id)
+    default = session.get(DefaultSecurityGroup, group.project_id)
+    if name is not None and name != group.name:
+        if default is not None and default.security_group_id == group.id:
+            raise Conflict("the default security group keeps its name",
+                           type="SecurityGroupCannotUpdateDefault")
+        if name == DEFAULT_GROUP:
+            raise Conflict("the project already has its default security group",
+                           type="SecurityGroupDefaultAlreadyExists")
+        group.name = name
+    if description is not None:
+        group.description = description
+    group.updated_at = now()
+    session.add(group)
     session.commit()
     return group_view(session, group)
 

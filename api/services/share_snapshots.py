@@ -20,6 +20,7 @@ from api.services.shares import (
     get_share,
     get_snapshot,
     quota_error,
+    running_action,
     start_share_operation,
 )
 from vmflow import share_quotas
@@ -30,6 +31,8 @@ from vmflow.settings import get_settings
 
 # Manila: a snapshot may be deleted from these statuses
 DELETABLE = frozenset({"available", "error", "error_deleting"})
+# what an admin may reset a snapshot to
+SNAPSHOT_STATUSES = frozenset({"creating", "available", "deleting", "error", "error_deleting"})
 
 
 def listed(session: Session, auth: AuthContext) -> list[ShareSnapshot]:
@@ -39,7 +42,8 @@ def listed(session: Session, auth: AuthContext) -> list[ShareSnapshot]:
 
 
 async def create(client: Client, session: Session, auth: AuthContext, body: SnapshotCreate,
-                 idempotency_key: str | None) -> tuple[ShareSnapshot, Operation]:
+                 idempotency_key: str | None, *, description: str | None = None,
+                 ) -> tuple[ShareSnapshot, Operation]:
     share = get_share(session, auth, body.share_id)
     check_status("snapshot", share)
     share_type = session.get(ShareType, share.share_type_id)
@@ -52,7 +56,8 @@ async def create(client: Client, session: Session, auth: AuthContext, body: Snap
     except share_quotas.QuotaExceeded as e:
         raise quota_error(e) from None
     snap = ShareSnapshot(share_id=share.id, project_id=share.project_id,
-                         user_id=auth.user_id, name=body.name, size_gb=share.size_gb,
+                         user_id=auth.user_id, name=body.name, description=description,
+                         size_gb=share.size_gb,
                          status="creating")
     session.add(snap)
     host = share.host or get_settings().storage_name
@@ -80,3 +85,57 @@ async def delete(client: Client, session: Session, auth: AuthContext, snapshot_i
         idempotency_key, lambda op_id: ShareSnapshotOp(snap.id, share.id, op_id, host),
         claim=Claim(snap, "status", "deleting", expect=DELETABLE),
         resource_type="share_snapshot", resource_id=snap.id)
+
+
+def update(session: Session, auth: AuthContext, snapshot_id: str, *, name: str | None = None,
+           description: str | None = None) -> ShareSnapshot:
+    """Manila's snapshot update: name and description as given (None: kept), committed."""
+    snap = get_snapshot(session, auth, snapshot_id)
+    if name is not None:
+        snap.name = name
+    if description is not None:
+        snap.description = description
+    snap.updated_at = now()
+    session.add(snap)
+    session.commit()
+    return snap
+
+
+async def refuse_while_running(client: Client, snap: ShareSnapshot) -> None:
+    """409 while an operation holds the snapshot's share: it would set the status again."""
+    running = await running_action(client, snap.share_id)
+    if running is not None:
+        raise Conflict(f"operation {running} is running on share {snap.share_id}; wait for "
+                       "it to finish")
+
+
+async def reset_status(client: Client, session: Session, auth: AuthContext, snapshot_id: str,
+                       status: str) -> None:
+    """Admin (Manila's snapshot reset_status): a database change, audited as a finished
+    Operation like the share's; refused while an operation runs on the share."""
+    if status not in SNAPSHOT_STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(sorted(SNAPSHOT_STATUSES))}",
+                         type="InvalidInput")
+    snap = get_snapshot(session, auth, snapshot_id)
+    await refuse_while_running(client, snap)
+    note = f"reset from {snap.status} to {status}"
+    snap.status, snap.updated_at = status, now()
+    session.add(snap)
+    session.add(Operation(
+        resource_type="share_snapshot", resource_id=snap.id, action="reset_status",
+        status="succeeded", workflow_id="", project_id=snap.project_id, user_id=auth.user_id,
+        last_error=note, finished_at=now()))
+    session.commit()
+
+
+async def force_delete(client: Client, session: Session, auth: AuthContext,
+                       snapshot_id: str) -> Operation:
+    """Admin: delete from any status once nothing runs on the share (a stuck status is
+    first set to error_deleting, which delete accepts)."""
+    snap = get_snapshot(session, auth, snapshot_id)
+    if snap.status not in DELETABLE:
+        await refuse_while_running(client, snap)
+        snap.status, snap.updated_at = "error_deleting", now()
+        session.add(snap)
+        session.commit()
+    return await delete(client, session, auth, snapshot_id, None)

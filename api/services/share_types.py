@@ -35,12 +35,12 @@ def find(session: Session, auth: AuthContext, type_ref: str) -> ShareType:
 
 
 def create(session: Session, auth: AuthContext, body: ShareTypeCreate,
-           idempotency_key: str | None) -> ShareType:
+           idempotency_key: str | None, description: str | None = None) -> ShareType:
     """A new type, committed; 409 ShareTypeExists when the name is taken."""
     if session.exec(select(ShareType).where(ShareType.name == body.name)).first() is not None:
         raise Conflict(f"a share type named {body.name!r} exists", type="ShareTypeExists")
     share_type = ShareType(name=body.name, extra_specs=dict(body.extra_specs),
-                           is_public=body.is_public)
+                           is_public=body.is_public, description=description)
     session.add(share_type)
     remember_key(session, auth, idempotency_key, "share_type", share_type.id, "create")
     session.commit()
@@ -59,4 +59,22 @@ def delete(session: Session, auth: AuthContext, type_id: str,
                        type="ShareTypeInUse")
     session.delete(share_type)
     remember_key(session, auth, idempotency_key, "share_type", type_id, "delete")
+    session.commit()
+
+
+def set_extra_specs(session: Session, share_type: ShareType, specs: dict[str, str]) -> None:
+    """Merged into the type's extra specs, committed."""
+    share_type.extra_specs = {**(share_type.extra_specs or {}), **specs}
+    session.add(share_type)
+    session.commit()
+
+
+def unset_extra_spec(session: Session, share_type: ShareType, key: str) -> None:
+    """Removed from the type's extra specs (404 when it has none by that key), committed."""
+    specs = dict(share_type.extra_specs or {})
+    if key not in specs:
+        raise NotFound(f"share type {share_type.id} has no extra spec {key}")
+    del specs[key]
+    share_type.extra_specs = specs
+    session.add(share_type)
     session.commit()

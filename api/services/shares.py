@@ -156,7 +156,10 @@ def resolve_snapshot(session: Session, auth: AuthContext, ref: str) -> ShareSnap
 
 
 async def create_share(client: Client, session: Session, auth: AuthContext, body: ShareCreate,
-                       idempotency_key: str | None) -> tuple[Share, Operation]:
+                       idempotency_key: str | None, *, description: str | None = None,
+                       is_public: bool = False, metadata: dict[str, str] | None = None,
+                       ) -> tuple[Share, Operation]:
+    """`description`, `is_public` and `metadata`: Manila's fields (its facade sets them)."""
     # everything is checked before anything is written: a bad request creates nothing
     if body.share_proto.upper() != "NFS":
         raise BadRequest(f"share_proto {body.share_proto!r} is not supported; only NFS",
@@ -175,7 +178,8 @@ async def create_share(client: Client, session: Session, auth: AuthContext, body
         share_quotas.check(session, auth.project_id, s, shares=1, gigabytes=size)
     except share_quotas.QuotaExceeded as e:
         raise quota_error(e) from None
-    share = Share(name=body.name, project_id=auth.project_id, user_id=auth.user_id,
+    share = Share(name=body.name, description=description, is_public=is_public,
+                  meta=dict(metadata or {}), project_id=auth.project_id, user_id=auth.user_id,
                   share_proto="NFS", size_gb=size, share_type_id=share_type.id,
                   snapshot_id=snapshot.id if snapshot else None, host=s.storage_name,
                   status=ShareStatus.CREATING)
@@ -185,6 +189,24 @@ async def create_share(client: Client, session: Session, auth: AuthContext, body
         client, session, share, "create", CREATE_SHARE, auth, idempotency_key,
         lambda op_id: ShareOp(share.id, op_id, host, size, share.snapshot_id),
         new_rows=(share,))
+
+
+def update_share(session: Session, auth: AuthContext, share_id: str, *,
+                 name: str | None = None, description: str | None = None,
+                 is_public: bool | None = None) -> Share:
+    """Manila's share update: name, description and is_public as given (None: kept);
+    a database change only, committed."""
+    share = get_share(session, auth, share_id)
+    if name is not None:
+        share.name = name
+    if description is not None:
+        share.description = description
+    if is_public is not None:
+        share.is_public = is_public
+    share.updated_at = now()
+    session.add(share)
+    session.commit()
+    return share
 
 
 async def delete_share(client: Client, session: Session, auth: AuthContext, share_id: str,

@@ -1,5 +1,6 @@
-"""Real parts for the API tests: a Temporal dev server, a SQLite DB in a temporary
-VMFLOW_HOME prepared by bootstrap(), and the app with its lifespan run. Package-scoped,
+"""Real parts for the API tests: a Temporal dev server, a database (SQLite in a temporary
+VMFLOW_HOME, or one of its own on the run's PostgreSQL with VMFLOW_TEST_DATABASE=postgresql)
+prepared by bootstrap(), and the app with its lifespan run. Package-scoped,
 so the environment they set (VMFLOW_*) is restored before other test packages run.
 
 No worker polls the `control` queue here, so every workflow the API starts stays
@@ -20,7 +21,8 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 
 from api.app import create_app
-from tests.conftest import bearer, temporal_dev_server
+from tests.conftest import assert_on_test_database, bearer, new_database_url, temporal_dev_server
+from tests.postgres import Postgres
 from vmflow import db, settings
 from vmflow.bootstrap import bootstrap
 from vmflow.identity import hash_token
@@ -41,17 +43,19 @@ def use_settings(env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="package")
-def vmflow_home(tmp_path_factory: pytest.TempPathFactory,
-                temporal_address: str) -> Iterator[settings.Settings]:
+def vmflow_home(tmp_path_factory: pytest.TempPathFactory, temporal_address: str,
+                test_postgres: Postgres | None) -> Iterator[settings.Settings]:
     home = tmp_path_factory.mktemp("vmflow-home")
     env = {"VMFLOW_HOME": str(home), "VMFLOW_TEMPORAL_ADDRESS": temporal_address,
-           "VMFLOW_TEMPORAL_NAMESPACE": "default", "VMFLOW_DATABASE_URL": "",
+           "VMFLOW_TEMPORAL_NAMESPACE": "default",
+           "VMFLOW_DATABASE_URL": new_database_url(test_postgres, "api"),
            # no tiny guest: images the tests need are inserted as rows
            "VMFLOW_GUEST_CACHE": str(home / "no-guest")}
     saved = {k: os.environ.get(k) for k in env}
     use_settings(env)
     s = settings.get_settings()
     bootstrap(s)
+    assert_on_test_database(s)
     yield s
     for k, v in saved.items():
         if v is None:

@@ -44,7 +44,8 @@ from api.app import create_app
 from tests.api.conftest import Caller, World, add_image, make_caller, use_settings
 from tests.api.fuzz_support import Window, changes, db_state, inside, workflow_events
 from tests.api.isolation_support import project_a_resources
-from tests.conftest import temporal_dev_server
+from tests.conftest import new_database_url, temporal_dev_server
+from tests.postgres import Postgres
 from vmflow import db
 from vmflow import settings as vm_settings
 from vmflow.bootstrap import bootstrap
@@ -64,15 +65,16 @@ ENV = ("VMFLOW_HOME", "VMFLOW_TEMPORAL_ADDRESS", "VMFLOW_TEMPORAL_NAMESPACE",
 
 
 @pytest.fixture(scope="module")
-def fuzz_home(tmp_path_factory: pytest.TempPathFactory,
-              api: httpx.AsyncClient) -> Iterator[vm_settings.Settings]:
+def fuzz_home(tmp_path_factory: pytest.TempPathFactory, api: httpx.AsyncClient,
+              test_postgres: Postgres | None) -> Iterator[vm_settings.Settings]:
     """Its own Temporal and VMFLOW_HOME; the package's are back afterwards (`api` is
     asked for only so that the package's environment is set up before this one)."""
     saved = {k: os.environ.get(k) for k in ENV}
     base = tmp_path_factory.mktemp("fuzz")
     with temporal_dev_server(base) as address:
         use_settings({"VMFLOW_HOME": str(base / "home"), "VMFLOW_TEMPORAL_ADDRESS": address,
-                      "VMFLOW_TEMPORAL_NAMESPACE": "default", "VMFLOW_DATABASE_URL": "",
+                      "VMFLOW_TEMPORAL_NAMESPACE": "default",
+                      "VMFLOW_DATABASE_URL": new_database_url(test_postgres, "fuzz"),
                       "VMFLOW_GUEST_CACHE": str(base / "no-guest")})
         s = vm_settings.get_settings()
         bootstrap(s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ async def test_metrics_count_instances_and_running_operations(api: httpx.AsyncCl
     for line in r.text.splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
-            samples[name] = int(value)
+            samples[name] = int(float(value))  # prometheus_client writes 2.0
     assert samples['vmflow_instances{vm_state="building"}'] >= 1
     assert samples["vmflow_operations_running"] >= 1
     assert samples['vmflow_operations{status="running"}'] == samples["vmflow_operations_running"]
@@ -59,6 +60,17 @@ async def test_python_m_api_serves(vmflow_home: settings.Settings) -> None:
                     assert time.monotonic() < deadline, "python -m api did not come up"
                     await asyncio.sleep(0.2)
         assert r.json() == {"status": "ok", "db": True, "temporal": True}
+        # a connection left idle for longer than the OpenStack clients' 5 s --wait poll is
+        # still open: the next request on it is answered, not met by the server closing it
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for pause in (6, 0):
+                conn.request("GET", "/healthz")  # a closed connection: RemoteDisconnected
+                answer = conn.getresponse()
+                assert answer.status == 200 and answer.read()
+                time.sleep(pause)
+        finally:
+            conn.close()
     finally:
         proc.terminate()
         proc.wait(10)

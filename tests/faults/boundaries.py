@@ -5,9 +5,11 @@ that runs it, from the task queue (control, hv.<host>, storage.<host>)."""
 
 from __future__ import annotations
 
+import gzip
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
@@ -107,3 +109,39 @@ async def of_workflow(client: Client, workflow_id: str, run_id: str = "") -> lis
         return await client.get_workflow_handle(wid, run_id=rid or None).fetch_history()
 
     return await derive(await fetch(workflow_id, run_id), fetch)
+
+
+def recording(directory: Path, workflow_type: str) -> WorkflowHistory | None:
+    """The completed run of `workflow_type` recorded in directory (tests/histories,
+    tests/histories/record.py); None when that type has none."""
+    path = directory / f"{workflow_type}.json.gz"
+    if not path.exists():
+        return None
+    return WorkflowHistory.from_json(workflow_type, gzip.decompress(path.read_bytes()).decode())
+
+
+def child_types(history: WorkflowHistory) -> dict[Child, str]:
+    """The workflow type of each child workflow the run started."""
+    return {(a.workflow_execution.workflow_id, a.workflow_execution.run_id): a.workflow_type.name
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+            for a in [e.child_workflow_execution_started_event_attributes]}
+
+
+async def of_recorded(directory: Path, workflow_type: str) -> list[Boundary] | None:
+    """Boundaries of the recorded completed run of `workflow_type`, children included.
+    Recordings are kept per type (the richest run of each), so a child's boundaries come
+    from its own type's recording, not from the very run the parent started."""
+    history = recording(directory, workflow_type)
+    if history is None:
+        return None
+    types = child_types(history)
+
+    async def fetch(wid: str, rid: str) -> WorkflowHistory:
+        child = recording(directory, types[(wid, rid)])
+        if child is None:
+            raise LookupError(f"no completed recording of child type {types[(wid, rid)]}")
+        types.update(child_types(child))
+        return child
+
+    return await derive(history, fetch)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from tests.faults import background_cases as bg
 from tests.integration.conftest import (
     CLEAN,
     act,
@@ -19,6 +20,7 @@ from tests.integration.conftest import (
     wait_operation,
 )
 from tests.integration.test_shares import allow, backend_remains, create_share, wait_rules
+from vmflow.settings import Settings
 
 # what reaches each server status from ACTIVE, and back
 TO: dict[str, dict[str, Any]] = {"SHUTOFF": {"os-stop": None}, "PAUSED": {"pause": None},
@@ -36,13 +38,18 @@ class Started:
     resource: str
     op_id: str | None  # None: a workflow with no operation row (the access sync)
     workflow_id: str
+    # how its end is awaited when no operation row tells (a reconciler, a timer): returns
+    # succeeded | compensated | failed; None: the operation row, or the access rules
+    wait: Callable[[], str] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # what its case's check compares
 
 
 class Pool:
     """Servers and shares kept between boundaries: a guest boots once, not per kill."""
 
-    def __init__(self, api: httpx.Client) -> None:
+    def __init__(self, api: httpx.Client, s: Settings | None = None) -> None:
         self.api = api
+        self.s = s  # the stack's: the background cases reach Temporal and the database
         self.server: str | None = None
         self.share: str | None = None
 
@@ -182,12 +189,17 @@ def share_snapshot_delete(pool: Pool, arm: Arm) -> Started:
     return _accepted(pool.api.delete(f"/v1/share-snapshots/{snap_id}"), share_id)
 
 
+Check = Callable[[Settings, httpx.Client, Started, str], list[str]]
+
+
 @dataclass(frozen=True)
 class Case:
     workflow_type: str
     start: Callable[[Pool, Arm], Started]
-    kind: str  # server | share: which end-state checks apply
+    kind: str  # server | share | host: which end-state checks apply
     deletes: bool = False  # the resource is gone when the operation succeeded
+    # what else must hold once it ended: (settings, api, started, status) -> violations
+    check: Check | None = None
 
 
 CASES = [
@@ -214,6 +226,17 @@ CASES = [
     Case("SyncShareAccess", access_sync, "share"),
     Case("CreateShareSnapshot", share_snapshot_create, "share"),
     Case("DeleteShareSnapshot", share_snapshot_delete, "share"),
+    # nobody starts these by hand (tests/faults/background_cases.py)
+    Case("ReconcileLedger", bg.reconcile_ledger, "server", check=bg.ledger_kept),
+    Case("PowerSync", bg.power_sync, "server", check=bg.in_status("ACTIVE")),
+    Case("RegisterHost", bg.register_host, "host", check=bg.host_up),
+    Case("ScheduledBackup", bg.scheduled_backup, "server", check=bg.one_backup),
+    Case("AutoUnrescue", bg.auto_unrescue, "server",
+         check=bg.both(bg.in_status("ACTIVE"), bg.once)),
+    Case("ShelveOffloadTimer", bg.shelve_offload_timer, "server",
+         check=bg.both(bg.in_status("SHELVED_OFFLOADED"), bg.once)),
+    Case("ShelveOffloadInstance", bg.shelve_offload, "server",
+         check=bg.in_status("SHELVED_OFFLOADED")),
 ]
 BY_TYPE = {c.workflow_type: c for c in CASES}
 

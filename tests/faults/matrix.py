@@ -7,13 +7,14 @@ import json
 import os
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import libvirt
 
-from tests.faults.boundaries import COMPONENT, Boundary
+from tests.faults.boundaries import COMPONENT, Boundary, worker_kind
 from tests.faults.cases import Case, Pool, Started, backend_remains, share_gone
 from tests.faults.test_snapshot_crash import guards_of
 from tests.integration.conftest import (
@@ -31,7 +32,9 @@ from vmflow.settings import Settings
 from workers.fault_point import FIRED_FILE, SPEC_FILE
 
 # slice: per workflow type and worker kind, the boundary whose activity ranks first here
-RISKY = ("snapshot_disk", "upload_snapshot", "swap_in_rebuild", "fetch_image",
+RISKY = ("resize_pull_files", "live_migrate", "attach_port", "ensure_floating_ip",
+         "ensure_port", "detach_port", "resize_drop_source", "start_auto_confirm",
+         "snapshot_disk", "upload_snapshot", "swap_in_rebuild", "fetch_image",
          "create_disk", "define_domain", "apply_access", "managed_save", "rescue",
          "resize_share", "create_share", "delete_share", "snapshot", "destroy_domain",
          "start_domain", "power", "shutdown", "pause", "unpause", "claim", "done",
@@ -52,7 +55,8 @@ CONTROL_IN_SLICE = {"LaunchInstance", "SnapshotInstance", "CreateShare"}
 
 def select(boundaries: list[Boundary], mode: str, shard: tuple[int, int]) -> list[Boundary]:
     """slice: the riskiest boundary on the host or storage worker (control's when the
-    type runs nothing else, and in CONTROL_IN_SLICE too); full: all, in this shard."""
+    type runs nothing else, and in CONTROL_IN_SLICE too); full: all. Either, the part
+    of it in this shard."""
     if mode == "slice":
         best: dict[str, Boundary] = {}
         for b in boundaries:
@@ -61,7 +65,7 @@ def select(boundaries: list[Boundary], mode: str, shard: tuple[int, int]) -> lis
         wf_type = boundaries[0].workflow_type if boundaries else ""
         if len(best) > 1 and wf_type not in CONTROL_IN_SLICE:
             best.pop("control", None)
-        return [b for b in boundaries if b in best.values()]
+        boundaries = [b for b in boundaries if b in best.values()]
     i, n = shard
     return [b for b in boundaries if zlib.crc32(b.name.encode()) % n == i]
 
@@ -84,17 +88,28 @@ def disarm(s: Settings) -> None:
     (s.home / SPEC_FILE).unlink(missing_ok=True)
 
 
-def fired_since(s: Settings, b: Boundary, t0: float) -> bool:
+def fired_since(s: Settings, b: Boundary, t0: float) -> dict[str, Any] | None:
+    """What fault-point fired for `b` since t0 (its queue says which worker died)."""
     try:
         lines = (s.home / FIRED_FILE).read_text().splitlines()
     except OSError:
-        return False
+        return None
     for line in lines:
-        f = json.loads(line)
+        f: dict[str, Any] = json.loads(line)
         if (f["at"] >= t0 and f["activity"] == b.activity and f["when"] == b.when
                 and f["workflow_type"] == b.workflow_type):
-            return True
-    return False
+            return f
+    return None
+
+
+def component_of(s: Settings, queue: str) -> str:
+    """The stack component that polls `queue`: control, storage, or the hypervisor
+    worker of the host hv.<host> names (the one that ran it, on a many-host bed)."""
+    kind = worker_kind(queue)
+    if kind != "hypervisor":
+        return COMPONENT[kind]
+    host = queue.removeprefix("hv.")
+    return stack.hypervisor_component(s, host)
 
 
 def op_done(api: httpx.Client, started: Started) -> bool:
@@ -165,38 +180,60 @@ def share_violations(s: Settings, api: httpx.Client, case: Case, share_id: str,
     return bad
 
 
+# a case's own end-state checks (the many-host bed's): replace the single-host ones
+Checks = Callable[[Settings, httpx.Client, Pool, Case, Started, str], list[str]]
+
+
 def run(s: Settings, api: httpx.Client, pool: Pool, case: Case, b: Boundary,
-        fire_timeout: float = 240) -> dict[str, Any]:
+        fire_timeout: float = 240, checks: Checks | None = None) -> dict[str, Any]:
     """Kill the worker at `b` during a fresh run of `case`; what happened and what broke."""
-    component = COMPONENT[b.kind]
     t0 = time.time()
-    started = case.start(pool, lambda: arm(s, b))
+    try:  # a start that fails once armed must not leave the next cell a spec to fire
+        started = case.start(pool, lambda: arm(s, b))
+    except BaseException:
+        disarm(s)
+        raise
     fired = False
     deadline = time.monotonic() + fire_timeout
     try:
         while time.monotonic() < deadline:
-            fired = fired_since(s, b, t0) and stack.pid_of(s, component) is None
+            f = fired_since(s, b, t0)
+            fired = f is not None and stack.pid_of(s, component_of(s, f["queue"])) is None
             if fired or op_done(api, started):
                 break
             time.sleep(0.1)
     finally:
         disarm(s)
         stack.up(s)  # `make up`: restarts only what died
-    fired = fired or fired_since(s, b, t0)
-    if started.op_id is not None:
+    fired = fired or fired_since(s, b, t0) is not None
+    if started.wait is not None:
+        status = started.wait()
+    elif started.op_id is not None:
         status = wait_operation(api, started.op_id, timeout=900)["status"]
     else:
         wait_rules(api, started.resource, timeout=300)
         status = "succeeded"
     bad = [] if status in ("succeeded", "compensated") else [f"operation {status}"]
-    check = server_violations if case.kind == "server" else share_violations
-    bad += check(s, api, case, started.resource, status)
-    audit = ledger_audit(s)
-    bad += [] if audit == {"domains": [], "dirs": []} else [f"ledger audit {audit}"]
-    bad += [f"partial {p}" for p in partial_files(s)]
+    if checks is not None:  # the many-host bed's: both hosts, its own ledger audit
+        bad += checks(s, api, pool, case, started, status)
+    else:
+        bad += resource_violations(s, api, case, started, status)
+        audit = ledger_audit(s)
+        bad += [] if audit == {"domains": [], "dirs": []} else [f"ledger audit {audit}"]
+        bad += [f"partial {p}" for p in partial_files(s)]
     drop_made(api, case, started.resource)
     return {**b.as_dict(), "fired": fired, "outcome": status, "violations": bad,
             "seconds": round(time.time() - t0, 1)}
+
+
+def resource_violations(s: Settings, api: httpx.Client, case: Case, started: Started,
+                        status: str) -> list[str]:
+    """The server's or share's checks, then what the case itself says must hold."""
+    bad: list[str] = []
+    if case.kind in ("server", "share"):
+        check = server_violations if case.kind == "server" else share_violations
+        bad += check(s, api, case, started.resource, status)
+    return bad + (case.check(s, api, started, status) if case.check else [])
 
 
 def drop_made(api: httpx.Client, case: Case, resource: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 
-from tests.faults.boundaries import Boundary, derive, worker_kind
+from tests.faults.boundaries import Boundary, derive, of_recorded, worker_kind
 from tests.faults.matrix import select
 
 RECORDED = Path(__file__).parent / "data" / "shelve-history.json"
@@ -56,3 +56,27 @@ def test_worker_kind_of_each_queue() -> None:
         "control", "hypervisor", "storage"]
     with pytest.raises(ValueError):
         worker_kind("elsewhere")
+
+
+def test_recorded_boundaries_take_children_from_their_own_recording() -> None:
+    """The slice reads boundaries from tests/histories (test_matrix.boundaries_of): a
+    rescue's AutoUnrescue child is spliced in from AutoUnrescue's recording; a type with
+    only a failed run recorded has none (its case runs clean first)."""
+    histories = Path(__file__).parents[1] / "histories"
+    got = asyncio.run(of_recorded(histories, "RescueInstance"))
+    assert got is not None
+    assert [b.workflow_type for b in got[:8]] == ["RescueInstance"] * 8
+    assert {b.workflow_type for b in got[8:]} == {"AutoUnrescue"}
+    assert [(b.activity, b.kind) for b in select(got, "slice", (0, 1))] == [
+        ("host.fetch_image", "hypervisor")]
+    assert asyncio.run(of_recorded(histories, "ShrinkShare")) is None
+
+
+def test_the_types_the_slice_reads_from_recordings_have_one() -> None:
+    from tests.faults.cases import BY_TYPE
+    from tests.faults.test_matrix import FROM_RECORDING, RECORDED
+
+    for wf_type in sorted(FROM_RECORDING):
+        assert wf_type in BY_TYPE, wf_type
+        got = asyncio.run(of_recorded(RECORDED, wf_type))
+        assert got and select(got, "slice", (0, 1)), wf_type

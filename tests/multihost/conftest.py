@@ -3,6 +3,10 @@ run on this machine, each its own libvirtd in its own mount and network namespac
 joined by an underlay (vmflow.hostbed), each with its own worker on hv.<host>.
 Everything goes through the API, as an operator's would.
 
+The stack keeps its state in a PostgreSQL of its own (as the fault tier's does), so a
+test can kill the database mid-operation: fixture `postgres` (tests.postgres.Postgres,
+kill() and start()), started before the stack and stopped after it.
+
 Fixtures: `bed` (the stack's Settings), `api` (an admin client), `hosts` (the two host
 names, first the stack's own), `conn(host)` (a libvirt connection to one host),
 `net_acts(host)` (a host's network activities, in-process), `network` (a network made
@@ -29,6 +33,7 @@ from tests.histories.record import record as record_histories
 from tests.home_cleanup import teardown_home
 from tests.integration import guest
 from tests.integration.conftest import create_server, delete_server, wait_operation
+from tests.postgres import Postgres, accepts, gone, postgres_server, postmaster_pid
 from vmflow import hostbed, stack
 from vmflow.contracts.networks import NetworkRef
 from vmflow.processes import free_port
@@ -42,13 +47,28 @@ HOST = f"mh{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
-def bed(tiny_guest: Path) -> Iterator[Settings]:
+def postgres() -> Iterator[Postgres]:
+    """The bed's database server, which tests may kill and start again; stopped and
+    its data directory removed after the bed is down."""
+    with postgres_server("vmflow-mhpg-") as pg:
+        yield pg
+        pid = postmaster_pid(pg)  # None: a test left it down
+    # pg_ctl stop returns once the pid file is gone, a moment before the process is
+    alive = pid is not None and not gone(pid)
+    assert not alive and not accepts(pg.port) and not pg.data.exists(), (
+        f"PostgreSQL left running (pid {pid}, port {pg.port}) or its data {pg.data}")
+
+
+@pytest.fixture(scope="session")
+def bed(tiny_guest: Path, postgres: Postgres) -> Iterator[Settings]:
     home = qemu_home("mh")
     s = Settings(home=home, api_port=free_port(), temporal_address=f"127.0.0.1:{free_port()}",
                  temporal_ui_port=free_port(), host=HOST, hosts=2, storage_hosts=1,
+                 database_url=postgres.url,
                  domain_prefix=PREFIX, guest_cache=tiny_guest, agent_timeout=60,
                  stop_timeout=30, reboot_timeout=10, power_sync_interval=10,
-                 host_down_after=10)  # a host whose worker stops is down within seconds
+                 host_down_after=10,  # a host whose worker stops is down within seconds
+                 fault_points=True)  # inert until a kill-matrix cell arms one
     guest.HOSTS[:] = [h.libvirt_uri for h in hostbed.bed(s)]  # guest.sh finds the guest
     try:
         stack.up(s)
@@ -135,19 +155,30 @@ def net_acts(bed: Settings) -> Callable[[str], NetworkActivities]:
 
     def get(name: str) -> NetworkActivities:
         if name not in made:
-            h = hostbed.host(bed, name)
-            s = bed.model_copy(update=dict(host=name, host_netns=h.netns,
-                                           migration_address=h.address,
-                                           libvirt_uri=h.libvirt_uri))
-            made[name] = NetworkActivities(s, Connection(h.libvirt_uri))
+            made[name] = host_network_activities(bed, name)
         return made[name]
 
     return get
 
 
+def host_network_activities(bed: Settings, name: str) -> NetworkActivities:
+    h = hostbed.host(bed, name)
+    s = bed.model_copy(update=dict(host=name, host_netns=h.netns, migration_address=h.address,
+                                   libvirt_uri=h.libvirt_uri))
+    return NetworkActivities(s, Connection(h.libvirt_uri))
+
+
+def remove_from_hosts(bed: Settings, network: dict[str, Any]) -> None:
+    """A network (its API view) gone from every host of the bed, its metadata route
+    too: deleting it through the API leaves that to the reconciler."""
+    ref = NetworkRef(network["id"], network["provider:segmentation_id"])
+    for name in hostbed.host_names(bed):
+        host_network_activities(bed, name).remove_network(ref)
+
+
 @pytest.fixture
-def network(request: pytest.FixtureRequest, api: httpx.Client, hosts: list[str],
-            net_acts: Callable[[str], NetworkActivities]) -> Iterator[dict[str, Any]]:
+def network(request: pytest.FixtureRequest, api: httpx.Client,
+            bed: Settings) -> Iterator[dict[str, Any]]:
     """A network with a subnet (the module's NET_NAME and CIDR), made through the API;
     at the end gone from the hosts (nothing removes a network from a host yet but the
     reconciler) and the API."""
@@ -157,8 +188,7 @@ def network(request: pytest.FixtureRequest, api: httpx.Client, hosts: list[str],
     sub = api.post("/v1/subnets", json={"network_id": body["id"], "cidr": request.module.CIDR})
     assert sub.status_code == 201, sub.text
     yield body
-    for h in hosts:
-        net_acts(h).remove_network(NetworkRef(body["id"], body["provider:segmentation_id"]))
+    remove_from_hosts(bed, body)
     assert api.delete(f"/v1/networks/{body['id']}").status_code == 204
 
 

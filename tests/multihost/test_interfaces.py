@@ -118,7 +118,7 @@ def test_cancelled_attach_leaves_no_port(
     """The host's worker frozen (SIGSTOP): the port is made, the plug waits; cancelled
     there, the undo (on the thawed worker) takes the port and anything on the host."""
     sid, host = server["id"], server["host"]
-    worker = dict((h, n) for n, h in stack.hypervisor_hosts(bed))[host]
+    worker = stack.hypervisor_component(bed, host)
     assert stack.kill_component(bed, worker, signal.SIGSTOP) is not None
     try:
         accepted = attach(api, sid, network["id"])
@@ -151,7 +151,7 @@ def test_kill_9_of_the_worker_mid_attach(
     restarted worker (or undone), and the port either works or is gone; after a
     detach nothing of it is left on the host."""
     sid, host = server["id"], server["host"]
-    worker = dict((h, n) for n, h in stack.hypervisor_hosts(bed))[host]
+    worker = stack.hypervisor_component(bed, host)
     accepted = attach(api, sid, network["id"])
     op_id, port_id = accepted["operation"]["id"], accepted["interfaceAttachment"]["port_id"]
     try:

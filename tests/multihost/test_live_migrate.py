@@ -67,6 +67,18 @@ def running_migration(api: httpx.Client, sid: str, timeout: float = 120) -> dict
     raise AssertionError(f"no running migration of {sid} after {timeout}s")
 
 
+def start_slow_live_migration(api: httpx.Client, conn: Conn, sid: str, src: str,
+                              dest: str) -> tuple[libvirt.virDomain, float, str, dict[str, Any]]:
+    """The guest throttled and its live migration to dest caught running: its domain on
+    the source, its uptime before, the operation id and the migration row."""
+    dom = conn(src).lookupByUUIDString(sid)
+    before = uptime(dom)
+    slow_down(dom)
+    r = action(api, sid, {"os-migrateLive": {"host": dest}})
+    assert r.status_code == 202, r.text
+    return dom, before, r.json()["operation"]["id"], running_migration(api, sid)
+
+
 def assert_clean(bed: Settings, conn: Conn, host: str, sid: str) -> None:
     assert sid not in domains_of(conn(host))
     assert not (bed.host_dir(host) / "instances" / sid).exists()
@@ -109,13 +121,7 @@ def test_abort_leaves_the_guest_on_the_source(api: httpx.Client, bed: Settings,
     sid, src = server["id"], server["host"]
     dest = other(hosts, src)
     try:
-        dom = conn(src).lookupByUUIDString(sid)
-        before = uptime(dom)
-        slow_down(dom)
-        r = action(api, sid, {"os-migrateLive": {"host": dest}})
-        assert r.status_code == 202, r.text
-        op_id = r.json()["operation"]["id"]
-        mig = running_migration(api, sid)
+        dom, before, op_id, mig = start_slow_live_migration(api, conn, sid, src, dest)
         # progress comes from the job's heartbeats (Temporal keeps one every few seconds)
         for _ in range(60):
             shown = api.get(f"/v1/servers/{sid}/migrations/{mig['id']}").json()
@@ -142,7 +148,7 @@ def test_destination_worker_killed_mid_migration(api: httpx.Client, bed: Setting
     server = launch(api, "lm-kill")
     sid, src = server["id"], server["host"]
     dest = other(hosts, src)
-    worker = dict((h, n) for n, h in stack.hypervisor_hosts(bed))[dest]
+    worker = stack.hypervisor_component(bed, dest)
     try:
         dom = conn(src).lookupByUUIDString(sid)
         slow_down(dom)

@@ -146,22 +146,14 @@ def test_cold_migrate_and_revert(api: httpx.Client, bed: Settings, hosts: list[s
     assert delete_server(api, sid)["status"] == "succeeded"
 
 
-def component_of(bed: Settings, host: str) -> str:
-    return dict((h, name) for name, h in stack.hypervisor_hosts(bed))[host]
-
-
-def test_kill_9_of_the_destination_worker_mid_copy_compensates(
-        api: httpx.Client, bed: Settings, hosts: list[str],
-        conn: Callable[[str], libvirt.virConnect]) -> None:
-    srv = launch(api, "mh-crash")
-    sid, src = srv["id"], srv["host"]
-    (dst,) = set(hosts) - {src}
-    token = write(bed, src, sid, "before.txt")
-    # enough data that the copy takes a while: 400 MiB the guest writes to its disk past
-    # the end of its file system (zeros written are data to copy like any other)
+def start_cold_copy(api: httpx.Client, bed: Settings, sid: str, src: str, dst: str,
+                    mib: int) -> str:
+    """A cold migration to dst caught while the destination pulls the disk; the
+    operation id. For the copy to take a while the guest first writes `mib` MiB to its
+    disk past the end of its file system (zeros written are data to copy like any other)."""
     fs_kib = int(sh(bed, src, sid, "df -k / | tail -1")[1].split()[1])
     assert fs_kib < 512 * 1024
-    code, out = sh(bed, src, sid, "dd if=/dev/zero of=/dev/vda bs=1M seek=512 count=400 "
+    code, out = sh(bed, src, sid, f"dd if=/dev/zero of=/dev/vda bs=1M seek=512 count={mib} "
                                   "conv=fsync 2>&1", timeout=120)
     assert code == 0, out
     r = action(api, sid, {"migrate": {"host": dst}})
@@ -171,10 +163,21 @@ def test_kill_9_of_the_destination_worker_mid_copy_compensates(
     while not part.exists():  # the destination is pulling
         assert time.monotonic() < deadline, "the destination never began the copy"
         time.sleep(0.01)
-    stack.kill_component(bed, component_of(bed, dst))
+    return str(r.json()["operation"]["id"])
+
+
+def test_kill_9_of_the_destination_worker_mid_copy_compensates(
+        api: httpx.Client, bed: Settings, hosts: list[str],
+        conn: Callable[[str], libvirt.virConnect]) -> None:
+    srv = launch(api, "mh-crash")
+    sid, src = srv["id"], srv["host"]
+    (dst,) = set(hosts) - {src}
+    token = write(bed, src, sid, "before.txt")
+    op_id = start_cold_copy(api, bed, sid, src, dst, mib=400)
+    stack.kill_component(bed, stack.hypervisor_component(bed, dst))
     stack.up(bed)  # `make up`: restarts what died
 
-    op = wait_operation(api, r.json()["operation"]["id"], timeout=300)
+    op = wait_operation(api, op_id, timeout=300)
     assert op["status"] == "compensated", op
     back = server(api, sid)
     assert (back["status"], back["host"], back["task_state"]) == ("ACTIVE", src, None)

@@ -1,4 +1,5 @@
-"""The storage side's network namespace on real processes: `down` leaves nothing, a
+"""The storage side's network namespace on real processes: `down` leaves nothing (also
+beside another stack's host holding a copy of the pool's mount), a
 namespace made anew gets new processes, and a machine-wide rpcbind gets no
 registration from ganesha (tests/storage/test_ganesha.py has ganesha's sockets in its
 namespace and two stacks side by side)."""
@@ -11,11 +12,13 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from activities.storage.share_pool import SharePool
 from tests.nfs_clients import SERVER
 from vmflow import stack, stack_storage, storage_netns
 from vmflow.settings import Settings
@@ -122,3 +125,42 @@ def test_a_machine_rpcbind_gets_no_registration(machine_rpcbind_socket: None) ->
     finally:
         stack.stop_storage(s)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_down_unmounts_a_pool_another_stacks_host_still_holds(
+        storage_settings: Settings) -> None:
+    """A host of another stack, started while this stack's pool was mounted, holds a
+    copy of the pool's mount (vmflow.hostbed starts libvirtd in a private copy of the
+    machine's mounts): the loop device stays, its file open through storage_dir's
+    bind. Unmounting the storage side still leaves nothing of it mounted here, and
+    the loop device goes once that copy does."""
+    s = storage_settings
+    stack_storage.share_storage_dir(s)
+    pool = SharePool(s)
+    pool.ensure()
+    root = str(s.storage_dir.resolve())
+    other = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "120"])
+    try:
+        for _ in range(100):  # until it runs in its own copy (bounded: 10 s)
+            if (Path(f"/proc/{other.pid}/cmdline").read_bytes().startswith(b"sleep")
+                    and str(pool.mount) in Path(f"/proc/{other.pid}/mountinfo").read_text()):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the other namespace never held the pool")
+        stack_storage.unmount_storage(s)
+        assert [p for p in stack_storage._mount_points()
+                if p == root or p.startswith(root + "/")] == []
+    finally:
+        other.kill()
+        other.wait()
+    for _ in range(100):  # autoclear: the device goes with the last copy of the mount
+        if not _loops(pool.image):
+            break
+        time.sleep(0.1)
+    assert _loops(pool.image) == []
+
+
+def _loops(image: Path) -> list[str]:
+    out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True)
+    return out.stdout.splitlines()

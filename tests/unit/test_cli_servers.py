@@ -219,3 +219,30 @@ def test_keypair_list_show_delete(api, capsys: pytest.CaptureFixture[str]) -> No
         ("GET", "/v1/keypairs"), ("GET", "/v1/keypairs/k1"), ("DELETE", "/v1/keypairs/k1")]
     assert cli.run(["keypair", "show", "nope"]) == 1
     assert "keypair nope not found" in capsys.readouterr().err
+
+
+def test_a_server_on_a_later_page_is_found_by_name(api, capsys: pytest.CaptureFixture[str]) -> None:
+    """The list answers a page at a time: the CLI follows `next` to the end."""
+    other = {**SERVER, "id": "00000000-0000-4000-8000-000000000001", "name": "vm0"}
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        if r.url.path == "/v1/servers" and "marker" not in r.url.params:
+            return httpx.Response(200, json={
+                "servers": [other], "next": f"{r.url}?limit=1&marker={other['id']}"})
+        if r.url.path == "/v1/servers":
+            return httpx.Response(200, json={"servers": [SERVER], "next": None})
+        return accepted()
+
+    seen = api(handler)
+    assert cli.run(["server", "stop", "vm1"]) == 0
+    assert [r.url.params.get("marker") for r in seen[:2]] == [None, other["id"]]
+    assert (seen[2].method, seen[2].url.path) == ("POST", f"/v1/servers/{SID}/action")
+    capsys.readouterr()
+
+
+def test_a_list_that_never_ends_is_an_error(api) -> None:
+    def handler(r: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"servers": [], "next": str(r.url)})
+
+    api(handler)
+    assert cli.run(["server", "list"]) != 0

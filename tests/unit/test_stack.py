@@ -281,3 +281,15 @@ def test_free_ports_are_below_the_ephemeral_range() -> None:
     for p in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", p))
+
+
+def test_summary_names_the_database_without_its_password(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    stack._summary(settings, [])
+    assert f"Database:        sqlite:///{settings.home}/vmflow.db" in capsys.readouterr().out
+    pg = settings.model_copy(
+        update={"database_url": "postgresql+psycopg://vmflow:s3cret@127.0.0.1:5432/vmflow"})
+    stack._summary(pg, [])
+    out = capsys.readouterr().out
+    assert "Database:        postgresql+psycopg://vmflow:***@127.0.0.1:5432/vmflow" in out
+    assert "s3cret" not in out

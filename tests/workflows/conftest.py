@@ -1,7 +1,8 @@
 """Workflow tests: a real Temporal dev server, the real control worker on a real
-SQLite database, the real API (hosts fetch images from it over HTTP), and hypervisor
-workers on libvirt's own test:///default driver (with real qemu-img disks and real
-files), one fresh host name per test."""
+database (SQLite, or PostgreSQL with VMFLOW_TEST_DATABASE=postgresql), the real API
+(hosts fetch images from it over HTTP), and hypervisor workers on libvirt's own
+test:///default driver (with real qemu-img disks and real files), one fresh host name
+per test."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,16 @@ from sqlmodel import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import ROOT, db_session, qemu_home, stop, temporal_dev_server
+from tests.conftest import (
+    ROOT,
+    assert_on_test_database,
+    db_session,
+    new_database_url,
+    qemu_home,
+    stop,
+    temporal_dev_server,
+)
+from tests.postgres import Postgres
 from vmflow import stack
 from vmflow.bootstrap import bootstrap
 from vmflow.contracts.instances import OperationRef
@@ -39,12 +49,13 @@ async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wo
 
 
 @pytest.fixture(scope="session")
-def wf_settings(tiny_guest: Path) -> Iterator[Settings]:
+def wf_settings(tiny_guest: Path, test_postgres: Postgres | None) -> Iterator[Settings]:
     home = qemu_home("wf")
     s = Settings(home=home, host="unused", libvirt_uri="test:///default", virt_type="qemu",
                  schedule_to_start_timeout=2, agent_timeout=20, guest_cache=tiny_guest,
-                 api_port=free_port())
+                 api_port=free_port(), database_url=new_database_url(test_postgres, "wf"))
     bootstrap(s)
+    assert_on_test_database(s)
     with session(s) as db_s:  # test:///default has no guest agent to wait for
         tiny = db_s.exec(select(Image).where(Image.name == "tiny")).one()
         props = {k: v for k, v in tiny.properties.items() if k != "hw_qemu_guest_agent"}
@@ -135,6 +146,20 @@ def hv_worker(
 
 
 session = db_session
+
+
+@contextmanager
+def hosts_down(s: Settings) -> Iterator[None]:
+    """Every host reads as down to the control worker (s: the tier's own settings) while
+    inside, for a full ReconcileLedger run that needs no host: the stopped workers of
+    earlier tests look alive for host_down_after (60 s), and the run would ask each of
+    them in turn and wait out its schedule-to-start timeouts (20 s a host)."""
+    saved = s.host_down_after
+    s.host_down_after = 0.0
+    try:
+        yield
+    finally:
+        s.host_down_after = saved
 
 STOPPED = "test worker stopped"
 

@@ -19,7 +19,14 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.workflows.conftest import HostFactory, new_delete_op, new_server, run, session
+from tests.workflows.conftest import (
+    HostFactory,
+    hosts_down,
+    new_delete_op,
+    new_server,
+    run,
+    session,
+)
 from tests.workflows.share_rows import new_op as new_share_op
 from tests.workflows.share_rows import new_share, op_row, share_row
 from tests.workflows.test_actions import new_op, state
@@ -92,12 +99,14 @@ async def ends_failed(handle: WorkflowHandle[object, object]) -> str:
     return str(getattr(exc.value.cause, "message", exc.value.cause))
 
 
-async def reconcile(client: Client) -> ReconcileLedgerResult:
-    """A full run (rows are checked only then), with no grace."""
-    result: ReconcileLedgerResult = await client.execute_workflow(
-        "ReconcileLedger", ReconcileLedgerRequest([], 0),
-        id=f"reconcile-rows-{uuid.uuid4().hex[:8]}", task_queue=CONTROL_QUEUE,
-        result_type=ReconcileLedgerResult)
+async def reconcile(client: Client, wf_settings: Settings) -> ReconcileLedgerResult:
+    """A full run (rows are checked only then), with no grace; no host is asked (the
+    rows are judged from Temporal alone)."""
+    with hosts_down(wf_settings):
+        result: ReconcileLedgerResult = await client.execute_workflow(
+            "ReconcileLedger", ReconcileLedgerRequest([], 0),
+            id=f"reconcile-rows-{uuid.uuid4().hex[:8]}", task_queue=CONTROL_QUEUE,
+            result_type=ReconcileLedgerResult)
     return result
 
 
@@ -255,7 +264,8 @@ async def test_a_cancel_the_workflow_did_not_handle_still_finishes_the_row(
 
 
 async def test_terminated_and_timed_out_rows_are_settled_by_the_reconciler(
-        temporal: WorkflowEnvironment, hv_worker: HostFactory, test_driver: None) -> None:
+        temporal: WorkflowEnvironment, hv_worker: HostFactory, test_driver: None,
+        wf_settings: Settings) -> None:
     """Neither runs any code after it closed: the ledger reconciler gives each row the
     final status Temporal reports, clears the task_state, and counts what it settled;
     a row whose workflow still runs is left alone."""
@@ -274,7 +284,7 @@ async def test_terminated_and_timed_out_rows_are_settled_by_the_reconciler(
     assert row(s, terminated.operation_id).status == "running"  # nobody finished it
     assert state(s, iid)[1] == "rebooting_hard"
 
-    result = await reconcile(client)
+    result = await reconcile(client, wf_settings)
     done = row(s, terminated.operation_id)
     assert (done.status, done.last_error) == (
         "failed", "the workflow was terminated: an operator, by hand")
@@ -296,13 +306,13 @@ async def test_terminated_and_timed_out_rows_are_settled_by_the_reconciler(
     started(s, running.operation_id, other)
     await pending_step(other, "host.power_off")
 
-    await reconcile(client)
+    await reconcile(client, wf_settings)
     done = row(s, timed_out.operation_id)
     assert (done.status, done.last_error) == ("failed", "the workflow timed out")
     assert row(s, running.operation_id).status == "running"  # its workflow runs
     assert state(s, iid)[1] == "rebooting_hard"  # the running reboot's, kept
     await other.terminate(reason="end of test")
-    await reconcile(client)
+    await reconcile(client, wf_settings)
     assert row(s, running.operation_id).status == "failed"
     with session(s) as db_s:
         left = db_s.exec(select(Operation).where(Operation.resource_id == iid,

@@ -135,10 +135,13 @@ async def test_rebuild_boots_a_fresh_overlay_of_the_new_image(
 
 
 async def test_a_guest_that_never_answers_gets_its_old_disk_back(
-    temporal: WorkflowEnvironment, hv_worker: HostFactory
+    temporal: WorkflowEnvironment, hv_worker: HostFactory, wf_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The new image wants the guest agent, which test:///default never answers:
-    after the swap the boot deadline passes, and the undo restores everything."""
+    after the swap the boot deadline passes, and the undo restores everything. The
+    control worker's agent timeout is 2 s here: nothing would answer in 20 either."""
+    monkeypatch.setattr(wf_settings, "agent_timeout", 2.0)
     async with hv_worker() as s:
         ref = new_server(s)
         await run(temporal.client, "LaunchInstance", ref)

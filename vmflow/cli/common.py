@@ -119,9 +119,20 @@ class Api:
                             "is the stack up? (make up)")
         return ApiError(f"the connection to the vmflow API at {self.base} failed: {e}")
 
-    def items(self, path: str, key: str) -> list[dict[str, Any]]:
-        data = self.get(path)
-        return data[key] if isinstance(data, dict) else data
+    def items(self, path: str, key: str, max_pages: int = 1000) -> list[dict[str, Any]]:
+        """Every item of a list, following its `next` page links (a paged list answers
+        at most a page; bounded, so a server that links in circles ends)."""
+        out: list[dict[str, Any]] = []
+        url: str | None = path
+        for _ in range(max_pages):
+            data = self.get(url) if url is not None else None
+            if not isinstance(data, dict):
+                return out + list(data or [])
+            out += data[key]
+            url = data.get("next")
+            if not url:
+                return out
+        raise ApiError(f"{path}: more than {max_pages} pages", 500)
 
 
 def seg(value: str) -> str:
