@@ -237,6 +237,8 @@ def _write_config(s: Settings, h: BedHost) -> None:
 
 
 def _spawn_daemons(h: BedHost) -> None:
+    for target in MOUNTS.values():  # /run/libvirt is gone after a boot until a libvirtd ran
+        Path(target).mkdir(parents=True, exist_ok=True)
     mounts = "; ".join(f"mount --bind '{h.root / d}' '{target}'" for d, target in MOUNTS.items())
     # a virtlogd that outlived its libvirtd (killed alone) keeps running: a second one
     # could not take its pid file, and its guests' consoles stay with it

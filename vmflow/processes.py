@@ -145,9 +145,14 @@ def is_ours(s: Settings, pid: int, comp: Component | None) -> bool:
     """Alive, started for this VMFLOW_HOME, and (if known) running this component:
     a pid file can outlive its process and the pid be reused by something else."""
     child = _children.get(pid)
-    if child is not None and child.poll() is not None:  # our own child, now reaped
-        del _children[pid]
-        return False
+    if child is not None:
+        if child.poll() is not None:  # our own child, now reaped
+            del _children[pid]
+            return False
+        # our own live child: /proc may show it between two execs of its chain
+        # (nsenter, unshare, sh, then the program) with no cmdline or environ yet
+        cmd = cmdline(pid)
+        return comp is None or not cmd or all(m in cmd for m in comp.markers)
     cmd = cmdline(pid)
     if not cmd or home_of(pid) != str(s.home):
         return False
