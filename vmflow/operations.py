@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 RPC_TIMEOUT = timedelta(seconds=5)
 # how long a start waits for the previous workflow of the resource to close once its
 # operation has finished (end_action commits, then the workflow completes)
-CLOSING_GRACE_S = 3.0
+CLOSING_GRACE_S = 10.0  # a loaded 2-core host can take seconds to close a workflow
 CLOSING_POLL_S = 0.1
 
 

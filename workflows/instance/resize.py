@@ -2,8 +2,8 @@
 migration's → place and claim the destination (new flavor) → stop the guest cleanly
 → the source sets its copy aside and serves it read-only over NBD → the destination
 pulls it (progress heartbeats), puts it over its own cached base, grows the root
-disk → define with the new flavor, start there if it ran → VERIFY_RESIZE, armed with
-the auto-confirm timer. The source keeps its copy and claim until confirm or revert.
+disk → define with the new flavor, start there if it ran → arm the auto-confirm
+timer → VERIFY_RESIZE. The source keeps its copy and claim until confirm or revert.
 
 Every step pushes its undo first; the undos that start or remove a guest look at
 both hosts first (HostStub.observe), and the host steps only ever remove what this
@@ -53,6 +53,7 @@ from workflows._base.spawn import fetch_images
 from workflows._base.steps import control, on_host
 from workflows.background.auto_confirm import AutoConfirmResize
 
+ARM_BEFORE_END = "resize-arms-auto-confirm-before-end"
 SAME_HOST_OFF = "the server's own host (VMFLOW_ALLOW_RESIZE_TO_SAME_HOST is off)"
 
 
@@ -67,26 +68,40 @@ class ResizeInstance(InstanceAction):
         action = "resize" if req.flavor_id else "migrate"
         start = ActionStart(req.instance_id, req.operation_id, action)
 
+        armed = False
+
         async def body(facts: InstanceFacts, undo: Compensations) -> str:
+            nonlocal armed
             self.at("preparing")
             self.plan = await control(ControlStub.begin_resize, req)
-            return await self._move(facts, self.plan, undo)
+            note = await self._move(facts, self.plan, undo)
+            # armed before the operation ends: a confirm sent as soon as it ended finds
+            # the timer to cancel, and this workflow closes at once (the next action on
+            # the server would wait for it); histories from before arm it after the end
+            if workflow.patched(ARM_BEFORE_END):
+                armed = True
+                await self._arm_auto_confirm(self.plan)
+            return note
 
         await self.run_action(start, TRANSITIONS[start.action].target, body,
                               on_failure=self._failed)
-        plan = self.plan
-        if plan is not None and plan.confirm_window_s > 0:
-            try:
-                await workflow.start_child_workflow(
-                    AutoConfirmResize.run,
-                    AutoConfirmRequest(plan.instance_id, plan.migration_id,
-                                       plan.confirm_window_s),
-                    id=auto_confirm_workflow_id(plan.instance_id),
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    static_summary=f"confirm the resize of instance {plan.instance_id} in "
-                                   f"{plan.confirm_window_s:g}s")
-            except Exception as err:  # the server waits for a confirm by hand instead
-                workflow.logger.warning("auto-confirm timer not armed: %s", err)
+        if self.plan is not None and not armed:
+            await self._arm_auto_confirm(self.plan)
+
+    async def _arm_auto_confirm(self, plan: ResizePlan) -> None:
+        if plan.confirm_window_s <= 0:
+            return
+        try:
+            await workflow.start_child_workflow(
+                AutoConfirmResize.run,
+                AutoConfirmRequest(plan.instance_id, plan.migration_id,
+                                   plan.confirm_window_s),
+                id=auto_confirm_workflow_id(plan.instance_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"confirm the resize of instance {plan.instance_id} in "
+                               f"{plan.confirm_window_s:g}s")
+        except Exception as err:  # the server waits for a confirm by hand instead
+            workflow.logger.warning("auto-confirm timer not armed: %s", err)
 
     async def _failed(self, fault: str) -> None:
         if self.plan is not None:
