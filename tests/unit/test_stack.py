@@ -149,6 +149,33 @@ def test_pid_of_needs_a_live_process_of_this_home_and_component(
     assert stack.pid_of(settings, "control") is None
 
 
+def test_our_own_live_child_is_ours_whatever_proc_shows(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the execs of a component's chain (nsenter, unshare, sh, the program)
+    /proc can show no cmdline or environ: the child we started is judged by its exit
+    status. Here its environ has no VMFLOW_HOME at all (env -i)."""
+    comp = stack.Component("control", ("env", "-i", sys.executable, "-c", SLEEP, "control"),
+                           markers=("-c", "control"))
+    monkeypatch.setattr(stack, "components", lambda s: [comp])
+    pid = processes.spawn(settings, comp)
+    try:
+        deadline = time.monotonic() + 10
+        while b"VMFLOW_HOME=" in Path(f"/proc/{pid}/environ").read_bytes():
+            assert time.monotonic() < deadline, "env -i never exec'd"
+            time.sleep(0.05)
+        assert stack.pid_of(settings, "control") == pid  # our child: alive, so ours
+        child = processes._children.pop(pid)
+        assert stack.pid_of(settings, "control") is None  # another process: /proc says no
+        processes._children[pid] = child
+        assert processes.is_ours(settings, pid, fake("api")) is False  # another component
+    finally:
+        subprocess.run(["kill", "-9", str(pid)])
+    deadline = time.monotonic() + 10
+    while stack.pid_of(settings, "control") is not None:  # reaped: gone
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_kill_component_and_stop(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     stubborn = fake("control", "import signal, time; signal.signal(signal.SIGTERM, "
                                "signal.SIG_IGN); time.sleep(600)")
