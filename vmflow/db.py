@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine, select
 
+from vmflow.models import now
 from vmflow.settings import get_settings
 
 
@@ -67,6 +68,17 @@ def released(session: Session) -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+def save_given(session: Session, row: Any, **given: Any) -> None:
+    """Set each field given a value (None: kept as it is), stamp `updated_at` and
+    commit: every update of names, descriptions and flags."""
+    for field, value in given.items():
+        if value is not None:
+            setattr(row, field, value)
+    row.updated_at = now()
+    session.add(row)
+    session.commit()
 
 
 def lock_row(session: Session, table: Any, row_id: str) -> bool:

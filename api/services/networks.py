@@ -21,6 +21,7 @@ from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.schemas.networks import NetworkCreate, NetworkPublic, SubnetCreate, SubnetPublic
 from api.services.operations import find_idempotent, remember_key
 from vmflow import ipam
+from vmflow.db import save_given
 from vmflow.ip_allocation import allocate_vni
 from vmflow.ipam import IpamError
 from vmflow.models import now
@@ -149,15 +150,7 @@ def update_network(session: Session, auth: AuthContext, network_id: str,
         if fips:
             raise Conflict(f"network {net.id} has {fips} floating IP(s)",
                            type="ExternalNetworkInUse")
-    if name is not None:
-        net.name = name
-    if shared is not None:
-        net.shared = shared
-    if router_external is not None:
-        net.router_external = router_external
-    net.updated_at = now()
-    session.add(net)
-    session.commit()
+    save_given(session, net, name=name, shared=shared, router_external=router_external)
     return network_view(session, auth, net)
 
 

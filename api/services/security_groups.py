@@ -38,7 +38,8 @@ from api.schemas.security_groups import (
 from api.services.networks import ipam_errors
 from api.services.operations import find_idempotent, remember_key
 from vmflow import security_rules
-from vmflow.models import Operation, now
+from vmflow.db import save_given
+from vmflow.models import Operation
 from vmflow.network_models import (
     DefaultSecurityGroup,
     PortSecurityGroup,
@@ -150,11 +151,7 @@ def update_group(session: Session, auth: AuthContext, group_id: str, name: str |
             raise Conflict("the project already has its default security group",
                            type="SecurityGroupDefaultAlreadyExists")
         group.name = name
-    if description is not None:
-        group.description = description
-    group.updated_at = now()
-    session.add(group)
-    session.commit()
+    save_given(session, group, description=description)
     return group_view(session, group)
 
 

@@ -25,6 +25,7 @@ from api.services.shares import (
 )
 from vmflow import share_quotas
 from vmflow.contracts.shares import ShareSnapshotOp
+from vmflow.db import save_given
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
 from vmflow.operations import Claim
 from vmflow.settings import get_settings
@@ -91,13 +92,7 @@ def update(session: Session, auth: AuthContext, snapshot_id: str, *, name: str |
            description: str | None = None) -> ShareSnapshot:
     """Manila's snapshot update: name and description as given (None: kept), committed."""
     snap = get_snapshot(session, auth, snapshot_id)
-    if name is not None:
-        snap.name = name
-    if description is not None:
-        snap.description = description
-    snap.updated_at = now()
-    session.add(snap)
-    session.commit()
+    save_given(session, snap, name=name, description=description)
     return snap
 
 

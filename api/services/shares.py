@@ -23,6 +23,7 @@ from api.services.operations import described_operation, http_errors
 from vmflow import access_sync, share_quotas
 from vmflow.bootstrap import DEFAULT_SHARE_TYPE
 from vmflow.contracts.shares import ShareOp
+from vmflow.db import save_given
 from vmflow.models import Operation, Share, ShareSnapshot, ShareType, now
 from vmflow.names import SA_OPERATION, share_workflow_id
 from vmflow.operations import RPC_TIMEOUT, Claim, OperationSpec, start_operation
@@ -197,15 +198,7 @@ def update_share(session: Session, auth: AuthContext, share_id: str, *,
     """Manila's share update: name, description and is_public as given (None: kept);
     a database change only, committed."""
     share = get_share(session, auth, share_id)
-    if name is not None:
-        share.name = name
-    if description is not None:
-        share.description = description
-    if is_public is not None:
-        share.is_public = is_public
-    share.updated_at = now()
-    session.add(share)
-    session.commit()
+    save_given(session, share, name=name, description=description, is_public=is_public)
     return share
 
 
