@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
@@ -20,6 +20,7 @@ from api.schemas.common import utc
 from vmflow.models import Project
 
 M = TypeVar("M", bound=BaseModel)
+JsonBody = Annotated[Any, Body()]  # any JSON: each route reads its resource out of it
 
 # vmflow's generic error types -> the names Neutron (webob, oslo.policy) gives them
 GENERIC_TYPES = {"BadRequest": "HTTPBadRequest", "NotFound": "HTTPNotFound",

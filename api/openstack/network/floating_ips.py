@@ -13,6 +13,7 @@ from api.errors import BadRequest
 from api.openstack.common import OsAuthDep, OsWriterDep
 from api.openstack.network import views
 from api.openstack.network.common import (
+    JsonBody,
     acting_as,
     listed,
     refuse,
@@ -20,7 +21,6 @@ from api.openstack.network.common import (
     selected,
     to_v1,
 )
-from api.openstack.network.networks import JsonBody
 from api.schemas.common import Request as V1Request
 from api.schemas.floating_ips import FloatingIpCreate, FloatingIpUpdate
 from api.schemas.networks import NetName

@@ -3,9 +3,9 @@ api/services/networks.py (the same calls /v1's routers make)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from api.deps import SessionDep
@@ -13,6 +13,7 @@ from api.errors import BadRequest
 from api.openstack.common import OsAuthDep, OsWriterDep
 from api.openstack.network import views
 from api.openstack.network.common import (
+    JsonBody,
     acting_as,
     listed,
     refuse,
@@ -25,7 +26,6 @@ from api.schemas.networks import NetName, NetworkCreate, SubnetCreate
 from api.services import networks
 
 router = APIRouter(prefix="/v2.0")
-JsonBody = Annotated[Any, Body()]
 
 MTU = 1450  # every vmflow network's (VXLAN over a 1500-byte underlay)
 

@@ -12,6 +12,7 @@ from api.errors import BadRequest, Forbidden, NotFound
 from api.openstack.common import OsAuthDep, OsWriterDep
 from api.openstack.network import views
 from api.openstack.network.common import (
+    JsonBody,
     acting_as,
     listed,
     refuse,
@@ -19,7 +20,7 @@ from api.openstack.network.common import (
     selected,
     to_v1,
 )
-from api.openstack.network.networks import JsonBody, NameChange
+from api.openstack.network.networks import NameChange
 from api.schemas.ports import PortCreate
 from api.services import ports
 from api.services.security_groups import sync_members_changed
