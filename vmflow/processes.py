@@ -37,6 +37,14 @@ class StackError(RuntimeError):
     pass
 
 
+# Ports this process handed out, each with an open, flock'd file under PORT_LOCKS:
+# between free_port() and a child binding the port, neither this process nor another
+# one picking at the same time (make test runs tiers side by side) hands it out again.
+PORT_LOCKS = Path("/var/tmp/vmflow-ports")
+_held_ports: dict[int, int] = {}
+_rng = random.SystemRandom()  # no seeding by a test library repeats a sequence
+
+
 def free_port() -> int:
     """A TCP port nobody listens on, below the kernel's ephemeral range. One found by
     binding to port 0 comes from that range, and between finding it and a child binding
@@ -46,15 +54,33 @@ def free_port() -> int:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
+    PORT_LOCKS.mkdir(mode=0o1777, exist_ok=True)
     for _ in range(500):
-        port = random.randrange(10000, max(low, 10001))
+        port = _rng.randrange(10000, max(low, 10001))
+        if port in _held_ports or not _claim(port):
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        return port
     raise StackError("no free TCP port below the ephemeral range")
+
+
+def _claim(port: int) -> bool:
+    """Holds PORT_LOCKS/<port> for the rest of this process's life, unless another
+    live process holds it (the kernel drops a dead one's lock)."""
+    fd = os.open(PORT_LOCKS / str(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held_ports[port] = fd
+    if len(_held_ports) > 500:  # the oldest was bound long ago; keep the fds bounded
+        os.close(_held_ports.pop(next(iter(_held_ports))))
+    return True
 
 
 @dataclass(frozen=True)

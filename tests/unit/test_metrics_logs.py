@@ -16,7 +16,7 @@ import pytest
 
 from vmflow import logs, worker_metrics
 from vmflow.models import REQUEST_ID
-from vmflow.processes import Component
+from vmflow.processes import Component, free_port
 from vmflow.settings import Settings
 
 
@@ -106,6 +106,19 @@ def test_each_worker_gets_its_own_port_again_at_the_next_start(tmp_path: Path) -
     assert first[worker_metrics.ENV] == f"127.0.0.1:{ports['control']}"
     again = dict(worker_metrics.with_port(s, control).env)
     assert again == first  # still free: the same port, so a scrape config keeps working
+
+
+def test_a_worker_never_gets_a_port_the_stack_chose_for_the_api_or_temporal(
+        tmp_path: Path) -> None:
+    """The API's and Temporal's ports are chosen before anything binds them, so a
+    bind test alone would call them free (seen in CI: the API could not bind)."""
+    s = Settings(home=tmp_path, api_port=free_port(), temporal_ui_port=free_port(),
+                 temporal_address=f"127.0.0.1:{free_port()}")
+    chosen = {s.api_port, s.temporal_ui_port, int(s.temporal_address.rsplit(":", 1)[1])}
+    for port in chosen:  # what an earlier run of this home recorded
+        worker_metrics._ports_file(s).parent.mkdir(parents=True, exist_ok=True)
+        worker_metrics._ports_file(s).write_text(json.dumps({"control": port}))
+        assert worker_metrics.assign_port(s, "control") not in chosen
 
 
 def test_no_address_no_runtime(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from vmflow import ganesha_config as gc
 from vmflow import processes, stack, storage_netns
-from vmflow.processes import free_port
+from vmflow.processes import REPO, free_port
 from vmflow.settings import Settings
 
 SLEEP = "import sys, time; time.sleep(600)"
@@ -320,3 +320,20 @@ def test_summary_names_the_database_without_its_password(
     out = capsys.readouterr().out
     assert "Database:        postgresql+psycopg://vmflow:***@127.0.0.1:5432/vmflow" in out
     assert "s3cret" not in out
+
+
+def test_free_port_never_hands_out_a_port_another_process_holds(tmp_path: Path) -> None:
+    """Tiers run side by side each pick ports; one picked by another live process
+    (its lock under PORT_LOCKS held) is never picked here, nor twice by this one."""
+    code = ("import sys, vmflow.processes as p; ports = [p.free_port() for _ in range(300)];"
+            "print(' '.join(map(str, ports))); sys.stdout.flush(); sys.stdin.read()")
+    other = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None
+        theirs = {int(p) for p in other.stdout.readline().split()}
+        assert len(theirs) == 300
+        ours = [free_port() for _ in range(300)]
+        assert len(set(ours)) == 300 and not theirs & set(ours)
+    finally:
+        other.communicate("")
