@@ -7,15 +7,21 @@ While installed, each activity attempt reads `<home>/fault-point.json`
 "activity_id", "queue"}); absent file: nothing happens. On a match it appends what
 fired to `<home>/fault-fired.jsonl` (fsync'd) and SIGKILLs its own process group:
 no cleanup, no result reported. "after" means the body ran and returned, and
-Temporal never heard of it.
+Temporal never heard of it. Reading the spec, recording and dying happen under
+`<home>/fault-point.lock`, which `disarm` takes too: once disarm returns, a worker
+that read the spec before is already dead (so the harness restarts it), never about
+to die behind its back.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,24 @@ from vmflow.settings import Settings
 
 SPEC_FILE = "fault-point.json"
 FIRED_FILE = "fault-fired.jsonl"
+LOCK_FILE = "fault-point.lock"
+
+
+@contextmanager
+def _spec_lock(home: Path) -> Iterator[None]:
+    """Held from reading the spec to the kill; the kernel drops it when we die."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def disarm(home: Path) -> None:
+    """No activity fires from now on; one that was firing has died by the return."""
+    with _spec_lock(home):
+        (home / SPEC_FILE).unlink(missing_ok=True)
 
 
 def matches(spec: dict[str, Any], info: activity.Info, when: str) -> bool:
@@ -58,6 +82,12 @@ class FaultPointActivity(ActivityInboundInterceptor):
         return spec if isinstance(spec, dict) else None
 
     def _maybe_die(self, when: str) -> None:
+        if not (self.home / SPEC_FILE).exists():  # the common case, without the lock
+            return
+        with _spec_lock(self.home):
+            self._die_if_named(when)
+
+    def _die_if_named(self, when: str) -> None:
         spec = self._spec()
         if spec is None:
             return

@@ -29,6 +29,7 @@ from tests.integration.test_shares import GONE, wait_rules
 from tests.integration.test_snapshot import freeze_status
 from vmflow import stack
 from vmflow.settings import Settings
+from workers import fault_point
 from workers.fault_point import FIRED_FILE, SPEC_FILE
 
 # slice: per workflow type and worker kind, the boundary whose activity ranks first here
@@ -85,7 +86,10 @@ def arm(s: Settings, b: Boundary) -> None:
 
 
 def disarm(s: Settings) -> None:
-    (s.home / SPEC_FILE).unlink(missing_ok=True)
+    """Returns once no worker can fire any more: one that matched has died by then, so
+    the `make up` after it restarts that worker (the op can end before an "after"
+    boundary's kill: seen in CI as a control worker that died unseen)."""
+    fault_point.disarm(s.home)
 
 
 def fired_since(s: Settings, b: Boundary, t0: float) -> dict[str, Any] | None:

@@ -3,14 +3,18 @@ attempt a spec names (the matrix sees it kill real workers: test_matrix.py)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 from temporalio import activity
 
+from vmflow.processes import REPO
 from vmflow.settings import Settings
-from workers.fault_point import FaultPoints, interceptors, matches
+from workers.fault_point import SPEC_FILE, FaultPoints, disarm, interceptors, matches
 
 
 def info(**over: Any) -> activity.Info:
@@ -38,3 +42,19 @@ def test_a_spec_matches_only_what_it_names() -> None:
     assert not matches(named, info(activity_id="9"), "after")
     assert not matches(named, info(task_queue="hv.h2"), "after")
     assert not matches({"when": "after"}, info(), "after")  # no activity: never
+
+
+def test_disarm_returns_only_once_a_firing_worker_is_dead(tmp_path: Path) -> None:
+    """A worker that read the spec before disarm dies before disarm returns, so the
+    harness's `make up` right after restarts it (CI: a kill after the op had ended)."""
+    (tmp_path / SPEC_FILE).write_text("{}")
+    code = ("import os, signal, sys, time; from pathlib import Path;"
+            "from workers.fault_point import _spec_lock\n"
+            f"with _spec_lock(Path({str(tmp_path)!r})):\n"
+            "    print('firing', flush=True); time.sleep(1); os.kill(os.getpid(), signal.SIGKILL)")
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    assert worker.stdout is not None and worker.stdout.readline() == "firing\n"
+    disarm(tmp_path)
+    assert worker.poll() == -signal.SIGKILL
+    assert not (tmp_path / SPEC_FILE).exists()
