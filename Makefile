@@ -26,66 +26,19 @@ down:
 status:
 	$(PY) -m vmflow.stack status
 
-# Run every tier even after a failure, then fail if any did. pytest's 5 means
-# "no tests collected" (a tier still empty), which is not a failure. A tier named
-# <dir>-pg runs tests/<dir> on a PostgreSQL server of its own (VMFLOW_TEST_DATABASE=
-# postgresql; tests/conftest.py starts it), the others on SQLite. The tiers in
-# ALONGSIDE run in the background while the first guest tiers run (ALONGSIDE_OF): each
-# word is a chain of tiers (joined by commas) run one after the other, the chains at
-# the same time. The tiers with no guests are CPU-bound (about one core) and share one
-# chain; workflows-pg, like workflows mostly waiting on boots, timers and heartbeats
-# (measured 24% of a core), is a chain of its own; so a 2-core machine does all at once.
-# Their logs are printed whole once ALONGSIDE_OF ended. storage stays in line: it masks
-# the machine's rpcbind socket. Each tier's log is kept in TEST_LOGS; a table of every
-# tier's exit status and seconds ends the output. ALONGSIDE= runs all in line.
-ALONGSIDE ?= unit,api,api-pg workflows-pg
-ALONGSIDE_OF ?= workflows
+# Every tier, stage after stage (tests/run_tiers.sh): the chains of a stage (tiers
+# joined by commas, run in turn) run at the same time. The tiers with no guests are
+# CPU-bound (about one core) and share one chain beside workflows and workflows-pg,
+# which mostly wait on boots, timers and heartbeats (about a quarter of a core each);
+# storage stays alone (it masks the machine's rpcbind socket); multihost and faults
+# each wait on guests under TCG most of the time, so they run side by side.
+# TEST_BUDGET (s) bounds the whole run; a tier cut short prints what failed so far.
+STAGES ?= workflows unit,api,api-pg workflows-pg; storage; integration; multihost faults
+TEST_BUDGET ?= 4500
 DURATIONS ?= --durations=15
 test: deps
-	@logs=$${TEST_LOGS:-$$(mktemp -d /var/tmp/vmflow-test.XXXXXX)}; mkdir -p $$logs; rm -f $$logs/*.rc; \
-	db_of() { case $$1 in *-pg) echo postgresql ;; *) echo sqlite ;; esac; }; \
-	tier() { \
-	  local t=$$1 start=$$SECONDS rc=0; \
-	  VMFLOW_TEST_DATABASE=$$(db_of $$t) $(PYTEST) $(PYTEST_ARGS) $(DURATIONS) tests/$${t%-pg} \
-	    >$$logs/$$t.log 2>&1 || rc=$$?; \
-	  echo "$$rc $$((SECONDS - start))" >$$logs/$$t.rc; \
-	}; \
-	inline() { \
-	  local t=$$1 start=$$SECONDS; \
-	  echo "=== tests/$${t%-pg} on $$(db_of $$t)"; \
-	  VMFLOW_TEST_DATABASE=$$(db_of $$t) $(PYTEST) $(PYTEST_ARGS) $(DURATIONS) tests/$${t%-pg} \
-	    2>&1 | tee $$logs/$$t.log; \
-	  echo "$${PIPESTATUS[0]} $$((SECONDS - start))" >$$logs/$$t.rc; \
-	}; \
-	bgs=""; aside=""; \
-	for chain in $(ALONGSIDE); do \
-	  run=""; \
-	  for t in $${chain//,/ }; do \
-	    case " $(TIERS) " in *" $$t "*) [ -d tests/$${t%-pg} ] && run="$$run $$t" ;; esac; \
-	  done; \
-	  [ -n "$$run" ] || continue; aside="$$aside$$run"; \
-	  ( for t in $$run; do tier $$t; done ) & bgs="$$bgs $$!"; \
-	done; \
-	[ -z "$$aside" ] || echo "=== in the background, alongside tests/$(ALONGSIDE_OF):$$aside"; \
-	flush() { \
-	  [ -n "$$bgs" ] || return 0; wait $$bgs; bgs=""; \
-	  for t in $$aside; do echo "=== tests/$${t%-pg} on $$(db_of $$t) (ran alongside)"; cat $$logs/$$t.log; done; \
-	}; \
-	for t in $(TIERS); do \
-	  [ -d tests/$${t%-pg} ] || continue; \
-	  case " $$aside " in *" $$t "*) continue ;; esac; \
-	  inline $$t; \
-	  [ "$$t" != "$(ALONGSIDE_OF)" ] || flush; \
-	done; \
-	flush; \
-	failed=""; echo "=== tiers (exit status, seconds; logs in $$logs)"; \
-	for t in $(TIERS); do \
-	  [ -f $$logs/$$t.rc ] || continue; read -r rc secs <$$logs/$$t.rc; \
-	  printf '%-12s %3s %6s\n' $$t $$rc $$secs; \
-	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || failed="$$failed $$t(rc=$$rc)"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "FAILED tiers:$$failed"; exit 1; fi; \
-	echo "all test tiers passed"
+	@TIERS="$(TIERS)" STAGES="$(STAGES)" TEST_BUDGET=$(TEST_BUDGET) PYTEST=$(PYTEST) \
+	  PYTEST_ARGS="$(PYTEST_ARGS)" DURATIONS="$(DURATIONS)" tests/run_tiers.sh
 
 # test-api-pg, test-workflows-pg: a tier on PostgreSQL
 test-%-pg: deps
