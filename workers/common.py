@@ -4,6 +4,7 @@ running until SIGTERM, then shutting down gracefully."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -57,6 +58,10 @@ async def run_until_signalled(worker: Worker) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with worker:
         log.info("worker on %s running", worker.task_queue)
+        # what start-up built (modules, the sandbox's imports) lives as long as the
+        # process: out of the collector's sight, a full collection stops walking it
+        gc.collect()
+        gc.freeze()
         await stop.wait()
     log.info("worker on %s stopped", worker.task_queue)
 

@@ -40,20 +40,47 @@ LOCK_FILE = "fault-point.lock"
 
 
 @contextmanager
-def _spec_lock(home: Path) -> Iterator[None]:
-    """Held from reading the spec to the kill; the kernel drops it when we die."""
+def _spec_lock(home: Path) -> Iterator[int]:
+    """Held from reading the spec to the kill; the kernel drops it when we die. The
+    file holds the pid of the worker that fired last, until disarm reads it."""
     fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield fd
     finally:
         os.close(fd)
 
 
-def disarm(home: Path) -> None:
-    """No activity fires from now on; one that was firing has died by the return."""
-    with _spec_lock(home):
+def disarm(home: Path, wait_s: float = 30) -> None:
+    """No activity fires from now on; one that fired has exited by the return (the
+    kernel drops its lock while it exits, a moment before the exit is visible)."""
+    with _spec_lock(home) as fd:
         (home / SPEC_FILE).unlink(missing_ok=True)
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.ftruncate(fd, 0)
+    if not text.isdigit():
+        return
+    deadline = time.monotonic() + wait_s
+    while _running(int(text)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _die(lock: int) -> None:
+    """SIGKILL, as `kill -9` of the component: the whole group if we lead one (its
+    qemu-img children too). Our pid stays in the lock file for disarm to wait on."""
+    os.pwrite(lock, str(os.getpid()).encode(), 0)
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Neither gone nor a zombie (one the harness's own child leaves until reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def matches(spec: dict[str, Any], info: activity.Info, when: str) -> bool:
@@ -84,10 +111,10 @@ class FaultPointActivity(ActivityInboundInterceptor):
     def _maybe_die(self, when: str) -> None:
         if not (self.home / SPEC_FILE).exists():  # the common case, without the lock
             return
-        with _spec_lock(self.home):
-            self._die_if_named(when)
+        with _spec_lock(self.home) as lock:
+            self._die_if_named(when, lock)
 
-    def _die_if_named(self, when: str) -> None:
+    def _die_if_named(self, when: str, lock: int) -> None:
         spec = self._spec()
         if spec is None:
             return
@@ -104,10 +131,7 @@ class FaultPointActivity(ActivityInboundInterceptor):
             os.fsync(fd)
         finally:
             os.close(fd)
-        # the whole group, as `kill -9` of the component does (its qemu-img children too)
-        if os.getpgid(0) == os.getpid():
-            os.killpg(os.getpid(), signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)
+        _die(lock)
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         self._maybe_die("before")

@@ -48,10 +48,10 @@ def test_disarm_returns_only_once_a_firing_worker_is_dead(tmp_path: Path) -> Non
     """A worker that read the spec before disarm dies before disarm returns, so the
     harness's `make up` right after restarts it (CI: a kill after the op had ended)."""
     (tmp_path / SPEC_FILE).write_text("{}")
-    code = ("import os, signal, sys, time; from pathlib import Path;"
-            "from workers.fault_point import _spec_lock\n"
-            f"with _spec_lock(Path({str(tmp_path)!r})):\n"
-            "    print('firing', flush=True); time.sleep(1); os.kill(os.getpid(), signal.SIGKILL)")
+    code = ("import time; from pathlib import Path;"
+            "from workers.fault_point import _die, _spec_lock\n"
+            f"with _spec_lock(Path({str(tmp_path)!r})) as lock:\n"
+            "    print('firing', flush=True); time.sleep(1); _die(lock)")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
                               text=True)
     assert worker.stdout is not None and worker.stdout.readline() == "firing\n"
