@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         return self.api_url or f"http://127.0.0.1:{self.api_port}"
 
     @property
+    def temporal_port(self) -> int:
+        """The port of temporal_address (host:port), which the embedded stack serves."""
+        return int(self.temporal_address.rsplit(":", 1)[1])
+
+    @property
     def run_dir(self) -> Path:
         return self.home / "run"
 

@@ -65,10 +65,6 @@ WORKER_GRACE = 3.0  # a worker that cannot import or connect dies within this
 # ---- what the stack is made of --------------------------------------------------------
 
 
-def temporal_port(s: Settings) -> int:
-    return int(s.temporal_address.rsplit(":", 1)[1])
-
-
 def hypervisor_hosts(s: Settings) -> list[tuple[str, str]]:
     """(component name, host) for each hypervisor worker: `hypervisor` for the first
     host (settings.host), `hypervisor-<host>` for the others (VMFLOW_HOSTS=N)."""
@@ -92,7 +88,7 @@ def worker_env(s: Settings, host: str) -> tuple[tuple[str, str], ...]:
 def components(s: Settings) -> list[Component]:
     """In start order; `down` stops them in reverse."""
     py = str(BIN / "python")
-    port = str(temporal_port(s))
+    port = str(s.temporal_port)
     db = str(s.home / "temporal.db")
     temporal = (str(BIN / "temporal"), "server", "start-dev",
                 "--ip", "127.0.0.1", "--port", port, "--ui-port", str(s.temporal_ui_port),

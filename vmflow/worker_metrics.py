@@ -79,9 +79,7 @@ def assign_port(s: Settings, component: str) -> int:
     ports = recorded_ports(s)
     # the stack's own ports are chosen before anything binds them
     taken = {p for name, p in ports.items() if name != component} | {
-        s.api_port, s.temporal_ui_port}
-    if (temporal := s.temporal_address.rsplit(":", 1)[-1]).isdigit():
-        taken.add(int(temporal))
+        s.api_port, s.temporal_ui_port, s.temporal_port}
     port = ports.get(component)
     if port is None or port in taken or not _free(port):
         port = next(p for p in (free_port() for _ in range(20)) if p not in taken)

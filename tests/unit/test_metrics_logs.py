@@ -114,9 +114,9 @@ def test_a_worker_never_gets_a_port_the_stack_chose_for_the_api_or_temporal(
     bind test alone would call them free (seen in CI: the API could not bind)."""
     s = Settings(home=tmp_path, api_port=free_port(), temporal_ui_port=free_port(),
                  temporal_address=f"127.0.0.1:{free_port()}")
-    chosen = {s.api_port, s.temporal_ui_port, int(s.temporal_address.rsplit(":", 1)[1])}
+    chosen = {s.api_port, s.temporal_ui_port, s.temporal_port}
+    worker_metrics._ports_file(s).parent.mkdir(parents=True, exist_ok=True)
     for port in chosen:  # what an earlier run of this home recorded
-        worker_metrics._ports_file(s).parent.mkdir(parents=True, exist_ok=True)
         worker_metrics._ports_file(s).write_text(json.dumps({"control": port}))
         assert worker_metrics.assign_port(s, "control") not in chosen
 
