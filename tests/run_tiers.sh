@@ -20,7 +20,8 @@ read -ra pytest_args <<<"${PYTEST_ARGS:-}"
 read -ra durations <<<"${DURATIONS:-}"
 logs=${TEST_LOGS:-$(mktemp -d /var/tmp/vmflow-test.XXXXXX)}
 mkdir -p "$logs" && rm -f "$logs"/*.rc
-deadline=$((SECONDS + ${TEST_BUDGET:-4500}))
+budget=${TEST_BUDGET:-4500}
+deadline=$((SECONDS + budget))
 
 db_of() { case $1 in *-pg) echo postgresql ;; *) echo sqlite ;; esac; }
 
@@ -28,11 +29,12 @@ wanted() {  # in $TIERS, and its directory exists
   case " $TIERS " in *" $1 "*) [ -d "tests/${1%-pg}" ] ;; *) return 1 ;; esac
 }
 
-tier() {  # tier NAME live|quiet
-  local t=$1 start=$SECONDS rc=0 left=$((deadline - SECONDS))
+tier() {  # tier NAME live|quiet (quiet: only to its log, printed when its stage ends)
+  local t=$1 start=$SECONDS rc=0 left=$((deadline - SECONDS)) out=/dev/stdout
+  [ "$2" = live ] || out=/dev/null
   [ "$2" = quiet ] || echo "=== tests/${t%-pg} on $(db_of "$t")"
   if [ "$left" -lt "${TIER_MIN_S:-60}" ]; then
-    echo "skipped: the run's budget of ${TEST_BUDGET:-4500} s is spent" | tee "$logs/$t.log"
+    echo "skipped: the run's budget of $budget s is spent" | tee "$logs/$t.log" >"$out"
     echo "124 0" >"$logs/$t.rc"
     return
   fi
@@ -44,10 +46,7 @@ tier() {  # tier NAME live|quiet
     "${run[@]}" 2>&1 | tee "$logs/$t.log"
     rc=${PIPESTATUS[0]}
   fi
-  if [ "$rc" -eq 124 ]; then
-    echo "interrupted: the run's budget ran out" >>"$logs/$t.log"
-    [ "$2" = quiet ] || echo "interrupted: the run's budget ran out"
-  fi
+  [ "$rc" -ne 124 ] || echo "interrupted: the run's budget ran out" | tee -a "$logs/$t.log" >"$out"
   echo "$rc $((SECONDS - start))" >"$logs/$t.rc"
 }
 
@@ -77,13 +76,13 @@ done
 failed=""
 echo "=== tiers (exit status, seconds; logs in $logs)"
 for t in $TIERS; do
-  [ -f "$logs/$t.rc" ] || continue
+  if [ ! -f "$logs/$t.rc" ]; then  # a tier no stage names would silently never run
+    ! wanted "$t" || failed="$failed $t(in no stage)"
+    continue
+  fi
   read -r rc secs <"$logs/$t.rc"
   printf '%-12s %3s %6s\n' "$t" "$rc" "$secs"
   [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ] || failed="$failed $t(rc=$rc)"
-done
-for t in $TIERS; do  # a tier no stage names would silently never run
-  wanted "$t" && [ ! -f "$logs/$t.rc" ] && failed="$failed $t(in no stage)"
 done
 if [ -n "$failed" ]; then echo "FAILED tiers:$failed"; exit 1; fi
 echo "all test tiers passed"
